@@ -1,0 +1,50 @@
+-- videofeed schema, version 1 (PRAGMA user_version = 1).
+-- Applied by `videofeed init` / `import` / `demo` inside one transaction when
+-- user_version is 0; embedded in the binary with include_str!.
+
+-- One row per video. `rowid` is explicit so the FTS index can refer to it
+-- (external content, https://sqlite.org/fts5.html#external_content_tables).
+CREATE TABLE videos (
+    rowid            INTEGER PRIMARY KEY,
+    id               TEXT    NOT NULL UNIQUE,
+    title            TEXT    NOT NULL,
+    channel          TEXT    NOT NULL,
+    duration_seconds INTEGER NOT NULL CHECK (duration_seconds >= 0),
+    thumbnail        TEXT    NOT NULL,
+    region           TEXT    NOT NULL,
+    published_at     TEXT,
+    view_count       INTEGER NOT NULL DEFAULT 0 CHECK (view_count >= 0)
+);
+
+-- Full-text index over title and channel. External content: the text lives
+-- once, in `videos`; the triggers below keep the index in step inside the
+-- same transaction as each write, so a reader never sees one without the other.
+-- unicode61 with remove_diacritics 2 folds case and accents ("cafe" finds
+-- "Café"); prefix='2 3' keeps short prefix queries ("mo*") cheap.
+CREATE VIRTUAL TABLE videos_fts USING fts5(
+    title,
+    channel,
+    content = 'videos',
+    content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3'
+);
+
+CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN
+    INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
+END;
+
+CREATE TRIGGER videos_ad AFTER DELETE ON videos BEGIN
+    INSERT INTO videos_fts (videos_fts, rowid, title, channel)
+    VALUES ('delete', old.rowid, old.title, old.channel);
+END;
+
+-- Only a change to the indexed text touches the index.
+CREATE TRIGGER videos_au AFTER UPDATE OF title, channel ON videos
+WHEN old.title IS NOT new.title OR old.channel IS NOT new.channel BEGIN
+    INSERT INTO videos_fts (videos_fts, rowid, title, channel)
+    VALUES ('delete', old.rowid, old.title, old.channel);
+    INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
+END;
+
+PRAGMA user_version = 1;

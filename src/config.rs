@@ -1,0 +1,217 @@
+//! Raw flags and `VIDEOFEED_*` environment → one validated, immutable [`Config`] for `serve`.
+//!
+//! Precedence for every setting: command-line flag, then environment
+//! variable, then the default in [`Config::default`]. LiteSpeed configures an
+//! app only through `env` lines, so every flag has an environment variable.
+//! Worker count: `--workers`, `VIDEOFEED_WORKERS`, `LSAPI_CHILDREN`,
+//! `PHP_FCGI_CHILDREN`, then 16. Nothing outside `main` reads the environment:
+//! it is passed in as a lookup function, so tests can build configs freely.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where to listen when fd 0 is not an inherited listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// Only an inherited socket on fd 0 (LiteSpeed, spawn-fcgi, lighttpd); none was configured.
+    InheritedOnly,
+    /// A Unix socket path we bind (a stale socket file is replaced).
+    Unix(PathBuf),
+    /// A TCP address we bind.
+    Tcp(SocketAddr),
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The SQLite database (absolute path recommended: LiteSpeed starts apps in the binary's directory).
+    pub db: PathBuf,
+    /// The fallback listener.
+    pub listen: Listen,
+    /// Worker threads; each serves one connection at a time and owns one read-only connection.
+    pub workers: NonZeroUsize,
+    /// Cap on the PARAMS bytes of one request.
+    pub max_params: usize,
+    /// Cap on the STDIN bytes of one request (GET needs none).
+    pub max_stdin: usize,
+    /// Permission bits of a Unix socket we bind.
+    pub socket_mode: u32,
+    /// `FCGI_WEB_SERVER_ADDRS`: TCP peers allowed to connect (empty = any).
+    pub web_server_addrs: Vec<IpAddr>,
+    /// How long a stop waits for requests in flight before exiting anyway.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            // No sensible default location: serve refuses to start without one.
+            db: PathBuf::new(),
+            listen: Listen::InheritedOnly,
+            // Matches the lsws-config template's maxConns/LSAPI_CHILDREN: the web server may keep
+            // this many connections open and each needs a worker (docs/decisions.md).
+            workers: NonZeroUsize::MIN.saturating_add(15),
+            // Generous for CGI params (nginx and LiteSpeed send 1-4 KiB), small enough to bound memory.
+            max_params: 64 * 1024,
+            // /feed is GET-only; a small body is read and ignored.
+            max_stdin: 64 * 1024,
+            // Owner and group (the web server's group) may connect; others may not.
+            socket_mode: 0o660,
+            web_server_addrs: Vec::new(),
+            // LiteSpeed SIGKILLs ~100 ms after its worker exits on some paths; 1.8 s keeps us under 2 s.
+            shutdown_grace: Duration::from_millis(1800),
+        }
+    }
+}
+
+/// Flag values for `serve`, as typed (None = not given).
+#[derive(Debug, Clone, Default)]
+pub struct RawServe {
+    /// `--db`
+    pub db: Option<String>,
+    /// `--socket`
+    pub socket: Option<String>,
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--workers`
+    pub workers: Option<String>,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// The flag or environment variable at fault.
+    pub setting: String,
+    /// What was wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn err(setting: &str, message: impl Into<String>) -> Error {
+    Error { setting: setting.into(), message: message.into() }
+}
+
+/// Picks the flag, else the first set and non-empty environment variable, with its name.
+fn pick(flag: &Option<String>, flag_name: &str, env: &dyn Fn(&str) -> Option<String>, vars: &[&str]) -> Option<(String, String)> {
+    if let Some(v) = flag {
+        return Some((flag_name.to_owned(), v.clone()));
+    }
+    vars.iter().find_map(|name| env(name).filter(|v| !v.trim().is_empty()).map(|v| ((*name).to_owned(), v)))
+}
+
+impl Config {
+    /// Builds the serve configuration from flags and an environment lookup.
+    ///
+    /// # Errors
+    /// [`Error`] naming the flag or variable whose value is missing or unusable.
+    pub fn from_raw(raw: &RawServe, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let mut c = Config::default();
+        let (_, db) = pick(&raw.db, "--db", env, &["VIDEOFEED_DB"])
+            .ok_or_else(|| err("--db", "no database given: pass --db PATH or set VIDEOFEED_DB"))?;
+        c.db = PathBuf::from(db);
+
+        let socket = pick(&raw.socket, "--socket", env, &["VIDEOFEED_SOCKET"]);
+        let listen = pick(&raw.listen, "--listen", env, &["VIDEOFEED_LISTEN"]);
+        c.listen = match (socket, listen) {
+            (Some((sname, _)), Some((lname, _))) => {
+                return Err(err(&sname, format!("give either {sname} or {lname}, not both")));
+            }
+            (Some((_, path)), None) => Listen::Unix(PathBuf::from(path)),
+            (None, Some((name, addr))) => Listen::Tcp(parse_tcp(&name, &addr)?),
+            (None, None) => Listen::InheritedOnly,
+        };
+
+        if let Some((name, v)) =
+            pick(&raw.workers, "--workers", env, &["VIDEOFEED_WORKERS", "LSAPI_CHILDREN", "PHP_FCGI_CHILDREN"])
+        {
+            c.workers = v
+                .trim()
+                .parse::<NonZeroUsize>()
+                .ok()
+                .filter(|n| n.get() <= 1024)
+                .ok_or_else(|| err(&name, format!("must be a whole number from 1 to 1024, got {v:?}")))?;
+        }
+
+        if let Some(v) = env("VIDEOFEED_MAX_PARAMS_BYTES").filter(|v| !v.is_empty()) {
+            c.max_params = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1024..=16 * 1024 * 1024).contains(n))
+                .ok_or_else(|| err("VIDEOFEED_MAX_PARAMS_BYTES", "must be a byte count from 1024 to 16777216"))?;
+        }
+
+        if let Some(v) = env("FCGI_WEB_SERVER_ADDRS").filter(|v| !v.trim().is_empty()) {
+            c.web_server_addrs = v
+                .split(',')
+                .map(|a| a.trim().parse::<IpAddr>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| err("FCGI_WEB_SERVER_ADDRS", format!("must be a comma-separated list of IP addresses, got {v:?}")))?;
+        }
+        Ok(c)
+    }
+}
+
+/// `PORT` alone means loopback; `HOST:PORT` is taken as given.
+fn parse_tcp(name: &str, addr: &str) -> Result<SocketAddr, Error> {
+    let addr = addr.trim();
+    if let Ok(port) = addr.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| err(name, format!("must be HOST:PORT or PORT, got {addr:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn workers_precedence() -> Result<(), Error> {
+        let raw = RawServe { db: Some("/d.db".into()), ..Default::default() };
+        let c = Config::from_raw(&raw, &env_of(&[("PHP_FCGI_CHILDREN", "3"), ("LSAPI_CHILDREN", "5")]))?;
+        assert_eq!(c.workers.get(), 5);
+        let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_WORKERS", "7"), ("LSAPI_CHILDREN", "5")]))?;
+        assert_eq!(c.workers.get(), 7);
+        let raw2 = RawServe { workers: Some("2".into()), ..raw.clone() };
+        assert_eq!(Config::from_raw(&raw2, &env_of(&[("VIDEOFEED_WORKERS", "7")]))?.workers.get(), 2);
+        assert_eq!(Config::from_raw(&raw, &env_of(&[]))?.workers.get(), 16);
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let raw = RawServe::default();
+        assert_eq!(Config::from_raw(&raw, &env_of(&[])).err().map(|e| e.setting), Some("--db".into()));
+        let raw = RawServe { db: Some("x".into()), ..Default::default() };
+        let e = Config::from_raw(&raw, &env_of(&[("LSAPI_CHILDREN", "zero")])).err();
+        assert_eq!(e.map(|e| e.setting), Some("LSAPI_CHILDREN".into()));
+        let e = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_SOCKET", "/s"), ("VIDEOFEED_LISTEN", "9000")])).err();
+        assert!(e.is_some());
+    }
+
+    #[test]
+    fn listen_port_alone_is_loopback() -> Result<(), Error> {
+        let raw = RawServe { db: Some("x".into()), listen: Some("9000".into()), ..Default::default() };
+        let c = Config::from_raw(&raw, &env_of(&[]))?;
+        assert_eq!(c.listen, Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 9000))));
+        let c = Config::from_raw(&RawServe { db: Some("x".into()), ..Default::default() }, &env_of(&[("VIDEOFEED_DB", "/other")]))?;
+        assert_eq!(c.db, PathBuf::from("x"));
+        Ok(())
+    }
+}

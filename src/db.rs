@@ -1,0 +1,174 @@
+//! Opening the SQLite database: the embedded schema, its version check, and
+//! the two ways to open (read-only for serving, one writer for imports).
+//!
+//! Only this module, `search` and `ingest` use rusqlite. Serving code gets
+//! read-only connections from [`open_reader`]; [`open_writer`] is for the
+//! admin commands (`init`, `import`, `demo`) and creates the schema when the
+//! file is new. The schema version lives in `PRAGMA user_version`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// The schema, applied as one transaction to a new database.
+pub const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
+/// The `user_version` this binary writes and expects.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Why a database could not be opened or is not usable.
+#[derive(Debug)]
+pub enum Error {
+    /// SQLite could not open the file at all.
+    Open {
+        /// The database path.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The file opened but is not a videofeed database (or is corrupt).
+    NotVideofeed {
+        /// The database path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file was written by a newer videofeed.
+    NewerSchema {
+        /// The database path.
+        path: PathBuf,
+        /// The `user_version` found.
+        found: i64,
+    },
+    /// A statement failed while creating or checking the schema.
+    Sql(rusqlite::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Open { path, source } => write!(
+                f,
+                "cannot open database {}: {source} (check the path and permissions, or create it with `videofeed init --db {}`)",
+                path.display(),
+                path.display()
+            ),
+            Error::NotVideofeed { path, reason } => write!(
+                f,
+                "{} is not a usable videofeed database: {reason} (point --db/VIDEOFEED_DB at the right file, or create one with `videofeed init --db PATH`)",
+                path.display()
+            ),
+            Error::NewerSchema { path, found } => write!(
+                f,
+                "{} has schema version {found}, this videofeed knows only up to {SCHEMA_VERSION}: upgrade videofeed",
+                path.display()
+            ),
+            Error::Sql(e) => write!(f, "database error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Open { source, .. } => Some(source),
+            Error::Sql(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sql(e)
+    }
+}
+
+/// Opens `path` read-only for serving and checks that it is a videofeed database.
+///
+/// The connection is `SQLITE_OPEN_READ_ONLY` with `query_only` on, reads
+/// through a memory map (shared by all workers through the page cache), and
+/// waits briefly rather than failing while a writer checkpoints.
+///
+/// # Errors
+/// [`Error::Open`] when the file is missing or unreadable; [`Error::NotVideofeed`]
+/// or [`Error::NewerSchema`] when it is not a database this binary can serve.
+pub fn open_reader(path: &Path) -> Result<Connection, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open { path: path.into(), source })?;
+    let setup = || -> rusqlite::Result<()> {
+        conn.busy_timeout(Duration::from_millis(500))?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+        conn.pragma_update(None, "cache_size", -8000i64)?;
+        conn.set_prepared_statement_cache_capacity(16);
+        Ok(())
+    };
+    setup().map_err(|e| not_videofeed(path, &e))?;
+    check(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens (creating if needed) `path` as the single writer and makes sure the schema is there.
+///
+/// WAL mode, `synchronous=NORMAL` (durable at checkpoints, never corrupt), and
+/// a 5 s busy timeout so a concurrent writer makes this one wait, not fail.
+///
+/// # Errors
+/// As for [`open_reader`], plus [`Error::Sql`] when the schema cannot be written.
+pub fn open_writer(path: &Path) -> Result<Connection, Error> {
+    let mut conn = Connection::open(path).map_err(|source| Error::Open { path: path.into(), source })?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(|e| not_videofeed(path, &e))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| not_videofeed(path, &e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("journal_mode is {mode}, not wal: readers may wait on writers");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let version = user_version(&conn, path)?;
+    if version == 0 {
+        let has_tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        if has_tables > 0 {
+            return Err(Error::NotVideofeed {
+                path: path.into(),
+                reason: "it already holds other tables and no videofeed schema version".into(),
+            });
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA_SQL)?;
+        tx.commit()?;
+        log::info!("schema created path={} version={SCHEMA_VERSION}", path.display());
+    }
+    check(&conn, path)?;
+    Ok(conn)
+}
+
+fn not_videofeed(path: &Path, e: &rusqlite::Error) -> Error {
+    Error::NotVideofeed { path: path.into(), reason: e.to_string() }
+}
+
+fn user_version(conn: &Connection, path: &Path) -> Result<i64, Error> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| not_videofeed(path, &e))
+}
+
+/// Checks the schema version and that the tables the feed needs exist.
+fn check(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let version = user_version(conn, path)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::NewerSchema { path: path.into(), found: version });
+    }
+    if version < SCHEMA_VERSION {
+        return Err(Error::NotVideofeed {
+            path: path.into(),
+            reason: format!("schema version {version}, expected {SCHEMA_VERSION}"),
+        });
+    }
+    conn.query_row("SELECT count(*) FROM videos_fts WHERE videos_fts MATCH 'x' LIMIT 1", [], |r| r.get::<_, i64>(0))
+        .map_err(|e| not_videofeed(path, &e))?;
+    conn.query_row("SELECT rowid FROM videos LIMIT 1", [], |_| Ok(()))
+        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(()) } else { Err(e) })
+        .map_err(|e| not_videofeed(path, &e))?;
+    Ok(())
+}

@@ -1,0 +1,459 @@
+//! JSON Lines → validated rows → the single writer connection, in batched transactions.
+//!
+//! The import format is the one `shared/bench/gen_corpus.py` writes: one JSON
+//! object per line with `id`, `title`, `channel`, `duration_seconds`,
+//! `thumbnail`, `region`, and optionally `published_at` and `view_count`.
+//! Unknown fields are ignored; blank lines are skipped. Rows are upserted by
+//! `id`; a row identical to the stored one is counted as unchanged and does
+//! not touch the FTS index. Each batch is one transaction: it is validated
+//! first, so a bad line is reported (line number and reason) and never half
+//! written. With `strict`, the first bad line stops the import and nothing of
+//! its batch is committed; earlier batches stay committed.
+
+use std::fmt;
+use std::io::{self, BufRead, Read};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use crate::db;
+
+/// Longest accepted input line; a longer one is rejected without being buffered whole.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Rows per transaction unless told otherwise.
+pub const DEFAULT_BATCH: usize = 10_000;
+
+const UPSERT_SQL: &str = "\
+INSERT INTO videos (id, title, channel, duration_seconds, thumbnail, region, published_at, view_count)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT (id) DO UPDATE SET
+    title = excluded.title, channel = excluded.channel, duration_seconds = excluded.duration_seconds,
+    thumbnail = excluded.thumbnail, region = excluded.region, published_at = excluded.published_at,
+    view_count = excluded.view_count
+WHERE (title, channel, duration_seconds, thumbnail, region, published_at, view_count)
+      IS NOT (excluded.title, excluded.channel, excluded.duration_seconds, excluded.thumbnail,
+              excluded.region, excluded.published_at, excluded.view_count)";
+
+/// One valid video row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Video {
+    /// Unique id (1..=64 characters, no spaces).
+    pub id: String,
+    /// Title (non-empty).
+    pub title: String,
+    /// Channel name (non-empty).
+    pub channel: String,
+    /// Length in seconds, 0..=1,000,000.
+    pub duration_seconds: i64,
+    /// Thumbnail URL (http or https).
+    pub thumbnail: String,
+    /// Two upper-case letters, or `GLOBAL`.
+    pub region: String,
+    /// ISO-8601 UTC timestamp, if known.
+    pub published_at: Option<String>,
+    /// View count, 0 when unknown.
+    pub view_count: i64,
+}
+
+/// A rejected input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// 1-based line number.
+    pub line: u64,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// Import options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Rows per transaction (at least 1).
+    pub batch_size: usize,
+    /// Stop at the first bad line.
+    pub strict: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { batch_size: DEFAULT_BATCH, strict: false }
+    }
+}
+
+/// Counts so far; the final one is the import's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// New videos.
+    pub inserted: u64,
+    /// Existing videos whose data changed.
+    pub updated: u64,
+    /// Existing videos sent again unchanged.
+    pub unchanged: u64,
+    /// Lines rejected.
+    pub rejected: u64,
+    /// Wall time so far.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Accepted rows per second.
+    pub fn rows_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        let rows = (self.inserted + self.updated + self.unchanged) as f64;
+        if secs > 0.0 { rows / secs } else { rows }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "lines={} inserted={} updated={} unchanged={} rejected={} seconds={:.2} rows_per_s={:.0}",
+            self.lines,
+            self.inserted,
+            self.updated,
+            self.unchanged,
+            self.rejected,
+            self.elapsed.as_secs_f64(),
+            self.rows_per_second()
+        )
+    }
+}
+
+/// Why an import stopped.
+#[derive(Debug)]
+pub enum Error {
+    /// The database could not be opened or created.
+    Db(db::Error),
+    /// A write failed; the batch in progress was rolled back.
+    Sql(rusqlite::Error),
+    /// Reading the input failed.
+    Read(io::Error),
+    /// `--strict` and a bad line; its batch was rolled back.
+    Strict {
+        /// The first bad line.
+        rejection: Rejection,
+        /// What was committed before it.
+        committed: Summary,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Db(e) => write!(f, "{e}"),
+            Error::Sql(e) => write!(f, "write failed, the batch in progress was rolled back: {e}"),
+            Error::Read(e) => write!(f, "cannot read the input: {e}"),
+            Error::Strict { rejection, committed } => write!(
+                f,
+                "line {}: {} (--strict: stopped; nothing of this batch was written; earlier batches committed: {} inserted, {} updated)",
+                rejection.line, rejection.reason, committed.inserted, committed.updated
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Db(e) => Some(e),
+            Error::Sql(e) => Some(e),
+            Error::Read(e) => Some(e),
+            Error::Strict { .. } => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sql(e)
+    }
+}
+
+/// Validates one JSON line into a [`Video`].
+///
+/// # Errors
+/// A reason naming the field and the rule it broke.
+pub fn parse_line(line: &str) -> Result<Video, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Value::Object(obj) = value else {
+        return Err("not a JSON object".into());
+    };
+    let id = text(&obj, "id", 64)?;
+    if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("id must not contain spaces or control characters".into());
+    }
+    let title = text(&obj, "title", 1000)?;
+    let channel = text(&obj, "channel", 200)?;
+    let duration_seconds = integer(&obj, "duration_seconds", 1_000_000)?
+        .ok_or_else(|| "duration_seconds is required".to_owned())?;
+    let thumbnail = text(&obj, "thumbnail", 2048)?;
+    if !(thumbnail.starts_with("https://") || thumbnail.starts_with("http://")) {
+        return Err("thumbnail must be an http:// or https:// URL".into());
+    }
+    let region = text(&obj, "region", 6)?.to_ascii_uppercase();
+    if !(region == "GLOBAL" || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase()))) {
+        return Err(format!("region must be two letters or GLOBAL, got {region:?}"));
+    }
+    let published_at = match obj.get("published_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if is_timestamp(s) => Some(s.clone()),
+        Some(_) => return Err("published_at must be an ISO-8601 timestamp such as 2024-05-01T12:00:00Z".into()),
+    };
+    let view_count = integer(&obj, "view_count", i64::MAX)?.unwrap_or(0);
+    Ok(Video { id, title, channel, duration_seconds, thumbnail, region, published_at, view_count })
+}
+
+fn text(obj: &Map<String, Value>, field: &str, max_chars: usize) -> Result<String, String> {
+    match obj.get(field) {
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            if s.is_empty() {
+                Err(format!("{field} must not be empty"))
+            } else if s.chars().count() > max_chars {
+                Err(format!("{field} is longer than {max_chars} characters"))
+            } else {
+                Ok(s.to_owned())
+            }
+        }
+        None | Some(Value::Null) => Err(format!("{field} is required")),
+        Some(_) => Err(format!("{field} must be a string")),
+    }
+}
+
+fn integer(obj: &Map<String, Value>, field: &str, max: i64) -> Result<Option<i64>, String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v) if (0..=max).contains(&v) => Ok(Some(v)),
+            _ => Err(format!("{field} must be a whole number from 0 to {max}")),
+        },
+        Some(_) => Err(format!("{field} must be a number")),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` followed by `Z`, fractional seconds or an offset.
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    s.len() <= 40
+        && digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && matches!(b.get(10), Some(b'T' | b' '))
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19)
+}
+
+/// The single writer: one read-write connection.
+pub struct Writer {
+    conn: Connection,
+}
+
+impl Writer {
+    /// Opens or creates the database at `path` for writing (see [`db::open_writer`]).
+    ///
+    /// # Errors
+    /// [`Error::Db`] when it cannot be opened or is not a videofeed database.
+    pub fn open(path: &Path) -> Result<Writer, Error> {
+        Ok(Writer { conn: db::open_writer(path).map_err(Error::Db)? })
+    }
+
+    /// Number of videos stored.
+    ///
+    /// # Errors
+    /// [`Error::Sql`] if the count fails.
+    pub fn count(&self) -> Result<i64, Error> {
+        Ok(self.conn.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?)
+    }
+
+    /// Upserts `videos` in one transaction, adding to `summary`.
+    ///
+    /// # Errors
+    /// [`Error::Sql`]; nothing of the batch is committed then.
+    pub fn write_batch(&mut self, videos: &[Video], summary: &mut Summary) -> Result<(), Error> {
+        let tx = self.conn.transaction()?;
+        let (mut inserted, mut updated, mut unchanged) = (0, 0, 0);
+        {
+            let mut exists = tx.prepare_cached("SELECT 1 FROM videos WHERE id = ?1")?;
+            let mut upsert = tx.prepare_cached(UPSERT_SQL)?;
+            for v in videos {
+                let existed = exists.exists([&v.id])?;
+                let changed = upsert.execute(rusqlite::params![
+                    v.id,
+                    v.title,
+                    v.channel,
+                    v.duration_seconds,
+                    v.thumbnail,
+                    v.region,
+                    v.published_at,
+                    v.view_count
+                ])?;
+                match (existed, changed) {
+                    (false, _) => inserted += 1,
+                    (true, 0) => unchanged += 1,
+                    (true, _) => updated += 1,
+                }
+            }
+        }
+        tx.commit()?;
+        summary.inserted += inserted;
+        summary.updated += updated;
+        summary.unchanged += unchanged;
+        Ok(())
+    }
+
+    /// Imports JSON Lines from `input`.
+    ///
+    /// `on_reject` is called for every bad line (non-strict mode) and
+    /// `on_progress` after every committed batch.
+    ///
+    /// # Errors
+    /// [`Error::Read`], [`Error::Sql`] (the batch in progress rolled back), or
+    /// [`Error::Strict`] at the first bad line with `strict`.
+    pub fn import<R: BufRead>(
+        &mut self,
+        mut input: R,
+        opts: Options,
+        on_reject: &mut dyn FnMut(&Rejection),
+        on_progress: &mut dyn FnMut(&Summary),
+    ) -> Result<Summary, Error> {
+        let started = Instant::now();
+        let batch_size = opts.batch_size.max(1);
+        let mut summary = Summary::default();
+        let mut batch: Vec<Video> = Vec::with_capacity(batch_size.min(100_000));
+        let mut line_no: u64 = 0;
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            let (read, too_long) = read_line_capped(&mut input, &mut raw).map_err(Error::Read)?;
+            if read == 0 {
+                break;
+            }
+            line_no += 1;
+            let outcome = if too_long {
+                Err(format!("line is longer than {MAX_LINE_BYTES} bytes"))
+            } else {
+                match std::str::from_utf8(&raw) {
+                    Ok(s) if s.trim().is_empty() => continue,
+                    Ok(s) => parse_line(s),
+                    Err(_) => Err("not valid UTF-8".to_owned()),
+                }
+            };
+            summary.lines += 1;
+            match outcome {
+                Ok(v) => batch.push(v),
+                Err(reason) => {
+                    let rejection = Rejection { line: line_no, reason };
+                    if opts.strict {
+                        summary.elapsed = started.elapsed();
+                        return Err(Error::Strict { rejection, committed: summary });
+                    }
+                    summary.rejected += 1;
+                    on_reject(&rejection);
+                }
+            }
+            if batch.len() >= batch_size {
+                self.write_batch(&batch, &mut summary)?;
+                batch.clear();
+                summary.elapsed = started.elapsed();
+                on_progress(&summary);
+            }
+        }
+        if !batch.is_empty() {
+            self.write_batch(&batch, &mut summary)?;
+        }
+        summary.elapsed = started.elapsed();
+        on_progress(&summary);
+        Ok(summary)
+    }
+}
+
+/// Reads one line (without its `\n`, and `\r` trimmed) into `buf`, buffering at
+/// most [`MAX_LINE_BYTES`]; returns the bytes consumed and whether the line was cut.
+fn read_line_capped<R: BufRead>(input: &mut R, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+    let cap = u64::try_from(MAX_LINE_BYTES + 1).unwrap_or(u64::MAX);
+    let n = input.by_ref().take(cap).read_until(b'\n', buf)?;
+    let mut total = n;
+    let mut too_long = false;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE_BYTES {
+        too_long = true;
+        // Skip the rest of the line without keeping it.
+        let mut sink = Vec::new();
+        loop {
+            sink.clear();
+            let m = input.by_ref().take(64 * 1024).read_until(b'\n', &mut sink)?;
+            total += m;
+            if m == 0 || sink.last() == Some(&b'\n') {
+                break;
+            }
+        }
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok((total, too_long))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"id":"abc123DEF_-","title":"Lofi Hip Hop","channel":"Chill","duration_seconds":600,"thumbnail":"https://i.ytimg.com/vi/x/hqdefault.jpg","region":"us","published_at":"2024-01-02T03:04:05Z","view_count":12,"extra":true}"#;
+
+    #[test]
+    fn good_line_is_normalised() -> Result<(), String> {
+        let v = parse_line(GOOD)?;
+        assert_eq!(v.region, "US");
+        assert_eq!(v.view_count, 12);
+        assert_eq!(v.published_at.as_deref(), Some("2024-01-02T03:04:05Z"));
+        Ok(())
+    }
+
+    #[test]
+    fn each_rule_has_a_reason() {
+        let cases = [
+            ("not json", "not valid JSON"),
+            ("[1,2]", "not a JSON object"),
+            (r#"{"title":"t"}"#, "id is required"),
+            (&GOOD.replace("\"Chill\"", "\"  \""), "channel must not be empty"),
+            (&GOOD.replace("600", "-1"), "duration_seconds must be a whole number"),
+            (&GOOD.replace("600", "\"600\""), "duration_seconds must be a number"),
+            (&GOOD.replace("https://i.ytimg.com/vi/x/hqdefault.jpg", "javascript:alert(1)"), "thumbnail must be"),
+            (&GOOD.replace("\"us\"", "\"USA\""), "region must be"),
+            (&GOOD.replace("2024-01-02T03:04:05Z", "yesterday"), "published_at must be"),
+            (&GOOD.replace("abc123DEF_-", "a b"), "id must not contain"),
+        ];
+        for (line, want) in cases {
+            match parse_line(line) {
+                Err(reason) => assert!(reason.contains(want), "{line}: {reason}"),
+                Ok(v) => panic!("accepted {line}: {v:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut_without_buffering_them() -> io::Result<()> {
+        let mut input = Vec::new();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
+        input.extend_from_slice(b"\nnext\r\n");
+        let mut r = io::Cursor::new(input);
+        let mut buf = Vec::new();
+        let (_, cut) = read_line_capped(&mut r, &mut buf)?;
+        assert!(cut);
+        buf.clear();
+        let (n, cut) = read_line_capped(&mut r, &mut buf)?;
+        assert_eq!((n, cut, buf.as_slice()), (6, false, b"next".as_slice()));
+        Ok(())
+    }
+}

@@ -1,0 +1,394 @@
+//! The `videofeed` command: a thin layer over the library that parses
+//! subcommands and flags, sets up logging, and turns errors into exit codes
+//! (0 ok, 1 finished with rejected lines or a 5xx answer, 2 fatal).
+//! Standard output is used only by the admin commands; `serve` never writes
+//! to it (under LiteSpeed it is a dead socket).
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use videofeed::config::{Config, RawServe};
+use videofeed::fcgi::client;
+use videofeed::ingest::{self, Options, Summary, Writer};
+use videofeed::{demo, request, response, search, server};
+
+const USAGE: &str = "\
+videofeed: a FastCGI responder for a video search feed, backed by SQLite FTS5
+
+Usage: videofeed <command> [options]
+
+Commands:
+  serve    answer GET /feed as a FastCGI responder (socket on fd 0, --socket or --listen)
+  init     create or check the database schema
+  import   import videos from JSON Lines (a file or - for stdin)
+  demo     generate a deterministic demo corpus into the database
+  query    run one feed query against the database and print the JSON
+  get      send one FastCGI request to a running responder and print the answer
+
+Run `videofeed <command> --help` for a command's options and examples.
+Options: -h, --help   this text;  -V, --version   the version";
+
+const SERVE_HELP: &str = "\
+videofeed serve --db PATH [--socket PATH | --listen [HOST:]PORT] [--workers N]
+
+Answers GET /feed as a FastCGI responder. When fd 0 is a listening socket (LiteSpeed,
+lighttpd and spawn-fcgi start apps that way) it is used and nothing is bound or removed;
+otherwise --socket binds a Unix socket (a stale one is replaced, mode 0660) or --listen a
+TCP address (a bare PORT means 127.0.0.1).
+
+Environment (flags win): VIDEOFEED_DB, VIDEOFEED_SOCKET, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
+then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 16), VIDEOFEED_MAX_PARAMS_BYTES,
+FCGI_WEB_SERVER_ADDRS, VIDEOFEED_LOG (log filter, default info; RUST_LOG also works).
+Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
+
+Example:
+  videofeed serve --db /srv/videofeed/videos.db --socket /run/videofeed/videofeed.sock --workers 8";
+
+const INIT_HELP: &str = "\
+videofeed init --db PATH
+
+Creates the database with the videofeed schema, or checks an existing one. Idempotent.
+
+Example:
+  videofeed init --db /srv/videofeed/videos.db";
+
+const IMPORT_HELP: &str = "\
+videofeed import --db PATH [--strict] [--batch-size N] [FILE|-]
+
+Imports JSON Lines (one video per line: id, title, channel, duration_seconds, thumbnail,
+region, optional published_at and view_count) and upserts by id. A bad line is reported
+on stderr with its line number and reason and counted. With --strict the first bad line
+stops the import and nothing of its batch (default 10000 rows) is written.
+Exit status: 0 all lines imported, 1 some lines rejected, 2 stopped by an error.
+
+Examples:
+  videofeed import --db videos.db videos.jsonl
+  zcat videos.jsonl.gz | videofeed import --db videos.db --strict -";
+
+const DEMO_HELP: &str = "\
+videofeed demo --db PATH [--videos N] [--seed S]
+
+Generates N (default 10000) realistic videos, the same ones for the same seed (default 1),
+and writes them to the database (creating it if needed).
+
+Example:
+  videofeed demo --db /tmp/demo.db --videos 50000";
+
+const QUERY_HELP: &str = "\
+videofeed query --db PATH --q TEXT [--region CC] [--limit N]
+
+Runs the /feed search directly against the database and prints the same JSON body.
+Exit status 2 with the parameter error when the query is invalid.
+
+Example:
+  videofeed query --db videos.db --q 'lofi hip' --region DE --limit 5";
+
+const GET_HELP: &str = "\
+videofeed get (--socket PATH | --connect HOST:PORT) [--method GET|HEAD] [--timeout SECONDS] URI
+
+Sends one FastCGI request with our own client and prints the CGI answer (headers, blank
+line, body). Exit status: 0 for a 1xx-4xx answer, 1 for a 5xx answer, 2 for no answer.
+The operator's health check without a web server.
+
+Example:
+  videofeed get --socket /run/videofeed/videofeed.sock '/feed?q=music&limit=3'";
+
+/// A fatal error: its message (with source chain) and exit code.
+struct Fatal(String, u8);
+
+impl<E: std::error::Error> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        let mut msg = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !msg.contains(&text) {
+                msg.push_str(": ");
+                msg.push_str(&text);
+            }
+            source = s.source();
+        }
+        Fatal(msg, 2)
+    }
+}
+
+fn fatal(msg: impl Into<String>) -> Fatal {
+    Fatal(msg.into(), 2)
+}
+
+/// Parsed `--flag value` / `--flag=value` options and positional arguments.
+struct Args {
+    flags: HashMap<String, String>,
+    positional: Vec<String>,
+    help: bool,
+}
+
+fn parse_args(args: &[String], valued: &[&str], switches: &[&str], usage: &str) -> Result<Args, Fatal> {
+    let mut out = Args { flags: HashMap::new(), positional: Vec::new(), help: false };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-h" || a == "--help" {
+            out.help = true;
+        } else if a == "-" || !a.starts_with('-') {
+            out.positional.push(a.clone());
+        } else {
+            let (name, inline) = match a.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (a.as_str(), None),
+            };
+            if switches.contains(&name) {
+                out.flags.insert(name.to_owned(), String::new());
+            } else if valued.contains(&name) {
+                let v = match inline {
+                    Some(v) => v,
+                    None => it.next().cloned().ok_or_else(|| fatal(format!("{name} needs a value\n\n{usage}")))?,
+                };
+                out.flags.insert(name.to_owned(), v);
+            } else {
+                return Err(fatal(format!("unknown option {name}\n\n{usage}")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Args {
+    fn get(&self, name: &str) -> Option<String> {
+        self.flags.get(name).cloned()
+    }
+
+    fn db(&self, usage: &str) -> Result<PathBuf, Fatal> {
+        self.get("--db")
+            .or_else(|| std::env::var("VIDEOFEED_DB").ok().filter(|v| !v.is_empty()))
+            .map(PathBuf::from)
+            .ok_or_else(|| fatal(format!("--db PATH is required (or set VIDEOFEED_DB)\n\n{usage}")))
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, Fatal> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| fatal(format!("{name} must be a whole number, got {v:?}"))),
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = std::env::var("VIDEOFEED_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    env_logger::Builder::new()
+        .parse_filters(&filter)
+        .target(env_logger::Target::Stderr)
+        .write_style(env_logger::WriteStyle::Never)
+        .format_timestamp_millis()
+        .init();
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => cmd_serve(&args[1..]),
+        Some("init") => cmd_init(&args[1..]),
+        Some("import") => cmd_import(&args[1..]),
+        Some("demo") => cmd_demo(&args[1..]),
+        Some("query") => cmd_query(&args[1..]),
+        Some("get") => cmd_get(&args[1..]),
+        Some("-V" | "--version" | "version") => {
+            println!("videofeed {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        Some(other) => Err(fatal(format!("unknown command {other:?}\n\n{USAGE}"))),
+        None => Err(fatal(USAGE)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(Fatal(msg, code)) => {
+            eprintln!("videofeed: error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn help(text: &str) -> Result<u8, Fatal> {
+    println!("{text}");
+    Ok(0)
+}
+
+fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
+    let a = parse_args(raw, &["--db", "--socket", "--listen", "--workers"], &[], SERVE_HELP)?;
+    if a.help {
+        return help(SERVE_HELP);
+    }
+    let flags = RawServe { db: a.get("--db"), socket: a.get("--socket"), listen: a.get("--listen"), workers: a.get("--workers") };
+    let config = Config::from_raw(&flags, &|k| std::env::var(k).ok())?;
+    log::info!(
+        "config db={} listen={:?} workers={} max_params={} grace_ms={}",
+        config.db.display(),
+        config.listen,
+        config.workers,
+        config.max_params,
+        config.shutdown_grace.as_millis()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    server::install_signal_handlers(&stop)?;
+    server::run(Arc::new(config), stop)?;
+    Ok(0)
+}
+
+fn cmd_init(raw: &[String]) -> Result<u8, Fatal> {
+    let a = parse_args(raw, &["--db"], &[], INIT_HELP)?;
+    if a.help {
+        return help(INIT_HELP);
+    }
+    let db = a.db(INIT_HELP)?;
+    let writer = Writer::open(&db)?;
+    println!("{}: videofeed schema {} ready, {} videos", db.display(), videofeed::db::SCHEMA_VERSION, writer.count()?);
+    Ok(0)
+}
+
+/// Prints progress on a terminal at most twice a second; silent in pipes.
+fn progress_printer() -> impl FnMut(&Summary) {
+    let tty = io::stderr().is_terminal();
+    let mut last = Instant::now();
+    move |s: &Summary| {
+        if tty && last.elapsed() >= Duration::from_millis(500) {
+            last = Instant::now();
+            eprint!("\r{} lines, {} inserted, {} updated, {} rejected, {:.0} rows/s   ", s.lines, s.inserted, s.updated, s.rejected, s.rows_per_second());
+        }
+    }
+}
+
+fn cmd_import(raw: &[String]) -> Result<u8, Fatal> {
+    let a = parse_args(raw, &["--db", "--batch-size"], &["--strict"], IMPORT_HELP)?;
+    if a.help {
+        return help(IMPORT_HELP);
+    }
+    let db = a.db(IMPORT_HELP)?;
+    let opts = Options { batch_size: a.number("--batch-size", ingest::DEFAULT_BATCH)?.max(1), strict: a.flags.contains_key("--strict") };
+    let source = a.positional.first().cloned().unwrap_or_else(|| "-".into());
+    if a.positional.len() > 1 {
+        return Err(fatal(format!("import takes one input, got {}\n\n{IMPORT_HELP}", a.positional.len())));
+    }
+    let input: Box<dyn BufRead> = if source == "-" {
+        Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock()))
+    } else {
+        let f = std::fs::File::open(&source).map_err(|e| fatal(format!("cannot open {source}: {e}")))?;
+        Box::new(BufReader::with_capacity(1 << 20, f))
+    };
+    let mut writer = Writer::open(&db)?;
+    let mut progress = progress_printer();
+    let mut reject = |r: &ingest::Rejection| eprintln!("videofeed: {source}:{}: rejected: {}", r.line, r.reason);
+    let result = writer.import(input, opts, &mut reject, &mut progress);
+    if io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let summary = result?;
+    println!("import {}: {summary}", db.display());
+    Ok(if summary.rejected > 0 { 1 } else { 0 })
+}
+
+fn cmd_demo(raw: &[String]) -> Result<u8, Fatal> {
+    let a = parse_args(raw, &["--db", "--videos", "--seed"], &[], DEMO_HELP)?;
+    if a.help {
+        return help(DEMO_HELP);
+    }
+    let db = a.db(DEMO_HELP)?;
+    let count: u64 = a.number("--videos", 10_000)?;
+    let seed: u64 = a.number("--seed", 1)?;
+    let mut writer = Writer::open(&db)?;
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut progress = progress_printer();
+    let mut batch = Vec::with_capacity(ingest::DEFAULT_BATCH);
+    for v in demo::videos(count, seed) {
+        batch.push(v);
+        if batch.len() == ingest::DEFAULT_BATCH {
+            writer.write_batch(&batch, &mut summary)?;
+            summary.lines += batch.len() as u64;
+            summary.elapsed = started.elapsed();
+            progress(&summary);
+            batch.clear();
+        }
+    }
+    writer.write_batch(&batch, &mut summary)?;
+    summary.lines += batch.len() as u64;
+    summary.elapsed = started.elapsed();
+    if io::stderr().is_terminal() {
+        eprintln!();
+    }
+    println!("demo {} seed={seed}: {summary}", db.display());
+    Ok(0)
+}
+
+fn cmd_query(raw: &[String]) -> Result<u8, Fatal> {
+    let a = parse_args(raw, &["--db", "--q", "--region", "--limit"], &[], QUERY_HELP)?;
+    if a.help {
+        return help(QUERY_HELP);
+    }
+    let db = a.db(QUERY_HELP)?;
+    let mut qs = url::form_urlencoded::Serializer::new(String::new());
+    for (flag, param) in [("--q", "q"), ("--region", "region"), ("--limit", "limit")] {
+        if let Some(v) = a.get(flag) {
+            qs.append_pair(param, &v);
+        }
+    }
+    let query = request::parse(&qs.finish()).map_err(|e| fatal(format!("--{}: {}", e.param, e.message)))?;
+    let reader = search::Reader::open_read_only(&db)?;
+    let items = reader.search(&query)?;
+    let cgi = response::feed(&query, &items, false);
+    let body = client::Response { stdout: cgi, ..Default::default() };
+    let mut out = io::stdout().lock();
+    out.write_all(body.body())?;
+    out.write_all(b"\n")?;
+    Ok(0)
+}
+
+fn cmd_get(raw: &[String]) -> Result<u8, Fatal> {
+    let a = parse_args(raw, &["--socket", "--connect", "--method", "--timeout"], &[], GET_HELP)?;
+    if a.help {
+        return help(GET_HELP);
+    }
+    let uri = a.positional.first().cloned().ok_or_else(|| fatal(format!("get needs a URI such as '/feed?q=music'\n\n{GET_HELP}")))?;
+    let method = a.get("--method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
+    let timeout = Some(Duration::from_secs(a.number("--timeout", 5u64)?.max(1)));
+    let params = client::get_params(&method, &uri);
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let answer = match (a.get("--socket"), a.get("--connect")) {
+        (Some(path), None) => UnixStream::connect(&path)
+            .and_then(|mut s| {
+                s.set_read_timeout(timeout)?;
+                s.set_write_timeout(timeout)?;
+                client::request(&mut s, 1, false, &pairs, &[])
+            })
+            .map_err(|e| fatal(format!("no answer from {path}: {e}")))?,
+        (None, Some(addr)) => TcpStream::connect(&addr)
+            .and_then(|mut s| {
+                s.set_read_timeout(timeout)?;
+                s.set_write_timeout(timeout)?;
+                client::request(&mut s, 1, false, &pairs, &[])
+            })
+            .map_err(|e| fatal(format!("no answer from {addr}: {e}")))?,
+        _ => return Err(fatal(format!("give exactly one of --socket PATH or --connect HOST:PORT\n\n{GET_HELP}"))),
+    };
+    let mut out = io::stdout().lock();
+    out.write_all(&answer.stdout)?;
+    if !answer.stdout.ends_with(b"\n") {
+        out.write_all(b"\n")?;
+    }
+    if !answer.stderr.is_empty() {
+        eprintln!("stderr from the application: {}", String::from_utf8_lossy(&answer.stderr));
+    }
+    Ok(if answer.status() >= 500 { 1 } else { 0 })
+}

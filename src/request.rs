@@ -1,0 +1,178 @@
+//! The `/feed` query string → a validated [`FeedQuery`].
+//!
+//! Decoding is `application/x-www-form-urlencoded` (the `url` crate): `+` is a
+//! space, percent escapes are decoded, invalid UTF-8 becomes U+FFFD. Rules:
+//! `q` is required and is 1..=120 characters after trimming, with at least
+//! one letter or digit; `region` is two ASCII letters, any case, answered in
+//! upper case, default `US`; `limit` is an integer 1..=100, default 24. An
+//! empty `region=` or `limit=` means "not given". A repeated parameter: the
+//! last one wins (as PHP's `$_GET` does). Unknown parameters are ignored.
+//! No I/O here.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::fmt;
+
+use crate::fts;
+
+/// Longest `q`, in characters (Unicode scalar values), after trimming.
+pub const MAX_Q_CHARS: usize = 120;
+/// `region` when none is given.
+pub const DEFAULT_REGION: &str = "US";
+/// `limit` when none is given.
+pub const DEFAULT_LIMIT: u32 = 24;
+/// Largest `limit`.
+pub const MAX_LIMIT: u32 = 100;
+
+/// A validated feed query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedQuery {
+    /// The trimmed search text, as answered in `"query"`.
+    pub q: String,
+    /// The FTS5 MATCH expression built from `q` (see [`crate::fts`]).
+    pub match_expr: String,
+    /// Two upper-case ASCII letters.
+    pub region: String,
+    /// 1..=100.
+    pub limit: u32,
+}
+
+/// A parameter that broke a rule: answered as a 400 naming both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError {
+    /// The parameter name.
+    pub param: &'static str,
+    /// The rule, in words a PHP developer can act on.
+    pub message: String,
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "parameter {}: {}", self.param, self.message)
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+fn bad(param: &'static str, message: impl Into<String>) -> ParamError {
+    ParamError { param, message: message.into() }
+}
+
+/// Parses and validates a raw `QUERY_STRING`.
+///
+/// # Errors
+/// [`ParamError`] naming the first parameter that breaks its rule.
+pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
+    let mut q = None;
+    let mut region = None;
+    let mut limit = None;
+    for (name, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
+        match name.as_ref() {
+            "q" => q = Some(value.into_owned()),
+            "region" => region = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            "limit" => limit = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            _ => {}
+        }
+    }
+
+    let q = q.ok_or_else(|| bad("q", "is required: pass the search text as ?q=..."))?;
+    let q = q.trim().to_owned();
+    let chars = q.chars().count();
+    if chars == 0 {
+        return Err(bad("q", "must not be empty"));
+    }
+    if chars > MAX_Q_CHARS {
+        return Err(bad("q", format!("must be at most {MAX_Q_CHARS} characters, got {chars}")));
+    }
+    let match_expr = fts::match_expression(&q)
+        .ok_or_else(|| bad("q", "has no searchable word: it needs at least one letter or digit"))?;
+
+    let region = match region {
+        None => DEFAULT_REGION.to_owned(),
+        Some(r) if r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()) => r.to_ascii_uppercase(),
+        Some(_) => return Err(bad("region", "must be a two-letter country code such as US or de")),
+    };
+
+    let limit = match limit {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => return Err(bad("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
+        },
+    };
+
+    Ok(FeedQuery { q, match_expr, region, limit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_param(qs: &str) -> &'static str {
+        match parse(qs) {
+            Err(e) => e.param,
+            Ok(q) => panic!("{qs:?} was accepted as {q:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_apply() -> Result<(), ParamError> {
+        let q = parse("q=lofi")?;
+        assert_eq!((q.q.as_str(), q.region.as_str(), q.limit), ("lofi", "US", 24));
+        let q = parse("q=lofi&region=&limit=")?;
+        assert_eq!((q.region.as_str(), q.limit), ("US", 24));
+        Ok(())
+    }
+
+    #[test]
+    fn decoding_and_normalising() -> Result<(), ParamError> {
+        let q = parse("q=%20hip+hop%20&region=de&limit=100")?;
+        assert_eq!((q.q.as_str(), q.region.as_str(), q.limit), ("hip hop", "DE", 100));
+        assert_eq!(q.match_expr, r#""hip" "hop"*"#);
+        let q = parse("q=caf%C3%A9")?;
+        assert_eq!(q.q, "café");
+        Ok(())
+    }
+
+    #[test]
+    fn last_repeated_parameter_wins_and_unknown_are_ignored() -> Result<(), ParamError> {
+        let q = parse("q=a&q=b&limit=3&limit=5&utm_source=x")?;
+        assert_eq!((q.q.as_str(), q.limit), ("b", 5));
+        Ok(())
+    }
+
+    #[test]
+    fn q_rules() {
+        assert_eq!(err_param(""), "q");
+        assert_eq!(err_param("region=US"), "q");
+        assert_eq!(err_param("q=%20%20"), "q");
+        assert_eq!(err_param("q=%2A%2A"), "q");
+        assert_eq!(err_param(&format!("q={}", "a".repeat(121))), "q");
+        assert!(parse(&format!("q={}", "é".repeat(120))).is_ok(), "120 two-byte characters are allowed");
+    }
+
+    #[test]
+    fn region_rules() {
+        for r in ["USA", "U", "1A", "%C3%A9s", "GLOBAL"] {
+            assert_eq!(err_param(&format!("q=a&region={r}")), "region", "{r}");
+        }
+    }
+
+    #[test]
+    fn limit_rules() {
+        for l in ["0", "101", "-1", "abc", "1.5", "99999999999999999999"] {
+            assert_eq!(err_param(&format!("q=a&limit={l}")), "limit", "{l}");
+        }
+    }
+
+    #[test]
+    fn error_names_parameter_and_rule() {
+        let e = parse("q=a&limit=0").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("limit") && e.contains("1 to 100"), "{e}");
+    }
+}

@@ -1,0 +1,161 @@
+//! Feed results or an error → a complete CGI response (headers, blank line, JSON body).
+//!
+//! Cache policy (see `docs/decisions.md`): a 200 feed is public for 5 minutes
+//! at the CDN and in LiteSpeed's cache (`X-LiteSpeed-Cache-Control`) and may
+//! be served stale for an hour while revalidating; every error is `no-store`
+//! and carries no LiteSpeed cache header. `Vary: Accept-Encoding` goes on
+//! every answer because the web server may compress it. No I/O here.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use serde::Serialize;
+
+use crate::request::FeedQuery;
+use crate::search::FeedItem;
+
+/// `Cache-Control` of a 200 feed answer.
+pub const FEED_CACHE_CONTROL: &str = "public, max-age=300, stale-while-revalidate=3600";
+/// `X-LiteSpeed-Cache-Control` of a 200 feed answer: lets LSCache store it.
+pub const LSCACHE_CONTROL: &str = "public, max-age=300";
+/// `Content-Type` of every answer.
+pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+#[derive(Serialize)]
+struct FeedBody<'a> {
+    query: &'a str,
+    region: &'a str,
+    count: usize,
+    results: &'a [FeedItem],
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param: Option<&'a str>,
+    message: &'a str,
+}
+
+/// The reason phrase for the status codes we send.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// A 200 answer for `query` with `items`; `head` leaves out the body (HEAD requests).
+pub fn feed(query: &FeedQuery, items: &[FeedItem], head: bool) -> Vec<u8> {
+    let body = FeedBody { query: &query.q, region: &query.region, count: items.len(), results: items };
+    match serde_json::to_vec(&body) {
+        Ok(json) => cgi(
+            200,
+            &[("Cache-Control", FEED_CACHE_CONTROL), ("X-LiteSpeed-Cache-Control", LSCACHE_CONTROL)],
+            &json,
+            head,
+        ),
+        // Serialising strings and numbers cannot fail; answer honestly if it ever does.
+        Err(e) => error(500, None, &format!("could not encode the answer: {e}"), &[], head),
+    }
+}
+
+/// An error answer: `{"error":{"status","param"?,"message"}}`, `Cache-Control: no-store`.
+pub fn error(status: u16, param: Option<&str>, message: &str, extra: &[(&str, &str)], head: bool) -> Vec<u8> {
+    let body = ErrorBody { error: ErrorDetail { status, param, message } };
+    let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":{}}".to_vec());
+    let mut headers: Vec<(&str, &str)> = vec![("Cache-Control", "no-store")];
+    headers.extend_from_slice(extra);
+    cgi(status, &headers, &json, head)
+}
+
+fn cgi(status: u16, headers: &[(&str, &str)], body: &[u8], head: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(format!("Status: {status} {}\r\n", reason(status)).as_bytes());
+    out.extend_from_slice(format!("Content-Type: {CONTENT_TYPE}\r\n").as_bytes());
+    out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(resp: &[u8]) -> (String, serde_json::Value) {
+        let text = String::from_utf8(resp.to_vec()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        (head.to_string(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn query() -> FeedQuery {
+        FeedQuery { q: "lofi".into(), match_expr: "\"lofi\"*".into(), region: "US".into(), limit: 24 }
+    }
+
+    #[test]
+    fn feed_has_exact_shape_and_cache_headers() {
+        let item = FeedItem {
+            id: "a".into(),
+            title: "Lofi".into(),
+            channel: "c".into(),
+            duration_seconds: 60,
+            thumbnail: "t".into(),
+            region: "GLOBAL".into(),
+            score: 1.5,
+        };
+        let (head, body) = split(&feed(&query(), &[item], false));
+        assert!(head.starts_with("Status: 200 OK\r\n"));
+        assert!(head.contains("Content-Type: application/json; charset=utf-8"));
+        assert!(head.contains("Cache-Control: public, max-age=300, stale-while-revalidate=3600"));
+        assert!(head.contains("X-LiteSpeed-Cache-Control: public, max-age=300"));
+        assert!(head.contains("Vary: Accept-Encoding"));
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["count", "query", "region", "results"]);
+        assert_eq!(body["count"], 1);
+        let item_keys: Vec<&String> = body["results"][0].as_object().unwrap().keys().collect();
+        assert_eq!(item_keys, ["channel", "duration_seconds", "id", "region", "score", "thumbnail", "title"]);
+    }
+
+    #[test]
+    fn errors_are_no_store_and_not_lscached() {
+        let (head, body) = split(&error(400, Some("limit"), "must be 1..100", &[], false));
+        assert!(head.starts_with("Status: 400 Bad Request"));
+        assert!(head.contains("Cache-Control: no-store"));
+        assert!(!head.contains("X-LiteSpeed-Cache-Control"));
+        assert_eq!(body["error"]["param"], "limit");
+        assert_eq!(body["error"]["status"], 400);
+        let (_, body) = split(&error(404, None, "no such path", &[], false));
+        assert!(body["error"].get("param").is_none());
+    }
+
+    #[test]
+    fn head_has_headers_but_no_body() {
+        let resp = feed(&query(), &[], true);
+        let text = String::from_utf8(resp).unwrap();
+        assert!(text.ends_with("\r\n\r\n"));
+        assert!(text.contains("Content-Length: "));
+    }
+}

@@ -1,0 +1,66 @@
+//! The few operating-system calls std does not offer: finding a listening
+//! socket inherited on fd 0 (FastCGI spec §2.2, `FCGI_LISTENSOCK_FILENO`) and
+//! waiting for a listener to become readable with a timeout.
+//!
+//! This is the only module with `unsafe`; each block has a SAFETY comment.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+
+/// A listening socket found on fd 0.
+pub enum Inherited {
+    /// An AF_UNIX listener.
+    Unix(UnixListener),
+    /// An AF_INET/AF_INET6 listener.
+    Tcp(TcpListener),
+}
+
+/// Adopts fd 0 if it is a listening socket (`SO_ACCEPTCONN`), else `None`.
+///
+/// The adopted fd stays fd 0: it is never closed before exit and nothing is
+/// bound or unlinked, because the web server owns the socket's path.
+pub fn inherited_listener() -> Option<Inherited> {
+    let mut accepting: libc::c_int = 0;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).ok()?;
+    // SAFETY: getsockopt writes at most `len` bytes into `accepting`, a c_int we own.
+    let rc = unsafe {
+        libc::getsockopt(0, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&raw mut accepting).cast(), &raw mut len)
+    };
+    if rc != 0 || accepting == 0 {
+        return None;
+    }
+    // SAFETY: sockaddr_storage is plain data for which all-zero bytes are valid.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut alen = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_storage>()).ok()?;
+    // SAFETY: getsockname writes at most `alen` bytes into `addr`, which is that large.
+    let rc = unsafe { libc::getsockname(0, (&raw mut addr).cast(), &raw mut alen) };
+    if rc != 0 {
+        return None;
+    }
+    match i32::from(addr.ss_family) {
+        // SAFETY: fd 0 is an open listening socket of this family (checked above); ownership of
+        // the fd passes to the listener, and nothing else in this process uses fd 0.
+        libc::AF_UNIX => Some(Inherited::Unix(unsafe { UnixListener::from_raw_fd(0) })),
+        // SAFETY: as above, for an IPv4/IPv6 listener.
+        libc::AF_INET | libc::AF_INET6 => Some(Inherited::Tcp(unsafe { TcpListener::from_raw_fd(0) })),
+        _ => None,
+    }
+}
+
+/// Waits up to `timeout_ms` for `fd` to be readable (a connection to accept).
+///
+/// # Errors
+/// The `poll(2)` error, except EINTR, which counts as "not ready".
+pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, count 1.
+    let rc = unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+    }
+    Ok(rc > 0)
+}
