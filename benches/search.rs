@@ -1,1 +1,89 @@
-fn main(){}
+//! Single-query latency of the /feed search, in process, one connection, sequential.
+//!
+//! `cargo bench --bench search -- DB [QUERY_LOG] [N]`
+//!
+//! Prints p50/p95/p99 per query shape (N runs each, after one warm-up run),
+//! then, when a query log is given (the `shared/bench/data/queries-1.txt`
+//! format), queries/s and percentiles over its first 2000 lines. This is
+//! the database floor: no FastCGI, no HTTP. Results go in docs/benchmarks.md.
+
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use videofeed::request;
+use videofeed::search::Reader;
+
+const SHAPES: &[(&str, &str)] = &[
+    ("one rare word", "q=disdain"),
+    ("one common word", "q=love"),
+    ("two-letter prefix", "q=mo"),
+    ("word + prefix", "q=tacky%20sta"),
+    ("three words", "q=composition%20information%20absolute"),
+    ("stop word + prefix", "q=the%20be"),
+    ("no match", "q=zzqxv"),
+];
+
+fn pct(sorted: &[Duration], p: usize) -> f64 {
+    let i = (sorted.len() * p / 100).min(sorted.len().saturating_sub(1));
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let Some(db) = args.first().map(PathBuf::from) else {
+        eprintln!("usage: cargo bench --bench search -- DB [QUERY_LOG] [N]");
+        return Ok(());
+    };
+    let log = args.get(1).map(PathBuf::from);
+    let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
+    let reader = Reader::open_read_only(&db)?;
+    println!("| shape | query | rows | p50 ms | p95 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, qs) in SHAPES {
+        let q = request::parse(qs)?;
+        let rows = reader.search(&q)?.len();
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            std::hint::black_box(reader.search(&q)?);
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "| {name} | `{}` | {rows} | {:.2} | {:.2} | {:.2} |",
+            q.q,
+            pct(&times, 50),
+            pct(&times, 95),
+            pct(&times, 99)
+        );
+    }
+    if let Some(log) = log {
+        let text = std::fs::read_to_string(&log)?;
+        let queries: Vec<_> = text
+            .lines()
+            .take(2000)
+            .filter_map(|l| l.split_once('?').and_then(|(_, qs)| request::parse(qs).ok()))
+            .collect();
+        let mut times = Vec::with_capacity(queries.len());
+        let start = Instant::now();
+        for q in &queries {
+            let t = Instant::now();
+            std::hint::black_box(reader.search(q)?);
+            times.push(t.elapsed());
+        }
+        let total = start.elapsed();
+        times.sort();
+        println!(
+            "\nquery log {}: {} valid queries of the first 2000, {:.0} queries/s sequential, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+            log.display(),
+            queries.len(),
+            queries.len() as f64 / total.as_secs_f64(),
+            pct(&times, 50),
+            pct(&times, 95),
+            pct(&times, 99)
+        );
+    }
+    Ok(())
+}

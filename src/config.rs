@@ -102,7 +102,12 @@ fn err(setting: &str, message: impl Into<String>) -> Error {
 }
 
 /// Picks the flag, else the first set and non-empty environment variable, with its name.
-fn pick(flag: &Option<String>, flag_name: &str, env: &dyn Fn(&str) -> Option<String>, vars: &[&str]) -> Option<(String, String)> {
+fn pick(
+    flag: &Option<String>,
+    flag_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    vars: &[&str],
+) -> Option<(String, String)> {
     if let Some(v) = flag {
         return Some((flag_name.to_owned(), v.clone()));
     }
@@ -151,11 +156,10 @@ impl Config {
         }
 
         if let Some(v) = env("FCGI_WEB_SERVER_ADDRS").filter(|v| !v.trim().is_empty()) {
-            c.web_server_addrs = v
-                .split(',')
-                .map(|a| a.trim().parse::<IpAddr>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| err("FCGI_WEB_SERVER_ADDRS", format!("must be a comma-separated list of IP addresses, got {v:?}")))?;
+            c.web_server_addrs =
+                v.split(',').map(|a| a.trim().parse::<IpAddr>()).collect::<Result<_, _>>().map_err(|_| {
+                    err("FCGI_WEB_SERVER_ADDRS", format!("must be a comma-separated list of IP addresses, got {v:?}"))
+                })?;
         }
         Ok(c)
     }
@@ -210,7 +214,10 @@ mod tests {
         let raw = RawServe { db: Some("x".into()), listen: Some("9000".into()), ..Default::default() };
         let c = Config::from_raw(&raw, &env_of(&[]))?;
         assert_eq!(c.listen, Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 9000))));
-        let c = Config::from_raw(&RawServe { db: Some("x".into()), ..Default::default() }, &env_of(&[("VIDEOFEED_DB", "/other")]))?;
+        let c = Config::from_raw(
+            &RawServe { db: Some("x".into()), ..Default::default() },
+            &env_of(&[("VIDEOFEED_DB", "/other")]),
+        )?;
         assert_eq!(c.db, PathBuf::from("x"));
         Ok(())
     }

@@ -120,9 +120,8 @@ pub fn open_reader(path: &Path) -> Result<Connection, Error> {
 pub fn open_writer(path: &Path) -> Result<Connection, Error> {
     let mut conn = Connection::open(path).map_err(|source| Error::Open { path: path.into(), source })?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(|e| not_videofeed(path, &e))?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(|e| not_videofeed(path, &e))?;
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| not_videofeed(path, &e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("journal_mode is {mode}, not wal: readers may wait on writers");
     }

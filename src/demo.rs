@@ -9,6 +9,7 @@
 
 use crate::ingest::Video;
 
+#[rustfmt::skip]
 const WORDS: &[&str] = &[
     "music", "video", "official", "live", "new", "best", "top", "how", "to", "the", "game", "love", "song", "full",
     "episode", "guide", "review", "funny", "world", "day", "night", "mix", "cover", "trailer", "vs", "first", "my",
@@ -31,6 +32,7 @@ const WORDS: &[&str] = &[
     "dream", "fire", "water", "gold", "dark", "light", "blue", "red", "green", "black", "white", "old", "young",
 ];
 
+#[rustfmt::skip]
 const FOREIGN: &[&str] = &[
     "café", "München", "niño", "canción", "música", "façade", "crème", "brûlée", "Zürich", "São", "Paulo", "fútbol",
     "été", "noël", "smörgåsbord", "Kraków", "naïve", "jalapeño", "Ålesund", "Straße", "über", "Москва", "東京",
@@ -38,6 +40,7 @@ const FOREIGN: &[&str] = &[
 
 const DECOR: &[&str] = &["(Official Video)", "[4K]", "[HD]", "#shorts", "(Lyrics)", "- Live", "| Full Episode", "!!"];
 const SUFFIX: &[&str] = &["TV", "Official", "Gaming", "Music", "Vlogs", "Studio", "Channel", "News", "Kids", "Tech"];
+#[rustfmt::skip]
 const REGIONS: &[(&str, u32)] = &[
     ("US", 30), ("GLOBAL", 15), ("GB", 8), ("IN", 8), ("DE", 6), ("BR", 6), ("FR", 5), ("JP", 5), ("MX", 4),
     ("CA", 4), ("ES", 3), ("ID", 3), ("TR", 2), ("NG", 1),
@@ -96,7 +99,7 @@ fn capitalize(w: &str) -> String {
 /// An 11-character URL-safe id, unique for each (index, seed) like YouTube's.
 fn video_id(i: u64, seed: u64) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut x = Rng(i ^ seed.wrapping_mul(0x1_0000_0001_B3)).next();
+    let mut x = Rng(i ^ seed.wrapping_mul(0x0100_0000_01B3)).next();
     (0..11)
         .map(|_| {
             let c = ALPHABET.get(usize::try_from(x & 63).unwrap_or(0)).copied().unwrap_or(b'A');
@@ -133,9 +136,8 @@ pub fn videos(count: u64, seed: u64) -> impl Iterator<Item = Video> {
 
     (0..count).map(move |i| {
         let n = 3 + rng.below(8);
-        let mut words: Vec<String> = (0..n)
-            .map(|_| WORDS.get(rng.zipf(&word_cum)).copied().unwrap_or("video").to_owned())
-            .collect();
+        let mut words: Vec<String> =
+            (0..n).map(|_| WORDS.get(rng.zipf(&word_cum)).copied().unwrap_or("video").to_owned()).collect();
         if rng.below(20) == 0 {
             let k = rng.below(n);
             if let Some(w) = words.get_mut(k) {

@@ -188,8 +188,8 @@ pub fn parse_line(line: &str) -> Result<Video, String> {
     }
     let title = text(&obj, "title", 1000)?;
     let channel = text(&obj, "channel", 200)?;
-    let duration_seconds = integer(&obj, "duration_seconds", 1_000_000)?
-        .ok_or_else(|| "duration_seconds is required".to_owned())?;
+    let duration_seconds =
+        integer(&obj, "duration_seconds", 1_000_000)?.ok_or_else(|| "duration_seconds is required".to_owned())?;
     let thumbnail = text(&obj, "thumbnail", 2048)?;
     if !(thumbnail.starts_with("https://") || thumbnail.starts_with("http://")) {
         return Err("thumbnail must be an http:// or https:// URL".into());

@@ -180,9 +180,8 @@ impl Args {
 }
 
 fn init_logging() {
-    let filter = std::env::var("VIDEOFEED_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+    let filter =
+        std::env::var("VIDEOFEED_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
     env_logger::Builder::new()
         .parse_filters(&filter)
         .target(env_logger::Target::Stderr)
@@ -202,11 +201,11 @@ fn main() -> ExitCode {
         Some("query") => cmd_query(&args[1..]),
         Some("get") => cmd_get(&args[1..]),
         Some("-V" | "--version" | "version") => {
-            println!("videofeed {}", env!("CARGO_PKG_VERSION"));
+            say(&format!("videofeed {}", env!("CARGO_PKG_VERSION")));
             Ok(0)
         }
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            say(USAGE);
             Ok(0)
         }
         Some(other) => Err(fatal(format!("unknown command {other:?}\n\n{USAGE}"))),
@@ -215,14 +214,24 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Fatal(msg, code)) => {
-            eprintln!("videofeed: error: {msg}");
+            esay(&format!("videofeed: error: {msg}"));
             ExitCode::from(code)
         }
     }
 }
 
+/// Writes a line to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn say(text: &str) {
+    let _ = writeln!(io::stdout().lock(), "{text}");
+}
+
+/// Writes a line to stderr, ignoring a closed stderr.
+fn esay(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
 fn help(text: &str) -> Result<u8, Fatal> {
-    println!("{text}");
+    say(text);
     Ok(0)
 }
 
@@ -231,7 +240,12 @@ fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
     if a.help {
         return help(SERVE_HELP);
     }
-    let flags = RawServe { db: a.get("--db"), socket: a.get("--socket"), listen: a.get("--listen"), workers: a.get("--workers") };
+    let flags = RawServe {
+        db: a.get("--db"),
+        socket: a.get("--socket"),
+        listen: a.get("--listen"),
+        workers: a.get("--workers"),
+    };
     let config = Config::from_raw(&flags, &|k| std::env::var(k).ok())?;
     log::info!(
         "config db={} listen={:?} workers={} max_params={} grace_ms={}",
@@ -254,7 +268,12 @@ fn cmd_init(raw: &[String]) -> Result<u8, Fatal> {
     }
     let db = a.db(INIT_HELP)?;
     let writer = Writer::open(&db)?;
-    println!("{}: videofeed schema {} ready, {} videos", db.display(), videofeed::db::SCHEMA_VERSION, writer.count()?);
+    say(&format!(
+        "{}: videofeed schema {} ready, {} videos",
+        db.display(),
+        videofeed::db::SCHEMA_VERSION,
+        writer.count()?
+    ));
     Ok(0)
 }
 
@@ -265,7 +284,14 @@ fn progress_printer() -> impl FnMut(&Summary) {
     move |s: &Summary| {
         if tty && last.elapsed() >= Duration::from_millis(500) {
             last = Instant::now();
-            eprint!("\r{} lines, {} inserted, {} updated, {} rejected, {:.0} rows/s   ", s.lines, s.inserted, s.updated, s.rejected, s.rows_per_second());
+            eprint!(
+                "\r{} lines, {} inserted, {} updated, {} rejected, {:.0} rows/s   ",
+                s.lines,
+                s.inserted,
+                s.updated,
+                s.rejected,
+                s.rows_per_second()
+            );
         }
     }
 }
@@ -276,7 +302,10 @@ fn cmd_import(raw: &[String]) -> Result<u8, Fatal> {
         return help(IMPORT_HELP);
     }
     let db = a.db(IMPORT_HELP)?;
-    let opts = Options { batch_size: a.number("--batch-size", ingest::DEFAULT_BATCH)?.max(1), strict: a.flags.contains_key("--strict") };
+    let opts = Options {
+        batch_size: a.number("--batch-size", ingest::DEFAULT_BATCH)?.max(1),
+        strict: a.flags.contains_key("--strict"),
+    };
     let source = a.positional.first().cloned().unwrap_or_else(|| "-".into());
     if a.positional.len() > 1 {
         return Err(fatal(format!("import takes one input, got {}\n\n{IMPORT_HELP}", a.positional.len())));
@@ -289,13 +318,13 @@ fn cmd_import(raw: &[String]) -> Result<u8, Fatal> {
     };
     let mut writer = Writer::open(&db)?;
     let mut progress = progress_printer();
-    let mut reject = |r: &ingest::Rejection| eprintln!("videofeed: {source}:{}: rejected: {}", r.line, r.reason);
+    let mut reject = |r: &ingest::Rejection| esay(&format!("videofeed: {source}:{}: rejected: {}", r.line, r.reason));
     let result = writer.import(input, opts, &mut reject, &mut progress);
     if io::stderr().is_terminal() {
         eprintln!();
     }
     let summary = result?;
-    println!("import {}: {summary}", db.display());
+    say(&format!("import {}: {summary}", db.display()));
     Ok(if summary.rejected > 0 { 1 } else { 0 })
 }
 
@@ -328,7 +357,7 @@ fn cmd_demo(raw: &[String]) -> Result<u8, Fatal> {
     if io::stderr().is_terminal() {
         eprintln!();
     }
-    println!("demo {} seed={seed}: {summary}", db.display());
+    say(&format!("demo {} seed={seed}: {summary}", db.display()));
     Ok(0)
 }
 
@@ -360,7 +389,11 @@ fn cmd_get(raw: &[String]) -> Result<u8, Fatal> {
     if a.help {
         return help(GET_HELP);
     }
-    let uri = a.positional.first().cloned().ok_or_else(|| fatal(format!("get needs a URI such as '/feed?q=music'\n\n{GET_HELP}")))?;
+    let uri = a
+        .positional
+        .first()
+        .cloned()
+        .ok_or_else(|| fatal(format!("get needs a URI such as '/feed?q=music'\n\n{GET_HELP}")))?;
     let method = a.get("--method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
     let timeout = Some(Duration::from_secs(a.number("--timeout", 5u64)?.max(1)));
     let params = client::get_params(&method, &uri);
@@ -388,7 +421,7 @@ fn cmd_get(raw: &[String]) -> Result<u8, Fatal> {
         out.write_all(b"\n")?;
     }
     if !answer.stderr.is_empty() {
-        eprintln!("stderr from the application: {}", String::from_utf8_lossy(&answer.stderr));
+        esay(&format!("stderr from the application: {}", String::from_utf8_lossy(&answer.stderr)));
     }
     Ok(if answer.status() >= 500 { 1 } else { 0 })
 }

@@ -113,21 +113,18 @@ impl Reader {
     /// [`crate::fts::match_expression`] never causes an FTS5 syntax error.
     pub fn search(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
         let mut stmt = self.conn.prepare_cached(FEED_SQL)?;
-        let rows = stmt.query_map(
-            rusqlite::params![query.match_expr, query.region, i64::from(query.limit)],
-            |r| {
-                let rank: f64 = r.get(6)?;
-                Ok(FeedItem {
-                    id: r.get(0)?,
-                    title: r.get(1)?,
-                    channel: r.get(2)?,
-                    duration_seconds: r.get(3)?,
-                    thumbnail: r.get(4)?,
-                    region: r.get(5)?,
-                    score: if rank == 0.0 { 0.0 } else { -rank },
-                })
-            },
-        )?;
+        let rows = stmt.query_map(rusqlite::params![query.match_expr, query.region, i64::from(query.limit)], |r| {
+            let rank: f64 = r.get(6)?;
+            Ok(FeedItem {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                channel: r.get(2)?,
+                duration_seconds: r.get(3)?,
+                thumbnail: r.get(4)?,
+                region: r.get(5)?,
+                score: if rank == 0.0 { 0.0 } else { -rank },
+            })
+        })?;
         let mut items = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0));
         for row in rows {
             items.push(row?);
@@ -137,6 +134,14 @@ impl Reader {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    reason = "tests may fail loudly"
+)]
 mod tests {
     use super::*;
 
@@ -164,10 +169,11 @@ mod tests {
 
         fn run(conn: &Connection, q: &str) {
             if let Some(expr) = match_expression(q) {
-                let r: rusqlite::Result<i64> =
-                    conn.query_row("SELECT count(*) FROM t WHERE t MATCH ?1 ORDER BY bm25(t, 8.0, 2.0)", [&expr], |r| {
-                        r.get(0)
-                    });
+                let r: rusqlite::Result<i64> = conn.query_row(
+                    "SELECT count(*) FROM t WHERE t MATCH ?1 ORDER BY bm25(t, 8.0, 2.0)",
+                    [&expr],
+                    |r| r.get(0),
+                );
                 assert!(r.is_ok(), "q={q:?} expr={expr:?} err={r:?}");
             }
         }
@@ -177,10 +183,53 @@ mod tests {
             let conn = table();
             let big = "w".repeat(10 * 1024);
             for q in [
-                "\"", "\"\"\"", "a\"b", "AND", "OR", "NOT", "NEAR", "NEAR(a b, 2)", "a AND", "OR b", "NOT NOT",
-                "*", "a*", "*a", "^a", "a^", ":", "title:x", "title : x", "{title channel}: x", "(", ")", "(a OR b",
-                "a) b(", "-a", "a - b", "+a", "🎵", "music 🎵", "\u{0}", "a\u{0}b", "\u{0}a", big.as_str(), "\u{301}",
-                "e\u{301}", "c++", "don't", "ac/dc", "4k", "ﷺ", "ⅷ", "a\u{200b}b", "\\", "'", "''", "%", "_",
+                "\"",
+                "\"\"\"",
+                "a\"b",
+                "AND",
+                "OR",
+                "NOT",
+                "NEAR",
+                "NEAR(a b, 2)",
+                "a AND",
+                "OR b",
+                "NOT NOT",
+                "*",
+                "a*",
+                "*a",
+                "^a",
+                "a^",
+                ":",
+                "title:x",
+                "title : x",
+                "{title channel}: x",
+                "(",
+                ")",
+                "(a OR b",
+                "a) b(",
+                "-a",
+                "a - b",
+                "+a",
+                "🎵",
+                "music 🎵",
+                "\u{0}",
+                "a\u{0}b",
+                "\u{0}a",
+                big.as_str(),
+                "\u{301}",
+                "e\u{301}",
+                "c++",
+                "don't",
+                "ac/dc",
+                "4k",
+                "ﷺ",
+                "ⅷ",
+                "a\u{200b}b",
+                "\\",
+                "'",
+                "''",
+                "%",
+                "_",
             ] {
                 run(&conn, q);
             }

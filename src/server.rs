@@ -236,7 +236,10 @@ fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, Error> {
     if path.exists() {
         // Replace a stale socket, but never a live one (another instance) or a regular file.
         if UnixStream::connect(path).is_ok() {
-            return Err(bind_err(io::Error::new(io::ErrorKind::AddrInUse, "another process is serving on this socket")));
+            return Err(bind_err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another process is serving on this socket",
+            )));
         }
         let is_socket = std::fs::symlink_metadata(path)
             .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))

@@ -1,1 +1,9 @@
+//! The one integration test binary: the real `videofeed` binary, real sockets,
+//! real FastCGI clients and web servers. See `tests/util` for the harness.
 
+mod correctness;
+mod fcgi_wire;
+mod feed_api;
+mod fronts;
+mod import;
+mod util;

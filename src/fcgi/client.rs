@@ -31,9 +31,7 @@ pub struct Response {
 impl Response {
     /// The CGI `Status:` code, 200 when the header is absent (CGI/1.1 §6.3.3).
     pub fn status(&self) -> u16 {
-        self.header("Status")
-            .and_then(|v| v.split_whitespace().next().and_then(|c| c.parse().ok()))
-            .unwrap_or(200)
+        self.header("Status").and_then(|v| v.split_whitespace().next().and_then(|c| c.parse().ok())).unwrap_or(200)
     }
 
     /// The first value of a response header, matched case-insensitively.
@@ -44,10 +42,7 @@ impl Response {
     /// All header lines before the blank line.
     pub fn headers(&self) -> Vec<(&str, &str)> {
         let text = std::str::from_utf8(self.head_bytes()).unwrap_or("");
-        text.split("\r\n")
-            .filter_map(|line| line.split_once(':'))
-            .map(|(n, v)| (n.trim(), v.trim()))
-            .collect()
+        text.split("\r\n").filter_map(|line| line.split_once(':')).map(|(n, v)| (n.trim(), v.trim())).collect()
     }
 
     /// The bytes after the blank line that ends the headers.
@@ -150,7 +145,10 @@ pub fn read_response<S: Read>(stream: &mut S, request_id: u16) -> io::Result<Res
         }
         let n = stream.read(&mut chunk)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the application closed the connection before END_REQUEST"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the application closed the connection before END_REQUEST",
+            ));
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
     }

@@ -47,7 +47,7 @@ pub struct Request {
     /// The FastCGI request id.
     pub request_id: u16,
     /// The CGI/1.1 environment sent in PARAMS, in the order received.
-    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    pub params: Vec<record::Pair>,
     /// The request body.
     pub stdin: Vec<u8>,
 }
@@ -179,11 +179,7 @@ where
                 Step::Ready => {
                     let Some(a) = active.take() else { continue };
                     let keep = a.keep_conn;
-                    let req = Request {
-                        request_id: a.id,
-                        params: record::decode_pairs(&a.params)?,
-                        stdin: a.stdin,
-                    };
+                    let req = Request { request_id: a.id, params: record::decode_pairs(&a.params)?, stdin: a.stdin };
                     let response = handler(&req);
                     record::encode_stream(&mut out, RecordType::Stdout, req.request_id, &response);
                     record::encode_end_request(&mut out, req.request_id, 0, ProtocolStatus::RequestComplete);
@@ -334,6 +330,14 @@ fn answer_get_values(content: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Resu
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    reason = "tests may fail loudly"
+)]
 mod tests {
     use super::*;
     use crate::fcgi::record::{EndRequest, encode, encode_begin_request, encode_pair};

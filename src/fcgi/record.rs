@@ -202,16 +202,9 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, Error> {
     if buf.len() < total {
         return Ok(Decoded::NeedMore(total - buf.len()));
     }
-    let content = buf
-        .get(HEADER_LEN..HEADER_LEN + content_len)
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default();
+    let content = buf.get(HEADER_LEN..HEADER_LEN + content_len).map(<[u8]>::to_vec).unwrap_or_default();
     Ok(Decoded::Record(
-        Record {
-            kind: RecordType::from_u8(kind),
-            request_id: u16::from_be_bytes([id_hi, id_lo]),
-            content,
-        },
+        Record { kind: RecordType::from_u8(kind), request_id: u16::from_be_bytes([id_hi, id_lo]), content },
         total,
     ))
 }
@@ -278,10 +271,9 @@ impl BeginRequest {
     /// [`Error::BadBodyLength`] unless the body is 8 bytes.
     pub fn parse(content: &[u8]) -> Result<BeginRequest, Error> {
         match *content {
-            [r_hi, r_lo, flags, _, _, _, _, _] => Ok(BeginRequest {
-                role: u16::from_be_bytes([r_hi, r_lo]),
-                keep_conn: flags & KEEP_CONN != 0,
-            }),
+            [r_hi, r_lo, flags, _, _, _, _, _] => {
+                Ok(BeginRequest { role: u16::from_be_bytes([r_hi, r_lo]), keep_conn: flags & KEEP_CONN != 0 })
+            }
             _ => Err(Error::BadBodyLength { kind: 1, len: content.len() }),
         }
     }
@@ -303,10 +295,9 @@ impl EndRequest {
     /// [`Error::BadBodyLength`] unless the body is 8 bytes.
     pub fn parse(content: &[u8]) -> Result<EndRequest, Error> {
         match *content {
-            [a, b, c, d, status, _, _, _] => Ok(EndRequest {
-                app_status: u32::from_be_bytes([a, b, c, d]),
-                protocol_status: status,
-            }),
+            [a, b, c, d, status, _, _, _] => {
+                Ok(EndRequest { app_status: u32::from_be_bytes([a, b, c, d]), protocol_status: status })
+            }
             _ => Err(Error::BadBodyLength { kind: 3, len: content.len() }),
         }
     }
@@ -330,11 +321,14 @@ fn encode_len(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// One name-value pair (§3.4), as raw bytes.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
 /// Decodes a whole name-value pair body (§3.4) into owned pairs.
 ///
 /// # Errors
 /// [`Error::TruncatedPair`] when a length runs past the end of `body`.
-pub fn decode_pairs(body: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+pub fn decode_pairs(body: &[u8]) -> Result<Vec<Pair>, Error> {
     let mut pairs = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
@@ -363,6 +357,14 @@ fn decode_len(buf: &[u8]) -> Result<(usize, &[u8]), Error> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    reason = "tests may fail loudly"
+)]
 mod tests {
     use super::*;
 

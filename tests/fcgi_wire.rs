@@ -1,0 +1,255 @@
+//! FastCGI over a real Unix socket to the real binary.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use videofeed::fcgi::client;
+use videofeed::fcgi::record::{self, Decoded, EndRequest, RecordType};
+
+use crate::util::{Server, TestDir, TestResult, fixture_db, get_on, json};
+
+/// Reads records until one of `kind` arrives (or the peer closes: None).
+fn read_until<R: Read>(s: &mut R, kind: RecordType) -> Option<record::Record> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Ok(Decoded::Record(rec, used)) = record::decode(&buf) {
+            buf.drain(..used);
+            if rec.kind == kind {
+                return Some(rec);
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn begin_and_params(id: u16, keep: bool, uri: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    record::encode_begin_request(&mut out, id, 1, u8::from(keep));
+    let mut body = Vec::new();
+    for (n, v) in client::get_params("GET", uri) {
+        record::encode_pair(&mut body, n.as_bytes(), v.as_bytes());
+    }
+    record::encode(&mut out, RecordType::Params, id, &body);
+    out
+}
+
+fn finish(id: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    record::encode(&mut out, RecordType::Params, id, &[]);
+    record::encode(&mut out, RecordType::Stdin, id, &[]);
+    out
+}
+
+#[test]
+fn two_requests_on_one_kept_alive_connection() -> TestResult {
+    let dir = TestDir::new("keepalive");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    let a = get_on(&mut s, "/feed?q=music&limit=2", true);
+    let b = get_on(&mut s, "/feed?q=lofi&limit=3", true);
+    assert_eq!((a.status(), b.status()), (200, 200));
+    assert_eq!(json(&a)["query"], "music");
+    assert_eq!(json(&b)["count"], 3);
+    assert_eq!((a.app_status, a.protocol_status), (0, 0));
+    Ok(())
+}
+
+#[test]
+fn without_keep_conn_the_responder_closes() -> TestResult {
+    let dir = TestDir::new("nokeep");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    assert_eq!(get_on(&mut s, "/feed?q=music", false).status(), 200);
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)?;
+    assert!(rest.is_empty(), "the connection should be closed after END_REQUEST");
+    Ok(())
+}
+
+#[test]
+fn get_values_reports_worker_count() -> TestResult {
+    let dir = TestDir::new("getvalues");
+    let server = Server::start(&dir, &fixture_db(&dir), 5);
+    let mut s = server.connect();
+    let mut body = Vec::new();
+    for n in ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"] {
+        record::encode_pair(&mut body, n.as_bytes(), b"");
+    }
+    let mut out = Vec::new();
+    record::encode(&mut out, RecordType::GetValues, 0, &body);
+    s.write_all(&out)?;
+    let rec = read_until(&mut s, RecordType::GetValuesResult).ok_or("no GET_VALUES_RESULT")?;
+    let pairs = record::decode_pairs(&rec.content)?;
+    let as_text: Vec<(String, String)> =
+        pairs.into_iter().map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap())).collect();
+    assert!(as_text.contains(&("FCGI_MAX_CONNS".into(), "5".into())), "{as_text:?}");
+    assert!(as_text.contains(&("FCGI_MAX_REQS".into(), "5".into())));
+    assert!(as_text.contains(&("FCGI_MPXS_CONNS".into(), "0".into())));
+    // The connection still serves a request afterwards.
+    assert_eq!(get_on(&mut s, "/feed?q=music", true).status(), 200);
+    Ok(())
+}
+
+#[test]
+fn unknown_record_type_gets_unknown_type() -> TestResult {
+    let dir = TestDir::new("unknowntype");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    let mut out = Vec::new();
+    record::encode(&mut out, RecordType::Other(99), 0, b"??");
+    s.write_all(&out)?;
+    let rec = read_until(&mut s, RecordType::UnknownType).ok_or("no UNKNOWN_TYPE")?;
+    assert_eq!(rec.content, vec![99, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(get_on(&mut s, "/feed?q=music", true).status(), 200);
+    Ok(())
+}
+
+#[test]
+fn second_begin_request_gets_cant_mpx_conn() -> TestResult {
+    let dir = TestDir::new("mpx");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    let mut out = begin_and_params(1, true, "/feed?q=music");
+    record::encode_begin_request(&mut out, 2, 1, 1);
+    s.write_all(&out)?;
+    let rec = read_until(&mut s, RecordType::EndRequest).ok_or("no END_REQUEST")?;
+    assert_eq!(rec.request_id, 2);
+    assert_eq!(EndRequest::parse(&rec.content)?.protocol_status, 1);
+    // Request 1 still completes.
+    s.write_all(&finish(1))?;
+    let resp = client::read_response(&mut s, 1)?;
+    assert_eq!(resp.status(), 200);
+    Ok(())
+}
+
+#[test]
+fn abort_mid_request_answers_end_request_and_keeps_the_connection() -> TestResult {
+    let dir = TestDir::new("abort");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    let mut out = begin_and_params(1, true, "/feed?q=music");
+    record::encode(&mut out, RecordType::AbortRequest, 1, &[]);
+    s.write_all(&out)?;
+    let rec = read_until(&mut s, RecordType::EndRequest).ok_or("no END_REQUEST")?;
+    let end = EndRequest::parse(&rec.content)?;
+    assert_eq!((end.app_status, end.protocol_status), (0, 0));
+    assert_eq!(get_on(&mut s, "/feed?q=lofi", true).status(), 200);
+    Ok(())
+}
+
+#[test]
+fn eof_mid_request_leaves_the_worker_serving() -> TestResult {
+    let dir = TestDir::new("eof");
+    let server = Server::start(&dir, &fixture_db(&dir), 1);
+    for _ in 0..3 {
+        let mut s = server.connect();
+        s.write_all(&begin_and_params(1, true, "/feed?q=music"))?;
+        drop(s);
+    }
+    // With one worker, this only works if the worker survived every abort.
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    assert!(!server.log_text().contains("ERROR"), "{}", server.log_text());
+    Ok(())
+}
+
+#[test]
+fn garbage_header_closes_only_its_own_connection() -> TestResult {
+    let dir = TestDir::new("garbage");
+    let server = Server::start(&dir, &fixture_db(&dir), 3);
+    let mut good = server.connect();
+    assert_eq!(get_on(&mut good, "/feed?q=music", true).status(), 200);
+    let mut bad = server.connect();
+    bad.write_all(b"GET /feed?q=music HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let mut rest = Vec::new();
+    bad.read_to_end(&mut rest)?; // returns only because the responder closed it
+    assert!(rest.is_empty());
+    assert_eq!(get_on(&mut good, "/feed?q=lofi", true).status(), 200);
+    assert_eq!(server.get("/feed?q=rock").status(), 200);
+    assert!(server.log_text().contains("WARN"), "a malformed stream is logged at warn");
+    Ok(())
+}
+
+#[test]
+fn oversize_params_close_the_connection() -> TestResult {
+    let dir = TestDir::new("oversize");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    let mut out = Vec::new();
+    record::encode_begin_request(&mut out, 1, 1, 1);
+    let mut body = Vec::new();
+    record::encode_pair(&mut body, b"HTTP_X_BIG", &vec![b'x'; 70 * 1024]);
+    record::encode(&mut out, RecordType::Params, 1, &body);
+    s.write_all(&out)?;
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    Ok(())
+}
+
+#[test]
+fn sixty_four_concurrent_connections_are_all_answered() -> TestResult {
+    let dir = TestDir::new("concurrent");
+    let server = Server::start(&dir, &fixture_db(&dir), 16);
+    let socket = server.socket.clone();
+    let handles: Vec<_> = (0..64)
+        .map(|i| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let words = ["music", "lofi", "rock", "jazz"];
+                let a = get_on(&mut s, &format!("/feed?q={}&limit=5", words[i % 4]), true);
+                let b = get_on(&mut s, "/feed?q=study", false);
+                (a.status(), b.status())
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().map_err(|_| "client thread panicked")?, (200, 200));
+    }
+    Ok(())
+}
+
+#[test]
+fn sigterm_with_a_request_in_flight_still_answers_it_then_exits_0() -> TestResult {
+    let dir = TestDir::new("sigterm");
+    let mut server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    // Half a request: the responder has started on it.
+    s.write_all(&begin_and_params(1, true, "/feed?q=music&limit=3"))?;
+    std::thread::sleep(Duration::from_millis(100));
+    // LiteSpeed sends SIGTERM and SIGUSR1 back to back.
+    server.signal("-TERM");
+    server.signal("-USR1");
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are refused once stopping (our own socket file is removed).
+    assert!(std::os::unix::net::UnixStream::connect(&server.socket).is_err());
+    s.write_all(&finish(1))?;
+    let resp = client::read_response(&mut s, 1)?;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json(&resp)["count"], 3);
+    let started = Instant::now();
+    let status = server.wait_exit(Duration::from_secs(3)).ok_or("did not exit")?;
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    Ok(())
+}
+
+#[test]
+fn idle_kept_alive_connection_does_not_delay_stop() -> TestResult {
+    let dir = TestDir::new("idlestop");
+    let mut server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    assert_eq!(get_on(&mut s, "/feed?q=music", true).status(), 200);
+    let t = Instant::now();
+    server.signal("-INT");
+    let status = server.wait_exit(Duration::from_secs(3)).ok_or("did not exit")?;
+    assert_eq!(status.code(), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! The /feed contract, through the real binary over FastCGI.
+
+use std::path::Path;
+
+use crate::util::{Server, TestDir, TestResult, fixture_db, json, run};
+
+#[test]
+fn feed_answer_has_the_contract_shape_and_headers() -> TestResult {
+    let dir = TestDir::new("shape");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let r = server.get("/feed?q=lofi%20hip&region=de&limit=5");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("Content-Type"), Some("application/json; charset=utf-8"));
+    assert_eq!(r.header("Cache-Control"), Some("public, max-age=300, stale-while-revalidate=3600"));
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+    assert_eq!(r.header("X-LiteSpeed-Cache-Control"), Some("public, max-age=300"));
+    assert_eq!(r.header("Content-Length"), Some(r.body().len().to_string().as_str()));
+    let body = json(&r);
+    let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["count", "query", "region", "results"]);
+    assert_eq!(body["query"], "lofi hip");
+    assert_eq!(body["region"], "DE");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(body["count"].as_u64(), Some(results.len() as u64));
+    assert!(!results.is_empty() && results.len() <= 5);
+    let mut last = f64::INFINITY;
+    for item in results {
+        let mut k: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort_unstable();
+        assert_eq!(k, ["channel", "duration_seconds", "id", "region", "score", "thumbnail", "title"]);
+        assert!(item["region"] == "DE" || item["region"] == "GLOBAL", "{item}");
+        let score = item["score"].as_f64().unwrap();
+        assert!(score <= last, "scores must not increase");
+        last = score;
+    }
+    Ok(())
+}
+
+#[test]
+fn defaults_and_routes() -> TestResult {
+    let dir = TestDir::new("routes");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let body = json(&server.get("/feed/?q=music"));
+    assert_eq!(body["region"], "US");
+    assert_eq!(body["count"], 24, "default limit");
+    assert_eq!(server.get("/feedback?q=music").status(), 404);
+    assert_eq!(server.get("/").status(), 404);
+    // SCRIPT_NAME + PATH_INFO routing when REQUEST_URI is absent.
+    let mut s = server.connect();
+    let params = [("REQUEST_METHOD", "GET"), ("SCRIPT_NAME", "/feed"), ("PATH_INFO", ""), ("QUERY_STRING", "q=jazz")];
+    let r = videofeed::fcgi::client::request(&mut s, 1, false, &params, &[])?;
+    assert_eq!(r.status(), 200);
+    Ok(())
+}
+
+#[test]
+fn bad_parameters_are_400_naming_the_parameter() -> TestResult {
+    let dir = TestDir::new("bad400");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    for (uri, param) in [
+        ("/feed", "q"),
+        ("/feed?q=", "q"),
+        ("/feed?q=%22%2A%28%29", "q"),
+        ("/feed?q=music&region=USA", "region"),
+        ("/feed?q=music&region=1x", "region"),
+        ("/feed?q=music&limit=0", "limit"),
+        ("/feed?q=music&limit=101", "limit"),
+        ("/feed?q=music&limit=ten", "limit"),
+    ] {
+        let r = server.get(uri);
+        assert_eq!(r.status(), 400, "{uri}");
+        assert_eq!(r.header("Cache-Control"), Some("no-store"), "{uri}");
+        assert_eq!(r.header("X-LiteSpeed-Cache-Control"), None, "{uri}");
+        let body = json(&r);
+        assert_eq!(body["error"]["param"], param, "{uri}");
+        assert_eq!(body["error"]["status"], 400);
+        assert!(body["error"]["message"].as_str().unwrap().len() > 10);
+    }
+    let long = format!("/feed?q={}", "a".repeat(121));
+    assert_eq!(json(&server.get(&long))["error"]["param"], "q");
+    Ok(())
+}
+
+#[test]
+fn methods_other_than_get_and_head_are_405_and_head_has_no_body() -> TestResult {
+    let dir = TestDir::new("methods");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    for method in ["POST", "PUT", "DELETE"] {
+        let mut s = server.connect();
+        let params = videofeed::fcgi::client::get_params(method, "/feed?q=music");
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let r = videofeed::fcgi::client::request(&mut s, 1, false, &pairs, b"x=1")?;
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+    }
+    let mut s = server.connect();
+    let params = videofeed::fcgi::client::get_params("HEAD", "/feed?q=music");
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let r = videofeed::fcgi::client::request(&mut s, 1, false, &pairs, &[])?;
+    assert_eq!(r.status(), 200);
+    assert!(r.body().is_empty());
+    assert!(r.header("Content-Length").is_some_and(|l| l != "0"));
+    Ok(())
+}
+
+#[test]
+fn hostile_queries_never_cause_a_5xx() -> TestResult {
+    let dir = TestDir::new("hostile");
+    let server = Server::start(&dir, &fixture_db(&dir), 4);
+    let mut uris: Vec<String> = [
+        "q=%22",
+        "q=NEAR(music%20lofi)",
+        "q=music%20AND",
+        "q=OR",
+        "q=*",
+        "q=music*",
+        "q=%5Emusic",
+        "q=title%3Amusic",
+        "q=%7Btitle%7D%3Amusic",
+        "q=c%2B%2B",
+        "q=don%27t",
+        "q=ac%2Fdc",
+        "q=%F0%9F%8E%B5",
+        "q=%00",
+        "q=a%00b",
+        "q=%FF%FE",
+        "q=%E2%80%8B",
+        "q=-music",
+        "q=music%20-",
+        "q=(",
+        "q=)",
+        "q=%22music%22%22",
+        "region=%00&q=a",
+        "limit=%00&q=a",
+        "q=a&limit=1e2",
+        "q=%25",
+        "q=%",
+        "q=a&&&&",
+        "q=%2",
+    ]
+    .iter()
+    .map(|q| format!("/feed?{q}"))
+    .collect();
+    // The benchmark query log, where present: real traffic, including the lines that broke the peers.
+    let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/data/queries-1.txt");
+    if let Ok(text) = std::fs::read_to_string(&log) {
+        uris.extend(text.lines().take(1500).map(str::to_owned));
+    } else {
+        eprintln!("note: {} not found; using the built-in hostile list only", log.display());
+    }
+    let mut s = server.connect();
+    for uri in &uris {
+        let r = crate::util::get_on(&mut s, uri, true);
+        assert!(r.status() < 500, "{uri} -> {}", String::from_utf8_lossy(&r.stdout));
+        assert!(matches!(r.status(), 200 | 400), "{uri} -> {}", r.status());
+        json(&r);
+    }
+    assert!(!server.log_text().contains("ERROR"));
+    Ok(())
+}
+
+#[test]
+fn query_command_prints_the_same_json_as_the_responder() -> TestResult {
+    let dir = TestDir::new("querycmd");
+    let db = fixture_db(&dir);
+    let out = run(&["query", "--db", db.to_str().unwrap(), "--q", "lofi hip", "--region", "de", "--limit", "4"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let server = Server::start(&dir, &db, 1);
+    assert_eq!(cli, json(&server.get("/feed?q=lofi+hip&region=DE&limit=4")));
+    let out = run(&["query", "--db", db.to_str().unwrap(), "--q", "x", "--limit", "500"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limit"));
+    Ok(())
+}
+
+#[test]
+fn get_command_prints_the_answer_and_fails_without_one() -> TestResult {
+    let dir = TestDir::new("getcmd");
+    let server = Server::start(&dir, &fixture_db(&dir), 1);
+    let sock = server.socket.to_str().unwrap().to_owned();
+    let out = run(&["get", "--socket", &sock, "/feed?q=music&limit=1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.starts_with("Status: 200 OK\r\n"), "{text}");
+    assert!(text.contains("\"count\":1"));
+    let out = run(&["get", "--socket", dir.path("missing.sock").to_str().unwrap(), "/feed?q=a"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no answer"));
+    Ok(())
+}
+
+#[test]
+fn unusable_database_at_start_is_a_one_line_error_and_exit_2() -> TestResult {
+    let dir = TestDir::new("baddb");
+    let not_db = dir.path("not.db");
+    std::fs::write(&not_db, b"this is not sqlite")?;
+    for db in [dir.path("missing.db"), not_db] {
+        let out = run(&["serve", "--db", db.to_str().unwrap(), "--socket", dir.path("s.sock").to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr)?;
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(db.to_str().unwrap()), "names the file: {err}");
+        assert!(err.contains("videofeed init"), "says the fix: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn database_failure_while_serving_is_503_not_a_panic() -> TestResult {
+    let dir = TestDir::new("db503");
+    let db = fixture_db(&dir);
+    let server = Server::start(&dir, &db, 1);
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    // Overwrite the file with garbage in place, under the running responder.
+    let len = std::fs::metadata(&db)?.len();
+    std::fs::write(&db, vec![b'x'; usize::try_from(len)?])?;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(server.get("/feed?q=jazz").status());
+    }
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    let r = server.get("/feed?q=rock");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    assert_eq!(json(&r)["error"]["status"], 503);
+    Ok(())
+}

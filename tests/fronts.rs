@@ -1,0 +1,219 @@
+//! Independent clients and real web servers in front of the real binary:
+//! Debian's `cgi-fcgi`, `spawn-fcgi` (socket on fd 0), nginx with
+//! `fastcgi_pass` and curl, lighttpd spawning videofeed itself, and php-cli
+//! with curl as a template would call it. A missing program skips its test
+//! (printed) unless VIDEOFEED_REQUIRE_FRONTS=1, which .ci/run sets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Server, TestDir, TestResult, bin, fixture_db, free_port, have, wait_for_port};
+
+fn render(template: &str, dir: &TestDir, vars: &[(&str, String)]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fronts").join(template);
+    let mut text = std::fs::read_to_string(&src).unwrap();
+    // Workers of a server started as root must still reach the socket in our temp dir.
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let user_line = match (is_root, template.starts_with("nginx")) {
+        (true, true) => "user root;".to_owned(),
+        _ => String::new(),
+    };
+    text = text.replace("@USER_LINE@", &user_line).replace("@DIR@", dir.0.to_str().unwrap());
+    for (k, v) in vars {
+        text = text.replace(&format!("@{k}@"), v);
+    }
+    let out = dir.path(template.trim_end_matches(".in"));
+    std::fs::write(&out, text).unwrap();
+    out
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn curl(url: &str) -> (u16, String, serde_json::Value) {
+    let out = Command::new("curl").args(["-s", "-i", "--max-time", "10", url]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn cgi_fcgi_from_libfcgi_gets_a_feed() -> TestResult {
+    if !have("cgi-fcgi") {
+        return Ok(());
+    }
+    let dir = TestDir::new("cgifcgi");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    let out = Command::new("cgi-fcgi")
+        .args(["-bind", "-connect", server.socket.to_str().unwrap()])
+        .env_clear()
+        .envs([("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/feed?q=jazz&limit=2"), ("QUERY_STRING", "q=jazz&limit=2")])
+        .stdin(Stdio::null())
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.starts_with("Status: 200 OK\r\n"), "{text}");
+    let body: serde_json::Value = serde_json::from_str(text.split_once("\r\n\r\n").ok_or("no body")?.1)?;
+    assert_eq!(body["count"], 2);
+    Ok(())
+}
+
+#[test]
+fn spawn_fcgi_hands_the_socket_on_fd_0() -> TestResult {
+    if !have("spawn-fcgi") {
+        return Ok(());
+    }
+    let dir = TestDir::new("spawnfcgi");
+    let db = fixture_db(&dir);
+    let socket = dir.path("spawned.sock");
+    let log = dir.path("spawned.log");
+    // -n: do not fork, so the child is videofeed itself after exec. No --socket flag is given:
+    // the only way it can serve is the inherited fd 0.
+    let child = Command::new("spawn-fcgi")
+        .args([
+            "-n",
+            "-s",
+            socket.to_str().unwrap(),
+            "--",
+            bin().to_str().unwrap(),
+            "serve",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .env("VIDEOFEED_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let mut guard = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut s = std::os::unix::net::UnixStream::connect(&socket)?;
+    let resp = crate::util::get_on(&mut s, "/feed?q=music&limit=3", false);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(crate::util::json(&resp)["count"], 3);
+    assert!(std::fs::read_to_string(&log)?.contains("inherited on fd 0"));
+    Command::new("kill").args(["-TERM", &guard.0.id().to_string()]).status()?;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(st) = guard.0.try_wait()? {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(socket.exists(), "an inherited socket belongs to the web server: never unlinked");
+    Ok(())
+}
+
+#[test]
+fn nginx_fastcgi_pass_and_php_curl_client() -> TestResult {
+    if !have("nginx") || !have("curl") {
+        return Ok(());
+    }
+    let dir = TestDir::new("nginx");
+    let server = Server::start(&dir, &fixture_db(&dir), 8);
+    let port = free_port();
+    let conf = render(
+        "nginx.conf.in",
+        &dir,
+        &[("PORT", port.to_string()), ("SOCKET", server.socket.to_str().unwrap().into())],
+    );
+    let nginx = Command::new("nginx")
+        .args(["-p", dir.0.to_str().unwrap(), "-c", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let _nginx = Guard(nginx);
+    wait_for_port(port);
+    let base = format!("http://127.0.0.1:{port}");
+
+    let (status, head, body) = curl(&format!("{base}/feed?q=rain+walk&region=jp&limit=4"));
+    assert_eq!(status, 200, "{head}");
+    let head_l = head.to_ascii_lowercase();
+    assert!(head_l.contains("content-type: application/json; charset=utf-8"), "{head}");
+    assert!(head_l.contains("cache-control: public, max-age=300, stale-while-revalidate=3600"), "{head}");
+    assert!(head_l.contains("vary: accept-encoding"), "{head}");
+    assert_eq!(body["region"], "JP");
+    assert!(body["count"].as_u64().is_some_and(|c| (1..=4).contains(&c)));
+
+    let (status, head, body) = curl(&format!("{base}/feed?q=music&limit=500"));
+    assert_eq!(status, 400);
+    assert!(head.to_ascii_lowercase().contains("cache-control: no-store"));
+    assert_eq!(body["error"]["param"], "limit");
+    let (status, _, _) = curl(&format!("{base}/feedx?q=music"));
+    assert_eq!(status, 404, "nginx only routes /feed…; ours answers 404 for the rest");
+
+    // Many requests over nginx's kept-alive upstream connections.
+    for i in 0..50 {
+        let (status, _, _) = curl(&format!("{base}/feed?q=m{}", i % 10));
+        assert!(status == 200 || status == 400, "{status}");
+    }
+
+    if have("php") {
+        let php = |base: &str| -> serde_json::Value {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fronts/feed_client.php");
+            let out = Command::new("php").arg(script).args([base, "lofi hip", "DE", "5"]).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let r = php(&base);
+        assert_eq!(r["source"], "feed", "{r}");
+        assert!(r["count"].as_u64().is_some_and(|c| c > 0));
+        // videofeed gone: the page falls back instead of breaking.
+        drop(server);
+        let r = php(&base);
+        assert_eq!(r["source"], "fallback", "{r}");
+        assert_eq!(r["http"], 502);
+    }
+    Ok(())
+}
+
+#[test]
+fn lighttpd_spawns_videofeed_with_the_socket_on_fd_0() -> TestResult {
+    if !have("lighttpd") || !have("curl") {
+        return Ok(());
+    }
+    let dir = TestDir::new("lighttpd");
+    let db = fixture_db(&dir);
+    let port = free_port();
+    let socket = dir.path("lt.sock");
+    let conf = render(
+        "lighttpd.conf.in",
+        &dir,
+        &[
+            ("PORT", port.to_string()),
+            ("SOCKET", socket.to_str().unwrap().into()),
+            ("BIN", bin().to_str().unwrap().into()),
+            ("DB", db.to_str().unwrap().into()),
+        ],
+    );
+    let lighttpd = Command::new("lighttpd")
+        .args(["-D", "-f", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let _guard = Guard(lighttpd);
+    wait_for_port(port);
+    let (status, head, body) = curl(&format!("http://127.0.0.1:{port}/feed?q=piano&limit=2"));
+    assert_eq!(status, 200, "{head} {}", std::fs::read_to_string(dir.path("lighttpd-error.log")).unwrap_or_default());
+    assert_eq!(body["count"], 2);
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! `videofeed init`, `import` and `demo` as an operator runs them.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::util::{TestDir, TestResult, bin, data, run};
+
+/// Reads a number straight from the file with plain SQL.
+fn count(db: &std::path::Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn init_is_idempotent_and_checks_the_schema() -> TestResult {
+    let dir = TestDir::new("init");
+    let db = dir.path("v.db");
+    for _ in 0..2 {
+        let out = run(&["init", "--db", db.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8(out.stdout)?.contains("schema 1 ready, 0 videos"));
+    }
+    assert_eq!(count(&db, "PRAGMA user_version"), 1);
+    let foreign = dir.path("other.db");
+    rusqlite::Connection::open(&foreign)?.execute_batch("CREATE TABLE t(x)")?;
+    let out = run(&["init", "--db", foreign.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable videofeed database"));
+    Ok(())
+}
+
+#[test]
+fn bad_lines_are_reported_with_line_numbers_and_good_ones_kept() -> TestResult {
+    let dir = TestDir::new("mixed");
+    let db = dir.path("v.db");
+    let out = run(&["import", "--db", db.to_str().unwrap(), data("mixed.jsonl").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "exit 1: finished with rejected lines");
+    let err = String::from_utf8(out.stderr)?;
+    assert!(err.contains("mixed.jsonl:2: rejected: not valid JSON"), "{err}");
+    assert!(err.contains(":5: rejected: title must not be empty"), "{err}");
+    assert!(err.contains(":6: rejected: duration_seconds"), "{err}");
+    let summary = String::from_utf8(out.stdout)?;
+    assert!(summary.contains("inserted=3") && summary.contains("rejected=3"), "{summary}");
+    assert!(summary.contains("rows_per_s="));
+    assert_eq!(count(&db, "SELECT count(*) FROM videos"), 3);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE region = 'DE'"), 1, "region upper-cased");
+    // The FTS index follows the table.
+    assert_eq!(count(&db, "SELECT count(*) FROM videos_fts WHERE videos_fts MATCH 'good'"), 3);
+    Ok(())
+}
+
+#[test]
+fn strict_stops_at_the_first_bad_line_with_nothing_of_its_batch_written() -> TestResult {
+    let dir = TestDir::new("strict");
+    let db = dir.path("v.db");
+    let out = run(&["import", "--db", db.to_str().unwrap(), "--strict", data("mixed.jsonl").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr)?;
+    assert!(err.contains("line 2: not valid JSON") && err.contains("--strict"), "{err}");
+    assert_eq!(count(&db, "SELECT count(*) FROM videos"), 0, "line 1 was in the same batch");
+    // With batches of one row, the batch before the bad line stays committed.
+    let out = run(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        "--strict",
+        "--batch-size",
+        "1",
+        data("mixed.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(count(&db, "SELECT count(*) FROM videos"), 1);
+    Ok(())
+}
+
+#[test]
+fn reimport_upserts_by_id_and_the_index_follows() -> TestResult {
+    let dir = TestDir::new("upsert");
+    let db = dir.path("v.db");
+    let dbs = db.to_str().unwrap();
+    let fixture = data("videos.jsonl");
+    assert!(run(&["import", "--db", dbs, fixture.to_str().unwrap()]).status.success());
+    let out = run(&["import", "--db", dbs, fixture.to_str().unwrap()]);
+    let summary = String::from_utf8(out.stdout)?;
+    assert!(summary.contains("inserted=0 updated=0 unchanged=609"), "{summary}");
+    // Change one title through stdin: it is found by its new word and no longer by its old.
+    let mut child =
+        Command::new(bin()).args(["import", "--db", dbs, "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    child.stdin.take().ok_or("stdin")?.write_all(
+        br#"{"id":"v0060664998","title":"Zebracorn anthem","channel":"AC/DC","duration_seconds":10,"thumbnail":"https://x/y.jpg","region":"US"}"#,
+    )?;
+    let out = child.wait_with_output()?;
+    assert!(String::from_utf8(out.stdout)?.contains("updated=1"));
+    assert_eq!(count(&db, "SELECT count(*) FROM videos"), 609);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos_fts WHERE videos_fts MATCH 'zebracorn'"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos_fts WHERE videos_fts MATCH 'black'"), 0);
+    // FTS5's own consistency check passes after inserts and updates.
+    rusqlite::Connection::open(&db)?.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
+    Ok(())
+}
+
+#[test]
+fn demo_is_deterministic_and_searchable() -> TestResult {
+    let dir = TestDir::new("demo");
+    let a = dir.path("a.db");
+    let b = dir.path("b.db");
+    for db in [&a, &b] {
+        let out = run(&["demo", "--db", db.to_str().unwrap(), "--videos", "3000", "--seed", "9"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let digest = |db: &std::path::Path| -> String {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row(
+            "SELECT group_concat(id || title || region, '|') FROM (SELECT * FROM videos ORDER BY id)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(digest(&a), digest(&b));
+    assert_eq!(count(&a, "SELECT count(*) FROM videos"), 3000);
+    assert!(count(&a, "SELECT count(*) FROM videos WHERE region = 'GLOBAL'") > 100);
+    let out = run(&["query", "--db", a.to_str().unwrap(), "--q", "music"]);
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(body["count"], 24);
+    Ok(())
+}
+
+#[test]
+fn help_and_version() -> TestResult {
+    for cmd in ["serve", "init", "import", "demo", "query", "get"] {
+        let out = run(&[cmd, "--help"]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout)?;
+        assert!(text.contains(&format!("videofeed {cmd}")) && text.contains("Example"), "{cmd}: {text}");
+    }
+    let out = run(&["--version"]);
+    assert!(String::from_utf8(out.stdout)?.starts_with("videofeed 0."));
+    let out = run(&["import", "--db"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    Ok(())
+}

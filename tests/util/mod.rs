@@ -1,0 +1,189 @@
+//! Test helpers: a unique temp dir per test, the fixture database built by the
+//! real `videofeed import`, the real binary started on a Unix socket, and a
+//! FastCGI client built on the crate's own codec.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use videofeed::fcgi::client::{self, Response};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory, removed on drop unless the test panicked.
+pub struct TestDir(pub PathBuf);
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        // Short paths: a Unix socket path must fit in 108 bytes.
+        let dir = std::env::temp_dir().join(format!("vf-{}-{n}-{}", std::process::id(), &name[..name.len().min(20)]));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TestDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_videofeed"))
+}
+
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// Runs `videofeed ARGS` to completion.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).env("VIDEOFEED_LOG", "warn").output().unwrap()
+}
+
+/// The fixture database: `videofeed import` of tests/data/videos.jsonl into `dir`.
+pub fn fixture_db(dir: &TestDir) -> PathBuf {
+    let db = dir.path("videos.db");
+    let out = run(&["import", "--db", db.to_str().unwrap(), data("videos.jsonl").to_str().unwrap()]);
+    assert!(out.status.success(), "fixture import failed: {}", String::from_utf8_lossy(&out.stderr));
+    db
+}
+
+/// A running `videofeed serve`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(dir: &TestDir, db: &Path, workers: usize) -> Server {
+        Self::start_with(dir, db, workers, &[])
+    }
+
+    pub fn start_with(dir: &TestDir, db: &Path, workers: usize, env: &[(&str, &str)]) -> Server {
+        let socket = dir.path("vf.sock");
+        let log = dir.path("serve.log");
+        let child = Command::new(bin())
+            .args(["serve", "--db", db.to_str().unwrap(), "--socket", socket.to_str().unwrap()])
+            .args(["--workers", &workers.to_string()])
+            .env("VIDEOFEED_LOG", "debug")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server { child, socket, log };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not start: {}", self.log_text());
+    }
+
+    pub fn connect(&self) -> UnixStream {
+        let s = UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// One GET over a new connection without keep-alive.
+    pub fn get(&self, uri: &str) -> Response {
+        get_on(&mut self.connect(), uri, false)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One GET request on an open stream.
+pub fn get_on<S: Read + Write>(stream: &mut S, uri: &str, keep_conn: bool) -> Response {
+    let params = client::get_params("GET", uri);
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    client::request(stream, 1, keep_conn, &pairs, &[]).unwrap()
+}
+
+pub fn json(resp: &Response) -> serde_json::Value {
+    serde_json::from_slice(resp.body())
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&resp.stdout)))
+}
+
+/// Whether an external program exists; when it does not, a front test skips
+/// (printing why) unless VIDEOFEED_REQUIRE_FRONTS=1, when it fails.
+pub fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var("VIDEOFEED_REQUIRE_FRONTS").as_deref() == Ok("1") {
+            panic!("{program} is required (VIDEOFEED_REQUIRE_FRONTS=1) but not installed");
+        }
+        eprintln!("SKIP: {program} is not installed");
+    }
+    found
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listening on port {port}");
+}
