@@ -253,3 +253,47 @@ fn idle_kept_alive_connection_does_not_delay_stop() -> TestResult {
     assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
     Ok(())
 }
+
+#[test]
+fn tcp_listener_on_loopback_and_web_server_addrs() -> TestResult {
+    let dir = TestDir::new("tcp");
+    let db = fixture_db(&dir);
+    let port = crate::util::free_port();
+    let spawn = |env: &[(&str, &str)]| {
+        std::process::Command::new(crate::util::bin())
+            .args(["serve", "--db", db.to_str().unwrap(), "--listen", &port.to_string(), "--workers", "2"])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    };
+    let mut child = spawn(&[])?;
+    crate::util::wait_for_port(port);
+    let out = crate::util::run(&["get", "--connect", &format!("127.0.0.1:{port}"), "/feed?q=music&limit=1"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout)?.contains("\"count\":1"));
+
+    // FCGI_WEB_SERVER_ADDRS without 127.0.0.1: our loopback connection is closed unanswered.
+    let mut child = spawn(&[("FCGI_WEB_SERVER_ADDRS", "192.0.2.1")])?;
+    crate::util::wait_for_port(port);
+    let out = crate::util::run(&["get", "--connect", &format!("127.0.0.1:{port}"), "/feed?q=music"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(2), "refused peers get no answer");
+    Ok(())
+}
+
+#[test]
+fn a_large_body_is_read_and_answered_not_dropped() -> TestResult {
+    let dir = TestDir::new("bigbody");
+    let server = Server::start(&dir, &fixture_db(&dir), 1);
+    let mut s = server.connect();
+    let params = client::get_params("POST", "/feed?q=music");
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let r = client::request(&mut s, 1, true, &pairs, &vec![b'z'; 300 * 1024])?;
+    assert_eq!(r.status(), 405);
+    assert_eq!(get_on(&mut s, "/feed?q=music", true).status(), 200);
+    Ok(())
+}

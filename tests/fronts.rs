@@ -83,22 +83,23 @@ fn spawn_fcgi_hands_the_socket_on_fd_0() -> TestResult {
     let socket = dir.path("spawned.sock");
     let log = dir.path("spawned.log");
     // -n: do not fork, so the child is videofeed itself after exec. No --socket flag is given:
-    // the only way it can serve is the inherited fd 0.
-    let child = Command::new("spawn-fcgi")
-        .args([
-            "-n",
-            "-s",
-            socket.to_str().unwrap(),
-            "--",
-            bin().to_str().unwrap(),
-            "serve",
-            "--db",
-            db.to_str().unwrap(),
-        ])
+    // the only way it can serve is the inherited fd 0. Started as LiteSpeed starts apps: only
+    // the configured environment (no HOME, no PATH), cwd = the binary's directory, and stdout
+    // a pipe whose reader is gone (a write would fail with EPIPE).
+    let bin_dir = bin().parent().unwrap().to_path_buf();
+    let spawn_fcgi = Command::new("sh").args(["-c", "command -v spawn-fcgi"]).output()?;
+    let spawn_fcgi = String::from_utf8(spawn_fcgi.stdout)?.trim().to_owned();
+    let mut child = Command::new(spawn_fcgi)
+        .args(["-n", "-s", socket.to_str().unwrap(), "--", bin().to_str().unwrap(), "serve"])
+        .env_clear()
+        .env("VIDEOFEED_DB", &db)
+        .env("LSAPI_CHILDREN", "3")
         .env("VIDEOFEED_LOG", "info")
-        .stdout(Stdio::null())
+        .current_dir(&bin_dir)
+        .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log)?)
         .spawn()?;
+    drop(child.stdout.take());
     let mut guard = Guard(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() && Instant::now() < deadline {
@@ -108,7 +109,9 @@ fn spawn_fcgi_hands_the_socket_on_fd_0() -> TestResult {
     let resp = crate::util::get_on(&mut s, "/feed?q=music&limit=3", false);
     assert_eq!(resp.status(), 200);
     assert_eq!(crate::util::json(&resp)["count"], 3);
-    assert!(std::fs::read_to_string(&log)?.contains("inherited on fd 0"));
+    let log_text = std::fs::read_to_string(&log)?;
+    assert!(log_text.contains("inherited on fd 0"), "{log_text}");
+    assert!(log_text.contains("workers=3"), "LSAPI_CHILDREN sets the worker count: {log_text}");
     Command::new("kill").args(["-TERM", &guard.0.id().to_string()]).status()?;
     let deadline = Instant::now() + Duration::from_secs(3);
     let status = loop {

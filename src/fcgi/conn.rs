@@ -35,7 +35,7 @@ use super::record::{self, BeginRequest, Decoded, ProtocolStatus, Record, RecordT
 pub struct Limits {
     /// Total bytes of PARAMS content for one request.
     pub max_params: usize,
-    /// Total bytes of STDIN content buffered for one request.
+    /// Bytes of STDIN buffered for one request; the rest is read and discarded.
     pub max_stdin: usize,
     /// The worker count, reported as FCGI_MAX_CONNS and FCGI_MAX_REQS.
     pub max_conns: usize,
@@ -48,8 +48,11 @@ pub struct Request {
     pub request_id: u16,
     /// The CGI/1.1 environment sent in PARAMS, in the order received.
     pub params: Vec<record::Pair>,
-    /// The request body.
+    /// The request body, up to [`Limits::max_stdin`] bytes.
     pub stdin: Vec<u8>,
+    /// Whether the body was longer than [`Limits::max_stdin`] and the rest was discarded
+    /// (the handler can answer 413 instead of acting on a partial body).
+    pub stdin_truncated: bool,
 }
 
 impl Request {
@@ -82,8 +85,6 @@ pub enum Error {
     Protocol(record::Error),
     /// PARAMS of one request exceeded [`Limits::max_params`].
     ParamsTooLarge(usize),
-    /// STDIN of one request exceeded [`Limits::max_stdin`].
-    StdinTooLarge(usize),
     /// Reading or writing the stream failed other than by the peer leaving.
     Io(io::Error),
 }
@@ -93,7 +94,6 @@ impl fmt::Display for Error {
         match self {
             Error::Protocol(e) => write!(f, "{e}"),
             Error::ParamsTooLarge(cap) => write!(f, "fastcgi params exceed the {cap}-byte cap"),
-            Error::StdinTooLarge(cap) => write!(f, "fastcgi stdin exceeds the {cap}-byte cap"),
             Error::Io(e) => write!(f, "fastcgi connection i/o: {e}"),
         }
     }
@@ -125,6 +125,7 @@ struct Active {
     params: Vec<u8>,
     params_done: bool,
     stdin: Vec<u8>,
+    stdin_truncated: bool,
     stdin_done: bool,
 }
 
@@ -179,7 +180,12 @@ where
                 Step::Ready => {
                     let Some(a) = active.take() else { continue };
                     let keep = a.keep_conn;
-                    let req = Request { request_id: a.id, params: record::decode_pairs(&a.params)?, stdin: a.stdin };
+                    let req = Request {
+                        request_id: a.id,
+                        params: record::decode_pairs(&a.params)?,
+                        stdin: a.stdin,
+                        stdin_truncated: a.stdin_truncated,
+                    };
                     let response = handler(&req);
                     record::encode_stream(&mut out, RecordType::Stdout, req.request_id, &response);
                     record::encode_end_request(&mut out, req.request_id, 0, ProtocolStatus::RequestComplete);
@@ -269,6 +275,7 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
                     params: Vec::new(),
                     params_done: false,
                     stdin: Vec::new(),
+                    stdin_truncated: false,
                     stdin_done: false,
                 });
             }
@@ -292,10 +299,11 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
                 RecordType::Stdin if !a.stdin_done => {
                     if rec.content.is_empty() {
                         a.stdin_done = true;
-                    } else if a.stdin.len() + rec.content.len() > limits.max_stdin {
-                        return Err(Error::StdinTooLarge(limits.max_stdin));
                     } else {
-                        a.stdin.extend_from_slice(&rec.content);
+                        let room = limits.max_stdin.saturating_sub(a.stdin.len());
+                        let take = rec.content.len().min(room);
+                        a.stdin.extend_from_slice(rec.content.get(..take).unwrap_or_default());
+                        a.stdin_truncated |= take < rec.content.len();
                     }
                 }
                 RecordType::AbortRequest => {
@@ -499,6 +507,29 @@ mod tests {
         assert!(matches!(run(input).0, Err(Error::ParamsTooLarge(1024))));
         let (r, _, _) = run(b"GET / HTTP/1.1\r\n\r\n".to_vec());
         assert!(matches!(r, Err(Error::Protocol(record::Error::BadVersion(b'G')))));
+    }
+
+    #[test]
+    fn stdin_over_the_cap_is_discarded_not_fatal() {
+        let mut input = Vec::new();
+        encode_begin_request(&mut input, 1, 1, 0);
+        encode(&mut input, RecordType::Params, 1, &[]);
+        encode(&mut input, RecordType::Stdin, 1, &[b'x'; 1000]);
+        encode(&mut input, RecordType::Stdin, 1, &[b'y'; 1000]);
+        encode(&mut input, RecordType::Stdin, 1, &[]);
+        let mut s = Mem { input: io::Cursor::new(input), output: Vec::new() };
+        let mut seen = (0, false);
+        let end = serve(
+            &mut s,
+            &LIMITS,
+            |req| {
+                seen = (req.stdin.len(), req.stdin_truncated);
+                b"Status: 200 OK\r\n\r\n".to_vec()
+            },
+            || false,
+        );
+        assert_eq!(end.ok(), Some(End::Closed));
+        assert_eq!(seen, (1024, true));
     }
 
     #[test]
