@@ -2,7 +2,7 @@
 //!
 //! Titles are 3 to 10 words drawn from a Zipf-like vocabulary (word k has
 //! weight 1/k), some in Title Case, some with a year, an episode number or a
-//! "[4K]"-style tag, about 5% with accented foreign words; channels follow a
+//! "\[4K\]"-style tag, about 5% with accented foreign words; channels follow a
 //! Zipf-like popularity; regions are weighted and include `GLOBAL`; durations
 //! are mostly minutes with some shorts. The same `--seed` always gives the
 //! same rows. The generator is a splitmix64 stream: no external RNG crate.
