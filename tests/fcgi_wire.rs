@@ -297,3 +297,23 @@ fn a_large_body_is_read_and_answered_not_dropped() -> TestResult {
     assert_eq!(get_on(&mut s, "/feed?q=music", true).status(), 200);
     Ok(())
 }
+
+#[test]
+fn bound_socket_is_0660_a_stale_one_is_replaced_and_a_live_one_is_not() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("sockmode");
+    let db = fixture_db(&dir);
+    // A stale socket file left by a crashed process.
+    drop(std::os::unix::net::UnixListener::bind(dir.path("vf.sock"))?);
+    assert!(dir.path("vf.sock").exists());
+    let server = Server::start(&dir, &db, 1);
+    let mode = std::fs::metadata(&server.socket)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    // A second instance on the same live socket refuses to steal it.
+    let out = crate::util::run(&["serve", "--db", db.to_str().unwrap(), "--socket", server.socket.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another process is serving"));
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    Ok(())
+}
