@@ -110,14 +110,6 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    reason = "tests may fail loudly"
-)]
 mod tests {
     use super::*;
 

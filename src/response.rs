@@ -102,14 +102,6 @@ fn cgi(status: u16, headers: &[(&str, &str)], body: &[u8], head: bool) -> Vec<u8
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    reason = "tests may fail loudly"
-)]
 mod tests {
     use super::*;
 

@@ -134,14 +134,6 @@ impl Reader {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    reason = "tests may fail loudly"
-)]
 mod tests {
     use super::*;
 

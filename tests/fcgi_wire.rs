@@ -290,9 +290,7 @@ fn a_large_body_is_read_and_answered_not_dropped() -> TestResult {
     let dir = TestDir::new("bigbody");
     let server = Server::start(&dir, &fixture_db(&dir), 1);
     let mut s = server.connect();
-    let params = client::get_params("POST", "/feed?q=music");
-    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let r = client::request(&mut s, 1, true, &pairs, &vec![b'z'; 300 * 1024])?;
+    let r = crate::util::request_on(&mut s, "POST", "/feed?q=music", true, &vec![b'z'; 300 * 1024]);
     assert_eq!(r.status(), 405);
     assert_eq!(get_on(&mut s, "/feed?q=music", true).status(), 200);
     Ok(())

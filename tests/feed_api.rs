@@ -87,17 +87,11 @@ fn methods_other_than_get_and_head_are_405_and_head_has_no_body() -> TestResult 
     let dir = TestDir::new("methods");
     let server = Server::start(&dir, &fixture_db(&dir), 2);
     for method in ["POST", "PUT", "DELETE"] {
-        let mut s = server.connect();
-        let params = videofeed::fcgi::client::get_params(method, "/feed?q=music");
-        let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let r = videofeed::fcgi::client::request(&mut s, 1, false, &pairs, b"x=1")?;
+        let r = crate::util::request_on(&mut server.connect(), method, "/feed?q=music", false, b"x=1");
         assert_eq!(r.status(), 405);
         assert_eq!(r.header("Allow"), Some("GET, HEAD"));
     }
-    let mut s = server.connect();
-    let params = videofeed::fcgi::client::get_params("HEAD", "/feed?q=music");
-    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let r = videofeed::fcgi::client::request(&mut s, 1, false, &pairs, &[])?;
+    let r = crate::util::request_on(&mut server.connect(), "HEAD", "/feed?q=music", false, &[]);
     assert_eq!(r.status(), 200);
     assert!(r.body().is_empty());
     assert!(r.header("Content-Length").is_some_and(|l| l != "0"));

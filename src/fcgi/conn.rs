@@ -338,14 +338,6 @@ fn answer_get_values(content: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Resu
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    reason = "tests may fail loudly"
-)]
 mod tests {
     use super::*;
     use crate::fcgi::record::{EndRequest, encode, encode_begin_request, encode_pair};

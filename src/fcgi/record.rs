@@ -357,14 +357,6 @@ fn decode_len(buf: &[u8]) -> Result<(usize, &[u8]), Error> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation,
-    reason = "tests may fail loudly"
-)]
 mod tests {
     use super::*;
 
@@ -381,7 +373,7 @@ mod tests {
     #[test]
     fn record_round_trip_is_padded_to_8() {
         for len in [0usize, 1, 7, 8, 9, 100, 65535] {
-            let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let content: Vec<u8> = (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect();
             let mut buf = Vec::new();
             encode(&mut buf, RecordType::Stdout, 7, &content);
             assert_eq!(buf.len() % 8, 0, "len {len}");

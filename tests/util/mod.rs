@@ -145,9 +145,14 @@ impl Drop for Server {
 
 /// One GET request on an open stream.
 pub fn get_on<S: Read + Write>(stream: &mut S, uri: &str, keep_conn: bool) -> Response {
-    let params = client::get_params("GET", uri);
+    request_on(stream, "GET", uri, keep_conn, &[])
+}
+
+/// One request with any method and body on an open stream, with the params a web server sends.
+pub fn request_on<S: Read + Write>(stream: &mut S, method: &str, uri: &str, keep_conn: bool, body: &[u8]) -> Response {
+    let params = client::get_params(method, uri);
     let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    client::request(stream, 1, keep_conn, &pairs, &[]).unwrap()
+    client::request(stream, 1, keep_conn, &pairs, body).unwrap()
 }
 
 pub fn json(resp: &Response) -> serde_json::Value {
