@@ -189,8 +189,10 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         while handle.as_ref().is_some_and(|h| !h.is_finished()) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-        if let Some(h) = handle.take().filter(JoinHandle::is_finished) {
-            let _ = h.join();
+        if handle.as_ref().is_some_and(JoinHandle::is_finished) {
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
         }
     }
     let left = workers.iter().filter(|h| h.is_some()).count();

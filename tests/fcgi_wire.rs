@@ -315,3 +315,19 @@ fn bound_socket_is_0660_a_stale_one_is_replaced_and_a_live_one_is_not() -> TestR
     assert_eq!(server.get("/feed?q=music").status(), 200);
     Ok(())
 }
+
+#[test]
+fn a_stalled_request_does_not_hold_the_stop_past_the_grace_period() -> TestResult {
+    let dir = TestDir::new("stalled");
+    let mut server = Server::start(&dir, &fixture_db(&dir), 2);
+    let mut s = server.connect();
+    s.write_all(&begin_and_params(1, true, "/feed?q=music"))?; // and never finishes it
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    server.signal("-TERM");
+    let status = server.wait_exit(Duration::from_secs(4)).ok_or("did not exit")?;
+    assert_eq!(status.code(), Some(0));
+    assert!(t.elapsed() < Duration::from_millis(2500), "took {:?}", t.elapsed());
+    assert!(server.log_text().contains("still busy after the grace period"), "{}", server.log_text());
+    Ok(())
+}
