@@ -6,6 +6,8 @@
 #   ./install.sh --db /srv/videofeed/videos.db --no-start
 #   ./install.sh --stop            stop a responder this script started
 #   ./install.sh --uninstall       remove what it installed (never a database)
+#   ./install.sh --lsws-root /usr/local/lsws --apply --restart
+#                                  also wire it into LiteSpeed and graceful-restart it
 #
 # Idempotent: running it again rebuilds, reinstalls and restarts; an existing
 # database is checked, never overwritten. Every step says what it did.
@@ -26,6 +28,14 @@ Usage: ./install.sh [options]
   --run-dir DIR      where the pid file and log go (default /run/videofeed as root,
                      else ${XDG_RUNTIME_DIR:-/tmp}/videofeed-$UID)
   --no-start         install and create the database, but do not start the responder
+  --lsws-root DIR    LiteSpeed install to configure (default /usr/local/lsws); when
+                     DIR/conf/httpd_config.conf exists, the snippets from lsws-config/ are
+                     rendered with the chosen paths and the change is shown
+  --lsws-vhost NAME  the virtual host that gets `context /feed` (default Example)
+  --lsws-log FILE    the app's stderr log under LiteSpeed (default /var/log/videofeed/videofeed.log)
+  --apply            write the shown LiteSpeed change (backups are kept as FILE.videofeed-bak);
+                     LiteSpeed then starts videofeed itself, so no responder is started here
+  --restart          graceful-restart LiteSpeed (lswsctrl restart) after --apply
   --stop             stop the responder this script started, then exit
   --uninstall        stop it and remove the installed binary and run files (keeps databases)
   -h, --help         this text
@@ -51,6 +61,11 @@ demo=""
 workers=16
 start=1
 action=install
+lsws_root=/usr/local/lsws
+lsws_vhost=Example
+lsws_log=/var/log/videofeed/videofeed.log
+apply=0
+restart=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -64,6 +79,11 @@ while [ $# -gt 0 ]; do
     --workers) [ $# -gt 1 ] || die "--workers needs a number"; workers="$2"; shift ;;
     --run-dir) [ $# -gt 1 ] || die "--run-dir needs a directory"; rundir="$2"; shift ;;
     --no-start) start=0 ;;
+    --lsws-root) [ $# -gt 1 ] || die "--lsws-root needs a directory"; lsws_root="$2"; shift ;;
+    --lsws-vhost) [ $# -gt 1 ] || die "--lsws-vhost needs a name"; lsws_vhost="$2"; shift ;;
+    --lsws-log) [ $# -gt 1 ] || die "--lsws-log needs a file"; lsws_log="$2"; shift ;;
+    --apply) apply=1 ;;
+    --restart) restart=1 ;;
     --stop) action=stop ;;
     --uninstall) action=uninstall ;;
     -h|--help) usage; exit 0 ;;
@@ -96,12 +116,111 @@ stop_running() {
   fi
 }
 
+# --- LiteSpeed -------------------------------------------------------------------------
+server_conf="$lsws_root/conf/httpd_config.conf"
+vhost_conf="$lsws_root/conf/vhosts/$lsws_vhost/vhconf.conf"
+begin_mark="# BEGIN videofeed (managed by install.sh; remove with install.sh --uninstall)"
+end_mark="# END videofeed"
+
+# The file's text without our managed block.
+without_block() {
+  awk -v b="$begin_mark" -v e="$end_mark" '$0 == b {skip = 1; next} skip && $0 == e {skip = 0; next} !skip' "$1"
+}
+
+# Writes $1 with our block replaced by the contents of $2 (or removed when $2 is empty);
+# prints a unified diff of the change; writes only when $apply is 1. Keeps a backup.
+update_block() {
+  local file="$1" block="$2" new
+  new=$(mktemp)
+  without_block "$file" > "$new"
+  if [ -n "$block" ]; then
+    { printf '%s\n' "$begin_mark"; cat "$block"; printf '%s\n' "$end_mark"; } >> "$new"
+  fi
+  if cmp -s "$file" "$new"; then
+    say "$file: already up to date"
+    rm -f "$new"
+    return 0
+  fi
+  if [ "$apply" = 1 ]; then
+    cp -p "$file" "$file.videofeed-bak"
+    cat "$new" > "$file"
+    say "$file: updated (backup: $file.videofeed-bak)"
+  else
+    say "$file: would change as follows (run again with --apply to write it):"
+    diff -u "$file" "$new" | sed 's/^/    /' || true
+  fi
+  rm -f "$new"
+}
+
+# The extprocessor and context snippets, rendered with this install's paths.
+render_lsws() {
+  local out="$1"
+  sed -e "s|^\(  path  *\).*|\1$bin serve|" \
+      -e "s|^\(  env  *VIDEOFEED_DB=\).*|\1$db|" \
+      -e "s|^\(  env  *LSAPI_CHILDREN=\).*|\1$workers|" \
+      -e "s|^\(  maxConns  *\).*|\1$workers|" \
+      -e "s|^\(  env  *LS_STDERR_LOG=\).*|\1$lsws_log|" \
+      -e '/^#/d' "$here/lsws-config/extprocessor.conf" > "$out/extprocessor.conf"
+  sed -e '/^#/d' "$here/lsws-config/context.conf" > "$out/context.conf"
+}
+
+# Configures LiteSpeed when it is installed; returns 1 when it is not there.
+configure_lsws() {
+  if [ ! -f "$server_conf" ]; then
+    say "no LiteSpeed at $lsws_root (no conf/httpd_config.conf): skipping its configuration"
+    return 1
+  fi
+  say "LiteSpeed found at $lsws_root"
+  if without_block "$server_conf" | grep -Eq '^[[:space:]]*extprocessor[[:space:]]+videofeed[[:space:]]*\{'; then
+    die "$server_conf already defines 'extprocessor videofeed' outside install.sh's block; edit or remove it by hand first"
+  fi
+  [ -f "$vhost_conf" ] || die "no virtual host config at $vhost_conf: pass --lsws-vhost NAME"
+  local tmp
+  tmp=$(mktemp -d)
+  render_lsws "$tmp"
+  update_block "$server_conf" "$tmp/extprocessor.conf"
+  update_block "$vhost_conf" "$tmp/context.conf"
+  rm -rf "$tmp"
+  if ! awk -v v="$lsws_vhost" '$1 == "virtualhost" && $2 == v {inside = 1} inside && $1 == "enableScript" && $2 == "1" {found = 1} inside && /^}/ {inside = 0} END {exit !found}' "$server_conf"; then
+    say "warning: the '$lsws_vhost' virtualhost entry in $server_conf has no 'enableScript 1'; without it LiteSpeed answers 403 on /feed (see lsws-config/vhost-entry.conf)"
+  fi
+  if [ "$apply" = 1 ]; then
+    # The run-as user must read the database and create its -shm/-wal files (WAL mode),
+    # and write its log.
+    local user group
+    user=$(awk '$1 == "user" {print $2; exit}' "$server_conf"); user="${user:-nobody}"
+    group=$(awk '$1 == "group" {print $2; exit}' "$server_conf"); group="${group:-nogroup}"
+    mkdir -p "$(dirname "$lsws_log")"
+    chown "$user:$group" "$(dirname "$lsws_log")" 2>/dev/null || say "warning: could not chown $(dirname "$lsws_log") to $user:$group"
+    if ! { chgrp "$group" "$(dirname "$db")" "$db" && chmod g+rwx "$(dirname "$db")" && chmod g+rw "$db"; } 2>/dev/null; then
+      say "warning: could not give group $group access to $(dirname "$db")"
+    fi
+    say "gave $user:$group access to $(dirname "$db") (database, WAL files) and $(dirname "$lsws_log") (log)"
+    if [ "$restart" = 1 ]; then
+      [ -x "$lsws_root/bin/lswsctrl" ] || die "$lsws_root/bin/lswsctrl not found: restart LiteSpeed from the WebAdmin console"
+      say "graceful restart: $lsws_root/bin/lswsctrl restart"
+      "$lsws_root/bin/lswsctrl" restart | sed 's/^/install.sh: lswsctrl: /'
+    else
+      say "not restarting LiteSpeed (no --restart): do a Graceful Restart to start videofeed"
+    fi
+  elif [ "$restart" = 1 ]; then
+    say "--restart needs --apply: nothing was written, so LiteSpeed is not restarted"
+  fi
+  return 0
+}
+
 case "$action" in
   stop) stop_running; exit 0 ;;
   uninstall)
     stop_running
     if [ -e "$bin" ]; then rm -f "$bin"; say "removed $bin"; else say "$bin was not installed"; fi
     rm -f "$logfile" "$socket"
+    if [ -f "$server_conf" ]; then
+      apply=1
+      update_block "$server_conf" ""
+      [ -f "$vhost_conf" ] && update_block "$vhost_conf" ""
+      say "LiteSpeed: removed videofeed's blocks; do a Graceful Restart to stop the app"
+    fi
     if rmdir "$rundir" 2>/dev/null; then say "removed $rundir"; fi
     say "databases are never deleted: $db is still there"
     exit 0 ;;
@@ -136,6 +255,13 @@ if [ -n "$demo" ]; then
   fi
 fi
 
+lsws_applied=0
+if configure_lsws && [ "$apply" = 1 ]; then lsws_applied=1; fi
+
+if [ "$lsws_applied" = 1 ]; then
+  say "LiteSpeed starts and stops videofeed from now on; check it with: $bin get --socket /tmp/lshttpd/videofeed.sock '/feed?q=music&limit=2'"
+  exit 0
+fi
 if [ "$start" = 0 ]; then
   say "not starting (--no-start). Run: $bin serve --db $db --socket $socket"
   exit 0

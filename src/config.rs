@@ -13,6 +13,22 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Every environment variable the binary reads (the serve config, logging and recycling).
+/// `lsws-config/` may set only these, plus LiteSpeed's own `LS_*` variables.
+pub const ENV_VARS: &[&str] = &[
+    "VIDEOFEED_DB",
+    "VIDEOFEED_SOCKET",
+    "VIDEOFEED_LISTEN",
+    "VIDEOFEED_WORKERS",
+    "LSAPI_CHILDREN",
+    "PHP_FCGI_CHILDREN",
+    "VIDEOFEED_MAX_PARAMS_BYTES",
+    "VIDEOFEED_MAX_REQUESTS",
+    "FCGI_WEB_SERVER_ADDRS",
+    "VIDEOFEED_LOG",
+    "RUST_LOG",
+];
+
 /// Where to listen when fd 0 is not an inherited listening socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
@@ -43,6 +59,9 @@ pub struct Config {
     pub web_server_addrs: Vec<IpAddr>,
     /// How long a stop waits for requests in flight before exiting anyway.
     pub shutdown_grace: Duration,
+    /// `VIDEOFEED_MAX_REQUESTS`: stop gracefully (exit 0) after this many requests, so the
+    /// process manager starts a fresh one (like `PHP_FCGI_MAX_REQUESTS`). None = never.
+    pub max_requests: Option<u64>,
 }
 
 impl Default for Config {
@@ -63,6 +82,8 @@ impl Default for Config {
             web_server_addrs: Vec::new(),
             // LiteSpeed SIGKILLs ~100 ms after its worker exits on some paths; 1.8 s keeps us under 2 s.
             shutdown_grace: Duration::from_millis(1800),
+            // A Rust responder does not leak like a PHP worker; recycling is opt-in.
+            max_requests: None,
         }
     }
 }
@@ -153,6 +174,14 @@ impl Config {
                 .ok()
                 .filter(|n| (1024..=16 * 1024 * 1024).contains(n))
                 .ok_or_else(|| err("VIDEOFEED_MAX_PARAMS_BYTES", "must be a byte count from 1024 to 16777216"))?;
+        }
+
+        if let Some(v) = env("VIDEOFEED_MAX_REQUESTS").filter(|v| !v.trim().is_empty()) {
+            let n = v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| err("VIDEOFEED_MAX_REQUESTS", format!("must be a whole number (0 = never), got {v:?}")))?;
+            c.max_requests = (n > 0).then_some(n);
         }
 
         if let Some(v) = env("FCGI_WEB_SERVER_ADDRS").filter(|v| !v.trim().is_empty()) {

@@ -34,6 +34,11 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A read-only user cannot create the `-shm`/`-wal` files a WAL database needs beside it.
+    SharedMemoryNotWritable {
+        /// The database path.
+        path: PathBuf,
+    },
     /// The file was written by a newer videofeed.
     NewerSchema {
         /// The database path.
@@ -59,6 +64,14 @@ impl fmt::Display for Error {
                 "{} is not a usable videofeed database: {reason} (point --db/VIDEOFEED_DB at the right file, or create one with `videofeed init --db PATH`)",
                 path.display()
             ),
+            Error::SharedMemoryNotWritable { path } => {
+                let dir = path.parent().map_or_else(|| ".".into(), |d| d.display().to_string());
+                write!(
+                    f,
+                    "cannot read {}: it is in WAL mode and this user cannot create its -shm/-wal files in {dir} (give the serving user write access to that directory, e.g. `chgrp nogroup {dir} && chmod g+rwx {dir}`)",
+                    path.display()
+                )
+            }
             Error::NewerSchema { path, found } => write!(
                 f,
                 "{} has schema version {found}, this videofeed knows only up to {SCHEMA_VERSION}: upgrade videofeed",
@@ -145,6 +158,9 @@ pub fn open_writer(path: &Path) -> Result<Connection, Error> {
 }
 
 fn not_videofeed(path: &Path, e: &rusqlite::Error) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
+        return Error::SharedMemoryNotWritable { path: path.into() };
+    }
     Error::NotVideofeed { path: path.into(), reason: e.to_string() }
 }
 

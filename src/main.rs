@@ -45,7 +45,8 @@ TCP address (a bare PORT means 127.0.0.1).
 
 Environment (flags win): VIDEOFEED_DB, VIDEOFEED_SOCKET, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
 then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 16), VIDEOFEED_MAX_PARAMS_BYTES,
-FCGI_WEB_SERVER_ADDRS, VIDEOFEED_LOG (log filter, default info; RUST_LOG also works).
+FCGI_WEB_SERVER_ADDRS, VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server
+starts a fresh process; default never), VIDEOFEED_LOG (log filter, default info; RUST_LOG too).
 Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
 
 Example:
@@ -248,11 +249,12 @@ fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
     };
     let config = Config::from_raw(&flags, &|k| std::env::var(k).ok())?;
     log::info!(
-        "config db={} listen={:?} workers={} max_params={} grace_ms={}",
+        "config db={} listen={:?} workers={} max_params={} max_requests={:?} grace_ms={}",
         config.db.display(),
         config.listen,
         config.workers,
         config.max_params,
+        config.max_requests,
         config.shutdown_grace.as_millis()
     );
     let stop = Arc::new(AtomicBool::new(false));

@@ -31,7 +31,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -138,11 +138,13 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     let listener = Arc::new(listener);
 
     let limits = Limits { max_params: config.max_params, max_stdin: config.max_stdin, max_conns: config.workers.get() };
+    let served = Arc::new(AtomicU64::new(0));
     let spawn = |n: usize, reader: Option<Reader>| -> io::Result<JoinHandle<()>> {
         let (listener, config, stop) = (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop));
+        let served = Arc::clone(&served);
         thread::Builder::new()
             .name(format!("worker-{n}"))
-            .spawn(move || worker(&listener, &config, &limits, &stop, reader))
+            .spawn(move || worker(&listener, &config, &limits, &Shared { stop: &stop, served: &served }, reader))
     };
     let mut workers: Vec<Option<JoinHandle<()>>> = Vec::with_capacity(config.workers.get());
     let mut first = Some(first_reader);
@@ -256,7 +258,28 @@ fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, Error> {
     Ok(listener)
 }
 
-fn worker(listener: &Listener, config: &Config, limits: &Limits, stop: &AtomicBool, reader: Option<Reader>) {
+/// State every worker shares: the stop flag and the count of requests answered.
+struct Shared<'a> {
+    stop: &'a AtomicBool,
+    served: &'a AtomicU64,
+}
+
+impl Shared<'_> {
+    fn is_stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Counts one answered request; asks for a graceful stop at `VIDEOFEED_MAX_REQUESTS`.
+    fn count(&self, max_requests: Option<u64>) {
+        let n = self.served.fetch_add(1, Ordering::SeqCst) + 1;
+        if max_requests == Some(n) {
+            log::info!("recycling: {n} requests served (VIDEOFEED_MAX_REQUESTS); stopping gracefully");
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn worker(listener: &Listener, config: &Config, limits: &Limits, shared: &Shared<'_>, reader: Option<Reader>) {
     let mut handler = match reader {
         Some(r) => Handler::with_reader(config.db.clone(), r),
         None => match Reader::open_read_only(&config.db) {
@@ -268,7 +291,7 @@ fn worker(listener: &Listener, config: &Config, limits: &Limits, stop: &AtomicBo
         },
     };
     let mut backoff = Duration::from_millis(5);
-    while !stop.load(Ordering::SeqCst) {
+    while !shared.is_stopping() {
         match sys::wait_readable(listener.fd(), i32::try_from(TICK.as_millis()).unwrap_or(100)) {
             Ok(true) => {}
             Ok(false) => continue,
@@ -285,7 +308,7 @@ fn worker(listener: &Listener, config: &Config, limits: &Limits, stop: &AtomicBo
         match accepted {
             Ok(stream) => {
                 backoff = Duration::from_millis(5);
-                serve_stream(stream, config, limits, stop, &mut handler);
+                serve_stream(stream, config, limits, shared, &mut handler);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {} // another worker took it
             Err(e) => match e.raw_os_error() {
@@ -305,13 +328,18 @@ enum Stream {
     Tcp(TcpStream),
 }
 
-fn serve_stream(stream: Stream, config: &Config, limits: &Limits, stop: &AtomicBool, handler: &mut Handler) {
+fn serve_stream(stream: Stream, config: &Config, limits: &Limits, shared: &Shared<'_>, handler: &mut Handler) {
+    let mut answer = |req: &conn::Request| {
+        let response = handler.handle(req);
+        shared.count(config.max_requests);
+        response
+    };
     let result = match stream {
         Stream::Unix(mut s) => {
             let _ = s.set_nonblocking(false);
             let _ = s.set_read_timeout(Some(CONN_TICK));
             let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-            conn::serve(&mut s, limits, |req| handler.handle(req), || stop.load(Ordering::SeqCst))
+            conn::serve(&mut s, limits, &mut answer, || shared.is_stopping())
         }
         Stream::Tcp(mut s) => {
             if !config.web_server_addrs.is_empty() {
@@ -325,7 +353,7 @@ fn serve_stream(stream: Stream, config: &Config, limits: &Limits, stop: &AtomicB
             let _ = s.set_nodelay(true);
             let _ = s.set_read_timeout(Some(CONN_TICK));
             let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-            conn::serve(&mut s, limits, |req| handler.handle(req), || stop.load(Ordering::SeqCst))
+            conn::serve(&mut s, limits, &mut answer, || shared.is_stopping())
         }
     };
     match result {

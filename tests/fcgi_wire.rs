@@ -331,3 +331,17 @@ fn a_stalled_request_does_not_hold_the_stop_past_the_grace_period() -> TestResul
     assert!(server.log_text().contains("still busy after the grace period"), "{}", server.log_text());
     Ok(())
 }
+
+#[test]
+fn max_requests_recycles_the_process_gracefully() -> TestResult {
+    let dir = TestDir::new("recycle");
+    let mut server = crate::util::Server::start_with(&dir, &fixture_db(&dir), 2, &[("VIDEOFEED_MAX_REQUESTS", "3")]);
+    let mut s = server.connect();
+    for _ in 0..3 {
+        assert_eq!(get_on(&mut s, "/feed?q=music", true).status(), 200, "every request up to the limit is answered");
+    }
+    let status = server.wait_exit(Duration::from_secs(3)).ok_or("did not recycle")?;
+    assert_eq!(status.code(), Some(0));
+    assert!(server.log_text().contains("recycling: 3 requests served"));
+    Ok(())
+}

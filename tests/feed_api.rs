@@ -221,3 +221,30 @@ fn database_failure_while_serving_is_503_not_a_panic() -> TestResult {
     assert_eq!(json(&r)["error"]["status"], 503);
     Ok(())
 }
+
+#[test]
+fn a_reader_that_cannot_create_the_wal_files_gets_a_clear_error() -> TestResult {
+    // Needs root to act as another user (CI runs as root); skipped otherwise.
+    let is_root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !is_root || !crate::util::have("runuser") {
+        eprintln!("SKIP: needs root and runuser");
+        return Ok(());
+    }
+    let dir = TestDir::new("rowal");
+    let db = fixture_db(&dir);
+    let _ = std::fs::remove_file(dir.path("videos.db-shm"));
+    let _ = std::fs::remove_file(dir.path("videos.db-wal"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644))?;
+    // The binary must be reachable by `nobody`: copy it next to the database.
+    let exe = dir.path("videofeed");
+    std::fs::copy(crate::util::bin(), &exe)?;
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", exe.to_str().unwrap(), "query", "--db", db.to_str().unwrap(), "--q", "music"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr)?;
+    assert!(err.contains("cannot create its -shm/-wal files") && err.contains("write access"), "{err}");
+    Ok(())
+}

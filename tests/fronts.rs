@@ -1,7 +1,7 @@
 //! Independent clients and real web servers in front of the real binary:
 //! Debian's `cgi-fcgi`, `spawn-fcgi` (socket on fd 0), nginx with
-//! `fastcgi_pass` and curl, lighttpd spawning videofeed itself, and php-cli
-//! with curl as a template would call it. A missing program skips its test
+//! `fastcgi_pass` and curl, lighttpd spawning videofeed itself, and the PHP
+//! client (`clients/php`) under PHPUnit as a template would call it. A missing program skips its test
 //! (printed) unless VIDEOFEED_REQUIRE_FRONTS=1, which .ci/run sets.
 
 use std::path::{Path, PathBuf};
@@ -127,7 +127,7 @@ fn spawn_fcgi_hands_the_socket_on_fd_0() -> TestResult {
 }
 
 #[test]
-fn nginx_fastcgi_pass_and_php_curl_client() -> TestResult {
+fn nginx_fastcgi_pass_and_the_php_client() -> TestResult {
     if !have("nginx") || !have("curl") {
         return Ok(());
     }
@@ -170,53 +170,194 @@ fn nginx_fastcgi_pass_and_php_curl_client() -> TestResult {
         assert!(status == 200 || status == 400, "{status}");
     }
 
-    if have("php") {
-        let php = |base: &str| -> serde_json::Value {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fronts/feed_client.php");
-            let out = Command::new("php").arg(script).args([base, "lofi hip", "DE", "5"]).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            serde_json::from_slice(&out.stdout).unwrap()
-        };
-        let r = php(&base);
-        assert_eq!(r["source"], "feed", "{r}");
-        assert!(r["count"].as_u64().is_some_and(|c| c > 0));
-        // videofeed gone: the page falls back instead of breaking.
-        drop(server);
-        let r = php(&base);
-        assert_eq!(r["source"], "fallback", "{r}");
-        assert_eq!(r["http"], 502);
+    // The PHP client (clients/php) under PHPUnit against this stack.
+    if have("phpunit") {
+        let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php/FeedClientTest.php");
+        let out = Command::new("phpunit")
+            .args(["--colors=never", tests.to_str().unwrap()])
+            .env("VF_BASE_URL", format!("{base}/feed"))
+            .env("VF_STOPPED_URL", format!("{base}/stopped/feed"))
+            .env("VF_ERROR_URL", format!("{base}/error/feed"))
+            .env("VF_GARBAGE_URL", format!("{base}/garbage/feed"))
+            .env("VF_DOWN_URL", format!("http://127.0.0.1:{}/feed", free_port()))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "phpunit failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("OK (7 tests"), "{text}");
     }
     Ok(())
 }
 
+/// lighttpd in the foreground spawning `bin` with the socket on fd 0, as LiteSpeed does.
+struct Lighttpd {
+    guard: Guard,
+    port: u16,
+    error_log: PathBuf,
+}
+
+impl Lighttpd {
+    fn start(dir: &TestDir, db: &Path, bin: &Path) -> Lighttpd {
+        let port = free_port();
+        let conf = render(
+            "lighttpd.conf.in",
+            dir,
+            &[
+                ("PORT", port.to_string()),
+                ("SOCKET", dir.path("lt.sock").to_str().unwrap().into()),
+                ("BIN", bin.to_str().unwrap().into()),
+                ("DB", db.to_str().unwrap().into()),
+            ],
+        );
+        let child = Command::new("lighttpd")
+            .args(["-D", "-f", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Lighttpd { guard: Guard(child), port, error_log: dir.path("lighttpd-error.log") }
+    }
+
+    fn pid(&self) -> u32 {
+        self.guard.0.id()
+    }
+
+    /// The videofeed process lighttpd spawned (waits for it).
+    fn backend(&self) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(pid) = crate::util::children_of(self.pid()).first() {
+                return *pid;
+            }
+            assert!(Instant::now() < deadline, "lighttpd spawned no backend");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+}
+
 #[test]
 fn lighttpd_spawns_videofeed_with_the_socket_on_fd_0() -> TestResult {
-    if !have("lighttpd") || !have("curl") {
+    if !have("lighttpd") {
         return Ok(());
     }
     let dir = TestDir::new("lighttpd");
-    let db = fixture_db(&dir);
-    let port = free_port();
-    let socket = dir.path("lt.sock");
-    let conf = render(
-        "lighttpd.conf.in",
-        &dir,
-        &[
-            ("PORT", port.to_string()),
-            ("SOCKET", socket.to_str().unwrap().into()),
-            ("BIN", bin().to_str().unwrap().into()),
-            ("DB", db.to_str().unwrap().into()),
-        ],
-    );
-    let lighttpd = Command::new("lighttpd")
-        .args(["-D", "-f", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let _guard = Guard(lighttpd);
-    wait_for_port(port);
-    let (status, head, body) = curl(&format!("http://127.0.0.1:{port}/feed?q=piano&limit=2"));
-    assert_eq!(status, 200, "{head} {}", std::fs::read_to_string(dir.path("lighttpd-error.log")).unwrap_or_default());
+    let lt = Lighttpd::start(&dir, &fixture_db(&dir), &bin());
+    let (status, body) = crate::util::http_get(lt.port, "/feed?q=piano&limit=2")?;
+    assert_eq!(status, 200, "{body} {}", lt.log());
+    let body: serde_json::Value = serde_json::from_str(&body)?;
     assert_eq!(body["count"], 2);
+    Ok(())
+}
+
+#[test]
+fn lighttpd_graceful_restart_under_load_fails_no_request() -> TestResult {
+    if !have("lighttpd") {
+        return Ok(());
+    }
+    let dir = TestDir::new("ltrestart");
+    let lt = Lighttpd::start(&dir, &fixture_db(&dir), &bin());
+    let before = lt.backend();
+    let port = lt.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                let words = ["music", "lofi", "jazz", "rain"];
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    n += 1;
+                    match crate::util::http_get(port, &format!("/feed?q={}&limit=3", words[(i + n) % 4])) {
+                        Ok((200, _)) => ok += 1,
+                        other => failed.push(format!("{other:?}")),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    // lighttpd's graceful restart: finish requests, reload, respawn its FastCGI backends.
+    Command::new("kill").args(["-USR1", &lt.pid().to_string()]).status()?;
+    std::thread::sleep(Duration::from_millis(2500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.join().map_err(|_| "client panicked")?;
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {:?}\n{}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)],
+        lt.log()
+    );
+    assert!(ok > 50, "only {ok} requests ran");
+    let after = lt.backend();
+    assert_ne!(before, after, "the restart should start a new videofeed process");
+    Ok(())
+}
+
+#[test]
+fn lighttpd_restarts_a_videofeed_that_died() -> TestResult {
+    if !have("lighttpd") {
+        return Ok(());
+    }
+    let dir = TestDir::new("ltrespawn");
+    let lt = Lighttpd::start(&dir, &fixture_db(&dir), &bin());
+    let first = lt.backend();
+    assert_eq!(crate::util::http_get(lt.port, "/feed?q=jazz")?.0, 200);
+    Command::new("kill").args(["-KILL", &first.to_string()]).status()?;
+    // lighttpd notices the dead backend and spawns a new one; requests recover.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok((200, _)) = crate::util::http_get(lt.port, "/feed?q=jazz") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {}", lt.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(lt.backend(), first);
+    Ok(())
+}
+
+#[test]
+fn a_binary_replaced_on_disk_is_picked_up_on_the_next_start() -> TestResult {
+    if !have("lighttpd") {
+        return Ok(());
+    }
+    let dir = TestDir::new("ltupgrade");
+    std::fs::create_dir_all(dir.path("bin"))?;
+    let installed = dir.path("bin/videofeed");
+    std::fs::copy(bin(), &installed)?;
+    let lt = Lighttpd::start(&dir, &fixture_db(&dir), &installed);
+    let old = lt.backend();
+    assert_eq!(crate::util::http_get(lt.port, "/feed?q=jazz")?.0, 200);
+    // Upgrade as install.sh does: a new file moved over the old path (atomic rename).
+    std::fs::copy(bin(), dir.path("bin/videofeed.new"))?;
+    std::fs::rename(dir.path("bin/videofeed.new"), &installed)?;
+    let exe =
+        |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).map(|p| p.display().to_string()).unwrap_or_default();
+    assert!(exe(old).ends_with("(deleted)"), "the running process keeps the old file: {}", exe(old));
+    Command::new("kill").args(["-USR1", &lt.pid().to_string()]).status()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new = loop {
+        let pid = lt.backend();
+        if pid != old {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no restart: {}", lt.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exe(new), installed.display().to_string(), "the new process runs the new file");
+    assert_eq!(crate::util::http_get(lt.port, "/feed?q=jazz")?.0, 200);
     Ok(())
 }

@@ -6,4 +6,5 @@ mod fcgi_wire;
 mod feed_api;
 mod fronts;
 mod import;
+mod lsws_config;
 mod util;
