@@ -187,3 +187,21 @@ fn check(conn: &Connection, path: &Path) -> Result<(), Error> {
         .map_err(|e| not_videofeed(path, &e))?;
     Ok(())
 }
+
+/// Writes a consistent copy of the database at `path` to `out` with `VACUUM INTO`,
+/// while it serves and while imports run (a read transaction sees one snapshot).
+///
+/// # Errors
+/// [`Error::Open`] or [`Error::NotVideofeed`] for the source; [`Error::Sql`] when `out`
+/// exists already or cannot be written.
+pub fn backup(path: &Path, out: &Path) -> Result<(), Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open { path: path.into(), source })?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    check(&conn, path)?;
+    let target = out
+        .to_str()
+        .ok_or_else(|| Error::NotVideofeed { path: out.into(), reason: "the backup path is not valid UTF-8".into() })?;
+    conn.execute("VACUUM INTO ?1", [target])?;
+    Ok(())
+}

@@ -31,6 +31,7 @@ Commands:
   demo     generate a deterministic demo corpus into the database
   query    run one feed query against the database and print the JSON
   get      send one FastCGI request to a running responder and print the answer
+  backup   write a consistent copy of the database while it serves (VACUUM INTO)
 
 Run `videofeed <command> --help` for a command's options and examples.
 Options: -h, --help   this text;  -V, --version   the version";
@@ -100,6 +101,16 @@ The operator's health check without a web server.
 
 Example:
   videofeed get --socket /run/videofeed/videofeed.sock '/feed?q=music&limit=3'";
+
+const BACKUP_HELP: &str = "\
+videofeed backup --db PATH OUT
+
+Writes a consistent, compacted copy of the database to OUT (which must not exist) with
+SQLite's VACUUM INTO. Safe while the responder serves and while imports run: the copy is
+one snapshot. Restore by stopping the app and moving the copy into place.
+
+Example:
+  videofeed backup --db /var/lib/videofeed/videos.db /var/backups/videos-$(date +%F).db";
 
 /// A fatal error: its message (with source chain) and exit code.
 struct Fatal(String, u8);
@@ -201,6 +212,7 @@ fn main() -> ExitCode {
         Some("demo") => cmd_demo(&args[1..]),
         Some("query") => cmd_query(&args[1..]),
         Some("get") => cmd_get(&args[1..]),
+        Some("backup") => cmd_backup(&args[1..]),
         Some("-V" | "--version" | "version") => {
             say(&format!("videofeed {}", env!("CARGO_PKG_VERSION")));
             Ok(0)
@@ -426,4 +438,29 @@ fn cmd_get(raw: &[String]) -> Result<u8, Fatal> {
         esay(&format!("stderr from the application: {}", String::from_utf8_lossy(&answer.stderr)));
     }
     Ok(if answer.status() >= 500 { 1 } else { 0 })
+}
+
+fn cmd_backup(raw: &[String]) -> Result<u8, Fatal> {
+    let a = parse_args(raw, &["--db"], &[], BACKUP_HELP)?;
+    if a.help {
+        return help(BACKUP_HELP);
+    }
+    let db = a.db(BACKUP_HELP)?;
+    let [out] = a.positional.as_slice() else {
+        return Err(fatal(format!("backup needs one output path\n\n{BACKUP_HELP}")));
+    };
+    let out = PathBuf::from(out);
+    if out.exists() {
+        return Err(fatal(format!("{} exists already: choose a new file name", out.display())));
+    }
+    let started = Instant::now();
+    videofeed::db::backup(&db, &out)?;
+    let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    say(&format!(
+        "backup {} -> {}: {bytes} bytes in {:.2} s",
+        db.display(),
+        out.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(0)
 }

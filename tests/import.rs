@@ -128,7 +128,7 @@ fn demo_is_deterministic_and_searchable() -> TestResult {
 
 #[test]
 fn help_and_version() -> TestResult {
-    for cmd in ["serve", "init", "import", "demo", "query", "get"] {
+    for cmd in ["serve", "init", "import", "demo", "query", "get", "backup"] {
         let out = run(&[cmd, "--help"]);
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout)?;
@@ -140,5 +140,28 @@ fn help_and_version() -> TestResult {
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+    Ok(())
+}
+
+#[test]
+fn backup_copies_the_database_while_it_serves() -> TestResult {
+    let dir = TestDir::new("backup");
+    let db = crate::util::fixture_db(&dir);
+    let server = crate::util::Server::start(&dir, &db, 2);
+    let copy = dir.path("copy.db");
+    let out = run(&["backup", "--db", db.to_str().unwrap(), copy.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(count(&copy, "SELECT count(*) FROM videos"), 609);
+    assert_eq!(count(&copy, "PRAGMA user_version"), 1);
+    // The copy is a working database: the same query gives the same answer.
+    let q = ["query", "--q", "lofi hip", "--limit", "5", "--db"];
+    let a = run(&[&q[..], &[db.to_str().unwrap()]].concat());
+    let b = run(&[&q[..], &[copy.to_str().unwrap()]].concat());
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    // Never overwrites.
+    let out = run(&["backup", "--db", db.to_str().unwrap(), copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
     Ok(())
 }
