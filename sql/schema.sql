@@ -1,6 +1,7 @@
--- videofeed schema, version 1 (PRAGMA user_version = 1).
+-- videofeed schema, version 2 (PRAGMA user_version = 2).
 -- Applied by `videofeed init` / `import` / `demo` inside one transaction when
--- user_version is 0; embedded in the binary with include_str!.
+-- user_version is 0; embedded in the binary with include_str!. A version 1
+-- database is upgraded in place by sql/migrations/002_generation.sql.
 
 -- One row per video. `rowid` is explicit so the FTS index can refer to it
 -- (external content, https://sqlite.org/fts5.html#external_content_tables).
@@ -30,13 +31,24 @@ CREATE VIRTUAL TABLE videos_fts USING fts5(
     prefix = '2 3'
 );
 
+-- A counter bumped by every change that can alter search results (rows added
+-- or removed, title, channel or region changed), in the same transaction. The
+-- responder's in-memory rank index is valid exactly while it is unchanged.
+CREATE TABLE videofeed_meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO videofeed_meta (key, value) VALUES ('generation', 0);
+
 CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN
     INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
+    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
 END;
 
 CREATE TRIGGER videos_ad AFTER DELETE ON videos BEGIN
     INSERT INTO videos_fts (videos_fts, rowid, title, channel)
     VALUES ('delete', old.rowid, old.title, old.channel);
+    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
 END;
 
 -- Only a change to the indexed text touches the index.
@@ -45,6 +57,12 @@ WHEN old.title IS NOT new.title OR old.channel IS NOT new.channel BEGIN
     INSERT INTO videos_fts (videos_fts, rowid, title, channel)
     VALUES ('delete', old.rowid, old.title, old.channel);
     INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
+    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
 END;
 
-PRAGMA user_version = 1;
+CREATE TRIGGER videos_au_region AFTER UPDATE OF region ON videos
+WHEN old.region IS NOT new.region BEGIN
+    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
+END;
+
+PRAGMA user_version = 2;

@@ -15,7 +15,9 @@ use rusqlite::{Connection, OpenFlags};
 /// The schema, applied as one transaction to a new database.
 pub const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
 /// The `user_version` this binary writes and expects.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+/// Upgrades, applied in order to an older database: (version it produces, SQL).
+pub const MIGRATIONS: &[(i64, &str)] = &[(2, include_str!("../sql/migrations/002_generation.sql"))];
 
 /// Why a database could not be opened or is not usable.
 #[derive(Debug)]
@@ -152,6 +154,13 @@ pub fn open_writer(path: &Path) -> Result<Connection, Error> {
         tx.execute_batch(SCHEMA_SQL)?;
         tx.commit()?;
         log::info!("schema created path={} version={SCHEMA_VERSION}", path.display());
+    } else if version < SCHEMA_VERSION {
+        for (target, sql) in MIGRATIONS.iter().filter(|(target, _)| *target > version) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.commit()?;
+            log::info!("schema migrated path={} version={target}", path.display());
+        }
     }
     check(&conn, path)?;
     Ok(conn)
@@ -177,7 +186,10 @@ fn check(conn: &Connection, path: &Path) -> Result<(), Error> {
     if version < SCHEMA_VERSION {
         return Err(Error::NotVideofeed {
             path: path.into(),
-            reason: format!("schema version {version}, expected {SCHEMA_VERSION}"),
+            reason: format!(
+                "schema version {version} is older than {SCHEMA_VERSION}: upgrade it in place with `videofeed init --db {}`",
+                path.display()
+            ),
         });
     }
     conn.query_row("SELECT count(*) FROM videos_fts WHERE videos_fts MATCH 'x' LIMIT 1", [], |r| r.get::<_, i64>(0))

@@ -18,9 +18,9 @@ fn init_is_idempotent_and_checks_the_schema() -> TestResult {
     for _ in 0..2 {
         let out = run(&["init", "--db", db.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(String::from_utf8(out.stdout)?.contains("schema 1 ready, 0 videos"));
+        assert!(String::from_utf8(out.stdout)?.contains("schema 2 ready, 0 videos"));
     }
-    assert_eq!(count(&db, "PRAGMA user_version"), 1);
+    assert_eq!(count(&db, "PRAGMA user_version"), 2);
     let foreign = dir.path("other.db");
     rusqlite::Connection::open(&foreign)?.execute_batch("CREATE TABLE t(x)")?;
     let out = run(&["init", "--db", foreign.to_str().unwrap()]);
@@ -152,7 +152,7 @@ fn backup_copies_the_database_while_it_serves() -> TestResult {
     let out = run(&["backup", "--db", db.to_str().unwrap(), copy.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(count(&copy, "SELECT count(*) FROM videos"), 609);
-    assert_eq!(count(&copy, "PRAGMA user_version"), 1);
+    assert_eq!(count(&copy, "PRAGMA user_version"), 2);
     // The copy is a working database: the same query gives the same answer.
     let q = ["query", "--q", "lofi hip", "--limit", "5", "--db"];
     let a = run(&[&q[..], &[db.to_str().unwrap()]].concat());
@@ -163,5 +163,38 @@ fn backup_copies_the_database_while_it_serves() -> TestResult {
     let out = run(&["backup", "--db", db.to_str().unwrap(), copy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    Ok(())
+}
+
+#[test]
+fn a_version_1_database_is_migrated_in_place_and_keeps_its_rows() -> TestResult {
+    let dir = TestDir::new("migrate");
+    let db = dir.path("v1.db");
+    // A version 1 database as the first release wrote it: no generation counter.
+    let conn = rusqlite::Connection::open(&db)?;
+    let v2 = include_str!("../sql/schema.sql");
+    let v1 = v2.split("-- A counter bumped").next().ok_or("schema layout")?.to_owned()
+        + "CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel); END;\nPRAGMA user_version = 1;";
+    conn.execute_batch(&v1)?;
+    conn.execute(
+        "INSERT INTO videos (id, title, channel, duration_seconds, thumbnail, region) VALUES ('a1', 'Old Lofi', 'C', 5, 'https://x', 'US')",
+        [],
+    )?;
+    drop(conn);
+    // The responder refuses it with the fix in the message.
+    let out = run(&["query", "--db", db.to_str().unwrap(), "--q", "lofi"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("videofeed init"));
+    // init upgrades it; the row is still found and new writes bump the generation.
+    let out = run(&["init", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(count(&db, "PRAGMA user_version"), 2);
+    let out = run(&["query", "--db", db.to_str().unwrap(), "--q", "lofi"]);
+    assert!(String::from_utf8(out.stdout)?.contains("\"id\":\"a1\""));
+    let before = count(&db, "SELECT value FROM videofeed_meta WHERE key = 'generation'");
+    assert!(
+        run(&["import", "--db", db.to_str().unwrap(), data("mixed.jsonl").to_str().unwrap()]).status.code() == Some(1)
+    );
+    assert_eq!(count(&db, "SELECT value FROM videofeed_meta WHERE key = 'generation'"), before + 3);
     Ok(())
 }
