@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use videofeed::request;
-use videofeed::search::Reader;
+use videofeed::search::{RankIndex, Reader};
 
 const SHAPES: &[(&str, &str)] = &[
     ("one rare word", "q=disdain"),
@@ -38,7 +38,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let log = args.get(1).map(PathBuf::from);
     let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
-    let reader = Reader::open_read_only(&db)?;
+    // SQL ranking alone, or through the in-memory rank index (VIDEOFEED_RANK_INDEX=on).
+    let reader = if std::env::var("VIDEOFEED_RANK_INDEX").as_deref() == Ok("on") {
+        let index = RankIndex::new(db.clone());
+        let t = Instant::now();
+        index.build_now()?;
+        let snap = index.snapshot().ok_or("no snapshot")?;
+        println!(
+            "rank index: {} terms, {} postings, {} MB, built in {} ms\n",
+            snap.term_count(),
+            snap.posting_count(),
+            snap.heap_bytes() >> 20,
+            t.elapsed().as_millis()
+        );
+        Reader::with_index(&db, index)?
+    } else {
+        Reader::open_read_only(&db)?
+    };
     println!("| shape | query | rows | p50 ms | p95 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
     for (name, qs) in SHAPES {
@@ -61,22 +77,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(log) = log {
         let text = std::fs::read_to_string(&log)?;
+        let max_queries: usize = std::env::var("BENCH_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
         let queries: Vec<_> = text
             .lines()
-            .take(2000)
+            .take(max_queries)
             .filter_map(|l| l.split_once('?').and_then(|(_, qs)| request::parse(qs).ok()))
             .collect();
         let mut times = Vec::with_capacity(queries.len());
+        let mut worst = (Duration::ZERO, String::new());
         let start = Instant::now();
         for q in &queries {
             let t = Instant::now();
             std::hint::black_box(reader.search(q)?);
-            times.push(t.elapsed());
+            let took = t.elapsed();
+            if took > worst.0 {
+                worst = (took, q.q.clone());
+            }
+            times.push(took);
         }
         let total = start.elapsed();
         times.sort();
         println!(
-            "\nquery log {}: {} valid queries of the first 2000, {:.0} queries/s sequential, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+            "\nquery log {}: {} valid queries of the first {max_queries}, {:.0} queries/s sequential, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
             log.display(),
             queries.len(),
             queries.len() as f64 / total.as_secs_f64(),
@@ -84,6 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pct(&times, 95),
             pct(&times, 99)
         );
+        println!("slowest: {:.2} ms for {:?}", worst.0.as_secs_f64() * 1000.0, worst.1);
     }
     Ok(())
 }

@@ -20,13 +20,17 @@
 /// At most this many chunks go into one expression; later ones are ignored.
 pub const MAX_TERMS: usize = 32;
 
-/// The MATCH expression for `q`, or `None` when `q` holds no letter or digit.
-pub fn match_expression(q: &str) -> Option<String> {
-    let chunks: Vec<&str> = q
-        .split(|c: char| c.is_whitespace() || c.is_control())
+/// The searchable chunks of `q`, in order: what [`match_expression`] quotes.
+pub fn chunks(q: &str) -> Vec<&str> {
+    q.split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|chunk| chunk.chars().any(char::is_alphanumeric))
         .take(MAX_TERMS)
-        .collect();
+        .collect()
+}
+
+/// The MATCH expression for `q`, or `None` when `q` holds no letter or digit.
+pub fn match_expression(q: &str) -> Option<String> {
+    let chunks = chunks(q);
     let last = chunks.len().checked_sub(1)?;
     let mut out = String::with_capacity(q.len() + 3 * chunks.len() + 1);
     for (i, chunk) in chunks.iter().enumerate() {

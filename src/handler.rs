@@ -20,28 +20,44 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::fcgi::conn::Request;
 use crate::request;
 use crate::response;
-use crate::search::{self, Reader};
+use crate::search::{self, RankIndex, Reader};
 
 /// Per-worker request handler; owns the worker's database connection.
 pub struct Handler {
     db: PathBuf,
+    index: Option<Arc<RankIndex>>,
     reader: Option<Reader>,
 }
 
 impl Handler {
-    /// A handler for the database at `db`; the connection opens on first use.
-    pub fn new(db: PathBuf) -> Handler {
-        Handler { db, reader: None }
+    /// A handler for the database at `db`, ranking through `index` when given;
+    /// the connection opens on first use (or with [`Handler::warm`]).
+    pub fn new(db: PathBuf, index: Option<Arc<RankIndex>>) -> Handler {
+        Handler { db, index, reader: None }
     }
 
-    /// A handler with an already-open connection.
-    pub fn with_reader(db: PathBuf, reader: Reader) -> Handler {
-        Handler { db, reader: Some(reader) }
+    /// Opens the connection now.
+    ///
+    /// # Errors
+    /// As [`Reader::open_read_only`]; requests will retry the open.
+    pub fn warm(&mut self) -> Result<(), search::Error> {
+        if self.reader.is_none() {
+            self.reader = Some(self.open()?);
+        }
+        Ok(())
+    }
+
+    fn open(&self) -> Result<Reader, search::Error> {
+        match &self.index {
+            Some(index) => Reader::with_index(&self.db, Arc::clone(index)),
+            None => Reader::open_read_only(&self.db),
+        }
     }
 
     /// Answers one request with a complete CGI response. Never panics.
@@ -101,9 +117,7 @@ impl Handler {
     }
 
     fn search(&mut self, query: &request::FeedQuery) -> Result<Vec<search::FeedItem>, search::Error> {
-        if self.reader.is_none() {
-            self.reader = Some(Reader::open_read_only(&self.db)?);
-        }
+        self.warm()?;
         match &self.reader {
             Some(reader) => reader.search(query),
             None => Ok(Vec::new()),

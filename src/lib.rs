@@ -20,6 +20,7 @@ pub mod fcgi;
 pub mod fts;
 pub mod handler;
 pub mod ingest;
+pub mod rank;
 pub mod request;
 pub mod response;
 pub mod search;

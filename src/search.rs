@@ -1,10 +1,15 @@
-//! Read-only search: one SQLite connection per worker, a bm25-ranked FTS5 query.
+//! Read-only search: one SQLite connection per worker, bm25-ranked.
 //!
-//! The SQL ranks with `bm25(videos_fts, 8.0, 2.0)` (title weighted 8, channel
-//! 2), keeps rows whose region is the requested one or `GLOBAL`, breaks ties
-//! by video id so the order is deterministic, and reports `score` as the
-//! negated bm25 (higher is better). The statement is prepared once per
-//! connection (`prepare_cached`). No socket I/O; no writes.
+//! Two paths give the same answer. The SQL path ranks with
+//! `bm25(videos_fts, 8.0, 2.0)` (title weighted 8, channel 2), keeps rows
+//! whose region is the requested one or `GLOBAL`, and breaks ties by row id
+//! so the order is deterministic. The fast path asks the shared in-memory
+//! [`RankIndex`] (see [`crate::rank`]) for the same top rows, then reads them
+//! by row id in the same read transaction in which it checked that the
+//! database generation is the one the index was built from; for any other
+//! generation, or a query the index cannot rank exactly, the SQL path answers
+//! and a rebuild starts in the background. `score` is the negated bm25 (higher
+//! is better). Statements are prepared once per connection. No socket I/O; no writes.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,12 +19,17 @@
 )]
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 
 use crate::db;
+use crate::fts;
+use crate::rank::{self, Phrase, Snapshot};
 use crate::request::FeedQuery;
 
 /// The ranked search. `?1` match expression, `?2` region, `?3` limit.
@@ -28,8 +38,17 @@ SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
        bm25(videos_fts, 8.0, 2.0) AS rank
 FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid
 WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL')
-ORDER BY rank, v.id
+ORDER BY rank, v.rowid
 LIMIT ?3";
+
+/// The database generation (bumped by triggers on every search-relevant change).
+const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'generation'";
+
+/// One result row by row id, for the fast path.
+const ROW_SQL: &str = "SELECT id, title, channel, duration_seconds, thumbnail, region FROM videos WHERE rowid = ?1";
+
+/// The tokenizer of `videos_fts` (sql/schema.sql); queries are tokenized by FTS5 itself with it.
+pub const TOKENIZE: &str = "unicode61 remove_diacritics 2";
 
 /// One result row, serialised as-is into the `/feed` answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,6 +78,8 @@ pub enum Error {
     Busy(rusqlite::Error),
     /// Any other SQLite failure (I/O error, corruption, a file replaced under us).
     Sql(rusqlite::Error),
+    /// The rank index could not be built from the database.
+    Index(String),
 }
 
 impl fmt::Display for Error {
@@ -67,6 +88,7 @@ impl fmt::Display for Error {
             Error::Open(e) => write!(f, "{e}"),
             Error::Busy(e) => write!(f, "database busy: {e}"),
             Error::Sql(e) => write!(f, "search failed: {e}"),
+            Error::Index(e) => write!(f, "rank index: {e}"),
         }
     }
 }
@@ -76,6 +98,7 @@ impl std::error::Error for Error {
         match self {
             Error::Open(e) => Some(e),
             Error::Busy(e) | Error::Sql(e) => Some(e),
+            Error::Index(_) => None,
         }
     }
 }
@@ -89,9 +112,138 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// The in-memory rank index shared by all workers: the current snapshot, rebuilt
+/// in the background whenever the database generation moves on.
+pub struct RankIndex {
+    db: PathBuf,
+    current: Mutex<Option<Arc<Snapshot>>>,
+    building: AtomicBool,
+}
+
+impl RankIndex {
+    /// An empty index for the database at `db`; call [`RankIndex::refresh`] to build it.
+    pub fn new(db: PathBuf) -> Arc<RankIndex> {
+        Arc::new(RankIndex { db, current: Mutex::new(None), building: AtomicBool::new(false) })
+    }
+
+    /// The current snapshot, if one has been built.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Builds the snapshot now, on this thread (benchmarks, tools).
+    ///
+    /// # Errors
+    /// [`Error`] when the database cannot be read.
+    pub fn build_now(&self) -> Result<(), Error> {
+        let snap = load(&self.db)?;
+        *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
+        Ok(())
+    }
+
+    /// Starts a background rebuild unless one is running. Queries keep using
+    /// the SQL path (or a still-valid snapshot) meanwhile.
+    pub fn refresh(self: &Arc<Self>) {
+        if self.building.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let index = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name("rank-index".into()).spawn(move || {
+            loop {
+                let started = Instant::now();
+                match load(&index.db) {
+                    Ok(snap) => {
+                        log::info!(
+                            "rank index ready generation={} terms={} postings={} heap_mb={} ms={}",
+                            snap.generation(),
+                            snap.term_count(),
+                            snap.posting_count(),
+                            snap.heap_bytes() / (1 << 20),
+                            started.elapsed().as_millis()
+                        );
+                        let generation = snap.generation();
+                        *index.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
+                        // Writes during the build: go again, or stop when up to date.
+                        if current_generation(&index.db).is_ok_and(|g| g == generation) {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("rank index not built, SQL ranking only: {e}");
+                        break;
+                    }
+                }
+            }
+            index.building.store(false, Ordering::SeqCst);
+        });
+        if let Err(e) = spawned {
+            log::warn!("cannot start the rank index builder: {e}");
+            self.building.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+fn open_plain_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(2))?;
+    conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    Ok(conn)
+}
+
+fn current_generation(path: &Path) -> rusqlite::Result<i64> {
+    open_plain_reader(path)?.query_row(GENERATION_SQL, [], |r| r.get(0))
+}
+
+/// Builds a snapshot from FTS5's own tokens, in one read transaction.
+fn load(path: &Path) -> Result<Snapshot, Error> {
+    let conn = open_plain_reader(path)?;
+    conn.execute_batch("CREATE VIRTUAL TABLE temp.vf_instances USING fts5vocab(main, 'videos_fts', 'instance')")?;
+    let tx = conn.unchecked_transaction()?;
+    let generation: i64 = tx.query_row(GENERATION_SQL, [], |r| r.get(0))?;
+    let n_rows: i64 = tx.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
+    let mut builder = rank::Builder::new(generation, n_rows);
+    {
+        let mut stmt = tx.prepare("SELECT rowid, region FROM videos")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let region: String = row.get(1)?;
+            builder.set_region(row.get(0)?, &region).map_err(|e| Error::Index(e.to_string()))?;
+        }
+    }
+    let mut stmt = tx.prepare("SELECT term, doc, col = 'channel' FROM temp.vf_instances")?;
+    let mut rows = stmt.query([])?;
+    let mut term = String::new();
+    let mut instances: Vec<rank::Instance> = Vec::new();
+    let mut flush = |term: &str, instances: &mut Vec<rank::Instance>| -> Result<(), Error> {
+        if !instances.is_empty() {
+            instances.sort_by_key(|i| i.rowid);
+            builder.add_term(term, instances).map_err(|e| Error::Index(e.to_string()))?;
+            instances.clear();
+        }
+        Ok(())
+    };
+    while let Some(row) = rows.next()? {
+        let t = row.get_ref(0)?.as_str().map_err(|e| Error::Index(e.to_string()))?;
+        if t != term {
+            flush(&term, &mut instances)?;
+            term.clear();
+            term.push_str(t);
+        }
+        let column = u8::from(row.get::<_, bool>(2)?);
+        instances.push(rank::Instance { rowid: row.get(1)?, column });
+    }
+    flush(&term, &mut instances)?;
+    drop(rows);
+    drop(stmt);
+    Ok(builder.finish())
+}
+
 /// A worker's read-only connection. `Send`, not `Sync`: one per thread.
 pub struct Reader {
     conn: Connection,
+    index: Option<Arc<RankIndex>>,
+    /// An in-memory FTS5 table with the same tokenizer, to tokenize queries exactly as FTS5 does.
+    tokenizer: Option<Connection>,
 }
 
 impl Reader {
@@ -103,7 +255,23 @@ impl Reader {
     pub fn open_read_only(path: &Path) -> Result<Reader, Error> {
         let conn = db::open_reader(path).map_err(Error::Open)?;
         conn.prepare_cached(FEED_SQL)?;
-        Ok(Reader { conn })
+        Ok(Reader { conn, index: None, tokenizer: None })
+    }
+
+    /// As [`Reader::open_read_only`], ranking through `index` whenever it is current.
+    ///
+    /// # Errors
+    /// As for [`Reader::open_read_only`].
+    pub fn with_index(path: &Path, index: Arc<RankIndex>) -> Result<Reader, Error> {
+        let mut reader = Reader::open_read_only(path)?;
+        let tokenizer = Connection::open_in_memory()?;
+        tokenizer.execute_batch(&format!(
+            "CREATE VIRTUAL TABLE q USING fts5(x, tokenize = '{TOKENIZE}');
+             CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance');"
+        ))?;
+        reader.tokenizer = Some(tokenizer);
+        reader.index = Some(index);
+        Ok(reader)
     }
 
     /// Runs the ranked search for `query`.
@@ -112,6 +280,87 @@ impl Reader {
     /// [`Error::Busy`] or [`Error::Sql`] from SQLite. A match expression from
     /// [`crate::fts::match_expression`] never causes an FTS5 syntax error.
     pub fn search(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
+        if let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot()) {
+            if let Some(items) = self.search_indexed(&snapshot, query)? {
+                return Ok(items);
+            }
+        }
+        self.search_sql(query)
+    }
+
+    /// The fast path; `None` when it cannot answer exactly (the caller uses SQL).
+    fn search_indexed(&self, snapshot: &Snapshot, query: &FeedQuery) -> Result<Option<Vec<FeedItem>>, Error> {
+        let Some(phrases) = self.phrases(&query.q)? else { return Ok(None) };
+        let tx = self.conn.unchecked_transaction()?;
+        let generation: i64 = tx.prepare_cached(GENERATION_SQL)?.query_row([], |r| r.get(0))?;
+        if generation != snapshot.generation() {
+            if let Some(index) = &self.index {
+                index.refresh();
+            }
+            return Ok(None);
+        }
+        let limit = usize::try_from(query.limit).unwrap_or(0);
+        let hits = snapshot.top_k(&phrases, &query.region, limit);
+        let mut stmt = tx.prepare_cached(ROW_SQL)?;
+        let mut items = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let item = stmt.query_row([hit.rowid], |r| {
+                Ok(FeedItem {
+                    id: r.get(0)?,
+                    title: r.get(1)?,
+                    channel: r.get(2)?,
+                    duration_seconds: r.get(3)?,
+                    thumbnail: r.get(4)?,
+                    region: r.get(5)?,
+                    score: if hit.rank == 0.0 { 0.0 } else { -hit.rank },
+                })
+            })?;
+            items.push(item);
+        }
+        Ok(Some(items))
+    }
+
+    /// The query's phrases as FTS5 tokenizes them, if each chunk is exactly one token.
+    fn phrases(&self, q: &str) -> Result<Option<Vec<Phrase>>, Error> {
+        let Some(tok) = &self.tokenizer else { return Ok(None) };
+        let chunks = fts::chunks(q);
+        let tx = tok.unchecked_transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO q (rowid, x) VALUES (?1, ?2)")?;
+            for (i, chunk) in chunks.iter().enumerate() {
+                insert.execute(rusqlite::params![i64::try_from(i).unwrap_or(i64::MAX), chunk])?;
+            }
+        }
+        let mut tokens: Vec<Option<String>> = vec![None; chunks.len()];
+        let mut single = true;
+        {
+            let mut select = tx.prepare_cached("SELECT doc, term FROM qv")?;
+            let mut rows = select.query([])?;
+            while let Some(row) = rows.next()? {
+                let doc = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(usize::MAX);
+                match tokens.get_mut(doc) {
+                    Some(slot @ None) => *slot = Some(row.get(1)?),
+                    _ => single = false,
+                }
+            }
+        }
+        tx.execute("DELETE FROM q", [])?;
+        tx.commit()?;
+        if !single || tokens.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        let last = tokens.len().saturating_sub(1);
+        Ok(Some(
+            tokens
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| Phrase { token: t.unwrap_or_default(), prefix: i == last })
+                .collect(),
+        ))
+    }
+
+    /// The SQL path: FTS5 MATCH ranked by `bm25()`.
+    fn search_sql(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
         let mut stmt = self.conn.prepare_cached(FEED_SQL)?;
         let rows = stmt.query_map(rusqlite::params![query.match_expr, query.region, i64::from(query.limit)], |r| {
             let rank: f64 = r.get(6)?;

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Listen};
 use crate::fcgi::conn::{self, End, Limits};
 use crate::handler::Handler;
-use crate::search::{self, Reader};
+use crate::search::{self, RankIndex, Reader};
 use crate::sys;
 
 /// How often a blocked worker looks at the stop flag.
@@ -132,24 +132,28 @@ pub fn install_signal_handlers(stop: &Arc<AtomicBool>) -> Result<(), Error> {
 /// nothing after start-up is fatal.
 pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     // Fail fast, with the file named, if the database is unusable.
-    let first_reader = Reader::open_read_only(&config.db).map_err(Error::Database)?;
+    Reader::open_read_only(&config.db).map_err(Error::Database)?;
+    let index = config.rank_index.then(|| RankIndex::new(config.db.clone()));
+    if let Some(index) = &index {
+        index.refresh();
+    }
     let (listener, owned_path) = open_listener(&config)?;
     listener.set_nonblocking().map_err(|source| Error::Bind { what: "the listener".into(), source })?;
     let listener = Arc::new(listener);
 
     let limits = Limits { max_params: config.max_params, max_stdin: config.max_stdin, max_conns: config.workers.get() };
     let served = Arc::new(AtomicU64::new(0));
-    let spawn = |n: usize, reader: Option<Reader>| -> io::Result<JoinHandle<()>> {
+    let spawn = |n: usize| -> io::Result<JoinHandle<()>> {
         let (listener, config, stop) = (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop));
         let served = Arc::clone(&served);
+        let handler = Handler::new(config.db.clone(), index.clone());
         thread::Builder::new()
             .name(format!("worker-{n}"))
-            .spawn(move || worker(&listener, &config, &limits, &Shared { stop: &stop, served: &served }, reader))
+            .spawn(move || worker(&listener, &config, &limits, &Shared { stop: &stop, served: &served }, handler))
     };
     let mut workers: Vec<Option<JoinHandle<()>>> = Vec::with_capacity(config.workers.get());
-    let mut first = Some(first_reader);
     for n in 0..config.workers.get() {
-        match spawn(n, first.take()) {
+        match spawn(n) {
             Ok(h) => workers.push(Some(h)),
             Err(e) => {
                 log::error!("cannot start worker {n}: {e}");
@@ -176,7 +180,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
                         log::error!("worker {n} died; starting a replacement");
                     }
                 }
-                *slot = spawn(n, None).map_err(|e| log::error!("cannot restart worker {n}: {e}")).ok();
+                *slot = spawn(n).map_err(|e| log::error!("cannot restart worker {n}: {e}")).ok();
             }
         }
     }
@@ -279,17 +283,10 @@ impl Shared<'_> {
     }
 }
 
-fn worker(listener: &Listener, config: &Config, limits: &Limits, shared: &Shared<'_>, reader: Option<Reader>) {
-    let mut handler = match reader {
-        Some(r) => Handler::with_reader(config.db.clone(), r),
-        None => match Reader::open_read_only(&config.db) {
-            Ok(r) => Handler::with_reader(config.db.clone(), r),
-            Err(e) => {
-                log::warn!("worker could not open the database yet: {e}");
-                Handler::new(config.db.clone())
-            }
-        },
-    };
+fn worker(listener: &Listener, config: &Config, limits: &Limits, shared: &Shared<'_>, mut handler: Handler) {
+    if let Err(e) = handler.warm() {
+        log::warn!("worker could not open the database yet: {e}");
+    }
     let mut backoff = Duration::from_millis(5);
     while !shared.is_stopping() {
         match sys::wait_readable(listener.fd(), i32::try_from(TICK.as_millis()).unwrap_or(100)) {

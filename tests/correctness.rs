@@ -3,11 +3,13 @@
 //! with Okapi BM25 exactly as FTS5 documents it (k1 = 1.2, b = 0.75, IDF
 //! floored at 1e-6, column weights title 8 / channel 2 applied to term
 //! frequencies, document length over both columns), filtered by region,
-//! ordered by score then id.
+//! ordered by score then row id. Run against both ranking paths: SQL (FTS5's
+//! `bm25()`) and the in-memory rank index.
 
 use crate::util::{Server, TestDir, TestResult, fixture_db, json};
 
 struct Doc {
+    rowid: i64,
     id: String,
     region: String,
     title: Vec<String>,
@@ -70,7 +72,7 @@ fn expected(docs: &[Doc], q: &str, region: &str, limit: usize) -> Vec<(String, f
             if idf <= 0.0 { 1e-6 } else { idf }
         })
         .collect();
-    let mut scored: Vec<(String, f64)> = docs
+    let mut scored: Vec<(i64, String, f64)> = docs
         .iter()
         .filter(|d| d.region == region || d.region == "GLOBAL")
         .filter_map(|d| {
@@ -84,23 +86,34 @@ fn expected(docs: &[Doc], q: &str, region: &str, limit: usize) -> Vec<(String, f
                 }
                 score += idf * (f * 2.2) / (f + 1.2 * (0.25 + 0.75 * dl / avgdl));
             }
-            Some((d.id.clone(), score))
+            Some((d.rowid, d.id.clone(), score))
         })
         .collect();
-    scored.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then_with(|| a.0.cmp(&b.0)));
+    // Higher score first; ties by row id (insertion order), as the service breaks them.
+    scored.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap().then_with(|| a.0.cmp(&b.0)));
     scored.truncate(limit);
-    scored
+    scored.into_iter().map(|(_, id, score)| (id, score)).collect()
 }
 
 #[test]
-fn ranking_matches_an_independent_bm25() -> TestResult {
-    let dir = TestDir::new("bm25");
+fn sql_ranking_matches_an_independent_bm25() -> TestResult {
+    ranking_matches_an_independent_bm25("off")
+}
+
+#[test]
+fn rank_index_matches_an_independent_bm25() -> TestResult {
+    ranking_matches_an_independent_bm25("on")
+}
+
+fn ranking_matches_an_independent_bm25(rank_index: &str) -> TestResult {
+    let dir = TestDir::new(&format!("bm25{rank_index}"));
     let db = fixture_db(&dir);
     let conn = rusqlite::Connection::open(&db)?;
-    let mut stmt = conn.prepare("SELECT id, region, title, channel FROM videos")?;
+    let mut stmt = conn.prepare("SELECT id, region, title, channel, rowid FROM videos")?;
     let docs: Vec<Doc> = stmt
         .query_map([], |r| {
             Ok(Doc {
+                rowid: r.get(4)?,
                 id: r.get(0)?,
                 region: r.get(1)?,
                 title: tokens(&r.get::<_, String>(2)?),
@@ -109,7 +122,10 @@ fn ranking_matches_an_independent_bm25() -> TestResult {
         })?
         .collect::<Result<_, _>>()?;
     drop(stmt);
-    let server = Server::start(&dir, &db, 2);
+    let server = Server::start_with(&dir, &db, 2, &[("VIDEOFEED_RANK_INDEX", rank_index)]);
+    if rank_index == "on" {
+        server.wait_log("rank index ready");
+    }
     let cases = [
         ("music", "US", 24),
         ("lofi hip", "DE", 10),
@@ -146,5 +162,54 @@ fn ranking_matches_an_independent_bm25() -> TestResult {
         compared += want.len();
     }
     assert!(compared > 150, "compared only {compared} rows");
+    Ok(())
+}
+
+/// Every query of a generated log gives byte-identical answers from both ranking paths
+/// (same ids, order and score bits), on the fixture and on a 20,000-video demo corpus.
+#[test]
+fn rank_index_and_sql_ranking_answer_byte_for_byte_alike() -> TestResult {
+    let dir = TestDir::new("agree");
+    let demo = dir.path("demo.db");
+    let out = crate::util::run(&["demo", "--db", demo.to_str().unwrap(), "--videos", "20000", "--seed", "3"]);
+    assert!(out.status.success());
+    for db in [fixture_db(&dir), demo] {
+        let sub = TestDir::new("agree-run");
+        let sql = Server::start_with(&sub, &db, 2, &[("VIDEOFEED_RANK_INDEX", "off")]);
+        let sub2 = TestDir::new("agree-idx");
+        let idx = Server::start_with(&sub2, &db, 2, &[("VIDEOFEED_RANK_INDEX", "on")]);
+        idx.wait_log("rank index ready");
+        let conn = rusqlite::Connection::open(&db)?;
+        let words: Vec<String> = conn
+            .prepare("SELECT title FROM videos ORDER BY rowid LIMIT 400")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .flat_map(|t| t.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        let mut checked = 0;
+        let regions = ["US", "DE", "GB", "JP", "XX"];
+        for i in 0..300usize {
+            let w = |k: usize| words[(i * 7919 + k * 104_729) % words.len()].clone();
+            let q = match i % 5 {
+                0 => w(0),
+                1 => format!("{} {}", w(0), w(1)),
+                2 => w(0).chars().take(2).collect(),
+                3 => format!("{} {}", w(0), w(1).chars().take(3).collect::<String>()),
+                _ => format!("{} {} {}", w(0), w(1), w(2)),
+            };
+            let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+            let uri = format!("/feed?q={enc}&region={}&limit={}", regions[i % 5], [5, 24, 100][i % 3]);
+            let (a, b) = (sql.get(&uri), idx.get(&uri));
+            assert_eq!(a.status(), b.status(), "{uri}");
+            assert_eq!(
+                String::from_utf8_lossy(a.body()),
+                String::from_utf8_lossy(b.body()),
+                "{uri}: the two ranking paths differ"
+            );
+            checked += usize::from(a.status() == 200);
+        }
+        assert!(checked > 250);
+    }
     Ok(())
 }

@@ -131,6 +131,15 @@ impl Server {
         None
     }
 
+    /// Waits (up to 30 s) until the server's log contains `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log_text().contains(needle) {
+            assert!(Instant::now() < deadline, "log never said {needle:?}: {}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
