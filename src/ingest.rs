@@ -73,11 +73,14 @@ pub struct Options {
     pub batch_size: usize,
     /// Stop at the first bad line.
     pub strict: bool,
+    /// Bulk-load an empty database: the whole input in one transaction, the FTS index built
+    /// once at the end instead of row by row (about 3x faster). Ignored when rows exist.
+    pub bulk_when_empty: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { batch_size: DEFAULT_BATCH, strict: false }
+        Options { batch_size: DEFAULT_BATCH, strict: false, bulk_when_empty: true }
     }
 }
 
@@ -253,6 +256,57 @@ fn is_timestamp(s: &str) -> bool {
         && digits(17..19)
 }
 
+/// Rows written by one call of [`upsert_rows`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    inserted: u64,
+    updated: u64,
+    unchanged: u64,
+}
+
+impl Counts {
+    fn add_to(self, summary: &mut Summary) {
+        summary.inserted += self.inserted;
+        summary.updated += self.updated;
+        summary.unchanged += self.unchanged;
+    }
+}
+
+/// Upserts `videos` inside the caller's transaction. `seen`, when given, holds
+/// every id written so far into a table that was empty (a bulk load), and
+/// replaces the per-row lookup that tells an insert from an update.
+fn upsert_rows(
+    conn: &Connection,
+    videos: &[Video],
+    mut seen: Option<&mut std::collections::HashSet<String>>,
+) -> Result<Counts, Error> {
+    let mut counts = Counts::default();
+    let mut exists = conn.prepare_cached("SELECT 1 FROM videos WHERE id = ?1")?;
+    let mut upsert = conn.prepare_cached(UPSERT_SQL)?;
+    for v in videos {
+        let existed = match seen.as_deref_mut() {
+            Some(seen) => !seen.insert(v.id.clone()),
+            None => exists.exists([&v.id])?,
+        };
+        let changed = upsert.execute(rusqlite::params![
+            v.id,
+            v.title,
+            v.channel,
+            v.duration_seconds,
+            v.thumbnail,
+            v.region,
+            v.published_at,
+            v.view_count
+        ])?;
+        match (existed, changed) {
+            (false, _) => counts.inserted += 1,
+            (true, 0) => counts.unchanged += 1,
+            (true, _) => counts.updated += 1,
+        }
+    }
+    Ok(counts)
+}
+
 /// The single writer: one read-write connection.
 pub struct Writer {
     conn: Connection,
@@ -281,99 +335,209 @@ impl Writer {
     /// [`Error::Sql`]; nothing of the batch is committed then.
     pub fn write_batch(&mut self, videos: &[Video], summary: &mut Summary) -> Result<(), Error> {
         let tx = self.conn.transaction()?;
-        let (mut inserted, mut updated, mut unchanged) = (0, 0, 0);
-        {
-            let mut exists = tx.prepare_cached("SELECT 1 FROM videos WHERE id = ?1")?;
-            let mut upsert = tx.prepare_cached(UPSERT_SQL)?;
-            for v in videos {
-                let existed = exists.exists([&v.id])?;
-                let changed = upsert.execute(rusqlite::params![
-                    v.id,
-                    v.title,
-                    v.channel,
-                    v.duration_seconds,
-                    v.thumbnail,
-                    v.region,
-                    v.published_at,
-                    v.view_count
-                ])?;
-                match (existed, changed) {
-                    (false, _) => inserted += 1,
-                    (true, 0) => unchanged += 1,
-                    (true, _) => updated += 1,
-                }
-            }
-        }
+        let counts = upsert_rows(&tx, videos, None)?;
         tx.commit()?;
-        summary.inserted += inserted;
-        summary.updated += updated;
-        summary.unchanged += unchanged;
+        counts.add_to(summary);
         Ok(())
     }
 
     /// Imports JSON Lines from `input`.
     ///
-    /// `on_reject` is called for every bad line (non-strict mode) and
-    /// `on_progress` after every committed batch.
+    /// Into an empty database (with `bulk_when_empty`) the whole input is one
+    /// transaction and the FTS index is built once at the end; otherwise each
+    /// batch of `batch_size` rows is one transaction. `on_reject` is called for
+    /// every bad line (non-strict mode), `on_progress` after every batch.
     ///
     /// # Errors
-    /// [`Error::Read`], [`Error::Sql`] (the batch in progress rolled back), or
+    /// [`Error::Read`], [`Error::Sql`] (the transaction in progress rolled back), or
     /// [`Error::Strict`] at the first bad line with `strict`.
-    pub fn import<R: BufRead>(
+    pub fn import<R: BufRead + Send>(
         &mut self,
-        mut input: R,
+        input: R,
+        opts: Options,
+        on_reject: &mut dyn FnMut(&Rejection),
+        on_progress: &mut dyn FnMut(&Summary),
+    ) -> Result<Summary, Error> {
+        // Parsing and validating JSON runs on a second thread, ahead of the writer.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Parsed>, Error>>(4);
+            scope.spawn(move || {
+                let mut lines = Lines { input, line_no: 0, raw: Vec::new() };
+                loop {
+                    let mut chunk = Vec::with_capacity(PARSE_CHUNK);
+                    let mut end = false;
+                    while chunk.len() < PARSE_CHUNK {
+                        match lines.next_video() {
+                            Ok(Some(parsed)) => chunk.push(parsed),
+                            Ok(None) => {
+                                end = true;
+                                break;
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    if (!chunk.is_empty() && tx.send(Ok(chunk)).is_err()) || end {
+                        return;
+                    }
+                }
+            });
+            self.import_parsed(rx.iter(), opts, on_reject, on_progress)
+        })
+    }
+
+    fn import_parsed(
+        &mut self,
+        chunks: impl Iterator<Item = Result<Vec<Parsed>, Error>>,
         opts: Options,
         on_reject: &mut dyn FnMut(&Rejection),
         on_progress: &mut dyn FnMut(&Summary),
     ) -> Result<Summary, Error> {
         let started = Instant::now();
         let batch_size = opts.batch_size.max(1);
+        let mut parsed = chunks.flat_map(|c| match c {
+            Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        });
         let mut summary = Summary::default();
+        let mut seen = std::collections::HashSet::new();
         let mut batch: Vec<Video> = Vec::with_capacity(batch_size.min(100_000));
-        let mut line_no: u64 = 0;
-        let mut raw = Vec::new();
+        let bulk = if opts.bulk_when_empty && self.count()? == 0 { Some(BulkLoad::begin(&self.conn)?) } else { None };
         loop {
-            raw.clear();
-            let (read, too_long) = read_line_capped(&mut input, &mut raw).map_err(Error::Read)?;
-            if read == 0 {
+            let next = parsed.next().transpose()?;
+            let done = next.is_none();
+            if let Some((line, outcome)) = next {
+                summary.lines += 1;
+                match outcome {
+                    Ok(v) => batch.push(v),
+                    Err(reason) => {
+                        let rejection = Rejection { line, reason };
+                        if opts.strict {
+                            summary.elapsed = started.elapsed();
+                            // Not committed: the bulk transaction rolls back on drop.
+                            let committed = if bulk.is_some() { Summary::default() } else { summary };
+                            return Err(Error::Strict { rejection, committed });
+                        }
+                        summary.rejected += 1;
+                        on_reject(&rejection);
+                    }
+                }
+            }
+            if batch.len() >= batch_size || (done && !batch.is_empty()) {
+                match &bulk {
+                    Some(load) => upsert_rows(load.conn, &batch, Some(&mut seen))?.add_to(&mut summary),
+                    None => {
+                        let tx = self.conn.unchecked_transaction()?;
+                        let counts = upsert_rows(&tx, &batch, None)?;
+                        tx.commit()?;
+                        counts.add_to(&mut summary);
+                    }
+                }
+                batch.clear();
+                summary.elapsed = started.elapsed();
+                on_progress(&summary);
+            }
+            if done {
                 break;
             }
-            line_no += 1;
+        }
+        if let Some(load) = bulk {
+            load.finish()?;
+        }
+        summary.elapsed = started.elapsed();
+        on_progress(&summary);
+        Ok(summary)
+    }
+}
+
+/// A bulk load in progress: one open transaction with the `videos` triggers
+/// dropped. [`BulkLoad::finish`] builds the FTS index in one pass, bumps the
+/// generation, restores the triggers and commits; dropping it without
+/// finishing rolls everything back (triggers included: DDL is transactional).
+struct BulkLoad<'c> {
+    conn: &'c Connection,
+    triggers: Vec<String>,
+    open: bool,
+}
+
+impl<'c> BulkLoad<'c> {
+    fn begin(conn: &'c Connection) -> Result<BulkLoad<'c>, Error> {
+        // A large page cache for the one big transaction (random-order id index inserts).
+        conn.execute_batch("PRAGMA cache_size = -262144; BEGIN IMMEDIATE")?;
+        let mut load = BulkLoad { conn, triggers: Vec::new(), open: true };
+        let triggers: Vec<(String, String)> = {
+            let mut stmt =
+                conn.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'videos'")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+        };
+        for (name, sql) in triggers {
+            conn.execute_batch(&format!("DROP TRIGGER \"{}\"", name.replace('"', "\"\"")))?;
+            load.triggers.push(sql);
+        }
+        Ok(load)
+    }
+
+    fn finish(mut self) -> Result<(), Error> {
+        let started = Instant::now();
+        self.conn.execute_batch(
+            "INSERT INTO videos_fts (videos_fts) VALUES ('rebuild');
+             UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';",
+        )?;
+        log::info!("bulk load: full-text index built in {} ms", started.elapsed().as_millis());
+        for sql in &self.triggers {
+            self.conn.execute_batch(sql)?;
+        }
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for BulkLoad<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // An error or a --strict stop: nothing of the load stays, the triggers come back.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A line number and the video on it, or why it is not one.
+type Parsed = (u64, Result<Video, String>);
+
+/// Lines handed from the parser thread to the writer at a time.
+const PARSE_CHUNK: usize = 2000;
+
+/// The input, line by line, validated.
+struct Lines<R> {
+    input: R,
+    line_no: u64,
+    raw: Vec<u8>,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// The next non-blank line as a video or the reason it is not one; `None` at the end.
+    fn next_video(&mut self) -> Result<Option<Parsed>, Error> {
+        loop {
+            self.raw.clear();
+            let (read, too_long) = read_line_capped(&mut self.input, &mut self.raw).map_err(Error::Read)?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
             let outcome = if too_long {
                 Err(format!("line is longer than {MAX_LINE_BYTES} bytes"))
             } else {
-                match std::str::from_utf8(&raw) {
+                match std::str::from_utf8(&self.raw) {
                     Ok(s) if s.trim().is_empty() => continue,
                     Ok(s) => parse_line(s),
                     Err(_) => Err("not valid UTF-8".to_owned()),
                 }
             };
-            summary.lines += 1;
-            match outcome {
-                Ok(v) => batch.push(v),
-                Err(reason) => {
-                    let rejection = Rejection { line: line_no, reason };
-                    if opts.strict {
-                        summary.elapsed = started.elapsed();
-                        return Err(Error::Strict { rejection, committed: summary });
-                    }
-                    summary.rejected += 1;
-                    on_reject(&rejection);
-                }
-            }
-            if batch.len() >= batch_size {
-                self.write_batch(&batch, &mut summary)?;
-                batch.clear();
-                summary.elapsed = started.elapsed();
-                on_progress(&summary);
-            }
+            return Ok(Some((self.line_no, outcome)));
         }
-        if !batch.is_empty() {
-            self.write_batch(&batch, &mut summary)?;
-        }
-        summary.elapsed = started.elapsed();
-        on_progress(&summary);
-        Ok(summary)
     }
 }
 
