@@ -25,6 +25,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_MAX_PARAMS_BYTES",
     "VIDEOFEED_MAX_REQUESTS",
     "VIDEOFEED_RANK_INDEX",
+    "VIDEOFEED_CACHE_BYTES",
     "FCGI_WEB_SERVER_ADDRS",
     "VIDEOFEED_LOG",
     "RUST_LOG",
@@ -66,6 +67,8 @@ pub struct Config {
     /// `VIDEOFEED_RANK_INDEX`: rank through the in-memory index (built in the background
     /// after start and after every change); off = SQL ranking only.
     pub rank_index: bool,
+    /// `--cache-bytes` / `VIDEOFEED_CACHE_BYTES`: the response cache's budget; 0 = off.
+    pub cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -90,6 +93,8 @@ impl Default for Config {
             max_requests: None,
             // Same results as SQL ranking, far less CPU per query; costs ~50 MB on 1M videos.
             rank_index: true,
+            // ~5,000 typical 6 KB answers: the head of a search log, for little memory.
+            cache_bytes: 32 << 20,
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct RawServe {
     pub listen: Option<String>,
     /// `--workers`
     pub workers: Option<String>,
+    /// `--cache-bytes`
+    pub cache_bytes: Option<String>,
 }
 
 /// A setting that could not be used.
@@ -188,6 +195,15 @@ impl Config {
                 .parse::<u64>()
                 .map_err(|_| err("VIDEOFEED_MAX_REQUESTS", format!("must be a whole number (0 = never), got {v:?}")))?;
             c.max_requests = (n > 0).then_some(n);
+        }
+
+        if let Some((name, v)) = pick(&raw.cache_bytes, "--cache-bytes", env, &["VIDEOFEED_CACHE_BYTES"]) {
+            c.cache_bytes = v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= 1 << 36)
+                .ok_or_else(|| err(&name, format!("must be a byte count (0 turns the cache off), got {v:?}")))?;
         }
 
         if let Some(v) = env("VIDEOFEED_RANK_INDEX").filter(|v| !v.trim().is_empty()) {

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::cache::{self, Cache};
 use crate::fcgi::conn::Request;
 use crate::request;
 use crate::response;
@@ -32,6 +33,7 @@ use crate::search::{self, RankIndex, Reader};
 pub struct Handler {
     db: PathBuf,
     index: Option<Arc<RankIndex>>,
+    cache: Option<Arc<Cache>>,
     reader: Option<Reader>,
 }
 
@@ -39,7 +41,13 @@ impl Handler {
     /// A handler for the database at `db`, ranking through `index` when given;
     /// the connection opens on first use (or with [`Handler::warm`]).
     pub fn new(db: PathBuf, index: Option<Arc<RankIndex>>) -> Handler {
-        Handler { db, index, reader: None }
+        Handler { db, index, cache: None, reader: None }
+    }
+
+    /// Serves repeated queries from `cache` (shared by all workers).
+    pub fn with_cache(mut self, cache: Arc<Cache>) -> Handler {
+        self.cache = cache.is_enabled().then_some(cache);
+        self
     }
 
     /// Opens the connection now.
@@ -102,8 +110,8 @@ impl Handler {
             Ok(q) => q,
             Err(e) => return (400, 0, response::error(400, Some(e.param), &e.message, &[], head)),
         };
-        match self.search(&query) {
-            Ok(items) => (200, items.len(), response::feed(&query, &items, head)),
+        match self.cached_search(&query, head) {
+            Ok((rows, resp)) => (200, rows, resp),
             Err(e) => {
                 match &e {
                     search::Error::Busy(_) => log::warn!("search busy: {e}"),
@@ -113,6 +121,33 @@ impl Handler {
                 let msg = "the video database is unavailable; retry shortly";
                 (503, 0, response::error(503, None, msg, &[("Retry-After", "1")], head))
             }
+        }
+    }
+
+    /// The 200 answer, from the response cache when it holds this query at the
+    /// current database generation; (rows, response).
+    fn cached_search(&mut self, query: &request::FeedQuery, head: bool) -> Result<(usize, Vec<u8>), search::Error> {
+        let Some(cache) = self.cache.clone() else {
+            let items = self.search(query)?;
+            return Ok((items.len(), response::feed(query, &items, head)));
+        };
+        self.warm()?;
+        let generation = match &self.reader {
+            Some(reader) => reader.generation()?,
+            None => return Ok((0, response::feed(query, &[], head))),
+        };
+        let key = cache::Key { q: query.q.clone(), region: query.region.clone(), limit: query.limit };
+        if let Some(json) = cache.get(&key, generation) {
+            return Ok((0, response::feed_from_json(&json, head)));
+        }
+        let items = self.search(query)?;
+        match response::feed_json(query, &items) {
+            Ok(json) => {
+                let resp = response::feed_from_json(&json, head);
+                cache.put(key, generation, json.into());
+                Ok((items.len(), resp))
+            }
+            Err(_) => Ok((items.len(), response::feed(query, &items, head))),
         }
     }
 

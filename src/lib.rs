@@ -13,6 +13,7 @@
 //! [`ingest`], [`demo`] and [`db`] are the write side; [`config`] builds the
 //! serve configuration.
 
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod demo;

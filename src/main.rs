@@ -37,7 +37,7 @@ Run `videofeed <command> --help` for a command's options and examples.
 Options: -h, --help   this text;  -V, --version   the version";
 
 const SERVE_HELP: &str = "\
-videofeed serve --db PATH [--socket PATH | --listen [HOST:]PORT] [--workers N]
+videofeed serve --db PATH [--socket PATH | --listen [HOST:]PORT] [--workers N] [--cache-bytes N]
 
 Answers GET /feed as a FastCGI responder. When fd 0 is a listening socket (LiteSpeed,
 lighttpd and spawn-fcgi start apps that way) it is used and nothing is bound or removed;
@@ -46,7 +46,8 @@ TCP address (a bare PORT means 127.0.0.1).
 
 Environment (flags win): VIDEOFEED_DB, VIDEOFEED_SOCKET, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
 then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 16), VIDEOFEED_MAX_PARAMS_BYTES,
-FCGI_WEB_SERVER_ADDRS, VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server
+FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cache, default 33554432, 0 = off),
+VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server
 starts a fresh process; default never), VIDEOFEED_LOG (log filter, default info; RUST_LOG too).
 Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
 
@@ -251,7 +252,7 @@ fn help(text: &str) -> Result<u8, Fatal> {
 }
 
 fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
-    let a = parse_args(raw, &["--db", "--socket", "--listen", "--workers"], &[], SERVE_HELP)?;
+    let a = parse_args(raw, &["--db", "--socket", "--listen", "--workers", "--cache-bytes"], &[], SERVE_HELP)?;
     if a.help {
         return help(SERVE_HELP);
     }
@@ -260,13 +261,16 @@ fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
         socket: a.get("--socket"),
         listen: a.get("--listen"),
         workers: a.get("--workers"),
+        cache_bytes: a.get("--cache-bytes"),
     };
     let config = Config::from_raw(&flags, &|k| std::env::var(k).ok())?;
     log::info!(
-        "config db={} listen={:?} workers={} max_params={} max_requests={:?} grace_ms={}",
+        "config db={} listen={:?} workers={} cache_bytes={} rank_index={} max_params={} max_requests={:?} grace_ms={}",
         config.db.display(),
         config.listen,
         config.workers,
+        config.cache_bytes,
+        config.rank_index,
         config.max_params,
         config.max_requests,
         config.shutdown_grace.as_millis()

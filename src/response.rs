@@ -63,17 +63,25 @@ pub fn reason(status: u16) -> &'static str {
 
 /// A 200 answer for `query` with `items`; `head` leaves out the body (HEAD requests).
 pub fn feed(query: &FeedQuery, items: &[FeedItem], head: bool) -> Vec<u8> {
-    let body = FeedBody { query: &query.q, region: &query.region, count: items.len(), results: items };
-    match serde_json::to_vec(&body) {
-        Ok(json) => cgi(
-            200,
-            &[("Cache-Control", FEED_CACHE_CONTROL), ("X-LiteSpeed-Cache-Control", LSCACHE_CONTROL)],
-            &json,
-            head,
-        ),
+    match feed_json(query, items) {
+        Ok(json) => feed_from_json(&json, head),
         // Serialising strings and numbers cannot fail; answer honestly if it ever does.
         Err(e) => error(500, None, &format!("could not encode the answer: {e}"), &[], head),
     }
+}
+
+/// The JSON body of a 200 feed answer.
+///
+/// # Errors
+/// Only if serde_json fails to write strings and numbers into memory.
+pub fn feed_json(query: &FeedQuery, items: &[FeedItem]) -> Result<Vec<u8>, serde_json::Error> {
+    let body = FeedBody { query: &query.q, region: &query.region, count: items.len(), results: items };
+    serde_json::to_vec(&body)
+}
+
+/// A 200 feed answer around an already-encoded JSON body (from [`feed_json`] or the cache).
+pub fn feed_from_json(json: &[u8], head: bool) -> Vec<u8> {
+    cgi(200, &[("Cache-Control", FEED_CACHE_CONTROL), ("X-LiteSpeed-Cache-Control", LSCACHE_CONTROL)], json, head)
 }
 
 /// An error answer: `{"error":{"status","param"?,"message"}}`, `Cache-Control: no-store`.

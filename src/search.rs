@@ -274,6 +274,14 @@ impl Reader {
         Ok(reader)
     }
 
+    /// The database generation now (bumped by every search-relevant write).
+    ///
+    /// # Errors
+    /// [`Error::Busy`] or [`Error::Sql`] from SQLite.
+    pub fn generation(&self) -> Result<i64, Error> {
+        Ok(self.conn.prepare_cached(GENERATION_SQL)?.query_row([], |r| r.get(0))?)
+    }
+
     /// Runs the ranked search for `query`.
     ///
     /// # Errors

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::cache::Cache;
 use crate::config::{Config, Listen};
 use crate::fcgi::conn::{self, End, Limits};
 use crate::handler::Handler;
@@ -143,10 +144,11 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
 
     let limits = Limits { max_params: config.max_params, max_stdin: config.max_stdin, max_conns: config.workers.get() };
     let served = Arc::new(AtomicU64::new(0));
+    let cache = Arc::new(Cache::new(config.cache_bytes));
     let spawn = |n: usize| -> io::Result<JoinHandle<()>> {
         let (listener, config, stop) = (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop));
         let served = Arc::clone(&served);
-        let handler = Handler::new(config.db.clone(), index.clone());
+        let handler = Handler::new(config.db.clone(), index.clone()).with_cache(Arc::clone(&cache));
         thread::Builder::new()
             .name(format!("worker-{n}"))
             .spawn(move || worker(&listener, &config, &limits, &Shared { stop: &stop, served: &served }, handler))

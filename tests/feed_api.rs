@@ -248,3 +248,35 @@ fn a_reader_that_cannot_create_the_wal_files_gets_a_clear_error() -> TestResult 
     assert!(err.contains("cannot create its -shm/-wal files") && err.contains("write access"), "{err}");
     Ok(())
 }
+
+#[test]
+fn writes_are_visible_on_the_next_request_through_cache_and_rank_index() -> TestResult {
+    let dir = TestDir::new("fresh");
+    let db = fixture_db(&dir);
+    let server = Server::start(&dir, &db, 2);
+    server.wait_log("rank index ready");
+    let uri = "/feed?q=zebracorn+music&limit=5";
+    let before = json(&server.get(uri));
+    assert_eq!(before["count"], 0);
+    let again = json(&server.get("/feed?q=music&limit=5"));
+    assert_eq!(again, json(&server.get("/feed?q=music&limit=5")), "a repeated query answers the same");
+    // An operator imports a new video while the feed serves.
+    let line = r#"{"id":"zebra000001","title":"Zebracorn music live","channel":"Zoo","duration_seconds":60,"thumbnail":"https://x/z.jpg","region":"US"}"#;
+    let file = dir.path("new.jsonl");
+    std::fs::write(&file, format!("{line}\n"))?;
+    let out = run(&["import", "--db", db.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The very next request sees it (no stale cache entry, no stale rank index).
+    let after = json(&server.get(uri));
+    assert_eq!(after["count"], 1, "{after}");
+    assert_eq!(after["results"][0]["id"], "zebra000001");
+    assert_eq!(json(&server.get("/feed?q=zebrac"))["results"][0]["id"], "zebra000001", "prefix too");
+    // The rank index catches up in the background.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.log_text().matches("rank index ready").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "rank index never rebuilt: {}", server.log_text());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(json(&server.get(uri))["count"], 1);
+    Ok(())
+}
