@@ -19,6 +19,9 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// Upgrades, applied in order to an older database: (version it produces, SQL).
 pub const MIGRATIONS: &[(i64, &str)] = &[(2, include_str!("../sql/migrations/002_generation.sql"))];
 
+/// Page cache per read-only connection, in KiB (SQLite's negative `cache_size`).
+pub const READER_CACHE_KIB: i64 = 4096;
+
 /// Why a database could not be opened or is not usable.
 #[derive(Debug)]
 pub enum Error {
@@ -102,9 +105,10 @@ impl From<rusqlite::Error> for Error {
 
 /// Opens `path` read-only for serving and checks that it is a videofeed database.
 ///
-/// The connection is `SQLITE_OPEN_READ_ONLY` with `query_only` on, reads
-/// through a memory map (shared by all workers through the page cache), and
-/// waits briefly rather than failing while a writer checkpoints.
+/// The connection is `SQLITE_OPEN_READ_ONLY` with `query_only` on, keeps a
+/// 4 MiB page cache (the OS page cache holds the rest of the file; a memory map
+/// per connection would count the file once per worker in resident memory),
+/// and waits briefly rather than failing while a writer checkpoints.
 ///
 /// # Errors
 /// [`Error::Open`] when the file is missing or unreadable; [`Error::NotVideofeed`]
@@ -115,8 +119,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, Error> {
     let setup = || -> rusqlite::Result<()> {
         conn.busy_timeout(Duration::from_millis(500))?;
         conn.pragma_update(None, "query_only", true)?;
-        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
-        conn.pragma_update(None, "cache_size", -8000i64)?;
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(16);
         Ok(())
     };

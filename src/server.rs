@@ -6,11 +6,14 @@
 //! or unlinked. Otherwise the configured Unix socket (a stale file replaced,
 //! mode 0660) or TCP address is bound; the Unix socket file is removed at stop.
 //!
-//! Workers: `workers` threads, each owning one read-only SQLite connection,
-//! each waiting (poll, 100 ms ticks) and accepting on the shared listener and
-//! serving one connection at a time. The kernel backlog is the queue; nothing
-//! grows without bound. Accept errors back off and retry, never stop the
-//! loop. A worker that dies is replaced.
+//! Threads: one poller accepts connections and watches the idle ones (kept
+//! alive by the web server between requests) with `poll(2)`; when one becomes
+//! readable it hands it to the `workers` worker threads through a queue. A
+//! worker owns one read-only SQLite connection, answers one request, and gives
+//! a kept-alive connection back to the poller. So idle connections never hold
+//! a worker, however many the web server keeps open (up to [`MAX_CONNS`]; past
+//! that the kernel backlog queues). Accept errors back off and retry, never
+//! stop the loop. A worker or poller that dies is replaced.
 //!
 //! Stop: SIGTERM, SIGUSR1 (LiteSpeed sends both) and SIGINT set a flag.
 //! Workers stop accepting, finish the request in flight, close idle kept-alive
@@ -24,14 +27,14 @@
 )]
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -42,8 +45,12 @@ use crate::handler::Handler;
 use crate::search::{self, RankIndex, Reader};
 use crate::sys;
 
-/// How often a blocked worker looks at the stop flag.
+/// How often the poller looks at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
+/// After a stop, how long idle connections may still deliver a request already sent.
+const STOP_QUIET: Duration = Duration::from_millis(200);
+/// Connections held open at once (idle and in service); reported as FCGI_MAX_CONNS.
+pub const MAX_CONNS: usize = 1024;
 /// Read timeout on a connection: how often an idle kept-alive connection checks the stop flag.
 const CONN_TICK: Duration = Duration::from_millis(200);
 /// A peer that does not read its answer for this long loses the connection.
@@ -132,6 +139,7 @@ pub fn install_signal_handlers(stop: &Arc<AtomicBool>) -> Result<(), Error> {
 /// [`Error`] when the database cannot be served or no listener can be had;
 /// nothing after start-up is fatal.
 pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
+    sys::limit_malloc_arenas();
     // Fail fast, with the file named, if the database is unusable.
     Reader::open_read_only(&config.db).map_err(Error::Database)?;
     let index = config.rank_index.then(|| RankIndex::new(config.db.clone()));
@@ -142,17 +150,44 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     listener.set_nonblocking().map_err(|source| Error::Bind { what: "the listener".into(), source })?;
     let listener = Arc::new(listener);
 
-    let limits = Limits { max_params: config.max_params, max_stdin: config.max_stdin, max_conns: config.workers.get() };
+    let limits = Limits {
+        max_params: config.max_params,
+        max_stdin: config.max_stdin,
+        max_conns: MAX_CONNS,
+        max_reqs: config.workers.get(),
+    };
     let served = Arc::new(AtomicU64::new(0));
     let cache = Arc::new(Cache::new(config.cache_bytes));
+    let (work_tx, work_rx) = mpsc::channel::<Stream>();
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let (back_tx, back_rx) = mpsc::channel::<Stream>();
+    let (wake_tx, wake_rx) =
+        UnixStream::pair().map_err(|source| Error::Bind { what: "a wake-up socket pair".into(), source })?;
+    for s in [&wake_tx, &wake_rx] {
+        s.set_nonblocking(true).map_err(|source| Error::Bind { what: "a wake-up socket pair".into(), source })?;
+    }
+    let wake_tx = Arc::new(wake_tx);
+    let returns = Arc::new(Returns { back_rx: Mutex::new(back_rx), wake_rx, in_service: AtomicUsize::new(0) });
     let spawn = |n: usize| -> io::Result<JoinHandle<()>> {
-        let (listener, config, stop) = (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop));
+        let (config, stop) = (Arc::clone(&config), Arc::clone(&stop));
         let served = Arc::clone(&served);
         let handler = Handler::new(config.db.clone(), index.clone()).with_cache(Arc::clone(&cache));
-        thread::Builder::new()
-            .name(format!("worker-{n}"))
-            .spawn(move || worker(&listener, &config, &limits, &Shared { stop: &stop, served: &served }, handler))
+        let (work_rx, back_tx, wake_tx) = (Arc::clone(&work_rx), back_tx.clone(), Arc::clone(&wake_tx));
+        let returns = Arc::clone(&returns);
+        thread::Builder::new().name(format!("worker-{n}")).spawn(move || {
+            let shared = Shared { stop: &stop, served: &served };
+            worker(&work_rx, &back_tx, &wake_tx, &returns, &config, &limits, &shared, handler);
+        })
     };
+    let spawn_poller = |work_tx: mpsc::Sender<Stream>| -> io::Result<JoinHandle<()>> {
+        let (listener, config, stop, returns) =
+            (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop), Arc::clone(&returns));
+        thread::Builder::new()
+            .name("poller".into())
+            .spawn(move || poller(&listener, &config, &stop, &returns, &work_tx))
+    };
+    let mut poller_handle =
+        Some(spawn_poller(work_tx.clone()).map_err(|source| Error::Bind { what: "the poller thread".into(), source })?);
     let mut workers: Vec<Option<JoinHandle<()>>> = Vec::with_capacity(config.workers.get());
     for n in 0..config.workers.get() {
         match spawn(n) {
@@ -171,7 +206,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         std::process::id()
     );
 
-    // Supervise: replace any worker that died until a stop is asked for.
+    // Supervise: replace any worker (or the poller) that died until a stop is asked for.
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(Duration::from_millis(50));
         for (n, slot) in workers.iter_mut().enumerate() {
@@ -185,7 +220,18 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
                 *slot = spawn(n).map_err(|e| log::error!("cannot restart worker {n}: {e}")).ok();
             }
         }
+        if poller_handle.as_ref().is_none_or(JoinHandle::is_finished) && !stop.load(Ordering::SeqCst) {
+            if let Some(h) = poller_handle.take() {
+                if h.join().is_err() {
+                    log::error!("the poller died; starting a replacement (idle connections were closed)");
+                }
+            }
+            poller_handle =
+                spawn_poller(work_tx.clone()).map_err(|e| log::error!("cannot restart the poller: {e}")).ok();
+        }
     }
+    // Workers drain the queue, then see it closed once the poller has dropped its sender.
+    drop(work_tx);
 
     let deadline = Instant::now() + config.shutdown_grace;
     log::info!("stopping: no new connections, draining requests in flight");
@@ -285,39 +331,158 @@ impl Shared<'_> {
     }
 }
 
-fn worker(listener: &Listener, config: &Config, limits: &Limits, shared: &Shared<'_>, mut handler: Handler) {
-    if let Err(e) = handler.warm() {
-        log::warn!("worker could not open the database yet: {e}");
-    }
+/// Connections workers give back to the poller, and the socket that wakes it.
+struct Returns {
+    back_rx: Mutex<mpsc::Receiver<Stream>>,
+    wake_rx: UnixStream,
+    /// Connections handed to workers and not yet closed or given back.
+    in_service: AtomicUsize,
+}
+
+/// Accepts connections and watches idle ones; hands readable ones to the workers.
+fn poller(listener: &Listener, config: &Config, stop: &AtomicBool, returns: &Returns, work_tx: &mpsc::Sender<Stream>) {
+    let mut idle: Vec<Stream> = Vec::new();
     let mut backoff = Duration::from_millis(5);
-    while !shared.is_stopping() {
-        match sys::wait_readable(listener.fd(), i32::try_from(TICK.as_millis()).unwrap_or(100)) {
-            Ok(true) => {}
-            Ok(false) => continue,
+    let mut accept_paused_until: Option<Instant> = None;
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut drain = [0u8; 256];
+    while !stop.load(Ordering::SeqCst) {
+        {
+            let back = returns.back_rx.lock().unwrap_or_else(PoisonError::into_inner);
+            while let Ok(stream) = back.try_recv() {
+                idle.push(stream);
+            }
+        }
+        let in_service = returns.in_service.load(Ordering::SeqCst);
+        let accepting = idle.len() + in_service < MAX_CONNS && accept_paused_until.is_none_or(|t| Instant::now() >= t);
+        fds.clear();
+        fds.push(libc::pollfd { fd: returns.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        fds.push(libc::pollfd { fd: if accepting { listener.fd() } else { -1 }, events: libc::POLLIN, revents: 0 });
+        fds.extend(idle.iter().map(|s| libc::pollfd { fd: s.fd(), events: libc::POLLIN, revents: 0 }));
+        let tick = if accepting { TICK } else { backoff.min(TICK) };
+        match sys::poll(&mut fds, i32::try_from(tick.as_millis()).unwrap_or(100)) {
+            Ok(0) => continue,
+            Ok(_) => {}
             Err(e) => {
-                log::warn!("poll on the listener failed: {e}");
+                log::warn!("poll failed: {e}");
                 thread::sleep(TICK);
                 continue;
             }
         }
-        let accepted = match listener {
-            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
-            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
-        };
-        match accepted {
-            Ok(stream) => {
-                backoff = Duration::from_millis(5);
-                serve_stream(stream, config, limits, shared, &mut handler);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {} // another worker took it
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    log::warn!("accept failed: {e}; retrying in {} ms", backoff.as_millis());
-                    thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+        if fds.first().is_some_and(|f| f.revents != 0) {
+            while (&returns.wake_rx).read(&mut drain).is_ok_and(|n| n > 0) {}
+        }
+        // Idle connections with data (or EOF) go to the workers; walk backwards to remove in place.
+        for i in (0..idle.len()).rev() {
+            if fds.get(i + 2).is_some_and(|f| f.revents != 0) {
+                let stream = idle.swap_remove(i);
+                returns.in_service.fetch_add(1, Ordering::SeqCst);
+                if work_tx.send(stream).is_err() {
+                    return;
                 }
-                _ => log::debug!("accept failed: {e}; retrying"),
-            },
+            }
+        }
+        if fds.get(1).is_some_and(|f| f.fd >= 0 && f.revents != 0) {
+            loop {
+                let accepted = match listener {
+                    Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+                    Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+                };
+                match accepted {
+                    Ok(stream) => {
+                        backoff = Duration::from_millis(5);
+                        accept_paused_until = None;
+                        if let Some(stream) = admit(stream, config) {
+                            idle.push(stream);
+                        }
+                        if idle.len() + returns.in_service.load(Ordering::SeqCst) >= MAX_CONNS {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => match e.raw_os_error() {
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                            log::warn!("accept failed: {e}; retrying in {} ms", backoff.as_millis());
+                            accept_paused_until = Some(Instant::now() + backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            break;
+                        }
+                        _ => {
+                            log::debug!("accept failed: {e}; retrying");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+    // Stopping: no more accepts. A request already on its way on an idle kept-alive
+    // connection is still served; connections that stay quiet are closed.
+    let quiet_until = Instant::now() + STOP_QUIET;
+    while !idle.is_empty() && Instant::now() < quiet_until {
+        fds.clear();
+        fds.extend(idle.iter().map(|s| libc::pollfd { fd: s.fd(), events: libc::POLLIN, revents: 0 }));
+        if sys::poll(&mut fds, 20).is_err() {
+            break;
+        }
+        for i in (0..idle.len()).rev() {
+            if fds.get(i).is_some_and(|f| f.revents != 0) {
+                let stream = idle.swap_remove(i);
+                returns.in_service.fetch_add(1, Ordering::SeqCst);
+                if work_tx.send(stream).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Prepares an accepted connection, or refuses a TCP peer not in FCGI_WEB_SERVER_ADDRS.
+fn admit(stream: Stream, config: &Config) -> Option<Stream> {
+    match &stream {
+        Stream::Unix(s) => {
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(CONN_TICK));
+            let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
+        }
+        Stream::Tcp(s) => {
+            if !config.web_server_addrs.is_empty() {
+                let allowed = s.peer_addr().is_ok_and(|p| config.web_server_addrs.contains(&p.ip()));
+                if !allowed {
+                    log::warn!("connection from {:?} refused: not in FCGI_WEB_SERVER_ADDRS", s.peer_addr().ok());
+                    return None;
+                }
+            }
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_nodelay(true);
+            let _ = s.set_read_timeout(Some(CONN_TICK));
+            let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
+        }
+    }
+    Some(stream)
+}
+
+#[expect(clippy::too_many_arguments, reason = "the worker's whole context, passed once at spawn")]
+fn worker(
+    work_rx: &Mutex<mpsc::Receiver<Stream>>,
+    back_tx: &mpsc::Sender<Stream>,
+    wake_tx: &UnixStream,
+    returns: &Returns,
+    config: &Config,
+    limits: &Limits,
+    shared: &Shared<'_>,
+    mut handler: Handler,
+) {
+    if let Err(e) = handler.warm() {
+        log::warn!("worker could not open the database yet: {e}");
+    }
+    loop {
+        let next = work_rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(mut stream) = next else { return };
+        let keep = serve_stream(&mut stream, config, limits, shared, &mut handler) == Some(End::Idle);
+        returns.in_service.fetch_sub(1, Ordering::SeqCst);
+        if keep && back_tx.send(stream).is_ok() {
+            let _ = (&*wake_tx).write(&[1]);
         }
     }
 }
@@ -327,37 +492,42 @@ enum Stream {
     Tcp(TcpStream),
 }
 
-fn serve_stream(stream: Stream, config: &Config, limits: &Limits, shared: &Shared<'_>, handler: &mut Handler) {
+impl Stream {
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// Serves one request (or a closing connection) on `stream`; `Some(End::Idle)`
+/// when the connection should go back to the poller.
+fn serve_stream(
+    stream: &mut Stream,
+    config: &Config,
+    limits: &Limits,
+    shared: &Shared<'_>,
+    handler: &mut Handler,
+) -> Option<End> {
     let mut answer = |req: &conn::Request| {
         let response = handler.handle(req);
         shared.count(config.max_requests);
         response
     };
     let result = match stream {
-        Stream::Unix(mut s) => {
-            let _ = s.set_nonblocking(false);
-            let _ = s.set_read_timeout(Some(CONN_TICK));
-            let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-            conn::serve(&mut s, limits, &mut answer, || shared.is_stopping())
-        }
-        Stream::Tcp(mut s) => {
-            if !config.web_server_addrs.is_empty() {
-                let allowed = s.peer_addr().is_ok_and(|p| config.web_server_addrs.contains(&p.ip()));
-                if !allowed {
-                    log::warn!("connection from {:?} refused: not in FCGI_WEB_SERVER_ADDRS", s.peer_addr().ok());
-                    return;
-                }
-            }
-            let _ = s.set_nonblocking(false);
-            let _ = s.set_nodelay(true);
-            let _ = s.set_read_timeout(Some(CONN_TICK));
-            let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-            conn::serve(&mut s, limits, &mut answer, || shared.is_stopping())
-        }
+        Stream::Unix(s) => conn::serve_one(s, limits, &mut answer, || shared.is_stopping()),
+        Stream::Tcp(s) => conn::serve_one(s, limits, &mut answer, || shared.is_stopping()),
     };
     match result {
-        Ok(End::Aborted) => log::debug!("connection ended mid-request by the peer"),
-        Ok(_) => {}
-        Err(e) => log::warn!("closing connection: {e}"),
+        Ok(End::Aborted) => {
+            log::debug!("connection ended mid-request by the peer");
+            Some(End::Aborted)
+        }
+        Ok(end) => Some(end),
+        Err(e) => {
+            log::warn!("closing connection: {e}");
+            None
+        }
     }
 }

@@ -1,13 +1,13 @@
 //! The few operating-system calls std does not offer: finding a listening
-//! socket inherited on fd 0 (FastCGI spec §2.2, `FCGI_LISTENSOCK_FILENO`) and
-//! waiting for a listener to become readable with a timeout.
+//! socket inherited on fd 0 (FastCGI spec §2.2, `FCGI_LISTENSOCK_FILENO`),
+//! polling sockets with a timeout, and capping glibc's malloc arenas.
 //!
 //! This is the only module with `unsafe`; each block has a SAFETY comment.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixListener;
 
 /// A listening socket found on fd 0.
@@ -50,17 +50,27 @@ pub fn inherited_listener() -> Option<Inherited> {
     }
 }
 
-/// Waits up to `timeout_ms` for `fd` to be readable (a connection to accept).
+/// Caps glibc's malloc arenas at two. Sixteen worker threads would otherwise
+/// each grow an arena that keeps freed memory, multiplying resident memory.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before workers start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Polls `fds` for up to `timeout_ms`; returns how many have events.
 ///
 /// # Errors
-/// The `poll(2)` error, except EINTR, which counts as "not ready".
-pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, count 1.
-    let rc = unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) };
+/// The `poll(2)` error, except EINTR, which counts as none ready.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    let n = libc::nfds_t::try_from(fds.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `fds` is a valid, exclusively borrowed slice of `n` pollfd structs.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), n, timeout_ms) };
     if rc < 0 {
         let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) };
     }
-    Ok(rc > 0)
+    Ok(usize::try_from(rc).unwrap_or(0))
 }

@@ -86,8 +86,9 @@ fn get_values_reports_worker_count() -> TestResult {
     let pairs = record::decode_pairs(&rec.content)?;
     let as_text: Vec<(String, String)> =
         pairs.into_iter().map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap())).collect();
-    assert!(as_text.contains(&("FCGI_MAX_CONNS".into(), "5".into())), "{as_text:?}");
-    assert!(as_text.contains(&("FCGI_MAX_REQS".into(), "5".into())));
+    let max_conns = videofeed::server::MAX_CONNS.to_string();
+    assert!(as_text.contains(&("FCGI_MAX_CONNS".into(), max_conns)), "{as_text:?}");
+    assert!(as_text.contains(&("FCGI_MAX_REQS".into(), "5".into())), "requests at once = workers");
     assert!(as_text.contains(&("FCGI_MPXS_CONNS".into(), "0".into())));
     // The connection still serves a request afterwards.
     assert_eq!(get_on(&mut s, "/feed?q=music", true).status(), 200);
@@ -343,5 +344,38 @@ fn max_requests_recycles_the_process_gracefully() -> TestResult {
     let status = server.wait_exit(Duration::from_secs(3)).ok_or("did not recycle")?;
     assert_eq!(status.code(), Some(0));
     assert!(server.log_text().contains("recycling: 3 requests served"));
+    Ok(())
+}
+
+#[test]
+fn idle_kept_alive_connections_never_hold_a_worker() -> TestResult {
+    let dir = TestDir::new("idlehold");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    // Twenty kept-alive connections, each used once and then left idle, as a web server's
+    // connection pool does: far more than the two workers.
+    let mut parked = Vec::new();
+    for _ in 0..20 {
+        let mut s = server.connect();
+        assert_eq!(get_on(&mut s, "/feed?q=music&limit=1", true).status(), 200);
+        parked.push(s);
+    }
+    // A new connection is still answered at once, and so is every parked one.
+    let t = Instant::now();
+    assert_eq!(server.get("/feed?q=jazz").status(), 200);
+    assert!(t.elapsed() < Duration::from_millis(500), "took {:?}", t.elapsed());
+    for s in &mut parked {
+        assert_eq!(get_on(s, "/feed?q=rock&limit=1", true).status(), 200);
+    }
+    Ok(())
+}
+
+#[test]
+fn many_short_connections_keep_being_accepted() -> TestResult {
+    // See the poller's connection count: closed connections must be released.
+    let dir = TestDir::new("manyconns");
+    let server = Server::start(&dir, &fixture_db(&dir), 2);
+    for i in 0..(videofeed::server::MAX_CONNS + 100) {
+        assert_eq!(server.get("/feed?q=music&limit=1").status(), 200, "connection {i}");
+    }
     Ok(())
 }

@@ -37,8 +37,10 @@ pub struct Limits {
     pub max_params: usize,
     /// Bytes of STDIN buffered for one request; the rest is read and discarded.
     pub max_stdin: usize,
-    /// The worker count, reported as FCGI_MAX_CONNS and FCGI_MAX_REQS.
+    /// Connections accepted at once, reported as FCGI_MAX_CONNS.
     pub max_conns: usize,
+    /// Requests served at once (the worker count), reported as FCGI_MAX_REQS.
+    pub max_reqs: usize,
 }
 
 /// A complete responder request.
@@ -76,6 +78,9 @@ pub enum End {
     Aborted,
     /// `should_stop` said the process is stopping and no request was in progress.
     Stopping,
+    /// With [`serve_one`]: a kept-alive request was answered and nothing more is
+    /// buffered; the connection stays open, waiting for the web server's next request.
+    Idle,
 }
 
 /// Why a connection was closed on a protocol or I/O error.
@@ -154,7 +159,31 @@ fn is_timeout(e: &io::Error) -> bool {
 /// # Errors
 /// [`Error`] on a malformed stream, an oversize request, or an I/O failure
 /// other than the peer going away; the caller should close the connection.
-pub fn serve<S, H, F>(stream: &mut S, limits: &Limits, mut handler: H, should_stop: F) -> Result<End, Error>
+pub fn serve<S, H, F>(stream: &mut S, limits: &Limits, handler: H, should_stop: F) -> Result<End, Error>
+where
+    S: Read + Write,
+    H: FnMut(&Request) -> Vec<u8>,
+    F: Fn() -> bool,
+{
+    run(stream, limits, handler, should_stop, false)
+}
+
+/// Like [`serve`], but returns [`End::Idle`] after answering one kept-alive
+/// request when no further bytes are buffered, so the caller can park the
+/// connection (in a poller) instead of holding a thread on it.
+///
+/// # Errors
+/// As for [`serve`].
+pub fn serve_one<S, H, F>(stream: &mut S, limits: &Limits, handler: H, should_stop: F) -> Result<End, Error>
+where
+    S: Read + Write,
+    H: FnMut(&Request) -> Vec<u8>,
+    F: Fn() -> bool,
+{
+    run(stream, limits, handler, should_stop, true)
+}
+
+fn run<S, H, F>(stream: &mut S, limits: &Limits, mut handler: H, should_stop: F, one: bool) -> Result<End, Error>
 where
     S: Read + Write,
     H: FnMut(&Request) -> Vec<u8>,
@@ -194,6 +223,9 @@ where
                     }
                     if !keep || should_stop() {
                         return Ok(End::Closed);
+                    }
+                    if one && used_total >= buf.len() {
+                        return Ok(End::Idle);
                     }
                 }
                 Step::Aborted { keep_conn } => {
@@ -322,10 +354,12 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
 
 fn answer_get_values(content: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<(), Error> {
     let mut body = Vec::new();
-    let max = limits.max_conns.to_string();
+    let conns = limits.max_conns.to_string();
+    let reqs = limits.max_reqs.to_string();
     for (name, _) in record::decode_pairs(content)? {
         let value: Option<&[u8]> = match name.as_slice() {
-            b"FCGI_MAX_CONNS" | b"FCGI_MAX_REQS" => Some(max.as_bytes()),
+            b"FCGI_MAX_CONNS" => Some(conns.as_bytes()),
+            b"FCGI_MAX_REQS" => Some(reqs.as_bytes()),
             b"FCGI_MPXS_CONNS" => Some(b"0"),
             _ => None, // §4.1: unknown names are omitted from the reply.
         };
@@ -362,7 +396,7 @@ mod tests {
         }
     }
 
-    const LIMITS: Limits = Limits { max_params: 1024, max_stdin: 1024, max_conns: 7 };
+    const LIMITS: Limits = Limits { max_params: 1024, max_stdin: 1024, max_conns: 9, max_reqs: 7 };
 
     fn request(buf: &mut Vec<u8>, id: u16, keep: bool, uri: &str) {
         encode_begin_request(buf, id, 1, if keep { 1 } else { 0 });
@@ -450,7 +484,7 @@ mod tests {
         assert_eq!(recs[0].kind, RecordType::GetValuesResult);
         let pairs = record::decode_pairs(&recs[0].content)?;
         let expect: Vec<(Vec<u8>, Vec<u8>)> = vec![
-            (b"FCGI_MAX_CONNS".to_vec(), b"7".to_vec()),
+            (b"FCGI_MAX_CONNS".to_vec(), b"9".to_vec()),
             (b"FCGI_MAX_REQS".to_vec(), b"7".to_vec()),
             (b"FCGI_MPXS_CONNS".to_vec(), b"0".to_vec()),
         ];
