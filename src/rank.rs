@@ -57,22 +57,62 @@ impl Postings {
     }
 }
 
-/// A query phrase the snapshot can rank: one token, whole or as a prefix.
+/// A query phrase: consecutive tokens, the last one whole or as a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phrase {
-    /// The token as FTS5's tokenizer produced it (folded).
-    pub token: String,
-    /// Match every term starting with `token`.
+    /// The tokens as FTS5's tokenizer produced them (folded), at least one.
+    pub tokens: Vec<String>,
+    /// The last token matches every term starting with it.
     pub prefix: bool,
 }
 
-/// Builder input: the instances of one term in one row.
+/// Builder input: one instance of a term in a row.
 #[derive(Debug, Clone, Copy)]
 pub struct Instance {
     /// The row id.
     pub rowid: i64,
     /// 0 for title, 1 for channel.
     pub column: u8,
+    /// The token's position within its column.
+    pub offset: u32,
+}
+
+/// Each row's tokens as term ids, in order (title, then channel).
+#[derive(Debug)]
+enum Forward {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl Forward {
+    fn get(&self, i: usize) -> u32 {
+        match self {
+            Forward::Narrow(v) => v.get(i).map_or(u32::MAX, |&t| u32::from(t)),
+            Forward::Wide(v) => v.get(i).copied().unwrap_or(u32::MAX),
+        }
+    }
+
+    fn set(&mut self, i: usize, term: u32) {
+        match self {
+            Forward::Narrow(v) => {
+                if let (Some(slot), Ok(t)) = (v.get_mut(i), u16::try_from(term)) {
+                    *slot = t;
+                }
+            }
+            Forward::Wide(v) => {
+                if let Some(slot) = v.get_mut(i) {
+                    *slot = term;
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Forward::Narrow(v) => v.capacity() * 2,
+            Forward::Wide(v) => v.capacity() * 4,
+        }
+    }
 }
 
 /// Why a snapshot could not be built.
@@ -96,13 +136,16 @@ impl std::fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// Builds a [`Snapshot`] term by term.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Builder {
     generation: i64,
     terms: Vec<Box<str>>,
     lists: Vec<Postings>,
     overflow: Vec<(u32, u32, u16, u16)>,
     doc_len: Vec<u32>,
+    title_len: Vec<u32>,
+    doc_start: Vec<u32>,
+    forward: Forward,
     region: Vec<u8>,
     regions: Vec<String>,
     n_rows: i64,
@@ -116,7 +159,60 @@ impl Builder {
     /// A builder for the database state `generation`, which holds `n_rows` rows
     /// (FTS5's row count). The token total is counted from the instances added.
     pub fn new(generation: i64, n_rows: i64) -> Builder {
-        Builder { generation, n_rows, regions: vec![String::new()], ..Builder::default() }
+        Builder {
+            generation,
+            terms: Vec::new(),
+            lists: Vec::new(),
+            overflow: Vec::new(),
+            doc_len: Vec::new(),
+            title_len: Vec::new(),
+            doc_start: Vec::new(),
+            forward: Forward::Narrow(Vec::new()),
+            region: Vec::new(),
+            regions: vec![String::new()],
+            n_rows,
+            n_tokens: 0,
+        }
+    }
+
+    /// Records a row's token counts per column (FTS5's `%_docsize`); call for
+    /// every row before [`Builder::begin_terms`].
+    ///
+    /// # Errors
+    /// [`BuildError::RowidOutOfRange`].
+    pub fn set_sizes(&mut self, rowid: i64, title: u32, channel: u32) -> Result<(), BuildError> {
+        let slot = Self::slot(rowid)?;
+        if self.doc_len.len() <= slot {
+            self.doc_len.resize(slot + 1, 0);
+            self.title_len.resize(slot + 1, 0);
+        }
+        if let (Some(d), Some(t)) = (self.doc_len.get_mut(slot), self.title_len.get_mut(slot)) {
+            *d = title.saturating_add(channel);
+            *t = title;
+        }
+        self.n_tokens += i64::from(title) + i64::from(channel);
+        Ok(())
+    }
+
+    /// Lays out the forward index once all sizes are known; `terms` is the
+    /// number of distinct terms to come (it picks 16- or 32-bit term ids).
+    pub fn begin_terms(&mut self, terms: usize) {
+        let mut start = 0u32;
+        self.doc_start = self
+            .doc_len
+            .iter()
+            .map(|&len| {
+                let here = start;
+                start = start.saturating_add(len);
+                here
+            })
+            .collect();
+        let total = usize::try_from(start).unwrap_or(0);
+        self.forward = if terms < usize::from(u16::MAX) {
+            Forward::Narrow(vec![u16::MAX; total])
+        } else {
+            Forward::Wide(vec![u32::MAX; total])
+        };
     }
 
     fn slot(rowid: i64) -> Result<usize, BuildError> {
@@ -158,7 +254,16 @@ impl Builder {
             return Err(BuildError::TermsOutOfOrder);
         }
         let term_index = u32::try_from(self.terms.len()).map_err(|_| BuildError::TermsOutOfOrder)?;
-        self.n_tokens += i64::try_from(instances.len()).unwrap_or(i64::MAX);
+        for inst in instances {
+            let slot = Self::slot(inst.rowid)?;
+            let title = self.title_len.get(slot).copied().unwrap_or(0);
+            let len = self.doc_len.get(slot).copied().unwrap_or(0);
+            let pos = if inst.column == 0 { inst.offset } else { title.saturating_add(inst.offset) };
+            if pos < len {
+                let at = self.doc_start.get(slot).copied().unwrap_or(0).saturating_add(pos);
+                self.forward.set(usize::try_from(at).unwrap_or(usize::MAX), term_index);
+            }
+        }
         let mut list = Postings::default();
         let mut i = 0;
         while let Some(first) = instances.get(i) {
@@ -173,12 +278,7 @@ impl Builder {
                 }
                 i += 1;
             }
-            if self.doc_len.len() <= slot {
-                self.doc_len.resize(slot + 1, 0);
-            }
-            if let Some(d) = self.doc_len.get_mut(slot) {
-                *d = d.saturating_add(u32::from(title) + u32::from(channel));
-            }
+            let _ = slot;
             let rowid32 = u32::try_from(rowid).map_err(|_| BuildError::RowidOutOfRange(rowid))?;
             let packed = match (u8::try_from(title), u8::try_from(channel)) {
                 (Ok(t), Ok(c)) if t <= NIBBLE_MAX && c <= NIBBLE_MAX => t | (c << 4),
@@ -203,7 +303,6 @@ impl Builder {
             list.counts.shrink_to_fit();
         }
         self.terms.shrink_to_fit();
-        self.doc_len.shrink_to_fit();
         self.region.shrink_to_fit();
         let postings = self.lists.iter().map(Postings::len).sum();
         Snapshot {
@@ -212,6 +311,9 @@ impl Builder {
             lists: self.lists,
             overflow: self.overflow,
             doc_len: self.doc_len,
+            title_len: self.title_len,
+            doc_start: self.doc_start,
+            forward: self.forward,
             region: self.region,
             regions: self.regions,
             n_rows: self.n_rows,
@@ -229,6 +331,9 @@ pub struct Snapshot {
     lists: Vec<Postings>,
     overflow: Vec<(u32, u32, u16, u16)>,
     doc_len: Vec<u32>,
+    title_len: Vec<u32>,
+    doc_start: Vec<u32>,
+    forward: Forward,
     region: Vec<u8>,
     regions: Vec<String>,
     n_rows: i64,
@@ -315,13 +420,17 @@ impl Snapshot {
     pub fn heap_bytes(&self) -> usize {
         let lists: usize = self.lists.iter().map(|l| l.rowids.capacity() * 4 + l.counts.capacity()).sum();
         let terms: usize = self.terms.iter().map(|t| t.len() + 16).sum();
-        lists + terms + self.doc_len.capacity() * 4 + self.region.capacity() + self.overflow.capacity() * 12
+        lists
+            + terms
+            + (self.doc_len.capacity() + self.title_len.capacity() + self.doc_start.capacity()) * 4
+            + self.forward.bytes()
+            + self.region.capacity()
+            + self.overflow.capacity() * 12
     }
 
-    fn term_range(&self, phrase: &Phrase) -> std::ops::Range<usize> {
-        let token = phrase.token.as_str();
+    fn term_range(&self, token: &str, prefix: bool) -> std::ops::Range<usize> {
         let start = self.terms.partition_point(|t| **t < *token);
-        if !phrase.prefix {
+        if !prefix {
             let found = self.terms.get(start).is_some_and(|t| **t == *token);
             return start..if found { start + 1 } else { start };
         }
@@ -344,7 +453,10 @@ impl Snapshot {
 
     /// All rows matching one phrase, with FTS5's weighted frequency (title × 8 + channel × 2).
     fn matches(&self, phrase: &Phrase) -> PhraseMatches<'_> {
-        let range = self.term_range(phrase);
+        if phrase.tokens.len() > 1 {
+            return self.phrase_matches(phrase);
+        }
+        let range = self.term_range(phrase.tokens.first().map_or("", String::as_str), phrase.prefix);
         if range.len() == 1 {
             let term = range.start;
             let rowids = self.lists.get(term).map_or(&[][..], |l| l.rowids.as_slice());
@@ -367,6 +479,54 @@ impl Snapshot {
             } else {
                 rowids.push(r);
                 freq.push(f);
+            }
+        }
+        PhraseMatches::Merged { rowids, freq }
+    }
+
+    /// Rows where the phrase's tokens stand next to each other in one column, with
+    /// the weighted count of such places (FTS5 counts every starting position).
+    fn phrase_matches(&self, phrase: &Phrase) -> PhraseMatches<'_> {
+        let last = phrase.tokens.len().saturating_sub(1);
+        let ranges: Vec<std::ops::Range<usize>> =
+            phrase.tokens.iter().enumerate().map(|(j, t)| self.term_range(t, phrase.prefix && j == last)).collect();
+        let empty = PhraseMatches::Merged { rowids: Vec::new(), freq: Vec::new() };
+        if ranges.iter().any(|r| r.is_empty()) {
+            return empty;
+        }
+        // Candidates: the rows of the rarest whole-word token.
+        let driver = ranges
+            .iter()
+            .enumerate()
+            .filter(|(j, r)| r.len() == 1 && !(phrase.prefix && *j == last))
+            .filter_map(|(_, r)| self.lists.get(r.start))
+            .min_by_key(|l| l.len());
+        let Some(driver) = driver else { return empty };
+        let n = ranges.len();
+        let (mut rowids, mut freq) = (Vec::new(), Vec::new());
+        for &rowid in &driver.rowids {
+            let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
+            let start = self.doc_start.get(slot).copied().unwrap_or(0);
+            let title = self.title_len.get(slot).copied().unwrap_or(0);
+            let len = self.doc_len.get(slot).copied().unwrap_or(0);
+            let mut weighted_count = 0.0;
+            for (from, count, weight) in
+                [(start, title, TITLE_WEIGHT), (start.saturating_add(title), len.saturating_sub(title), CHANNEL_WEIGHT)]
+            {
+                let (from, count) = (usize::try_from(from).unwrap_or(0), usize::try_from(count).unwrap_or(0));
+                for p in 0..count.saturating_sub(n - 1) {
+                    let hit = ranges.iter().enumerate().all(|(j, r)| {
+                        let term = self.forward.get(from + p + j);
+                        usize::try_from(term).is_ok_and(|t| r.contains(&t))
+                    });
+                    if hit {
+                        weighted_count += weight;
+                    }
+                }
+            }
+            if weighted_count > 0.0 {
+                rowids.push(rowid);
+                freq.push(weighted_count);
             }
         }
         PhraseMatches::Merged { rowids, freq }
@@ -451,21 +611,27 @@ fn gallop(sorted: &[u32], target: u32) -> usize {
 mod tests {
     use super::*;
 
-    fn inst(rowid: i64, column: u8) -> Instance {
-        Instance { rowid, column }
+    fn inst(rowid: i64, column: u8, offset: u32) -> Instance {
+        Instance { rowid, column, offset }
     }
 
     fn sample() -> Snapshot {
         // rows: 1 "music live" / "chan"; 2 "music music" / "music"; 3 "movie" / "chan"
         let mut b = Builder::new(7, 3);
-        for (r, reg) in [(1, "US"), (2, "GLOBAL"), (3, "DE")] {
+        for (r, reg, t, c) in [(1, "US", 2, 1), (2, "GLOBAL", 2, 1), (3, "DE", 1, 1)] {
             b.set_region(r, reg).unwrap();
+            b.set_sizes(r, t, c).unwrap();
         }
-        b.add_term("chan", &[inst(1, 1), inst(3, 1)]).unwrap();
-        b.add_term("live", &[inst(1, 0)]).unwrap();
-        b.add_term("movie", &[inst(3, 0)]).unwrap();
-        b.add_term("music", &[inst(1, 0), inst(2, 0), inst(2, 0), inst(2, 1)]).unwrap();
+        b.begin_terms(4);
+        b.add_term("chan", &[inst(1, 1, 0), inst(3, 1, 0)]).unwrap();
+        b.add_term("live", &[inst(1, 0, 1)]).unwrap();
+        b.add_term("movie", &[inst(3, 0, 0)]).unwrap();
+        b.add_term("music", &[inst(1, 0, 0), inst(2, 0, 0), inst(2, 0, 1), inst(2, 1, 0)]).unwrap();
         b.finish()
+    }
+
+    fn ph(tokens: &[&str], prefix: bool) -> Vec<Phrase> {
+        vec![Phrase { tokens: tokens.iter().map(|t| (*t).to_owned()).collect(), prefix }]
     }
 
     #[test]
@@ -480,7 +646,7 @@ mod tests {
     #[test]
     fn whole_and_prefix_terms_and_regions() {
         let s = sample();
-        let p = |t: &str, prefix| vec![Phrase { token: t.into(), prefix }];
+        let p = |t: &str, prefix| ph(&[t], prefix);
         let ids = |h: Vec<Hit>| h.iter().map(|h| h.rowid).collect::<Vec<_>>();
         assert_eq!(ids(s.top_k(&p("music", false), "US", 10)), vec![2, 1], "row 2 has more music");
         assert_eq!(ids(s.top_k(&p("music", false), "DE", 10)), vec![2], "GLOBAL always, US not");
@@ -488,8 +654,16 @@ mod tests {
         assert!(s.top_k(&p("mus", false), "US", 10).is_empty(), "whole word only");
         assert!(s.top_k(&p("zzz", true), "US", 10).is_empty());
         assert_eq!(ids(s.top_k(&p("music", false), "XX", 10)), vec![2], "unknown region: GLOBAL only");
-        let both = vec![Phrase { token: "music".into(), prefix: false }, Phrase { token: "li".into(), prefix: true }];
+        let both = vec![
+            Phrase { tokens: vec!["music".into()], prefix: false },
+            Phrase { tokens: vec!["li".into()], prefix: true },
+        ];
         assert_eq!(ids(s.top_k(&both, "US", 10)), vec![1]);
+        // Phrases: adjacent tokens in one column, counted per starting place.
+        assert_eq!(ids(s.top_k(&ph(&["music", "li"], true), "US", 10)), vec![1]);
+        assert!(s.top_k(&ph(&["live", "music"], false), "US", 10).is_empty(), "order matters");
+        assert!(s.top_k(&ph(&["live", "chan"], false), "US", 10).is_empty(), "not across columns");
+        assert_eq!(ids(s.top_k(&ph(&["music", "music"], false), "US", 10)), vec![2]);
         assert_eq!(s.generation(), 7);
         assert_eq!(s.posting_count(), 6);
     }
@@ -497,9 +671,11 @@ mod tests {
     #[test]
     fn builder_rejects_disorder_and_bad_rowids() {
         let mut b = Builder::new(0, 1);
-        b.add_term("b", &[inst(1, 0)]).unwrap();
-        assert_eq!(b.add_term("a", &[inst(1, 0)]), Err(BuildError::TermsOutOfOrder));
-        assert_eq!(b.add_term("c", &[inst(-1, 0)]), Err(BuildError::RowidOutOfRange(-1)));
+        b.set_sizes(1, 1, 0).unwrap();
+        b.begin_terms(3);
+        b.add_term("b", &[inst(1, 0, 0)]).unwrap();
+        assert_eq!(b.add_term("a", &[inst(1, 0, 0)]), Err(BuildError::TermsOutOfOrder));
+        assert_eq!(b.add_term("c", &[inst(-1, 0, 0)]), Err(BuildError::RowidOutOfRange(-1)));
         assert!(b.set_region(MAX_ROWID, "US").is_err());
     }
 
@@ -508,10 +684,13 @@ mod tests {
         let mut b = Builder::new(0, 2);
         b.set_region(1, "US").unwrap();
         b.set_region(2, "US").unwrap();
-        let many: Vec<Instance> = (0..20).map(|_| inst(1, 0)).chain((0..3).map(|_| inst(2, 0))).collect();
+        b.set_sizes(1, 20, 0).unwrap();
+        b.set_sizes(2, 3, 0).unwrap();
+        b.begin_terms(1);
+        let many: Vec<Instance> = (0..20).map(|o| inst(1, 0, o)).chain((0..3).map(|o| inst(2, 0, o))).collect();
         b.add_term("la", &many).unwrap();
         let s = b.finish();
-        let hits = s.top_k(&[Phrase { token: "la".into(), prefix: false }], "US", 5);
+        let hits = s.top_k(&ph(&["la"], false), "US", 5);
         assert_eq!(hits.first().map(|h| h.rowid), Some(1), "20 occurrences beat 3");
     }
 }

@@ -196,7 +196,10 @@ fn current_generation(path: &Path) -> rusqlite::Result<i64> {
 /// Builds a snapshot from FTS5's own tokens, in one read transaction.
 fn load(path: &Path) -> Result<Snapshot, Error> {
     let conn = open_plain_reader(path)?;
-    conn.execute_batch("CREATE VIRTUAL TABLE temp.vf_instances USING fts5vocab(main, 'videos_fts', 'instance')")?;
+    conn.execute_batch(
+        "CREATE VIRTUAL TABLE temp.vf_instances USING fts5vocab(main, 'videos_fts', 'instance');
+         CREATE VIRTUAL TABLE temp.vf_terms USING fts5vocab(main, 'videos_fts', 'row');",
+    )?;
     let tx = conn.unchecked_transaction()?;
     let generation: i64 = tx.query_row(GENERATION_SQL, [], |r| r.get(0))?;
     let n_rows: i64 = tx.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
@@ -209,7 +212,20 @@ fn load(path: &Path) -> Result<Snapshot, Error> {
             builder.set_region(row.get(0)?, &region).map_err(|e| Error::Index(e.to_string()))?;
         }
     }
-    let mut stmt = tx.prepare("SELECT term, doc, col = 'channel' FROM temp.vf_instances")?;
+    {
+        // Token counts per column, as FTS5 stores them (its `D` in bm25).
+        let mut stmt = tx.prepare("SELECT id, sz FROM videos_fts_docsize")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let sizes = row.get_ref(1)?.as_blob().map_err(|e| Error::Index(e.to_string()))?;
+            let (title, rest) = varint(sizes);
+            let (channel, _) = varint(rest);
+            builder.set_sizes(row.get(0)?, title, channel).map_err(|e| Error::Index(e.to_string()))?;
+        }
+    }
+    let terms: i64 = tx.query_row("SELECT count(*) FROM temp.vf_terms", [], |r| r.get(0))?;
+    builder.begin_terms(usize::try_from(terms).unwrap_or(usize::MAX));
+    let mut stmt = tx.prepare("SELECT term, doc, col = 'channel', offset FROM temp.vf_instances")?;
     let mut rows = stmt.query([])?;
     let mut term = String::new();
     let mut instances: Vec<rank::Instance> = Vec::new();
@@ -229,12 +245,29 @@ fn load(path: &Path) -> Result<Snapshot, Error> {
             term.push_str(t);
         }
         let column = u8::from(row.get::<_, bool>(2)?);
-        instances.push(rank::Instance { rowid: row.get(1)?, column });
+        let offset = u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX);
+        instances.push(rank::Instance { rowid: row.get(1)?, column, offset });
     }
     flush(&term, &mut instances)?;
     drop(rows);
     drop(stmt);
     Ok(builder.finish())
+}
+
+/// Decodes one SQLite varint (as FTS5 writes `%_docsize`); a short blob gives 0.
+fn varint(bytes: &[u8]) -> (u32, &[u8]) {
+    let mut value: u64 = 0;
+    for (i, &b) in bytes.iter().enumerate().take(9) {
+        if i == 8 {
+            value = (value << 8) | u64::from(b);
+            return (u32::try_from(value).unwrap_or(u32::MAX), bytes.get(9..).unwrap_or_default());
+        }
+        value = (value << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            return (u32::try_from(value).unwrap_or(u32::MAX), bytes.get(i + 1..).unwrap_or_default());
+        }
+    }
+    (0, &[])
 }
 
 /// A worker's read-only connection. `Send`, not `Sync`: one per thread.
@@ -327,7 +360,8 @@ impl Reader {
         Ok(Some(items))
     }
 
-    /// The query's phrases as FTS5 tokenizes them, if each chunk is exactly one token.
+    /// The query's phrases as FTS5 tokenizes them: one per chunk, its tokens in order;
+    /// `None` if a chunk has no token (the SQL path decides what that means).
     fn phrases(&self, q: &str) -> Result<Option<Vec<Phrase>>, Error> {
         let Some(tok) = &self.tokenizer else { return Ok(None) };
         let chunks = fts::chunks(q);
@@ -338,32 +372,24 @@ impl Reader {
                 insert.execute(rusqlite::params![i64::try_from(i).unwrap_or(i64::MAX), chunk])?;
             }
         }
-        let mut tokens: Vec<Option<String>> = vec![None; chunks.len()];
-        let mut single = true;
+        let mut tokens: Vec<Vec<String>> = vec![Vec::new(); chunks.len()];
         {
-            let mut select = tx.prepare_cached("SELECT doc, term FROM qv")?;
+            let mut select = tx.prepare_cached("SELECT doc, term FROM qv ORDER BY doc, offset")?;
             let mut rows = select.query([])?;
             while let Some(row) = rows.next()? {
                 let doc = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(usize::MAX);
-                match tokens.get_mut(doc) {
-                    Some(slot @ None) => *slot = Some(row.get(1)?),
-                    _ => single = false,
+                if let Some(list) = tokens.get_mut(doc) {
+                    list.push(row.get(1)?);
                 }
             }
         }
         tx.execute("DELETE FROM q", [])?;
         tx.commit()?;
-        if !single || tokens.iter().any(Option::is_none) {
+        if tokens.iter().any(Vec::is_empty) {
             return Ok(None);
         }
         let last = tokens.len().saturating_sub(1);
-        Ok(Some(
-            tokens
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| Phrase { token: t.unwrap_or_default(), prefix: i == last })
-                .collect(),
-        ))
+        Ok(Some(tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: i == last }).collect()))
     }
 
     /// The SQL path: FTS5 MATCH ranked by `bm25()`.
