@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: i64 = 2;
 pub const MIGRATIONS: &[(i64, &str)] = &[(2, include_str!("../sql/migrations/002_generation.sql"))];
 
 /// Page cache per read-only connection, in KiB (SQLite's negative `cache_size`).
-pub const READER_CACHE_KIB: i64 = 4096;
+pub const READER_CACHE_KIB: i64 = 2048;
 
 /// Why a database could not be opened or is not usable.
 #[derive(Debug)]
@@ -106,7 +106,7 @@ impl From<rusqlite::Error> for Error {
 /// Opens `path` read-only for serving and checks that it is a videofeed database.
 ///
 /// The connection is `SQLITE_OPEN_READ_ONLY` with `query_only` on, keeps a
-/// 4 MiB page cache (the OS page cache holds the rest of the file; a memory map
+/// 2 MiB page cache (the OS page cache holds the rest of the file; a memory map
 /// per connection would count the file once per worker in resident memory),
 /// and waits briefly rather than failing while a writer checkpoints.
 ///

@@ -163,6 +163,7 @@ impl RankIndex {
                         );
                         let generation = snap.generation();
                         *index.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
+                        crate::sys::trim_heap();
                         // Writes during the build: go again, or stop when up to date.
                         if current_generation(&index.db).is_ok_and(|g| g == generation) {
                             break;

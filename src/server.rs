@@ -473,9 +473,8 @@ fn worker(
     shared: &Shared<'_>,
     mut handler: Handler,
 ) {
-    if let Err(e) = handler.warm() {
-        log::warn!("worker could not open the database yet: {e}");
-    }
+    // The database connection opens on the first request (start-up stays fast:
+    // LiteSpeed's initTimeout runs from the first request).
     loop {
         let next = work_rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(mut stream) = next else { return };
