@@ -33,7 +33,7 @@ cleanup() {
   [ -f "$run/nginx.pid" ] && kill -QUIT "$(cat "$run/nginx.pid")" 2>/dev/null
   [ -f "$run/videofeed.pid" ] && kill -TERM "$(cat "$run/videofeed.pid")" 2>/dev/null
   [ -f "$run/vmtouch.pid" ] && kill -TERM "$(cat "$run/vmtouch.pid")" 2>/dev/null
-  FEED_DB="$peers_db" "$shared/peers/peers.sh" stop >/dev/null 2>&1
+  [ "${ONLY_VIDEOFEED:-0}" = 1 ] || FEED_DB="$peers_db" "$shared/peers/peers.sh" stop >/dev/null 2>&1
   sleep 0.5
   rm -f "$run"/*.pid
 }
@@ -58,7 +58,9 @@ if [ "${SKIP_IMPORT:-0}" != 1 ] || [ ! -s "$ours" ]; then
   echo "bench: videofeed import (timed)"
   "$bin" import --db "$ours" "$corpus"
 fi
-[ -s "$peers_db" ] || python3 "$shared/load_sqlite.py" "$corpus" "$peers_db"
+if [ "${ONLY_VIDEOFEED:-0}" != 1 ] && [ ! -s "$peers_db" ]; then
+  python3 "$shared/load_sqlite.py" "$corpus" "$peers_db"
+fi
 
 # videofeed: start, and time the first answer from the moment the process starts.
 vmtouch -q -d -l -P "$run/vmtouch.pid" "$ours"

@@ -75,6 +75,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pct(&times, 99)
         );
     }
+    // Where the time goes on the fast path, for a cheap and an expensive query (median of n).
+    if std::env::var("VIDEOFEED_RANK_INDEX").as_deref() == Ok("on") {
+        println!("\n| query | parse µs | tokenize µs | txn + generation µs | rank µs | fetch rows µs | JSON µs | CGI framing µs |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for qs in ["q=disdain", "q=the%20be", "q=can%27t"] {
+            let mut runs = Vec::with_capacity(n);
+            for _ in 0..n.max(5) {
+                let t = Instant::now();
+                let q = request::parse(qs)?;
+                let parse = t.elapsed();
+                let (items, st) = reader.search_timed(&q)?.ok_or("rank index not current")?;
+                let t = Instant::now();
+                let json = videofeed::response::feed_json(&q, &items)?;
+                let json_t = t.elapsed();
+                let t = Instant::now();
+                let cgi = videofeed::response::feed_from_json(&json, false);
+                let mut out = Vec::with_capacity(cgi.len() + 64);
+                videofeed::fcgi::record::encode_stream(&mut out, videofeed::fcgi::record::RecordType::Stdout, 1, &cgi);
+                std::hint::black_box(&out);
+                let frame = t.elapsed();
+                runs.push([parse, st.tokenize, st.generation, st.rank, st.fetch, json_t, frame]);
+            }
+            let median = |k: usize| {
+                let mut v: Vec<f64> = runs.iter().map(|r| r[k].as_secs_f64() * 1e6).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            println!(
+                "| `{}` | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                qs.trim_start_matches("q="),
+                median(0),
+                median(1),
+                median(2),
+                median(3),
+                median(4),
+                median(5),
+                median(6)
+            );
+        }
+    }
     if let Some(log) = log {
         let text = std::fs::read_to_string(&log)?;
         let max_queries: usize = std::env::var("BENCH_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
