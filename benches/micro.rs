@@ -97,7 +97,9 @@ fn main() {
         black_box(fts::match_expression(black_box("lofi hip ho")));
     });
     bench("fts: build it for a hostile 120-character query", 100_000, || {
-        black_box(fts::match_expression(black_box(r#"NEAR(a b) "x" AND y* ^z title:w ( ) - + 🎵 c++ don't ac/dc 4k lofi hip hop music video official live new best top how to the"#)));
+        black_box(fts::match_expression(black_box(
+            r#"NEAR(a b) "x" AND y* ^z title:w ( ) - + 🎵 c++ don't ac/dc 4k lofi hip hop music video official live new best top how to the"#,
+        )));
     });
     bench("response: JSON body for 24 results", 20_000, || {
         black_box(response::feed_json(black_box(&query), black_box(&items)).ok());

@@ -77,7 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Where the time goes on the fast path, for a cheap and an expensive query (median of n).
     if std::env::var("VIDEOFEED_RANK_INDEX").as_deref() == Ok("on") {
-        println!("\n| query | parse µs | tokenize µs | txn + generation µs | rank µs | fetch rows µs | JSON µs | CGI framing µs |");
+        println!(
+            "\n| query | parse µs | tokenize µs | txn + generation µs | rank µs | fetch rows µs | JSON µs | CGI framing µs |"
+        );
         println!("|---|---|---|---|---|---|---|---|");
         for qs in ["q=disdain", "q=the%20be", "q=can%27t"] {
             let mut runs = Vec::with_capacity(n);

@@ -438,17 +438,23 @@ impl Snapshot {
         start..start + len
     }
 
-    fn counts(&self, term: usize, at: usize) -> (f64, f64) {
+    /// (title count, channel count) of posting `at` of `term`.
+    fn counts_int(&self, term: usize, at: usize) -> (u16, u16) {
         let packed = self.lists.get(term).and_then(|l| l.counts.get(at)).copied().unwrap_or(0);
         if packed != 0xFF {
-            return (f64::from(packed & 0x0F), f64::from(packed >> 4));
+            return (u16::from(packed & 0x0F), u16::from(packed >> 4));
         }
         let rowid = self.lists.get(term).and_then(|l| l.rowids.get(at)).copied().unwrap_or(0);
         let term32 = u32::try_from(term).unwrap_or(u32::MAX);
         match self.overflow.binary_search_by_key(&(term32, rowid), |&(t, r, _, _)| (t, r)) {
-            Ok(i) => self.overflow.get(i).map_or((0.0, 0.0), |&(_, _, t, c)| (f64::from(t), f64::from(c))),
-            Err(_) => (0.0, 0.0),
+            Ok(i) => self.overflow.get(i).map_or((0, 0), |&(_, _, t, c)| (t, c)),
+            Err(_) => (0, 0),
         }
+    }
+
+    fn counts(&self, term: usize, at: usize) -> (f64, f64) {
+        let (t, c) = self.counts_int(term, at);
+        (f64::from(t), f64::from(c))
     }
 
     /// All rows matching one phrase, with FTS5's weighted frequency (title × 8 + channel × 2).
@@ -462,16 +468,26 @@ impl Snapshot {
             let rowids = self.lists.get(term).map_or(&[][..], |l| l.rowids.as_slice());
             return PhraseMatches::Term { snapshot: self, term, rowids };
         }
-        let mut pairs: Vec<(u32, f64)> = Vec::new();
+        // A prefix spanning several terms: merge their postings. Each (row, weighted count)
+        // is packed in one u64 (row id high, count low) so the merge is a sort of plain
+        // integers, then equal rows are summed.
+        let mut packed: Vec<u64> =
+            Vec::with_capacity(range.clone().map(|t| self.lists.get(t).map_or(0, Postings::len)).sum());
         for term in range {
             if let Some(list) = self.lists.get(term) {
-                pairs.extend(list.rowids.iter().enumerate().map(|(i, &r)| (r, weighted(self.counts(term, i)))));
+                packed.extend(list.rowids.iter().enumerate().map(|(i, &r)| {
+                    // The weights 8 and 2 as integers: exact, and summed exactly as doubles later.
+                    let (t, c) = self.counts_int(term, i);
+                    (u64::from(r) << 32) | (8 * u64::from(t) + 2 * u64::from(c))
+                }));
             }
         }
-        pairs.sort_unstable_by_key(|&(r, _)| r);
-        let mut rowids = Vec::with_capacity(pairs.len());
-        let mut freq: Vec<f64> = Vec::with_capacity(pairs.len());
-        for (r, f) in pairs {
+        packed.sort_unstable();
+        let mut rowids: Vec<u32> = Vec::with_capacity(packed.len());
+        let mut freq: Vec<f64> = Vec::with_capacity(packed.len());
+        for p in packed {
+            let r = u32::try_from(p >> 32).unwrap_or(u32::MAX);
+            let f = f64::from(u32::try_from(p & u64::from(u32::MAX)).unwrap_or(u32::MAX));
             if rowids.last() == Some(&r) {
                 if let Some(last) = freq.last_mut() {
                     *last += f;
@@ -632,6 +648,12 @@ mod tests {
 
     fn ph(tokens: &[&str], prefix: bool) -> Vec<Phrase> {
         vec![Phrase { tokens: tokens.iter().map(|t| (*t).to_owned()).collect(), prefix }]
+    }
+
+    #[test]
+    fn integer_prefix_weights_match_the_column_weights() {
+        // matches() packs weighted counts as integers 8 and 2 when merging a prefix.
+        assert_eq!((TITLE_WEIGHT, CHANNEL_WEIGHT), (8.0, 2.0));
     }
 
     #[test]
