@@ -135,21 +135,10 @@ impl std::fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
-/// Builds a [`Snapshot`] term by term.
+/// Builds a [`Snapshot`] term by term (the snapshot's fields, filled in place).
 #[derive(Debug)]
 pub struct Builder {
-    generation: i64,
-    terms: Vec<Box<str>>,
-    lists: Vec<Postings>,
-    overflow: Vec<(u32, u32, u16, u16)>,
-    doc_len: Vec<u32>,
-    title_len: Vec<u32>,
-    doc_start: Vec<u32>,
-    forward: Forward,
-    region: Vec<u8>,
-    regions: Vec<String>,
-    n_rows: i64,
-    n_tokens: i64,
+    s: Snapshot,
 }
 
 /// Largest row id the dense per-row arrays accept (64M rows).
@@ -160,18 +149,21 @@ impl Builder {
     /// (FTS5's row count). The token total is counted from the instances added.
     pub fn new(generation: i64, n_rows: i64) -> Builder {
         Builder {
-            generation,
-            terms: Vec::new(),
-            lists: Vec::new(),
-            overflow: Vec::new(),
-            doc_len: Vec::new(),
-            title_len: Vec::new(),
-            doc_start: Vec::new(),
-            forward: Forward::Narrow(Vec::new()),
-            region: Vec::new(),
-            regions: vec![String::new()],
-            n_rows,
-            n_tokens: 0,
+            s: Snapshot {
+                generation,
+                terms: Vec::new(),
+                lists: Vec::new(),
+                overflow: Vec::new(),
+                doc_len: Vec::new(),
+                title_len: Vec::new(),
+                doc_start: Vec::new(),
+                forward: Forward::Narrow(Vec::new()),
+                region: Vec::new(),
+                regions: vec![String::new()],
+                n_rows,
+                n_tokens: 0,
+                postings: 0,
+            },
         }
     }
 
@@ -182,15 +174,15 @@ impl Builder {
     /// [`BuildError::RowidOutOfRange`].
     pub fn set_sizes(&mut self, rowid: i64, title: u32, channel: u32) -> Result<(), BuildError> {
         let slot = Self::slot(rowid)?;
-        if self.doc_len.len() <= slot {
-            self.doc_len.resize(slot + 1, 0);
-            self.title_len.resize(slot + 1, 0);
+        if self.s.doc_len.len() <= slot {
+            self.s.doc_len.resize(slot + 1, 0);
+            self.s.title_len.resize(slot + 1, 0);
         }
-        if let (Some(d), Some(t)) = (self.doc_len.get_mut(slot), self.title_len.get_mut(slot)) {
+        if let (Some(d), Some(t)) = (self.s.doc_len.get_mut(slot), self.s.title_len.get_mut(slot)) {
             *d = title.saturating_add(channel);
             *t = title;
         }
-        self.n_tokens += i64::from(title) + i64::from(channel);
+        self.s.n_tokens += i64::from(title) + i64::from(channel);
         Ok(())
     }
 
@@ -198,7 +190,8 @@ impl Builder {
     /// number of distinct terms to come (it picks 16- or 32-bit term ids).
     pub fn begin_terms(&mut self, terms: usize) {
         let mut start = 0u32;
-        self.doc_start = self
+        self.s.doc_start = self
+            .s
             .doc_len
             .iter()
             .map(|&len| {
@@ -208,7 +201,7 @@ impl Builder {
             })
             .collect();
         let total = usize::try_from(start).unwrap_or(0);
-        self.forward = if terms < usize::from(u16::MAX) {
+        self.s.forward = if terms < usize::from(u16::MAX) {
             Forward::Narrow(vec![u16::MAX; total])
         } else {
             Forward::Wide(vec![u32::MAX; total])
@@ -229,17 +222,17 @@ impl Builder {
     /// [`BuildError::RowidOutOfRange`].
     pub fn set_region(&mut self, rowid: i64, region: &str) -> Result<(), BuildError> {
         let slot = Self::slot(rowid)?;
-        let code = match self.regions.iter().position(|r| r == region) {
+        let code = match self.s.regions.iter().position(|r| r == region) {
             Some(c) => c,
             None => {
-                self.regions.push(region.to_owned());
-                self.regions.len() - 1
+                self.s.regions.push(region.to_owned());
+                self.s.regions.len() - 1
             }
         };
-        if self.region.len() <= slot {
-            self.region.resize(slot + 1, 0);
+        if self.s.region.len() <= slot {
+            self.s.region.resize(slot + 1, 0);
         }
-        if let Some(r) = self.region.get_mut(slot) {
+        if let Some(r) = self.s.region.get_mut(slot) {
             *r = u8::try_from(code).unwrap_or(u8::MAX);
         }
         Ok(())
@@ -250,18 +243,18 @@ impl Builder {
     /// # Errors
     /// [`BuildError`] when terms come out of order or a row id is out of range.
     pub fn add_term(&mut self, term: &str, instances: &[Instance]) -> Result<(), BuildError> {
-        if self.terms.last().is_some_and(|last| **last >= *term) {
+        if self.s.terms.last().is_some_and(|last| **last >= *term) {
             return Err(BuildError::TermsOutOfOrder);
         }
-        let term_index = u32::try_from(self.terms.len()).map_err(|_| BuildError::TermsOutOfOrder)?;
+        let term_index = u32::try_from(self.s.terms.len()).map_err(|_| BuildError::TermsOutOfOrder)?;
         for inst in instances {
             let slot = Self::slot(inst.rowid)?;
-            let title = self.title_len.get(slot).copied().unwrap_or(0);
-            let len = self.doc_len.get(slot).copied().unwrap_or(0);
+            let title = self.s.title_len.get(slot).copied().unwrap_or(0);
+            let len = self.s.doc_len.get(slot).copied().unwrap_or(0);
             let pos = if inst.column == 0 { inst.offset } else { title.saturating_add(inst.offset) };
             if pos < len {
-                let at = self.doc_start.get(slot).copied().unwrap_or(0).saturating_add(pos);
-                self.forward.set(usize::try_from(at).unwrap_or(usize::MAX), term_index);
+                let at = self.s.doc_start.get(slot).copied().unwrap_or(0).saturating_add(pos);
+                self.s.forward.set(usize::try_from(at).unwrap_or(usize::MAX), term_index);
             }
         }
         let mut list = Postings::default();
@@ -283,43 +276,30 @@ impl Builder {
             let packed = match (u8::try_from(title), u8::try_from(channel)) {
                 (Ok(t), Ok(c)) if t <= NIBBLE_MAX && c <= NIBBLE_MAX => t | (c << 4),
                 _ => {
-                    self.overflow.push((term_index, rowid32, title, channel));
+                    self.s.overflow.push((term_index, rowid32, title, channel));
                     0xFF
                 }
             };
             list.rowids.push(rowid32);
             list.counts.push(packed);
         }
-        self.terms.push(term.into());
-        self.lists.push(list);
+        self.s.terms.push(term.into());
+        self.s.lists.push(list);
         Ok(())
     }
 
     /// The finished snapshot.
     pub fn finish(mut self) -> Snapshot {
-        self.overflow.sort_unstable_by_key(|&(t, r, _, _)| (t, r));
-        for list in &mut self.lists {
+        let s = &mut self.s;
+        s.overflow.sort_unstable_by_key(|&(t, r, _, _)| (t, r));
+        for list in &mut s.lists {
             list.rowids.shrink_to_fit();
             list.counts.shrink_to_fit();
         }
-        self.terms.shrink_to_fit();
-        self.region.shrink_to_fit();
-        let postings = self.lists.iter().map(Postings::len).sum();
-        Snapshot {
-            generation: self.generation,
-            terms: self.terms,
-            lists: self.lists,
-            overflow: self.overflow,
-            doc_len: self.doc_len,
-            title_len: self.title_len,
-            doc_start: self.doc_start,
-            forward: self.forward,
-            region: self.region,
-            regions: self.regions,
-            n_rows: self.n_rows,
-            n_tokens: self.n_tokens,
-            postings,
-        }
+        s.terms.shrink_to_fit();
+        s.region.shrink_to_fit();
+        s.postings = s.lists.iter().map(Postings::len).sum();
+        self.s
     }
 }
 

@@ -268,7 +268,7 @@ pub struct Stages {
     pub fetch: std::time::Duration,
 }
 
-/// A result row from `ROW_SQL` and its bm25 rank.
+/// A result row (columns 0-5 of `ROW_SQL` or `FEED_SQL`) and its bm25 rank.
 fn row_item(r: &rusqlite::Row<'_>, rank: f64) -> rusqlite::Result<FeedItem> {
     Ok(FeedItem {
         id: r.get(0)?,
@@ -443,16 +443,7 @@ impl Reader {
     fn search_sql(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
         let mut stmt = self.conn.prepare_cached(FEED_SQL)?;
         let rows = stmt.query_map(rusqlite::params![query.match_expr, query.region, i64::from(query.limit)], |r| {
-            let rank: f64 = r.get(6)?;
-            Ok(FeedItem {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                channel: r.get(2)?,
-                duration_seconds: r.get(3)?,
-                thumbnail: r.get(4)?,
-                region: r.get(5)?,
-                score: if rank == 0.0 { 0.0 } else { -rank },
-            })
+            row_item(r, r.get(6)?)
         })?;
         let mut items = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0));
         for row in rows {
