@@ -81,7 +81,7 @@ fn main() {
     });
     bench("fcgi: decode that request and answer it (conn::serve, no-op handler)", 20_000, || {
         let mut s = Mem { input: black_box(&wire), output: Vec::with_capacity(8192) };
-        let _ = conn::serve(&mut s, &limits, |_| b"Status: 200 OK\r\n\r\n{}".to_vec(), || false);
+        let _ = conn::serve(&mut s, &limits, |_: &conn::Request| b"Status: 200 OK\r\n\r\n{}".to_vec(), || false);
         black_box(s.output);
     });
     bench("fcgi: frame a 6 KB answer as STDOUT + END_REQUEST", 20_000, || {
@@ -105,6 +105,6 @@ fn main() {
         black_box(response::feed_json(black_box(&query), black_box(&items)).ok());
     });
     bench("response: CGI headers around a cached body", 100_000, || {
-        black_box(response::feed_from_json(black_box(&json), false));
+        black_box(response::feed_from_json(black_box(&json), "DE", false));
     });
 }

@@ -26,6 +26,9 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_MAX_REQUESTS",
     "VIDEOFEED_RANK_INDEX",
     "VIDEOFEED_CACHE_BYTES",
+    "VIDEOFEED_ADMIN_TOKEN",
+    "VIDEOFEED_ADMIN_MAX_BODY",
+    "VIDEOFEED_WRITE_QUEUE",
     "FCGI_WEB_SERVER_ADDRS",
     "VIDEOFEED_LOG",
     "RUST_LOG",
@@ -69,6 +72,13 @@ pub struct Config {
     pub rank_index: bool,
     /// `--cache-bytes` / `VIDEOFEED_CACHE_BYTES`: the response cache's budget; 0 = off.
     pub cache_bytes: usize,
+    /// `VIDEOFEED_ADMIN_TOKEN`: enables the write API; requests must send it as a bearer
+    /// token. None (unset or empty) = the write API does not exist.
+    pub admin_token: Option<String>,
+    /// `VIDEOFEED_ADMIN_MAX_BODY`: largest write request body, in bytes.
+    pub admin_max_body: usize,
+    /// `VIDEOFEED_WRITE_QUEUE`: write requests that may wait for the writer at once.
+    pub write_queue: usize,
 }
 
 impl Default for Config {
@@ -95,6 +105,12 @@ impl Default for Config {
             rank_index: true,
             // ~5,000 typical 6 KB answers: the head of a search log, for little memory.
             cache_bytes: 32 << 20,
+            // Off unless an operator sets a token: a feed must not be writable by accident.
+            admin_token: None,
+            // A batch of ~40,000 videos; larger imports belong to `videofeed import`.
+            admin_max_body: 16 << 20,
+            // Enough for bursts from a few importers; past it, 503 + Retry-After.
+            write_queue: 64,
         }
     }
 }
@@ -204,6 +220,27 @@ impl Config {
                 .ok()
                 .filter(|n| *n <= 1 << 36)
                 .ok_or_else(|| err(&name, format!("must be a byte count (0 turns the cache off), got {v:?}")))?;
+        }
+
+        if let Some(v) = env("VIDEOFEED_ADMIN_TOKEN") {
+            if v.trim().is_empty() {
+                log::warn!("VIDEOFEED_ADMIN_TOKEN is set but empty: the write API stays off");
+            } else {
+                c.admin_token = Some(v);
+            }
+        }
+        for (name, slot, max) in [
+            ("VIDEOFEED_ADMIN_MAX_BODY", &mut c.admin_max_body, 1usize << 30),
+            ("VIDEOFEED_WRITE_QUEUE", &mut c.write_queue, 100_000),
+        ] {
+            if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
+                *slot = v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| err(name, format!("must be a whole number from 1 to {max}, got {v:?}")))?;
+            }
         }
 
         if let Some(v) = env("VIDEOFEED_RANK_INDEX").filter(|v| !v.trim().is_empty()) {

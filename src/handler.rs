@@ -5,6 +5,12 @@
 //! server maps the context. `/feed` and `/feed/` are the feed; any other path
 //! is 404; methods other than GET and HEAD are 405 with `Allow`.
 //!
+//! The write API (`POST /feed/admin/videos`, `DELETE /feed/admin/videos/{id}`)
+//! exists only when an admin token is configured; every write must carry it as
+//! `Authorization: Bearer <token>` (compared in constant time; 401 without it,
+//! 403 when wrong). Bodies are validated line by line before anything is
+//! queued for the writer thread; a batch with any bad line writes nothing.
+//!
 //! Failure policy: bad parameters → 400; database unavailable or busy → 503
 //! with `Retry-After`; a panic anywhere below is caught here, logged at error
 //! and answered 500, and the worker lives on. The worker's read-only
@@ -25,23 +31,192 @@ use std::time::Instant;
 
 use crate::cache::{self, Cache};
 use crate::fcgi::conn::Request;
+use crate::ingest::{self, Op};
 use crate::request;
 use crate::response;
 use crate::search::{self, RankIndex, Reader};
+use crate::writer::{SubmitError, WriterHandle};
 
 /// Per-worker request handler; owns the worker's database connection.
 pub struct Handler {
     db: PathBuf,
     index: Option<Arc<RankIndex>>,
     cache: Option<Arc<Cache>>,
+    admin: Option<Arc<Admin>>,
     reader: Option<Reader>,
+}
+
+/// The write API's settings and its writer.
+pub struct Admin {
+    /// The bearer token writes must carry.
+    pub token: String,
+    /// Largest accepted body, in bytes.
+    pub max_body: usize,
+    /// The writer thread; None when the database could not be opened for writing.
+    pub writer: Option<WriterHandle>,
+}
+
+/// Prefix of the write API's paths.
+const ADMIN_PATH: &str = "/feed/admin/videos";
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
 }
 
 impl Handler {
     /// A handler for the database at `db`, ranking through `index` when given;
     /// the connection opens on first use (or with [`Handler::warm`]).
     pub fn new(db: PathBuf, index: Option<Arc<RankIndex>>) -> Handler {
-        Handler { db, index, cache: None, reader: None }
+        Handler { db, index, cache: None, admin: None, reader: None }
+    }
+
+    /// Enables the write API.
+    pub fn with_admin(mut self, admin: Arc<Admin>) -> Handler {
+        self.admin = Some(admin);
+        self
+    }
+
+    /// The answer to a request whose body has not been read yet, when its
+    /// PARAMS are enough: a write API request that is unauthorized, or whose
+    /// declared body is over the cap (413 before anything is buffered).
+    pub fn early(&mut self, req: &Request) -> Option<Vec<u8>> {
+        let path = path_of(req);
+        if !path.starts_with(ADMIN_PATH) {
+            return None;
+        }
+        let (status, resp) = match self.admin_gate(req) {
+            Err(answer) => answer,
+            Ok(admin) => {
+                let declared = req.param("CONTENT_LENGTH").and_then(|l| l.trim().parse::<usize>().ok());
+                if declared.is_some_and(|n| n > admin.max_body) {
+                    let msg =
+                        format!("the body is larger than the {}-byte limit: send smaller batches", admin.max_body);
+                    (413, response::error(413, None, &msg, &[], false))
+                } else {
+                    return None;
+                }
+            }
+        };
+        log::debug!(
+            "request method={} path={path} status={status} early=1",
+            req.param("REQUEST_METHOD").unwrap_or("-")
+        );
+        Some(resp)
+    }
+
+    /// The write API's checks: enabled, authorized. Never logs the token.
+    fn admin_gate(&self, req: &Request) -> Result<Arc<Admin>, (u16, Vec<u8>)> {
+        let Some(admin) = self.admin.clone() else {
+            return Err((
+                404,
+                response::error(
+                    404,
+                    None,
+                    "no such endpoint: the write API is off (set VIDEOFEED_ADMIN_TOKEN)",
+                    &[],
+                    false,
+                ),
+            ));
+        };
+        let bearer = req
+            .param("HTTP_AUTHORIZATION")
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        match bearer {
+            None => Err((
+                401,
+                response::error(
+                    401,
+                    None,
+                    "the write API needs Authorization: Bearer <token>",
+                    &[("WWW-Authenticate", "Bearer")],
+                    false,
+                ),
+            )),
+            Some(token) if !same_secret(token.as_bytes(), admin.token.as_bytes()) => {
+                log::warn!("write API: wrong token from {}", req.param("REMOTE_ADDR").unwrap_or("-"));
+                Err((403, response::error(403, None, "the bearer token is not the configured one", &[], false)))
+            }
+            Some(_) => Ok(admin),
+        }
+    }
+
+    fn route_admin(&mut self, req: &Request, path: &str, method: &str) -> (u16, usize, Vec<u8>) {
+        let admin = match self.admin_gate(req) {
+            Ok(a) => a,
+            Err((status, resp)) => return (status, 0, resp),
+        };
+        let rest = path.get(ADMIN_PATH.len()..).unwrap_or("");
+        let op = match (method, rest) {
+            ("POST", "" | "/") => {
+                if req.stdin_truncated || req.stdin.len() > admin.max_body {
+                    let msg =
+                        format!("the body is larger than the {}-byte limit: send smaller batches", admin.max_body);
+                    return (413, 0, response::error(413, None, &msg, &[], false));
+                }
+                match parse_batch(&req.stdin) {
+                    Ok(videos) => Op::Upsert(videos),
+                    Err((status, body)) => return (status, 0, response::admin(status, &body, &[])),
+                }
+            }
+            ("DELETE", id) if id.len() > 1 && id.starts_with('/') => {
+                let id = url::form_urlencoded::parse(format!("id={}", id.get(1..).unwrap_or("")).as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                Op::Delete(id)
+            }
+            (_, "" | "/") => {
+                let msg = format!("method {method} is not allowed here; use POST");
+                return (405, 0, response::error(405, None, &msg, &[("Allow", "POST")], false));
+            }
+            (_, _) => {
+                let msg = format!("method {method} is not allowed here; use DELETE");
+                return (405, 0, response::error(405, None, &msg, &[("Allow", "DELETE")], false));
+            }
+        };
+        let Some(writer) = &admin.writer else {
+            let msg = "the write API cannot open the database for writing; see the log";
+            return (503, 0, response::error(503, None, msg, &[("Retry-After", "5")], false));
+        };
+        let is_delete = matches!(op, Op::Delete(_));
+        let rows = op.rows();
+        match writer.submit(op) {
+            Ok(done) => {
+                let c = done.applied.counts;
+                if is_delete && c.deleted == 0 {
+                    return (404, 0, response::error(404, None, "no video with that id", &[], false));
+                }
+                let body = serde_json::json!({
+                    "accepted": if is_delete { 0 } else { rows },
+                    "inserted": c.inserted,
+                    "updated": c.updated,
+                    "unchanged": c.unchanged,
+                    "deleted": c.deleted,
+                    "rejected": [],
+                    "commit_ms": done.commit.as_secs_f64() * 1000.0,
+                });
+                let purge = response::purge_tags(&done.applied.regions);
+                let extra: Vec<(&str, &str)> =
+                    if purge.is_empty() { Vec::new() } else { vec![("X-LiteSpeed-Purge", purge.as_str())] };
+                (200, rows, response::admin(200, &body, &extra))
+            }
+            Err(SubmitError::QueueFull) => (
+                503,
+                0,
+                response::error(503, None, "too many writes queued; retry shortly", &[("Retry-After", "1")], false),
+            ),
+            Err(e) => {
+                log::error!("write API: {e}");
+                (503, 0, response::error(503, None, &e.to_string(), &[("Retry-After", "1")], false))
+            }
+        }
     }
 
     /// Serves repeated queries from `cache` (shared by all workers).
@@ -99,6 +274,9 @@ impl Handler {
         let method = req.param("REQUEST_METHOD").unwrap_or("GET");
         let head = method.eq_ignore_ascii_case("HEAD");
         let path = path_of(req);
+        if path.starts_with(ADMIN_PATH) {
+            return self.route_admin(req, &path, &method.to_ascii_uppercase());
+        }
         if path != "/feed" && path != "/feed/" {
             return (404, 0, response::error(404, None, "no such endpoint; the feed is GET /feed?q=...", &[], head));
         }
@@ -138,12 +316,12 @@ impl Handler {
         };
         let key = cache::Key { q: query.q.clone(), region: query.region.clone(), limit: query.limit };
         if let Some(json) = cache.get(&key, generation) {
-            return Ok((0, response::feed_from_json(&json, head)));
+            return Ok((0, response::feed_from_json(&json, &query.region, head)));
         }
         let items = self.search(query)?;
         match response::feed_json(query, &items) {
             Ok(json) => {
-                let resp = response::feed_from_json(&json, head);
+                let resp = response::feed_from_json(&json, &query.region, head);
                 cache.put(key, generation, json.into());
                 Ok((items.len(), resp))
             }
@@ -158,6 +336,53 @@ impl Handler {
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// Validates a JSON Lines body: all lines good and ids unique, or a 4xx answer
+/// listing every rejected line (then nothing is written).
+fn parse_batch(body: &[u8]) -> Result<Vec<ingest::Video>, (u16, serde_json::Value)> {
+    let reject = |status: u16, message: &str, rejected: Vec<serde_json::Value>| {
+        (
+            status,
+            serde_json::json!({
+                "accepted": 0, "inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0,
+                "rejected": rejected, "commit_ms": 0.0,
+                "error": {"status": status, "message": message},
+            }),
+        )
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(reject(400, "the body is not UTF-8 text", Vec::new()));
+    };
+    let mut videos = Vec::new();
+    let mut rejected = Vec::new();
+    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match ingest::parse_line(line) {
+            Ok(v) => match first_line.get(&v.id) {
+                Some(first) => rejected.push(serde_json::json!({
+                    "line": number, "reason": format!("duplicate id {:?}: also on line {first}", v.id)
+                })),
+                None => {
+                    first_line.insert(v.id.clone(), number);
+                    videos.push(v);
+                }
+            },
+            Err(reason) => rejected.push(serde_json::json!({"line": number, "reason": reason})),
+        }
+    }
+    if !rejected.is_empty() {
+        let msg = "nothing was written: fix the rejected lines and send the batch again";
+        return Err(reject(422, msg, rejected));
+    }
+    if videos.is_empty() {
+        return Err(reject(400, "the body has no videos: send JSON Lines, one video per line", Vec::new()));
+    }
+    Ok(videos)
 }
 
 /// The request path: `REQUEST_URI` without its query, else `SCRIPT_NAME` + `PATH_INFO`.

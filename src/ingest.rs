@@ -256,12 +256,45 @@ fn is_timestamp(s: &str) -> bool {
         && digits(17..19)
 }
 
-/// Rows written by one call of [`upsert_rows`].
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    inserted: u64,
-    updated: u64,
-    unchanged: u64,
+/// Rows written by one call of [`upsert_rows`] or one [`Op`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// New videos.
+    pub inserted: u64,
+    /// Existing videos whose data changed.
+    pub updated: u64,
+    /// Existing videos sent again unchanged.
+    pub unchanged: u64,
+    /// Videos removed.
+    pub deleted: u64,
+}
+
+/// One write of a live write request, applied by [`Writer::apply_group`].
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Upsert these (already validated) videos.
+    Upsert(Vec<Video>),
+    /// Delete the video with this id.
+    Delete(String),
+}
+
+impl Op {
+    /// Rows this op writes, for group-commit bounds.
+    pub fn rows(&self) -> usize {
+        match self {
+            Op::Upsert(v) => v.len(),
+            Op::Delete(_) => 1,
+        }
+    }
+}
+
+/// What one op did: its counts and the regions whose feeds it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Rows written.
+    pub counts: Counts,
+    /// Regions of the videos written or deleted (`GLOBAL` included), sorted, unique.
+    pub regions: Vec<String>,
 }
 
 impl Counts {
@@ -307,6 +340,26 @@ fn upsert_rows(
     Ok(counts)
 }
 
+/// Runs `f` again while it fails with SQLITE_BUSY/LOCKED, up to 6 more times (~4 s of
+/// back-off on top of each attempt's busy timeout).
+fn retry_busy<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    let mut attempt = 0u64;
+    loop {
+        match f() {
+            Err(Error::Sql(e)) if is_busy(&e) && attempt < 6 => {
+                attempt += 1;
+                log::warn!("database busy (another writer); retrying the batch ({attempt})");
+                std::thread::sleep(Duration::from_millis(200 * attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
 /// The single writer: one read-write connection.
 pub struct Writer {
     conn: Connection,
@@ -319,6 +372,37 @@ impl Writer {
     /// [`Error::Db`] when it cannot be opened or is not a videofeed database.
     pub fn open(path: &Path) -> Result<Writer, Error> {
         Ok(Writer { conn: db::open_writer(path).map_err(Error::Db)? })
+    }
+
+    /// Applies `ops` as one group commit: one transaction, a savepoint per op.
+    /// An op that fails is rolled back alone and answered with its error; the
+    /// others commit together. Waits (with retries) while another process holds
+    /// the write lock, up to about 30 s.
+    ///
+    /// # Errors
+    /// [`Error::Sql`] when the transaction cannot start or commit: then nothing
+    /// of any op was written, and every op should be answered with the error.
+    pub fn apply_group(&mut self, ops: &[&Op]) -> Result<Vec<Result<Applied, String>>, Error> {
+        retry_busy(|| Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?))?;
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            self.conn.execute_batch("SAVEPOINT op")?;
+            match apply_op(&self.conn, op) {
+                Ok(applied) => {
+                    self.conn.execute_batch("RELEASE op")?;
+                    results.push(Ok(applied));
+                }
+                Err(e) => {
+                    self.conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+                    results.push(Err(e.to_string()));
+                }
+            }
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(Error::Sql(e));
+        }
+        Ok(results)
     }
 
     /// Number of videos stored.
@@ -429,9 +513,15 @@ impl Writer {
                 match &bulk {
                     Some(load) => upsert_rows(load.conn, &batch, Some(&mut seen))?.add_to(&mut summary),
                     None => {
-                        let tx = self.conn.unchecked_transaction()?;
-                        let counts = upsert_rows(&tx, &batch, None)?;
-                        tx.commit()?;
+                        // Another writer (the serving process, another import) may hold the
+                        // lock past the busy timeout: retry the whole batch, never give up
+                        // with "database is locked" while it keeps making progress.
+                        let counts = retry_busy(|| {
+                            let tx = self.conn.unchecked_transaction()?;
+                            let counts = upsert_rows(&tx, &batch, None)?;
+                            tx.commit()?;
+                            Ok(counts)
+                        })?;
                         counts.add_to(&mut summary);
                     }
                 }
@@ -452,6 +542,28 @@ impl Writer {
     }
 }
 
+fn apply_op(conn: &Connection, op: &Op) -> Result<Applied, Error> {
+    let mut regions: Vec<String> = Vec::new();
+    let counts = match op {
+        Op::Upsert(videos) => {
+            regions.extend(videos.iter().map(|v| v.region.clone()));
+            upsert_rows(conn, videos, None)?
+        }
+        Op::Delete(id) => {
+            let region: Option<String> = conn
+                .query_row("SELECT region FROM videos WHERE id = ?1", [id], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+            let deleted = conn.execute("DELETE FROM videos WHERE id = ?1", [id])?;
+            regions.extend(region);
+            Counts { deleted: u64::try_from(deleted).unwrap_or(0), ..Counts::default() }
+        }
+    };
+    regions.sort_unstable();
+    regions.dedup();
+    Ok(Applied { counts, regions })
+}
+
 /// A bulk load in progress: one open transaction with the `videos` triggers
 /// dropped. [`BulkLoad::finish`] builds the FTS index in one pass, bumps the
 /// generation, restores the triggers and commits; dropping it without
@@ -465,7 +577,8 @@ struct BulkLoad<'c> {
 impl<'c> BulkLoad<'c> {
     fn begin(conn: &'c Connection) -> Result<BulkLoad<'c>, Error> {
         // A large page cache for the one big transaction (random-order id index inserts).
-        conn.execute_batch("PRAGMA cache_size = -262144; BEGIN IMMEDIATE")?;
+        conn.execute_batch("PRAGMA cache_size = -262144")?;
+        retry_busy(|| Ok(conn.execute_batch("BEGIN IMMEDIATE")?))?;
         let mut load = BulkLoad { conn, triggers: Vec::new(), open: true };
         let triggers: Vec<(String, String)> = {
             let mut stmt =

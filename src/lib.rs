@@ -27,3 +27,4 @@ pub mod response;
 pub mod search;
 pub mod server;
 mod sys;
+pub mod writer;

@@ -52,19 +52,36 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         413 => "Payload Too Large",
+        422 => "Unprocessable Content",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
     }
 }
 
+/// `X-LiteSpeed-Tag` of a feed answer: every feed is tagged `feed`, and `feed-CC` for its region.
+pub fn feed_tags(region: &str) -> String {
+    format!("feed, feed-{region}")
+}
+
+/// `X-LiteSpeed-Purge` after a write touching `regions`: a `GLOBAL` video appears in every
+/// region's feed, so it purges `feed`; otherwise only the regions' feeds.
+pub fn purge_tags(regions: &[String]) -> String {
+    if regions.iter().any(|r| r == "GLOBAL") {
+        return "tag=feed".into();
+    }
+    regions.iter().map(|r| format!("tag=feed-{r}")).collect::<Vec<_>>().join(", ")
+}
+
 /// A 200 answer for `query` with `items`; `head` leaves out the body (HEAD requests).
 pub fn feed(query: &FeedQuery, items: &[FeedItem], head: bool) -> Vec<u8> {
     match feed_json(query, items) {
-        Ok(json) => feed_from_json(&json, head),
+        Ok(json) => feed_from_json(&json, &query.region, head),
         // Serialising strings and numbers cannot fail; answer honestly if it ever does.
         Err(e) => error(500, None, &format!("could not encode the answer: {e}"), &[], head),
     }
@@ -80,8 +97,26 @@ pub fn feed_json(query: &FeedQuery, items: &[FeedItem]) -> Result<Vec<u8>, serde
 }
 
 /// A 200 feed answer around an already-encoded JSON body (from [`feed_json`] or the cache).
-pub fn feed_from_json(json: &[u8], head: bool) -> Vec<u8> {
-    cgi(200, &[("Cache-Control", FEED_CACHE_CONTROL), ("X-LiteSpeed-Cache-Control", LSCACHE_CONTROL)], json, head)
+pub fn feed_from_json(json: &[u8], region: &str, head: bool) -> Vec<u8> {
+    let tags = feed_tags(region);
+    cgi(
+        200,
+        &[
+            ("Cache-Control", FEED_CACHE_CONTROL),
+            ("X-LiteSpeed-Cache-Control", LSCACHE_CONTROL),
+            ("X-LiteSpeed-Tag", &tags),
+        ],
+        json,
+        head,
+    )
+}
+
+/// A JSON answer of the write API (never cached), with extra headers.
+pub fn admin(status: u16, body: &serde_json::Value, extra: &[(&str, &str)]) -> Vec<u8> {
+    let json = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut headers: Vec<(&str, &str)> = vec![("Cache-Control", "no-store")];
+    headers.extend_from_slice(extra);
+    cgi(status, &headers, &json, false)
 }
 
 /// An error answer: `{"error":{"status","param"?,"message"}}`, `Cache-Control: no-store`.

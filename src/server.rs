@@ -41,9 +41,10 @@ use std::time::{Duration, Instant};
 use crate::cache::Cache;
 use crate::config::{Config, Listen};
 use crate::fcgi::conn::{self, End, Limits};
-use crate::handler::Handler;
+use crate::handler::{Admin, Handler};
 use crate::search::{self, RankIndex, Reader};
 use crate::sys;
+use crate::writer::WriterHandle;
 
 /// How often the poller looks at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -150,9 +151,16 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     listener.set_nonblocking().map_err(|source| Error::Bind { what: "the listener".into(), source })?;
     let listener = Arc::new(listener);
 
+    let admin = config.admin_token.as_ref().map(|token| {
+        let writer = WriterHandle::start(&config.db, config.write_queue)
+            .map_err(|e| log::error!("write API: cannot open the database for writing ({e}); writes answer 503"))
+            .ok();
+        log::info!("write API on: POST/DELETE {} (bearer token required)", "/feed/admin/videos");
+        Arc::new(Admin { token: token.clone(), max_body: config.admin_max_body, writer })
+    });
     let limits = Limits {
         max_params: config.max_params,
-        max_stdin: config.max_stdin,
+        max_stdin: if admin.is_some() { config.max_stdin.max(config.admin_max_body) } else { config.max_stdin },
         max_conns: MAX_CONNS,
         max_reqs: config.workers.get(),
     };
@@ -171,7 +179,10 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     let spawn = |n: usize| -> io::Result<JoinHandle<()>> {
         let (config, stop) = (Arc::clone(&config), Arc::clone(&stop));
         let served = Arc::clone(&served);
-        let handler = Handler::new(config.db.clone(), index.clone()).with_cache(Arc::clone(&cache));
+        let mut handler = Handler::new(config.db.clone(), index.clone()).with_cache(Arc::clone(&cache));
+        if let Some(admin) = &admin {
+            handler = handler.with_admin(Arc::clone(admin));
+        }
         let (work_rx, back_tx, wake_tx) = (Arc::clone(&work_rx), back_tx.clone(), Arc::clone(&wake_tx));
         let returns = Arc::clone(&returns);
         thread::Builder::new().name(format!("worker-{n}")).spawn(move || {
@@ -500,6 +511,27 @@ impl Stream {
     }
 }
 
+/// The handler as the connection layer sees it, counting answered requests.
+struct Answer<'a, 'b> {
+    handler: &'a mut Handler,
+    shared: &'a Shared<'b>,
+    max_requests: Option<u64>,
+}
+
+impl conn::Respond for Answer<'_, '_> {
+    fn early(&mut self, req: &conn::Request) -> Option<Vec<u8>> {
+        let response = self.handler.early(req)?;
+        self.shared.count(self.max_requests);
+        Some(response)
+    }
+
+    fn respond(&mut self, req: &conn::Request) -> Vec<u8> {
+        let response = self.handler.handle(req);
+        self.shared.count(self.max_requests);
+        response
+    }
+}
+
 /// Serves one request (or a closing connection) on `stream`; `Some(End::Idle)`
 /// when the connection should go back to the poller.
 fn serve_stream(
@@ -509,14 +541,10 @@ fn serve_stream(
     shared: &Shared<'_>,
     handler: &mut Handler,
 ) -> Option<End> {
-    let mut answer = |req: &conn::Request| {
-        let response = handler.handle(req);
-        shared.count(config.max_requests);
-        response
-    };
+    let answer = Answer { handler, shared, max_requests: config.max_requests };
     let result = match stream {
-        Stream::Unix(s) => conn::serve_one(s, limits, &mut answer, || shared.is_stopping()),
-        Stream::Tcp(s) => conn::serve_one(s, limits, &mut answer, || shared.is_stopping()),
+        Stream::Unix(s) => conn::serve_one(s, limits, answer, || shared.is_stopping()),
+        Stream::Tcp(s) => conn::serve_one(s, limits, answer, || shared.is_stopping()),
     };
     match result {
         Ok(End::Aborted) => {

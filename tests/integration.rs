@@ -1,6 +1,7 @@
 //! The one integration test binary: the real `videofeed` binary, real sockets,
 //! real FastCGI clients and web servers. See `tests/util` for the harness.
 
+mod admin;
 mod correctness;
 mod fcgi_wire;
 mod feed_api;

@@ -68,6 +68,28 @@ impl Request {
     }
 }
 
+/// What answers requests on a connection.
+///
+/// Any `FnMut(&Request) -> Vec<u8>` is one (it answers after the whole body).
+pub trait Respond {
+    /// Called when PARAMS are complete, before any of the body is buffered: an
+    /// answer here (say, 413 for a declared body over the cap, or 401) ends the
+    /// request at once; the rest of its STDIN is then ignored (§3.3: its id is
+    /// no longer active). `req.stdin` is empty here.
+    fn early(&mut self, _req: &Request) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// The complete CGI response to a complete request.
+    fn respond(&mut self, req: &Request) -> Vec<u8>;
+}
+
+impl<F: FnMut(&Request) -> Vec<u8>> Respond for F {
+    fn respond(&mut self, req: &Request) -> Vec<u8> {
+        self(req)
+    }
+}
+
 /// How a connection ended without a protocol error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -162,7 +184,7 @@ fn is_timeout(e: &io::Error) -> bool {
 pub fn serve<S, H, F>(stream: &mut S, limits: &Limits, handler: H, should_stop: F) -> Result<End, Error>
 where
     S: Read + Write,
-    H: FnMut(&Request) -> Vec<u8>,
+    H: Respond,
     F: Fn() -> bool,
 {
     run(stream, limits, handler, should_stop, false)
@@ -177,7 +199,7 @@ where
 pub fn serve_one<S, H, F>(stream: &mut S, limits: &Limits, handler: H, should_stop: F) -> Result<End, Error>
 where
     S: Read + Write,
-    H: FnMut(&Request) -> Vec<u8>,
+    H: Respond,
     F: Fn() -> bool,
 {
     run(stream, limits, handler, should_stop, true)
@@ -186,7 +208,7 @@ where
 fn run<S, H, F>(stream: &mut S, limits: &Limits, mut handler: H, should_stop: F, one: bool) -> Result<End, Error>
 where
     S: Read + Write,
-    H: FnMut(&Request) -> Vec<u8>,
+    H: Respond,
     F: Fn() -> bool,
 {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
@@ -206,6 +228,27 @@ where
             log::trace!("fcgi record type={} id={} len={}", rec.kind.as_u8(), rec.request_id, rec.content.len());
             match on_record(rec, &mut active, limits, &mut out)? {
                 Step::Continue => {}
+                Step::ParamsDone => {
+                    let Some(a) = active.as_mut() else { continue };
+                    let req = Request {
+                        request_id: a.id,
+                        params: record::decode_pairs(&a.params)?,
+                        stdin: Vec::new(),
+                        stdin_truncated: false,
+                    };
+                    let keep = a.keep_conn;
+                    if let Some(response) = handler.early(&req) {
+                        active = None;
+                        record::encode_stream(&mut out, RecordType::Stdout, req.request_id, &response);
+                        record::encode_end_request(&mut out, req.request_id, 0, ProtocolStatus::RequestComplete);
+                        if let Some(end) = flush(stream, &mut out)? {
+                            return Ok(end);
+                        }
+                        if !keep || should_stop() {
+                            return Ok(End::Closed);
+                        }
+                    }
+                }
                 Step::Ready => {
                     let Some(a) = active.take() else { continue };
                     let keep = a.keep_conn;
@@ -215,7 +258,7 @@ where
                         stdin: a.stdin,
                         stdin_truncated: a.stdin_truncated,
                     };
-                    let response = handler(&req);
+                    let response = handler.respond(&req);
                     record::encode_stream(&mut out, RecordType::Stdout, req.request_id, &response);
                     record::encode_end_request(&mut out, req.request_id, 0, ProtocolStatus::RequestComplete);
                     if let Some(end) = flush(stream, &mut out)? {
@@ -275,6 +318,7 @@ fn flush<S: Write>(stream: &mut S, out: &mut Vec<u8>) -> Result<Option<End>, Err
 
 enum Step {
     Continue,
+    ParamsDone,
     Ready,
     Aborted { keep_conn: bool },
 }
@@ -322,6 +366,9 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
                 RecordType::Params if !a.params_done => {
                     if rec.content.is_empty() {
                         a.params_done = true;
+                        if !a.stdin_done {
+                            return Ok(Step::ParamsDone);
+                        }
                     } else if a.params.len() + rec.content.len() > limits.max_params {
                         return Err(Error::ParamsTooLarge(limits.max_params));
                     } else {
@@ -413,7 +460,7 @@ mod tests {
         let r = serve(
             &mut s,
             &LIMITS,
-            |req| {
+            |req: &Request| {
                 calls += 1;
                 format!("Status: 200 OK\r\n\r\n{}", req.param("REQUEST_URI").unwrap_or("")).into_bytes()
             },
@@ -548,7 +595,7 @@ mod tests {
         let end = serve(
             &mut s,
             &LIMITS,
-            |req| {
+            |req: &Request| {
                 seen = (req.stdin.len(), req.stdin_truncated);
                 b"Status: 200 OK\r\n\r\n".to_vec()
             },
@@ -556,6 +603,36 @@ mod tests {
         );
         assert_eq!(end.ok(), Some(End::Closed));
         assert_eq!(seen, (1024, true));
+    }
+
+    #[test]
+    fn an_early_answer_skips_the_body_and_the_connection_goes_on() {
+        struct Gate<'a>(&'a std::cell::Cell<usize>);
+        impl Respond for Gate<'_> {
+            fn early(&mut self, req: &Request) -> Option<Vec<u8>> {
+                (req.param("REQUEST_URI") == Some("/big")).then(|| b"Status: 413 Payload Too Large\r\n\r\n".to_vec())
+            }
+            fn respond(&mut self, req: &Request) -> Vec<u8> {
+                self.0.set(self.0.get() + 1);
+                format!("Status: 200 OK\r\n\r\n{}", req.stdin.len()).into_bytes()
+            }
+        }
+        let mut input = Vec::new();
+        encode_begin_request(&mut input, 1, 1, 1);
+        let mut p = Vec::new();
+        encode_pair(&mut p, b"REQUEST_URI", b"/big");
+        encode(&mut input, RecordType::Params, 1, &p);
+        encode(&mut input, RecordType::Params, 1, &[]);
+        encode(&mut input, RecordType::Stdin, 1, &[b'x'; 900]);
+        encode(&mut input, RecordType::Stdin, 1, &[]);
+        request(&mut input, 1, false, "/small");
+        let mut s = Mem { input: io::Cursor::new(input), output: Vec::new() };
+        let calls = std::cell::Cell::new(0);
+        let end = serve(&mut s, &LIMITS, Gate(&calls), || false);
+        assert_eq!(end.ok(), Some(End::Closed));
+        assert_eq!(calls.get(), 1, "only the second request reached respond()");
+        let text = String::from_utf8_lossy(&s.output).into_owned();
+        assert!(text.contains("413") && text.contains("200 OK"));
     }
 
     #[test]

@@ -1,0 +1,289 @@
+//! The write API and the single writer, through the real binary: auth, batches,
+//! limits, bursty concurrent ingestion while serving, kill -9 mid-ingestion,
+//! and `videofeed import` running beside it.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use videofeed::fcgi::client::{self, Response};
+
+use crate::util::{Server, TestDir, TestResult, fixture_db, get_on, json, run};
+
+const TOKEN: &str = "s3cret-token-for-tests";
+
+fn video(id: &str, title: &str, region: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","title":"{title}","channel":"Writers","duration_seconds":60,"thumbnail":"https://x/{id}.jpg","region":"{region}"}}"#
+    )
+}
+
+/// One write request with the params nginx would send.
+fn write(server: &Server, method: &str, uri: &str, token: Option<&str>, body: &[u8]) -> Response {
+    let mut params = client::get_params(method, uri);
+    params.push(("CONTENT_LENGTH".into(), body.len().to_string()));
+    params.push(("CONTENT_TYPE".into(), "application/x-ndjson".into()));
+    if let Some(t) = token {
+        params.push(("HTTP_AUTHORIZATION".into(), format!("Bearer {t}")));
+    }
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let mut s = server.connect();
+    client::request(&mut s, 1, false, &pairs, body).unwrap()
+}
+
+fn count(db: &std::path::Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn admin_server(dir: &TestDir, extra: &[(&str, &str)]) -> (Server, std::path::PathBuf) {
+    let db = fixture_db(dir);
+    let mut env = vec![("VIDEOFEED_ADMIN_TOKEN", TOKEN)];
+    env.extend_from_slice(extra);
+    (Server::start_with(dir, &db, 4, &env), db)
+}
+
+#[test]
+fn write_api_is_off_without_a_token_and_needs_the_right_one() -> TestResult {
+    let dir = TestDir::new("auth");
+    let body = video("auth0000001", "Auth Test", "US");
+    // Off: not set, or set but empty.
+    for env in [vec![], vec![("VIDEOFEED_ADMIN_TOKEN", "")]] {
+        let sub = TestDir::new("auth-off");
+        let db = fixture_db(&sub);
+        let server = Server::start_with(&sub, &db, 2, &env);
+        let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), body.as_bytes());
+        assert_eq!(r.status(), 404, "{env:?}");
+        assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id = 'auth0000001'"), 0);
+    }
+    let (server, db) = admin_server(&dir, &[]);
+    let r = write(&server, "POST", "/feed/admin/videos", None, body.as_bytes());
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.header("WWW-Authenticate"), Some("Bearer"));
+    let r = write(&server, "POST", "/feed/admin/videos", Some("wrong"), body.as_bytes());
+    assert_eq!(r.status(), 403);
+    let r = write(&server, "DELETE", "/feed/admin/videos/v0000042818", Some(&format!("{TOKEN}x")), b"");
+    assert_eq!(r.status(), 403);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id = 'auth0000001'"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id = 'v0000042818'"), 1);
+    assert!(!server.log_text().contains(TOKEN), "the token never appears in logs");
+    Ok(())
+}
+
+#[test]
+fn post_upserts_delete_removes_and_both_purge_the_right_tags() -> TestResult {
+    let dir = TestDir::new("crud");
+    let (server, db) = admin_server(&dir, &[]);
+    let feed = server.get("/feed?q=music&region=de");
+    assert_eq!(feed.header("X-LiteSpeed-Tag"), Some("feed, feed-DE"));
+
+    let body = [video("crud0000001", "Quokka Parade", "DE"), video("crud0000002", "Quokka Dance", "FR")].join("\n");
+    let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), body.as_bytes());
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    let b = json(&r);
+    assert_eq!((b["accepted"].as_u64(), b["inserted"].as_u64()), (Some(2), Some(2)));
+    assert!(b["commit_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    assert_eq!(r.header("X-LiteSpeed-Purge"), Some("tag=feed-DE, tag=feed-FR"));
+    assert_eq!(r.header("Cache-Control"), Some("no-store"));
+    // Visible on the next query.
+    assert_eq!(json(&server.get("/feed?q=quokka&region=DE"))["count"], 1);
+    // Again, changed: an update; a GLOBAL video purges every feed.
+    let body = video("crud0000001", "Quokka Parade Remix", "GLOBAL");
+    let r = write(&server, "POST", "/feed/admin/videos/", Some(TOKEN), body.as_bytes());
+    assert_eq!(json(&r)["updated"], 1);
+    assert_eq!(r.header("X-LiteSpeed-Purge"), Some("tag=feed"));
+    assert_eq!(json(&server.get("/feed?q=quokka&region=US"))["count"], 1);
+
+    let r = write(&server, "DELETE", "/feed/admin/videos/crud0000002", Some(TOKEN), b"");
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(&r)["deleted"], 1);
+    assert_eq!(r.header("X-LiteSpeed-Purge"), Some("tag=feed-FR"));
+    assert_eq!(json(&server.get("/feed?q=quokka&region=FR"))["count"], 1, "only the GLOBAL one is left");
+    let r = write(&server, "DELETE", "/feed/admin/videos/crud0000002", Some(TOKEN), b"");
+    assert_eq!(r.status(), 404);
+    let r = write(&server, "PUT", "/feed/admin/videos", Some(TOKEN), b"");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("POST")));
+    assert_eq!(count(&db, "SELECT count(*) FROM videos"), 610);
+    Ok(())
+}
+
+#[test]
+fn bad_batches_are_refused_whole_with_every_reason() -> TestResult {
+    let dir = TestDir::new("badbatch");
+    let (server, db) = admin_server(&dir, &[("VIDEOFEED_ADMIN_MAX_BODY", "4096")]);
+    let good = video("bad00000001", "Fine Line", "US");
+    let cases: Vec<(String, u16, &str)> = vec![
+        (format!("{good}\nnot json"), 422, "not valid JSON"),
+        (format!("{good}\n{}", good.replace("60", "\"60\"")), 422, "duration_seconds must be a number"),
+        (format!("{good}\n{good}"), 422, "duplicate id"),
+        ("\n\n".into(), 400, "no videos"),
+    ];
+    for (body, status, reason) in cases {
+        let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), body.as_bytes());
+        assert_eq!(r.status(), status, "{body}");
+        let text = String::from_utf8_lossy(r.body()).into_owned();
+        assert!(text.contains(reason), "{text}");
+        if status == 422 {
+            assert_eq!(json(&r)["rejected"][0]["line"], 2, "{text}");
+        }
+    }
+    // Unknown fields are ignored, as in the import format.
+    let extra = good.replace("\"region\"", "\"mood\":\"calm\",\"region\"");
+    assert_eq!(write(&server, "POST", "/feed/admin/videos", Some(TOKEN), extra.as_bytes()).status(), 200);
+    // Over the cap: refused before the body is read (declared length) or after (no length).
+    let big = vec![b'x'; 5000];
+    assert_eq!(write(&server, "POST", "/feed/admin/videos", Some(TOKEN), &big).status(), 413);
+    assert!(server.log_text().contains("status=413 early=1"), "refused from the declared length, before reading");
+    let params = client::get_params("POST", "/feed/admin/videos");
+    let mut pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let auth = format!("Bearer {TOKEN}");
+    pairs.push(("HTTP_AUTHORIZATION", &auth));
+    let r = client::request(&mut server.connect(), 1, false, &pairs, &big)?;
+    assert_eq!(r.status(), 413);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'bad%'"), 1, "only the one good batch");
+    Ok(())
+}
+
+/// Posts `n` videos in batches of varied size; returns the acknowledged ids.
+fn post_many(server_socket: &std::path::Path, writer: usize, n: usize) -> Vec<String> {
+    let mut acked = Vec::new();
+    let mut i = 0;
+    let mut size = 1 + writer;
+    while i < n {
+        let batch: Vec<(String, String)> = (i..(i + size).min(n))
+            .map(|k| {
+                let id = format!("w{writer}x{k:06}");
+                let line = video(&id, &format!("Burst writer{writer} item{k} music"), ["US", "DE", "GLOBAL"][k % 3]);
+                (id, line)
+            })
+            .collect();
+        let body = batch.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n");
+        let mut params = client::get_params("POST", "/feed/admin/videos");
+        params.push(("HTTP_AUTHORIZATION".into(), format!("Bearer {TOKEN}")));
+        params.push(("CONTENT_LENGTH".into(), body.len().to_string()));
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(server_socket) else { break };
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        match client::request(&mut s, 1, false, &pairs, body.as_bytes()) {
+            Ok(r) if r.status() == 200 => acked.extend(batch.into_iter().map(|(id, _)| id)),
+            Ok(r) if r.status() == 503 => std::thread::sleep(Duration::from_millis(20)), // retry the same batch
+            Ok(r) => panic!("writer {writer}: status {} {}", r.status(), String::from_utf8_lossy(r.body())),
+            Err(_) => break, // the server died (the kill -9 test)
+        }
+        if acked.len() > i {
+            i = acked.len();
+            size = size % 97 + 7;
+        }
+    }
+    acked
+}
+
+#[test]
+fn bursty_ingestion_while_serving_loses_nothing_and_fails_nothing() -> TestResult {
+    let dir = TestDir::new("bursty");
+    let (server, db) = admin_server(&dir, &[]);
+    let socket = server.socket.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..32)
+        .map(|i| {
+            let (socket, stop) = (socket.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let (mut ok, mut bad) = (0u32, 0u32);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let q = ["music", "burst", "writer3", "lofi"][i % 4];
+                    match get_on(&mut s, &format!("/feed?q={q}&limit=5"), true).status() {
+                        200 => ok += 1,
+                        _ => bad += 1,
+                    }
+                }
+                (ok, bad)
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let socket = socket.clone();
+            std::thread::spawn(move || post_many(&socket, w, 1000))
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.join().map_err(|_| "writer panicked")?);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut ok, mut bad) = (0, 0);
+    for r in readers {
+        let (o, b) = r.join().map_err(|_| "reader panicked")?;
+        ok += o;
+        bad += b;
+    }
+    assert_eq!(acked.len(), 8000, "every batch is eventually acknowledged");
+    assert_eq!(bad, 0, "readers saw errors");
+    assert!(ok > 100, "readers ran {ok} queries");
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'w%x%'"), 8000);
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
+    assert_eq!(count(&db, "SELECT count(*) FROM videos_fts WHERE videos_fts MATCH 'burst'"), 8000);
+    assert!(!server.log_text().contains("locked"), "no 'database is locked'");
+    // Findable through the feed on the next query.
+    assert_eq!(json(&server.get("/feed?q=writer7+item999&region=US"))["count"], 1);
+    Ok(())
+}
+
+#[test]
+fn kill_9_during_ingestion_keeps_every_acknowledged_write_and_a_consistent_database() -> TestResult {
+    for round in 0..3u64 {
+        let dir = TestDir::new("kill9");
+        let (mut server, db) = admin_server(&dir, &[]);
+        let socket = server.socket.clone();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let socket = socket.clone();
+                std::thread::spawn(move || post_many(&socket, w, 100_000))
+            })
+            .collect();
+        // A different moment each round.
+        std::thread::sleep(Duration::from_millis(150 + round * 170));
+        server.signal("-KILL");
+        let _ = server.wait_exit(Duration::from_secs(5));
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.extend(w.join().map_err(|_| "writer panicked")?);
+        }
+        assert!(!acked.is_empty(), "round {round}: some writes were acknowledged before the kill");
+        let conn = rusqlite::Connection::open(&db)?;
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        assert_eq!(check, "ok");
+        conn.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
+        let mut present = conn.prepare("SELECT count(*) FROM videos WHERE id = ?1")?;
+        for id in &acked {
+            let n: i64 = present.query_row([id], |r| r.get(0))?;
+            assert_eq!(n, 1, "round {round}: acknowledged {id} is missing");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn import_runs_beside_the_serving_writer_without_locked_errors() -> TestResult {
+    let dir = TestDir::new("coimport");
+    let (server, db) = admin_server(&dir, &[]);
+    let file = dir.path("more.jsonl");
+    let mut f = std::fs::File::create(&file)?;
+    for k in 0..30_000 {
+        writeln!(f, "{}", video(&format!("imp{k:08}"), &format!("Imported clip {k}"), "US"))?;
+    }
+    drop(f);
+    let socket = server.socket.clone();
+    let api = std::thread::spawn(move || post_many(&socket, 9, 2000));
+    let t = Instant::now();
+    let out = run(&["import", "--db", db.to_str().unwrap(), "--batch-size", "2000", file.to_str().unwrap()]);
+    let acked = api.join().map_err(|_| "api writer panicked")?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("locked"));
+    assert_eq!(acked.len(), 2000);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'imp%'"), 30_000);
+    assert!(t.elapsed() < Duration::from_secs(60));
+    assert_eq!(json(&server.get("/feed?q=imported+clip+29999"))["count"], 1);
+    Ok(())
+}
