@@ -164,10 +164,13 @@ impl RankIndex {
                         let generation = snap.generation();
                         *index.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
                         crate::sys::trim_heap();
-                        // Writes during the build: go again, or stop when up to date.
+                        // Writes during the build: go again, or stop when up to date. Under a
+                        // steady stream of writes, rest as long as a build took between builds,
+                        // so rebuilding never takes more than half a core (SQL answers meanwhile).
                         if current_generation(&index.db).is_ok_and(|g| g == generation) {
                             break;
                         }
+                        std::thread::sleep(started.elapsed());
                     }
                     Err(e) => {
                         log::warn!("rank index not built, SQL ranking only: {e}");
