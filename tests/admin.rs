@@ -232,7 +232,7 @@ fn bursty_ingestion_while_serving_loses_nothing_and_fails_nothing() -> TestResul
 
 #[test]
 fn kill_9_during_ingestion_keeps_every_acknowledged_write_and_a_consistent_database() -> TestResult {
-    for round in 0..3u64 {
+    for round in 0..4u64 {
         let dir = TestDir::new("kill9");
         let (mut server, db) = admin_server(&dir, &[]);
         let socket = server.socket.clone();
@@ -242,8 +242,12 @@ fn kill_9_during_ingestion_keeps_every_acknowledged_write_and_a_consistent_datab
                 std::thread::spawn(move || post_many(&socket, w, 100_000))
             })
             .collect();
-        // A different moment each round.
-        std::thread::sleep(Duration::from_millis(150 + round * 170));
+        // A different, random moment each round (printed, to reproduce a failure).
+        let jitter =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_micros()) % 250;
+        let wait = 100 + round * 150 + u64::from(jitter);
+        eprintln!("round {round}: SIGKILL after {wait} ms");
+        std::thread::sleep(Duration::from_millis(wait));
         server.signal("-KILL");
         let _ = server.wait_exit(Duration::from_secs(5));
         let mut acked = Vec::new();
