@@ -256,7 +256,7 @@ fn is_timestamp(s: &str) -> bool {
         && digits(17..19)
 }
 
-/// Rows written by one call of [`upsert_rows`] or one [`Op`].
+/// Rows written by one batch or one [`Op`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     /// New videos.
