@@ -9,6 +9,12 @@
 //! Chunks are joined by spaces, which FTS5 reads as AND. Inside a quoted
 //! chunk FTS5's own tokenizer splits punctuation, so `c++` searches `c` and
 //! `don't` the phrase `don t`. Pure string code: no SQLite here.
+//!
+//! One-character rule: when the word being typed (the last run of letters and
+//! digits of the last chunk) is a single character, it is matched as a whole
+//! word, not as a prefix: `t*` would expand to every word starting with t (a
+//! tenth of the vocabulary) and rank nothing useful. `lofi h` finds videos
+//! with the word `h`; `lofi hi` finds `hip`.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -28,8 +34,17 @@ pub fn chunks(q: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Whether the last word of `q` is matched as a prefix (see the one-character rule).
+pub fn last_is_prefix(q: &str) -> bool {
+    chunks(q).last().is_some_and(|chunk| {
+        let tail = chunk.chars().rev().skip_while(|c| !c.is_alphanumeric()).take_while(|c| c.is_alphanumeric());
+        tail.take(2).count() >= 2
+    })
+}
+
 /// The MATCH expression for `q`, or `None` when `q` holds no letter or digit.
 pub fn match_expression(q: &str) -> Option<String> {
+    let prefix = last_is_prefix(q);
     let chunks = chunks(q);
     let last = chunks.len().checked_sub(1)?;
     let mut out = String::with_capacity(q.len() + 3 * chunks.len() + 1);
@@ -45,7 +60,7 @@ pub fn match_expression(q: &str) -> Option<String> {
             out.push(c);
         }
         out.push('"');
-        if i == last {
+        if i == last && prefix {
             out.push('*');
         }
     }
@@ -64,10 +79,10 @@ mod tests {
 
     #[test]
     fn fts5_syntax_is_plain_text() {
-        assert_eq!(match_expression("NEAR(a b)").as_deref(), Some(r#""NEAR(a" "b)"*"#));
+        assert_eq!(match_expression("NEAR(a b)").as_deref(), Some(r#""NEAR(a" "b)""#));
         assert_eq!(match_expression(r#"say "hi""#).as_deref(), Some(r#""say" """hi"""*"#));
-        assert_eq!(match_expression("a OR b").as_deref(), Some(r#""a" "OR" "b"*"#));
-        assert_eq!(match_expression("title:x ^y -z").as_deref(), Some(r#""title:x" "^y" "-z"*"#));
+        assert_eq!(match_expression("a OR bc").as_deref(), Some(r#""a" "OR" "bc"*"#));
+        assert_eq!(match_expression("title:x ^y -zz").as_deref(), Some(r#""title:x" "^y" "-zz"*"#));
     }
 
     #[test]
@@ -77,6 +92,19 @@ mod tests {
         }
         // Punctuation-only chunks are dropped, words kept.
         assert_eq!(match_expression("rock ++ -").as_deref(), Some(r#""rock"*"#));
+    }
+
+    #[test]
+    fn a_one_character_last_word_is_a_whole_word() {
+        assert_eq!(match_expression("lofi h").as_deref(), Some(r#""lofi" "h""#));
+        assert_eq!(match_expression("t").as_deref(), Some(r#""t""#));
+        assert_eq!(match_expression("don't").as_deref(), Some(r#""don't""#), "the word typed is `t`");
+        assert_eq!(match_expression("lofi hi").as_deref(), Some(r#""lofi" "hi"*"#));
+        assert_eq!(match_expression("ac/dc").as_deref(), Some(r#""ac/dc"*"#));
+        assert_eq!(match_expression("c++").as_deref(), Some(r#""c++""#), "the word is `c`");
+        assert_eq!(match_expression("4k").as_deref(), Some(r#""4k"*"#));
+        assert_eq!(match_expression("é").as_deref(), Some(r#""é""#));
+        assert!(last_is_prefix("music vi") && !last_is_prefix("music v") && !last_is_prefix("x-"));
     }
 
     #[test]

@@ -439,7 +439,10 @@ impl Reader {
             return Ok(None);
         }
         let last = tokens.len().saturating_sub(1);
-        Ok(Some(tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: i == last }).collect()))
+        let prefix = fts::last_is_prefix(q);
+        Ok(Some(
+            tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: prefix && i == last }).collect(),
+        ))
     }
 
     /// The SQL path: FTS5 MATCH ranked by `bm25()`.

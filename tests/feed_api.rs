@@ -280,3 +280,44 @@ fn writes_are_visible_on_the_next_request_through_cache_and_rank_index() -> Test
     assert_eq!(json(&server.get(uri))["count"], 1);
     Ok(())
 }
+
+#[test]
+fn text_rules_case_accents_unicode_and_punctuation() -> TestResult {
+    for rank_index in ["off", "on"] {
+        let dir = TestDir::new(&format!("text{rank_index}"));
+        let server = Server::start_with(&dir, &fixture_db(&dir), 2, &[("VIDEOFEED_RANK_INDEX", rank_index)]);
+        if rank_index == "on" {
+            server.wait_log("rank index ready");
+        }
+        // The titles in the first five results, or "<none>".
+        let first_title = |q: &str, region: &str| -> String {
+            let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+            let body = json(&server.get(&format!("/feed?q={enc}&region={region}&limit=5")));
+            let titles: Vec<String> =
+                body["results"].as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap().to_owned()).collect();
+            if titles.is_empty() { "<none>".into() } else { titles.join(" | ") }
+        };
+        for (q, region, want) in [
+            ("cafe munchen", "DE", "Café München Walking Tour 4K"),
+            ("CAFÉ MÜNCHEN", "DE", "Café München Walking Tour 4K"),
+            ("munchen 4k", "DE", "Café München Walking Tour 4K"),
+            ("東京", "JP", "東京 night walk in the rain"),
+            ("москва", "US", "Москва music live"),
+            ("🎵 chill beats", "US", "🎵 chill beats to study to 🎵"),
+            ("c++ seconds", "US", "C++ in 100 seconds"),
+            ("don't stop", "GB", "Don't stop me now (Official Video)"),
+            ("dont", "GB", "<none>"),
+            ("ac/dc back", "US", "AC/DC - Back in Black (live)"),
+            ("back-in-black", "US", "AC/DC - Back in Black (live)"),
+            ("pina colada", "US", "Piña colada música de verano"),
+        ] {
+            let got = first_title(q, region);
+            assert!(got.contains(want), "q={q:?} rank_index={rank_index}: {got}");
+        }
+        // A one-character last word is a whole word, not a prefix of half the vocabulary.
+        let one = json(&server.get("/feed?q=t&limit=100"));
+        let two = json(&server.get("/feed?q=to&limit=100"));
+        assert!(one["count"].as_u64() < two["count"].as_u64() || one["count"] == 0, "{one} vs {two}");
+    }
+    Ok(())
+}
