@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---|---|---|---|---|");
     for (name, qs) in SHAPES {
         let q = request::parse(qs)?;
-        let rows = reader.search(&q)?.len();
+        let rows = reader.search(&q)?.len().min(usize::try_from(q.limit)?);
         let mut times = Vec::with_capacity(n);
         for _ in 0..n {
             let t = Instant::now();

@@ -28,6 +28,8 @@ pub struct Key {
     pub region: String,
     /// The result limit.
     pub limit: u32,
+    /// Results skipped (pagination).
+    pub offset: u32,
 }
 
 impl Key {
@@ -170,7 +172,7 @@ mod tests {
     use super::*;
 
     fn key(q: &str) -> Key {
-        Key { q: q.into(), region: "US".into(), limit: 24 }
+        Key { q: q.into(), region: "US".into(), limit: 24, offset: 0 }
     }
 
     fn body(n: usize) -> Arc<[u8]> {

@@ -314,7 +314,8 @@ impl Handler {
             Some(reader) => reader.generation()?,
             None => return Ok((0, response::feed(query, &[], head))),
         };
-        let key = cache::Key { q: query.q.clone(), region: query.region.clone(), limit: query.limit };
+        let key =
+            cache::Key { q: query.q.clone(), region: query.region.clone(), limit: query.limit, offset: query.offset };
         if let Some(json) = cache.get(&key, generation) {
             return Ok((0, response::feed_from_json(&json, &query.region, head)));
         }

@@ -4,7 +4,8 @@
 //! space, percent escapes are decoded, invalid UTF-8 becomes U+FFFD. Rules:
 //! `q` is required and is 1..=120 characters after trimming, with at least
 //! one letter or digit; `region` is two ASCII letters, any case, answered in
-//! upper case, default `US`; `limit` is an integer 1..=100, default 24. An
+//! upper case, default `US`; `limit` is an integer 1..=100, default 24;
+//! `offset` is an integer 0..=1000, default 0 (results to skip). An
 //! empty `region=` or `limit=` means "not given". A repeated parameter: the
 //! last one wins (as PHP's `$_GET` does). Unknown parameters are ignored.
 //! No I/O here.
@@ -28,6 +29,8 @@ pub const DEFAULT_REGION: &str = "US";
 pub const DEFAULT_LIMIT: u32 = 24;
 /// Largest `limit`.
 pub const MAX_LIMIT: u32 = 100;
+/// Largest `offset` (deep pages are for crawlers, not people).
+pub const MAX_OFFSET: u32 = 1000;
 
 /// A validated feed query.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +43,8 @@ pub struct FeedQuery {
     pub region: String,
     /// 1..=100.
     pub limit: u32,
+    /// 0..=1000: results to skip (pagination).
+    pub offset: u32,
 }
 
 /// A parameter that broke a rule: answered as a 400 naming both.
@@ -71,11 +76,13 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
     let mut q = None;
     let mut region = None;
     let mut limit = None;
+    let mut offset = None;
     for (name, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
         match name.as_ref() {
             "q" => q = Some(value.into_owned()),
             "region" => region = Some(value.into_owned()).filter(|v| !v.is_empty()),
             "limit" => limit = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            "offset" => offset = Some(value.into_owned()).filter(|v| !v.is_empty()),
             _ => {}
         }
     }
@@ -106,7 +113,15 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
         },
     };
 
-    Ok(FeedQuery { q, match_expr, region, limit })
+    let offset = match offset {
+        None => 0,
+        Some(o) => match o.parse::<u32>() {
+            Ok(n) if n <= MAX_OFFSET => n,
+            _ => return Err(bad("offset", format!("must be a whole number from 0 to {MAX_OFFSET}"))),
+        },
+    };
+
+    Ok(FeedQuery { q, match_expr, region, limit, offset })
 }
 
 #[cfg(test)]
@@ -168,6 +183,16 @@ mod tests {
         for l in ["0", "101", "-1", "abc", "1.5", "99999999999999999999"] {
             assert_eq!(err_param(&format!("q=a&limit={l}")), "limit", "{l}");
         }
+    }
+
+    #[test]
+    fn offset_rules() -> Result<(), ParamError> {
+        assert_eq!(parse("q=a")?.offset, 0);
+        assert_eq!(parse("q=a&offset=1000")?.offset, 1000);
+        for o in ["1001", "-1", "x", "2.5"] {
+            assert_eq!(err_param(&format!("q=a&offset={o}")), "offset", "{o}");
+        }
+        Ok(())
     }
 
     #[test]

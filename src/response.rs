@@ -31,6 +31,10 @@ struct FeedBody<'a> {
     region: &'a str,
     count: usize,
     results: &'a [FeedItem],
+    /// Whether another page follows.
+    has_more: bool,
+    /// The `offset` of the next page, when there is one within reach.
+    next: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -91,8 +95,15 @@ pub fn feed(query: &FeedQuery, items: &[FeedItem], head: bool) -> Vec<u8> {
 ///
 /// # Errors
 /// Only if serde_json fails to write strings and numbers into memory.
+///
+/// `items` may hold one row more than `query.limit` (the search asks for one
+/// extra): it is not shown, it only says that a next page exists.
 pub fn feed_json(query: &FeedQuery, items: &[FeedItem]) -> Result<Vec<u8>, serde_json::Error> {
-    let body = FeedBody { query: &query.q, region: &query.region, count: items.len(), results: items };
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    let has_more = items.len() > limit;
+    let shown = items.get(..limit.min(items.len())).unwrap_or(items);
+    let next = query.offset.checked_add(query.limit).filter(|n| has_more && *n <= crate::request::MAX_OFFSET);
+    let body = FeedBody { query: &query.q, region: &query.region, count: shown.len(), results: shown, has_more, next };
     serde_json::to_vec(&body)
 }
 
@@ -155,7 +166,7 @@ mod tests {
     }
 
     fn query() -> FeedQuery {
-        FeedQuery { q: "lofi".into(), match_expr: "\"lofi\"*".into(), region: "US".into(), limit: 24 }
+        FeedQuery { q: "lofi".into(), match_expr: "\"lofi\"*".into(), region: "US".into(), limit: 24, offset: 0 }
     }
 
     #[test]
@@ -176,7 +187,8 @@ mod tests {
         assert!(head.contains("X-LiteSpeed-Cache-Control: public, max-age=300"));
         assert!(head.contains("Vary: Accept-Encoding"));
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["count", "query", "region", "results"]);
+        assert_eq!(keys, ["count", "has_more", "next", "query", "region", "results"]);
+        assert_eq!((body["has_more"].as_bool(), body["next"].is_null()), (Some(false), true));
         assert_eq!(body["count"], 1);
         let item_keys: Vec<&String> = body["results"][0].as_object().unwrap().keys().collect();
         assert_eq!(item_keys, ["channel", "duration_seconds", "id", "region", "score", "thumbnail", "title"]);

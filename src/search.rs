@@ -39,7 +39,7 @@ SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
 FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid
 WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL')
 ORDER BY rank, v.rowid
-LIMIT ?3";
+LIMIT ?3 OFFSET ?4";
 
 /// The database generation (bumped by triggers on every search-relevant change).
 const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'generation'";
@@ -258,6 +258,16 @@ fn load(path: &Path) -> Result<Snapshot, Error> {
     Ok(builder.finish())
 }
 
+/// Rows to rank for a page: those skipped, those shown, and one more that says a next page exists.
+fn wanted(query: &FeedQuery) -> usize {
+    usize::try_from(query.offset.saturating_add(query.limit).saturating_add(1)).unwrap_or(usize::MAX)
+}
+
+/// The page of `hits` after the skipped ones.
+fn page(hits: Vec<rank::Hit>, query: &FeedQuery) -> Vec<rank::Hit> {
+    hits.into_iter().skip(usize::try_from(query.offset).unwrap_or(usize::MAX)).collect()
+}
+
 /// Time spent in each stage of the fast path (see [`Reader::search_timed`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stages {
@@ -344,7 +354,8 @@ impl Reader {
         Ok(self.conn.prepare_cached(GENERATION_SQL)?.query_row([], |r| r.get(0))?)
     }
 
-    /// Runs the ranked search for `query`.
+    /// Runs the ranked search for `query`: the page at `query.offset`, plus one more row
+    /// when there is a next page (see [`crate::response::feed_json`]).
     ///
     /// # Errors
     /// [`Error::Busy`] or [`Error::Sql`] from SQLite. A match expression from
@@ -377,7 +388,7 @@ impl Reader {
             return Ok(None);
         }
         let t = Instant::now();
-        let hits = snapshot.top_k(&phrases, &query.region, usize::try_from(query.limit).unwrap_or(0));
+        let hits = page(snapshot.top_k(&phrases, &query.region, wanted(query)), query);
         stages.rank = t.elapsed();
         let t = Instant::now();
         let mut stmt = tx.prepare_cached(ROW_SQL)?;
@@ -400,8 +411,7 @@ impl Reader {
             }
             return Ok(None);
         }
-        let limit = usize::try_from(query.limit).unwrap_or(0);
-        let hits = snapshot.top_k(&phrases, &query.region, limit);
+        let hits = page(snapshot.top_k(&phrases, &query.region, wanted(query)), query);
         let mut stmt = tx.prepare_cached(ROW_SQL)?;
         let mut items = Vec::with_capacity(hits.len());
         for hit in hits {
@@ -448,9 +458,9 @@ impl Reader {
     /// The SQL path: FTS5 MATCH ranked by `bm25()`.
     fn search_sql(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
         let mut stmt = self.conn.prepare_cached(FEED_SQL)?;
-        let rows = stmt.query_map(rusqlite::params![query.match_expr, query.region, i64::from(query.limit)], |r| {
-            row_item(r, r.get(6)?)
-        })?;
+        let params =
+            rusqlite::params![query.match_expr, query.region, i64::from(query.limit) + 1, i64::from(query.offset)];
+        let rows = stmt.query_map(params, |r| row_item(r, r.get(6)?))?;
         let mut items = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0));
         for row in rows {
             items.push(row?);

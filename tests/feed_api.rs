@@ -18,7 +18,7 @@ fn feed_answer_has_the_contract_shape_and_headers() -> TestResult {
     let body = json(&r);
     let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["count", "query", "region", "results"]);
+    assert_eq!(keys, ["count", "has_more", "next", "query", "region", "results"]);
     assert_eq!(body["query"], "lofi hip");
     assert_eq!(body["region"], "DE");
     let results = body["results"].as_array().unwrap();
@@ -318,6 +318,43 @@ fn text_rules_case_accents_unicode_and_punctuation() -> TestResult {
         let one = json(&server.get("/feed?q=t&limit=100"));
         let two = json(&server.get("/feed?q=to&limit=100"));
         assert!(one["count"].as_u64() < two["count"].as_u64() || one["count"] == 0, "{one} vs {two}");
+    }
+    Ok(())
+}
+
+#[test]
+fn pages_are_stable_disjoint_and_say_whether_more_follow() -> TestResult {
+    for rank_index in ["off", "on"] {
+        let dir = TestDir::new(&format!("pages{rank_index}"));
+        let server = Server::start_with(&dir, &fixture_db(&dir), 2, &[("VIDEOFEED_RANK_INDEX", rank_index)]);
+        if rank_index == "on" {
+            server.wait_log("rank index ready");
+        }
+        let ids = |body: &serde_json::Value| -> Vec<String> {
+            body["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+        };
+        let all = json(&server.get("/feed?q=music&limit=100"));
+        let all_ids = ids(&all);
+        assert!(all_ids.len() > 30, "the query should match enough rows");
+        let mut paged = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = json(&server.get(&format!("/feed?q=music&limit=10&offset={offset}")));
+            assert_eq!(page, json(&server.get(&format!("/feed?q=music&limit=10&offset={offset}"))), "stable");
+            paged.extend(ids(&page));
+            if page["has_more"] == false {
+                assert!(page["next"].is_null());
+                break;
+            }
+            assert_eq!(page["next"], offset + 10);
+            offset += 10;
+        }
+        let total = json(&server.get("/feed?q=music&limit=100&offset=0"));
+        assert_eq!(paged[..all_ids.len()], all_ids[..], "pages concatenate to the single long page");
+        assert_eq!(total["has_more"], paged.len() > 100);
+        assert_eq!(json(&server.get("/feed?q=music&offset=1001"))["error"]["param"], "offset");
+        let past = json(&server.get("/feed?q=music&offset=1000"));
+        assert_eq!((past["count"].as_u64(), past["has_more"].as_bool()), (Some(0), Some(false)));
     }
     Ok(())
 }
