@@ -305,36 +305,25 @@ impl Handler {
     /// The 200 answer, from the response cache when it holds this query at the
     /// current database generation; (rows, response).
     fn cached_search(&mut self, query: &request::FeedQuery, head: bool) -> Result<(usize, Vec<u8>), search::Error> {
-        let Some(cache) = self.cache.clone() else {
-            let items = self.search(query)?;
-            return Ok((items.len(), response::feed(query, &items, head)));
-        };
+        let cache = self.cache.clone();
         self.warm()?;
-        let generation = match &self.reader {
-            Some(reader) => reader.generation()?,
-            None => return Ok((0, response::feed(query, &[], head))),
-        };
+        let Some(reader) = &self.reader else { return Ok((0, response::feed(query, &[], head))) };
+        let generation = if cache.is_some() { reader.generation()? } else { 0 };
         let key =
             cache::Key { q: query.q.clone(), region: query.region.clone(), limit: query.limit, offset: query.offset };
-        if let Some(json) = cache.get(&key, generation) {
+        if let Some(json) = cache.as_ref().and_then(|c| c.get(&key, generation)) {
             return Ok((0, response::feed_from_json(&json, &query.region, head)));
         }
-        let items = self.search(query)?;
-        match response::feed_json(query, &items) {
+        let (items, corrected) = reader.search_tolerant(query)?;
+        match response::feed_json_corrected(query, &items, &corrected) {
             Ok(json) => {
                 let resp = response::feed_from_json(&json, &query.region, head);
-                cache.put(key, generation, json.into());
+                if let Some(cache) = &cache {
+                    cache.put(key, generation, json.into());
+                }
                 Ok((items.len(), resp))
             }
             Err(_) => Ok((items.len(), response::feed(query, &items, head))),
-        }
-    }
-
-    fn search(&mut self, query: &request::FeedQuery) -> Result<Vec<search::FeedItem>, search::Error> {
-        self.warm()?;
-        match &self.reader {
-            Some(reader) => reader.search(query),
-            None => Ok(Vec::new()),
         }
     }
 }

@@ -480,6 +480,33 @@ impl Snapshot {
         PhraseMatches::Merged { rowids, freq }
     }
 
+    /// A known term within one typo of `token` (two for tokens of 8+ characters;
+    /// substitution, insertion, deletion or swapping two neighbours), or None
+    /// when `token` is known (as a whole word, or as a prefix when `prefix`) or
+    /// shorter than 4 characters. Among candidates the most frequent wins, then
+    /// the closer, then the first in order. Scans the vocabulary once.
+    pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
+        let chars: Vec<char> = token.chars().collect();
+        if chars.len() < 4 || !self.term_range(token, prefix).is_empty() {
+            return None;
+        }
+        let max = if chars.len() >= 8 { 2 } else { 1 };
+        let mut best: Option<(usize, usize, usize)> = None; // (postings, distance, term index)
+        for (i, term) in self.terms.iter().enumerate() {
+            let len = term.chars().count();
+            if len.abs_diff(chars.len()) > max {
+                continue;
+            }
+            let Some(d) = bounded_distance(&chars, term, max) else { continue };
+            let freq = self.lists.get(i).map_or(0, Postings::len);
+            let better = best.is_none_or(|(bf, bd, _)| freq > bf || (freq == bf && d < bd));
+            if better {
+                best = Some((freq, d, i));
+            }
+        }
+        best.and_then(|(_, _, i)| self.terms.get(i)).map(|t| t.to_string())
+    }
+
     /// Rows where the phrase's tokens stand next to each other in one column, with
     /// the weighted count of such places (FTS5 counts every starting position).
     fn phrase_matches(&self, phrase: &Phrase) -> PhraseMatches<'_> {
@@ -592,6 +619,43 @@ impl Snapshot {
     }
 }
 
+/// Optimal-string-alignment distance between `a` and `b` if it is at most `max`.
+fn bounded_distance(a: &[char], b: &str, max: usize) -> Option<usize> {
+    let b: Vec<char> = b.chars().collect();
+    let (n, m) = (a.len(), b.len());
+    // Three rolling rows: i-2, i-1, i.
+    let mut prev2: Vec<usize> = vec![0; m + 1];
+    let mut prev: Vec<usize> = (0..=m).collect();
+    let mut cur: Vec<usize> = vec![0; m + 1];
+    for i in 1..=n {
+        if let Some(c) = cur.first_mut() {
+            *c = i;
+        }
+        let mut row_min = i;
+        for j in 1..=m {
+            let (ai, bj) = (a.get(i - 1), b.get(j - 1));
+            let cost = usize::from(ai != bj);
+            let del = prev.get(j).copied().unwrap_or(usize::MAX - 1) + 1;
+            let ins = cur.get(j - 1).copied().unwrap_or(usize::MAX - 1) + 1;
+            let sub = prev.get(j - 1).copied().unwrap_or(usize::MAX - 1) + cost;
+            let mut v = del.min(ins).min(sub);
+            if i > 1 && j > 1 && ai == b.get(j - 2) && a.get(i - 2) == bj {
+                v = v.min(prev2.get(j - 2).copied().unwrap_or(usize::MAX - 1) + 1);
+            }
+            if let Some(c) = cur.get_mut(j) {
+                *c = v;
+            }
+            row_min = row_min.min(v);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev.get(m).copied().filter(|d| *d <= max)
+}
+
 /// The number of leading elements of `sorted` that are smaller than `target`.
 fn gallop(sorted: &[u32], target: u32) -> usize {
     let mut bound = 1;
@@ -634,6 +698,29 @@ mod tests {
     fn integer_prefix_weights_match_the_column_weights() {
         // matches() packs weighted counts as integers 8 and 2 when merging a prefix.
         assert_eq!((TITLE_WEIGHT, CHANNEL_WEIGHT), (8.0, 2.0));
+    }
+
+    #[test]
+    fn edit_distance_counts_one_typo_of_each_kind() {
+        let d = |a: &str, b: &str| bounded_distance(&a.chars().collect::<Vec<_>>(), b, 2);
+        assert_eq!(d("music", "music"), Some(0));
+        assert_eq!(d("muisc", "music"), Some(1), "swapped neighbours");
+        assert_eq!(d("musik", "music"), Some(1), "substitution");
+        assert_eq!(d("musc", "music"), Some(1), "deletion");
+        assert_eq!(d("musiic", "music"), Some(1), "insertion");
+        assert_eq!(d("mxsxc", "music"), Some(2));
+        assert_eq!(d("zzzzz", "music"), None);
+    }
+
+    #[test]
+    fn corrections_pick_the_most_frequent_close_term() {
+        let s = sample();
+        assert_eq!(s.correct("musix", false).as_deref(), Some("music"));
+        assert_eq!(s.correct("muisc", false).as_deref(), Some("music"));
+        assert_eq!(s.correct("music", false), None, "known words are not corrected");
+        assert_eq!(s.correct("mus", true), None, "too short, and a known prefix");
+        assert_eq!(s.correct("qqqqq", false), None);
+        assert_eq!(s.correct("movei", false).as_deref(), Some("movie"));
     }
 
     #[test]

@@ -35,6 +35,9 @@ struct FeedBody<'a> {
     has_more: bool,
     /// The `offset` of the next page, when there is one within reach.
     next: Option<u32>,
+    /// Words corrected by the typo fallback (typed → known); absent when none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    corrected: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 #[derive(Serialize)]
@@ -99,11 +102,32 @@ pub fn feed(query: &FeedQuery, items: &[FeedItem], head: bool) -> Vec<u8> {
 /// `items` may hold one row more than `query.limit` (the search asks for one
 /// extra): it is not shown, it only says that a next page exists.
 pub fn feed_json(query: &FeedQuery, items: &[FeedItem]) -> Result<Vec<u8>, serde_json::Error> {
+    feed_json_corrected(query, items, &[])
+}
+
+/// As [`feed_json`], with the typo fallback's corrections (typed → known word).
+///
+/// # Errors
+/// As for [`feed_json`].
+pub fn feed_json_corrected(
+    query: &FeedQuery,
+    items: &[FeedItem],
+    corrected: &[(String, String)],
+) -> Result<Vec<u8>, serde_json::Error> {
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let has_more = items.len() > limit;
     let shown = items.get(..limit.min(items.len())).unwrap_or(items);
     let next = query.offset.checked_add(query.limit).filter(|n| has_more && *n <= crate::request::MAX_OFFSET);
-    let body = FeedBody { query: &query.q, region: &query.region, count: shown.len(), results: shown, has_more, next };
+    let corrected = corrected.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let body = FeedBody {
+        query: &query.q,
+        region: &query.region,
+        count: shown.len(),
+        results: shown,
+        has_more,
+        next,
+        corrected,
+    };
     serde_json::to_vec(&body)
 }
 

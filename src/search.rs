@@ -47,6 +47,12 @@ const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'gene
 /// One result row by row id, for the fast path.
 const ROW_SQL: &str = "SELECT id, title, channel, duration_seconds, thumbnail, region FROM videos WHERE rowid = ?1";
 
+/// Words the typo fallback replaced: (typed token, known word).
+pub type Corrections = Vec<(String, String)>;
+
+/// Time the typo fallback may spend looking for corrections.
+pub const TYPO_BUDGET: std::time::Duration = std::time::Duration::from_millis(30);
+
 /// The tokenizer of `videos_fts` (sql/schema.sql); queries are tokenized by FTS5 itself with it.
 pub const TOKENIZE: &str = "unicode61 remove_diacritics 2";
 
@@ -403,6 +409,17 @@ impl Reader {
     /// The fast path; `None` when it cannot answer exactly (the caller uses SQL).
     fn search_indexed(&self, snapshot: &Snapshot, query: &FeedQuery) -> Result<Option<Vec<FeedItem>>, Error> {
         let Some(phrases) = self.phrases(&query.q)? else { return Ok(None) };
+        self.ranked(snapshot, &phrases, query)
+    }
+
+    /// Ranks `phrases` in the snapshot and reads the rows, in one read transaction
+    /// that first checks the snapshot is current; `None` when it is not.
+    fn ranked(
+        &self,
+        snapshot: &Snapshot,
+        phrases: &[Phrase],
+        query: &FeedQuery,
+    ) -> Result<Option<Vec<FeedItem>>, Error> {
         let tx = self.conn.unchecked_transaction()?;
         let generation: i64 = tx.prepare_cached(GENERATION_SQL)?.query_row([], |r| r.get(0))?;
         if generation != snapshot.generation() {
@@ -411,13 +428,60 @@ impl Reader {
             }
             return Ok(None);
         }
-        let hits = page(snapshot.top_k(&phrases, &query.region, wanted(query)), query);
+        let hits = page(snapshot.top_k(phrases, &query.region, wanted(query)), query);
         let mut stmt = tx.prepare_cached(ROW_SQL)?;
         let mut items = Vec::with_capacity(hits.len());
         for hit in hits {
             items.push(stmt.query_row([hit.rowid], |r| row_item(r, hit.rank))?);
         }
         Ok(Some(items))
+    }
+
+    /// [`Reader::search`], then, when the first page is not full, a tolerant
+    /// second try: words the vocabulary does not know are replaced by the most
+    /// frequent known word one typo away (two for long words), and the rows
+    /// this finds are appended below the exact ones. Returns the corrections
+    /// made (typed token → known word). Bounded: at most [`TYPO_BUDGET`] of
+    /// vocabulary scans. Needs the rank index (its vocabulary); without it, or
+    /// past the first page, this is [`Reader::search`].
+    ///
+    /// # Errors
+    /// As for [`Reader::search`].
+    pub fn search_tolerant(&self, query: &FeedQuery) -> Result<(Vec<FeedItem>, Corrections), Error> {
+        let items = self.search(query)?;
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        if items.len() >= limit || query.offset > 0 {
+            return Ok((items, Vec::new()));
+        }
+        let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot()) else { return Ok((items, Vec::new())) };
+        let Some(phrases) = self.phrases(&query.q)? else { return Ok((items, Vec::new())) };
+        let started = Instant::now();
+        let mut corrected = Vec::new();
+        let mut tolerant = phrases.clone();
+        for (slot, phrase) in tolerant.iter_mut().zip(&phrases) {
+            if started.elapsed() > TYPO_BUDGET {
+                break;
+            }
+            let [token] = phrase.tokens.as_slice() else { continue };
+            if let Some(known) = snapshot.correct(token, phrase.prefix) {
+                corrected.push((token.clone(), known.clone()));
+                *slot = Phrase { tokens: vec![known], prefix: false };
+            }
+        }
+        if corrected.is_empty() {
+            return Ok((items, Vec::new()));
+        }
+        let Some(extra) = self.ranked(&snapshot, &tolerant, query)? else { return Ok((items, Vec::new())) };
+        let mut merged = items;
+        for item in extra {
+            if merged.len() > limit {
+                break;
+            }
+            if !merged.iter().any(|m| m.id == item.id) {
+                merged.push(item);
+            }
+        }
+        Ok((merged, corrected))
     }
 
     /// The query's phrases as FTS5 tokenizes them: one per chunk, its tokens in order;
