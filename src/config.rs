@@ -25,6 +25,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_MAX_PARAMS_BYTES",
     "VIDEOFEED_MAX_REQUESTS",
     "VIDEOFEED_RANK_INDEX",
+    "VIDEOFEED_TYPO_FALLBACK",
     "VIDEOFEED_CACHE_BYTES",
     "VIDEOFEED_ADMIN_TOKEN",
     "VIDEOFEED_ADMIN_MAX_BODY",
@@ -79,6 +80,8 @@ pub struct Config {
     pub admin_max_body: usize,
     /// `VIDEOFEED_WRITE_QUEUE`: write requests that may wait for the writer at once.
     pub write_queue: usize,
+    /// `VIDEOFEED_TYPO_FALLBACK`: retry a short first page with typo corrections.
+    pub typo_fallback: bool,
 }
 
 impl Default for Config {
@@ -111,6 +114,8 @@ impl Default for Config {
             admin_max_body: 16 << 20,
             // Enough for bursts from a few importers; past it, 503 + Retry-After.
             write_queue: 64,
+            // What people expect of a search box; costs a few ms only when a page is short.
+            typo_fallback: true,
         }
     }
 }
@@ -243,12 +248,16 @@ impl Config {
             }
         }
 
-        if let Some(v) = env("VIDEOFEED_RANK_INDEX").filter(|v| !v.trim().is_empty()) {
-            c.rank_index = match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "on" | "true" | "yes" => true,
-                "0" | "off" | "false" | "no" => false,
-                _ => return Err(err("VIDEOFEED_RANK_INDEX", format!("must be on or off, got {v:?}"))),
-            };
+        for (name, slot) in
+            [("VIDEOFEED_RANK_INDEX", &mut c.rank_index), ("VIDEOFEED_TYPO_FALLBACK", &mut c.typo_fallback)]
+        {
+            if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
+                *slot = match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "on" | "true" | "yes" => true,
+                    "0" | "off" | "false" | "no" => false,
+                    _ => return Err(err(name, format!("must be on or off, got {v:?}"))),
+                };
+            }
         }
 
         if let Some(v) = env("FCGI_WEB_SERVER_ADDRS").filter(|v| !v.trim().is_empty()) {

@@ -43,6 +43,7 @@ pub struct Handler {
     index: Option<Arc<RankIndex>>,
     cache: Option<Arc<Cache>>,
     admin: Option<Arc<Admin>>,
+    typo_fallback: bool,
     reader: Option<Reader>,
 }
 
@@ -72,7 +73,13 @@ impl Handler {
     /// A handler for the database at `db`, ranking through `index` when given;
     /// the connection opens on first use (or with [`Handler::warm`]).
     pub fn new(db: PathBuf, index: Option<Arc<RankIndex>>) -> Handler {
-        Handler { db, index, cache: None, admin: None, reader: None }
+        Handler { db, index, cache: None, admin: None, typo_fallback: true, reader: None }
+    }
+
+    /// Turns the typo fallback on or off (on by default).
+    pub fn with_typo_fallback(mut self, on: bool) -> Handler {
+        self.typo_fallback = on;
+        self
     }
 
     /// Enables the write API.
@@ -314,7 +321,8 @@ impl Handler {
         if let Some(json) = cache.as_ref().and_then(|c| c.get(&key, generation)) {
             return Ok((0, response::feed_from_json(&json, &query.region, head)));
         }
-        let (items, corrected) = reader.search_tolerant(query)?;
+        let (items, corrected) =
+            if self.typo_fallback { reader.search_tolerant(query)? } else { (reader.search(query)?, Vec::new()) };
         match response::feed_json_corrected(query, &items, &corrected) {
             Ok(json) => {
                 let resp = response::feed_from_json(&json, &query.region, head);

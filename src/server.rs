@@ -179,7 +179,9 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     let spawn = |n: usize| -> io::Result<JoinHandle<()>> {
         let (config, stop) = (Arc::clone(&config), Arc::clone(&stop));
         let served = Arc::clone(&served);
-        let mut handler = Handler::new(config.db.clone(), index.clone()).with_cache(Arc::clone(&cache));
+        let mut handler = Handler::new(config.db.clone(), index.clone())
+            .with_cache(Arc::clone(&cache))
+            .with_typo_fallback(config.typo_fallback);
         if let Some(admin) = &admin {
             handler = handler.with_admin(Arc::clone(admin));
         }
