@@ -30,11 +30,13 @@ pub struct Key {
     pub limit: u32,
     /// Results skipped (pagination).
     pub offset: u32,
+    /// The filters and order, canonical ("" when none).
+    pub filters: String,
 }
 
 impl Key {
     fn bytes(&self) -> usize {
-        self.q.len() + self.region.len() + std::mem::size_of::<Key>()
+        self.q.len() + self.region.len() + self.filters.len() + std::mem::size_of::<Key>()
     }
 }
 
@@ -172,7 +174,7 @@ mod tests {
     use super::*;
 
     fn key(q: &str) -> Key {
-        Key { q: q.into(), region: "US".into(), limit: 24, offset: 0 }
+        Key { q: q.into(), region: "US".into(), limit: 24, offset: 0, filters: String::new() }
     }
 
     fn body(n: usize) -> Arc<[u8]> {

@@ -316,8 +316,13 @@ impl Handler {
         self.warm()?;
         let Some(reader) = &self.reader else { return Ok((0, response::feed(query, &[], head))) };
         let generation = if cache.is_some() { reader.generation()? } else { 0 };
-        let key =
-            cache::Key { q: query.q.clone(), region: query.region.clone(), limit: query.limit, offset: query.offset };
+        let key = cache::Key {
+            q: query.q.clone(),
+            region: query.region.clone(),
+            limit: query.limit,
+            offset: query.offset,
+            filters: query.filter_key(),
+        };
         if let Some(json) = cache.as_ref().and_then(|c| c.get(&key, generation)) {
             return Ok((0, response::feed_from_json(&json, &query.region, head)));
         }

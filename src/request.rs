@@ -32,6 +32,32 @@ pub const MAX_LIMIT: u32 = 100;
 /// Largest `offset` (deep pages are for crawlers, not people).
 pub const MAX_OFFSET: u32 = 1000;
 
+/// Result order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Sort {
+    /// bm25 (the default).
+    #[default]
+    Relevance,
+    /// Newest `published_at` first (videos without a date last).
+    Recent,
+    /// Most viewed first.
+    Popular,
+}
+
+impl Sort {
+    /// The parameter value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Relevance => "relevance",
+            Sort::Recent => "recent",
+            Sort::Popular => "popular",
+        }
+    }
+}
+
+/// Longest duration filter accepted, in seconds (matches the import rule).
+pub const MAX_DURATION: i64 = 1_000_000;
+
 /// A validated feed query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedQuery {
@@ -45,6 +71,38 @@ pub struct FeedQuery {
     pub limit: u32,
     /// 0..=1000: results to skip (pagination).
     pub offset: u32,
+    /// Only this channel (exact name).
+    pub channel: Option<String>,
+    /// Only videos at least this long, in seconds.
+    pub min_duration: Option<i64>,
+    /// Only videos at most this long, in seconds.
+    pub max_duration: Option<i64>,
+    /// Result order.
+    pub sort: Sort,
+}
+
+impl FeedQuery {
+    /// Whether any filter or a non-default order applies.
+    pub fn is_filtered(&self) -> bool {
+        self.channel.is_some()
+            || self.min_duration.is_some()
+            || self.max_duration.is_some()
+            || self.sort != Sort::Relevance
+    }
+
+    /// A canonical string of the filters, for cache keys ("" when unfiltered).
+    pub fn filter_key(&self) -> String {
+        if !self.is_filtered() {
+            return String::new();
+        }
+        format!(
+            "c={}|min={:?}|max={:?}|s={}",
+            self.channel.as_deref().unwrap_or(""),
+            self.min_duration,
+            self.max_duration,
+            self.sort.as_str()
+        )
+    }
 }
 
 /// A parameter that broke a rule: answered as a 400 naming both.
@@ -77,12 +135,17 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
     let mut region = None;
     let mut limit = None;
     let mut offset = None;
+    let (mut channel, mut min_duration, mut max_duration, mut sort) = (None, None, None, None);
     for (name, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
         match name.as_ref() {
             "q" => q = Some(value.into_owned()),
             "region" => region = Some(value.into_owned()).filter(|v| !v.is_empty()),
             "limit" => limit = Some(value.into_owned()).filter(|v| !v.is_empty()),
             "offset" => offset = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            "channel" => channel = Some(value.trim().to_owned()).filter(|v| !v.is_empty()),
+            "min_duration" => min_duration = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            "max_duration" => max_duration = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            "sort" => sort = Some(value.into_owned()).filter(|v| !v.is_empty()),
             _ => {}
         }
     }
@@ -121,7 +184,31 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
         },
     };
 
-    Ok(FeedQuery { q, match_expr, region, limit, offset })
+    if channel.as_ref().is_some_and(|c| c.chars().count() > 200) {
+        return Err(bad("channel", "must be at most 200 characters (the exact channel name)"));
+    }
+    let duration = |name: &'static str, v: Option<String>| -> Result<Option<i64>, ParamError> {
+        v.map(|v| match v.parse::<i64>() {
+            Ok(n) if (0..=MAX_DURATION).contains(&n) => Ok(n),
+            _ => Err(bad(name, format!("must be a whole number of seconds from 0 to {MAX_DURATION}"))),
+        })
+        .transpose()
+    };
+    let min_duration = duration("min_duration", min_duration)?;
+    let max_duration = duration("max_duration", max_duration)?;
+    if let (Some(lo), Some(hi)) = (min_duration, max_duration) {
+        if lo > hi {
+            return Err(bad("max_duration", format!("must not be less than min_duration ({lo})")));
+        }
+    }
+    let sort = match sort.as_deref() {
+        None | Some("relevance") => Sort::Relevance,
+        Some("recent") => Sort::Recent,
+        Some("popular") => Sort::Popular,
+        Some(_) => return Err(bad("sort", "must be relevance, recent or popular")),
+    };
+
+    Ok(FeedQuery { q, match_expr, region, limit, offset, channel, min_duration, max_duration, sort })
 }
 
 #[cfg(test)]
@@ -192,6 +279,20 @@ mod tests {
         for o in ["1001", "-1", "x", "2.5"] {
             assert_eq!(err_param(&format!("q=a&offset={o}")), "offset", "{o}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn filter_rules() -> Result<(), ParamError> {
+        let q = parse("q=a&channel=%20Lofi%20Girl%20&min_duration=60&max_duration=600&sort=popular")?;
+        assert_eq!(q.channel.as_deref(), Some("Lofi Girl"));
+        assert_eq!((q.min_duration, q.max_duration, q.sort), (Some(60), Some(600), Sort::Popular));
+        assert!(q.is_filtered() && !parse("q=a&sort=relevance")?.is_filtered());
+        assert_eq!(err_param("q=a&min_duration=-1"), "min_duration");
+        assert_eq!(err_param("q=a&max_duration=abc"), "max_duration");
+        assert_eq!(err_param("q=a&min_duration=600&max_duration=60"), "max_duration");
+        assert_eq!(err_param("q=a&sort=newest"), "sort");
+        assert_eq!(err_param(&format!("q=a&channel={}", "c".repeat(201))), "channel");
         Ok(())
     }
 

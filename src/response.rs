@@ -190,7 +190,7 @@ mod tests {
     }
 
     fn query() -> FeedQuery {
-        FeedQuery { q: "lofi".into(), match_expr: "\"lofi\"*".into(), region: "US".into(), limit: 24, offset: 0 }
+        crate::request::parse("q=lofi").unwrap()
     }
 
     #[test]

@@ -30,7 +30,7 @@ use serde::Serialize;
 use crate::db;
 use crate::fts;
 use crate::rank::{self, Phrase, Snapshot};
-use crate::request::FeedQuery;
+use crate::request::{FeedQuery, Sort};
 
 /// The ranked search. `?1` match expression, `?2` region, `?3` limit.
 const FEED_SQL: &str = "\
@@ -39,6 +39,20 @@ SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
 FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid
 WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL')
 ORDER BY rank, v.rowid
+LIMIT ?3 OFFSET ?4";
+
+/// The filtered search (channel, durations, order): `?1` match, `?2` region, `?3` limit,
+/// `?4` offset, `?5` channel or NULL, `?6` min duration or NULL, `?7` max duration or NULL;
+/// `{order}` is one of the fixed ORDER BY clauses below. Always SQL-ranked.
+const FILTERED_SQL: &str = "\
+SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
+       bm25(videos_fts, 8.0, 2.0) AS rank
+FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid
+WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL')
+  AND (?5 IS NULL OR v.channel = ?5)
+  AND (?6 IS NULL OR v.duration_seconds >= ?6)
+  AND (?7 IS NULL OR v.duration_seconds <= ?7)
+ORDER BY {order}
 LIMIT ?3 OFFSET ?4";
 
 /// The database generation (bumped by triggers on every search-relevant change).
@@ -367,6 +381,9 @@ impl Reader {
     /// [`Error::Busy`] or [`Error::Sql`] from SQLite. A match expression from
     /// [`crate::fts::match_expression`] never causes an FTS5 syntax error.
     pub fn search(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
+        if query.is_filtered() {
+            return self.search_filtered(query);
+        }
         if let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot()) {
             if let Some(items) = self.search_indexed(&snapshot, query)? {
                 return Ok(items);
@@ -450,7 +467,7 @@ impl Reader {
     pub fn search_tolerant(&self, query: &FeedQuery) -> Result<(Vec<FeedItem>, Corrections), Error> {
         let items = self.search(query)?;
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        if items.len() >= limit || query.offset > 0 {
+        if items.len() >= limit || query.offset > 0 || query.is_filtered() {
             return Ok((items, Vec::new()));
         }
         let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot()) else { return Ok((items, Vec::new())) };
@@ -517,6 +534,32 @@ impl Reader {
         Ok(Some(
             tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: prefix && i == last }).collect(),
         ))
+    }
+
+    /// Filters and other orders: always through SQL (exact; ~1 µs per matching row).
+    fn search_filtered(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
+        let order = match query.sort {
+            Sort::Relevance => "rank, v.rowid",
+            Sort::Recent => "v.published_at IS NULL, v.published_at DESC, v.rowid",
+            Sort::Popular => "v.view_count DESC, v.rowid",
+        };
+        let sql = FILTERED_SQL.replace("{order}", order);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let params = rusqlite::params![
+            query.match_expr,
+            query.region,
+            i64::from(query.limit) + 1,
+            i64::from(query.offset),
+            query.channel,
+            query.min_duration,
+            query.max_duration
+        ];
+        let rows = stmt.query_map(params, |r| row_item(r, r.get(6)?))?;
+        let mut items = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0) + 1);
+        for row in rows {
+            items.push(row?);
+        }
+        Ok(items)
     }
 
     /// The SQL path: FTS5 MATCH ranked by `bm25()`.

@@ -381,3 +381,55 @@ fn a_typo_still_finds_the_video_ranked_below_exact_matches() -> TestResult {
     assert_eq!(nonsense["count"], 0);
     Ok(())
 }
+
+#[test]
+fn filters_and_orders_do_what_they_say() -> TestResult {
+    let dir = TestDir::new("filters");
+    let db = fixture_db(&dir);
+    let server = Server::start(&dir, &db, 2);
+    server.wait_log("rank index ready");
+    let results = |uri: &str| -> Vec<serde_json::Value> {
+        let body = json(&server.get(uri));
+        assert!(body.get("error").is_none(), "{uri}: {body}");
+        body["results"].as_array().unwrap().clone()
+    };
+    let all = results("/feed?q=music&limit=100");
+    let jazz = results("/feed?q=music&channel=Jazz+Cafe&limit=100");
+    assert!(!jazz.is_empty() && jazz.len() < all.len());
+    assert!(jazz.iter().all(|r| r["channel"] == "Jazz Cafe"));
+    assert!(results("/feed?q=music&channel=jazz+cafe").is_empty(), "exact channel name");
+    for r in results("/feed?q=music&min_duration=600&max_duration=1200&limit=100") {
+        let d = r["duration_seconds"].as_i64().unwrap();
+        assert!((600..=1200).contains(&d), "{d}");
+    }
+    // Orders: checked against the database.
+    let conn = rusqlite::Connection::open(&db)?;
+    let views = |id: &serde_json::Value| -> i64 {
+        conn.query_row("SELECT view_count FROM videos WHERE id = ?1", [id.as_str().unwrap()], |r| r.get(0)).unwrap()
+    };
+    let popular = results("/feed?q=music&sort=popular&limit=50");
+    let counts: Vec<i64> = popular.iter().map(|r| views(&r["id"])).collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+    let dates = |id: &serde_json::Value| -> String {
+        conn.query_row("SELECT published_at FROM videos WHERE id = ?1", [id.as_str().unwrap()], |r| r.get(0)).unwrap()
+    };
+    let recent: Vec<String> = results("/feed?q=music&sort=recent&limit=50").iter().map(|r| dates(&r["id"])).collect();
+    assert!(recent.windows(2).all(|w| w[0] >= w[1]), "{recent:?}");
+    assert_eq!(results("/feed?q=music&sort=relevance&limit=100"), all, "relevance is the default order");
+    // Pages of a filtered order are stable too.
+    let p1 = json(&server.get("/feed?q=music&sort=popular&limit=5"));
+    let p2 = json(&server.get("/feed?q=music&sort=popular&limit=5&offset=5"));
+    assert_eq!(p1["next"], 5);
+    assert_eq!(popular[5..10], p2["results"].as_array().unwrap()[..]);
+    for (uri, param) in [
+        ("/feed?q=music&min_duration=-5", "min_duration"),
+        ("/feed?q=music&max_duration=x", "max_duration"),
+        ("/feed?q=music&min_duration=100&max_duration=10", "max_duration"),
+        ("/feed?q=music&sort=best", "sort"),
+    ] {
+        let r = server.get(uri);
+        assert_eq!(r.status(), 400, "{uri}");
+        assert_eq!(json(&r)["error"]["param"], param, "{uri}");
+    }
+    Ok(())
+}
