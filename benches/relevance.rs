@@ -37,11 +37,7 @@ fn fold(c: char) -> char {
 }
 
 fn words(title: &str) -> Vec<String> {
-    title
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
+    title.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect()
 }
 
 fn norm(title: &str) -> String {
@@ -60,8 +56,11 @@ fn main() {
     let rows: i64 = conn.query_row("SELECT max(rowid) FROM videos", [], |r| r.get(0)).unwrap();
     let step = (rows / sample).max(1);
     let mut stmt = conn.prepare("SELECT id, title, region FROM videos WHERE rowid % ?1 = 0 LIMIT ?2").unwrap();
-    let videos: Vec<(String, String, String)> =
-        stmt.query_map([step, sample], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+    let videos: Vec<(String, String, String)> = stmt
+        .query_map([step, sample], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let mut df = conn.prepare("SELECT doc FROM temp.v WHERE term = ?1").unwrap();
     let mut doc_freq = |w: &str| -> i64 { df.query_row([norm(w)], |r| r.get(0)).unwrap_or(0) };
     let mut title_of = conn.prepare("SELECT title FROM videos WHERE id = ?1").unwrap();
@@ -100,7 +99,9 @@ fn main() {
         let last = ws.last().unwrap();
         let cut: String = last.chars().take((last.chars().count() / 2).max(2)).collect();
         queries.push(("prefix", format!("{} {cut}", ws[..ws.len() - 1].join(" ")).trim().to_owned()));
-        if let Some((i, long)) = ws.iter().enumerate().filter(|(_, w)| w.chars().count() >= 5).max_by_key(|(_, w)| w.chars().count()) {
+        if let Some((i, long)) =
+            ws.iter().enumerate().filter(|(_, w)| w.chars().count() >= 5).max_by_key(|(_, w)| w.chars().count())
+        {
             let mut chars: Vec<char> = long.chars().collect();
             let mid = chars.len() / 2;
             chars[mid] = if chars[mid] == 'x' { 'q' } else { 'x' };
