@@ -72,7 +72,14 @@ fn main() {
         .collect();
     let query = request::parse("q=lofi%20hip%20ho&region=de&limit=24").unwrap();
     let json = response::feed_json(&query, &items).unwrap();
-    let limits = conn::Limits { max_params: 65536, max_stdin: 65536, max_conns: 1024, max_reqs: 16 };
+    let limits = conn::Limits {
+        max_params: 65536,
+        max_stdin: 65536,
+        max_conns: 1024,
+        max_reqs: 16,
+        max_param_count: 512,
+        request_timeout: std::time::Duration::from_secs(10),
+    };
 
     println!("| operation | ns |");
     println!("|---|---|");

@@ -26,6 +26,9 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_MAX_REQUESTS",
     "VIDEOFEED_RANK_INDEX",
     "VIDEOFEED_TYPO_FALLBACK",
+    "VIDEOFEED_QUERY_TIMEOUT_MS",
+    "VIDEOFEED_REQUEST_TIMEOUT_MS",
+    "VIDEOFEED_MAX_PARAMS",
     "VIDEOFEED_CACHE_BYTES",
     "VIDEOFEED_ADMIN_TOKEN",
     "VIDEOFEED_ADMIN_MAX_BODY",
@@ -82,6 +85,13 @@ pub struct Config {
     pub write_queue: usize,
     /// `VIDEOFEED_TYPO_FALLBACK`: retry a short first page with typo corrections.
     pub typo_fallback: bool,
+    /// `VIDEOFEED_QUERY_TIMEOUT_MS`: a search running longer is stopped (503).
+    pub query_timeout: Duration,
+    /// `VIDEOFEED_REQUEST_TIMEOUT_MS`: time a client has to finish sending a request once it
+    /// has started one (slow senders are cut off); idle kept-alive connections are not timed.
+    pub request_timeout: Duration,
+    /// `VIDEOFEED_MAX_PARAMS`: FastCGI params (CGI variables) allowed in one request.
+    pub max_param_count: usize,
 }
 
 impl Default for Config {
@@ -116,6 +126,12 @@ impl Default for Config {
             write_queue: 64,
             // What people expect of a search box; costs a few ms only when a page is short.
             typo_fallback: true,
+            // The slowest log query takes ~30 ms on 1M videos; 2 s only stops pathological ones.
+            query_timeout: Duration::from_millis(crate::search::DEFAULT_QUERY_TIMEOUT_MS),
+            // Web servers send a whole request at once; 10 s is generous for any real client.
+            request_timeout: Duration::from_secs(10),
+            // nginx and LiteSpeed send ~20-40 variables; the HTTP headers add one each.
+            max_param_count: 512,
         }
     }
 }
@@ -234,9 +250,26 @@ impl Config {
                 c.admin_token = Some(v);
             }
         }
+        let (mut query_ms, mut request_ms) = (
+            u64::try_from(c.query_timeout.as_millis()).unwrap_or(2000),
+            u64::try_from(c.request_timeout.as_millis()).unwrap_or(10_000),
+        );
+        for (name, slot, max) in [
+            ("VIDEOFEED_QUERY_TIMEOUT_MS", &mut query_ms, 60_000u64),
+            ("VIDEOFEED_REQUEST_TIMEOUT_MS", &mut request_ms, 600_000),
+        ] {
+            if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
+                *slot = v.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                    err(name, format!("must be a whole number of milliseconds from 1 to {max}, got {v:?}"))
+                })?;
+            }
+        }
+        c.query_timeout = Duration::from_millis(query_ms);
+        c.request_timeout = Duration::from_millis(request_ms);
         for (name, slot, max) in [
             ("VIDEOFEED_ADMIN_MAX_BODY", &mut c.admin_max_body, 1usize << 30),
             ("VIDEOFEED_WRITE_QUEUE", &mut c.write_queue, 100_000),
+            ("VIDEOFEED_MAX_PARAMS", &mut c.max_param_count, 100_000),
         ] {
             if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
                 *slot = v

@@ -44,6 +44,7 @@ pub struct Handler {
     cache: Option<Arc<Cache>>,
     admin: Option<Arc<Admin>>,
     typo_fallback: bool,
+    query_timeout: std::time::Duration,
     reader: Option<Reader>,
 }
 
@@ -73,7 +74,21 @@ impl Handler {
     /// A handler for the database at `db`, ranking through `index` when given;
     /// the connection opens on first use (or with [`Handler::warm`]).
     pub fn new(db: PathBuf, index: Option<Arc<RankIndex>>) -> Handler {
-        Handler { db, index, cache: None, admin: None, typo_fallback: true, reader: None }
+        Handler {
+            db,
+            index,
+            cache: None,
+            admin: None,
+            typo_fallback: true,
+            query_timeout: std::time::Duration::from_millis(search::DEFAULT_QUERY_TIMEOUT_MS),
+            reader: None,
+        }
+    }
+
+    /// Sets the query time limit.
+    pub fn with_query_timeout(mut self, limit: std::time::Duration) -> Handler {
+        self.query_timeout = limit;
+        self
     }
 
     /// Turns the typo fallback on or off (on by default).
@@ -244,10 +259,12 @@ impl Handler {
     }
 
     fn open(&self) -> Result<Reader, search::Error> {
-        match &self.index {
-            Some(index) => Reader::with_index(&self.db, Arc::clone(index)),
-            None => Reader::open_read_only(&self.db),
-        }
+        let mut reader = match &self.index {
+            Some(index) => Reader::with_index(&self.db, Arc::clone(index))?,
+            None => Reader::open_read_only(&self.db)?,
+        };
+        reader.set_time_limit(self.query_timeout);
+        Ok(reader)
     }
 
     /// Answers one request with a complete CGI response. Never panics.
@@ -298,12 +315,31 @@ impl Handler {
         match self.cached_search(&query, head) {
             Ok((rows, resp)) => (200, rows, resp),
             Err(e) => {
-                match &e {
-                    search::Error::Busy(_) => log::warn!("search busy: {e}"),
-                    _ => log::error!("search failed: {e}"),
-                }
+                let msg = match &e {
+                    search::Error::TimedOut(_) => {
+                        log::warn!("search stopped: {e} (q_len={})", query.q.len());
+                        return (
+                            503,
+                            0,
+                            response::error(
+                                503,
+                                None,
+                                &format!("{e}; try fewer or longer words"),
+                                &[("Retry-After", "1")],
+                                head,
+                            ),
+                        );
+                    }
+                    search::Error::Busy(_) => {
+                        log::warn!("search busy: {e}");
+                        "the video database is busy; retry shortly"
+                    }
+                    _ => {
+                        log::error!("search failed: {e}");
+                        "the video database is unavailable; retry shortly"
+                    }
+                };
                 self.reader = None;
-                let msg = "the video database is unavailable; retry shortly";
                 (503, 0, response::error(503, None, msg, &[("Retry-After", "1")], head))
             }
         }

@@ -64,6 +64,9 @@ const ROW_SQL: &str = "SELECT id, title, channel, duration_seconds, thumbnail, r
 /// Words the typo fallback replaced: (typed token, known word).
 pub type Corrections = Vec<(String, String)>;
 
+/// Default query time limit, in milliseconds.
+pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 2000;
+
 /// Time the typo fallback may spend looking for corrections.
 pub const TYPO_BUDGET: std::time::Duration = std::time::Duration::from_millis(30);
 
@@ -100,6 +103,8 @@ pub enum Error {
     Sql(rusqlite::Error),
     /// The rank index could not be built from the database.
     Index(String),
+    /// The query ran past the query time limit and was cut off.
+    TimedOut(std::time::Duration),
 }
 
 impl fmt::Display for Error {
@@ -109,6 +114,7 @@ impl fmt::Display for Error {
             Error::Busy(e) => write!(f, "database busy: {e}"),
             Error::Sql(e) => write!(f, "search failed: {e}"),
             Error::Index(e) => write!(f, "rank index: {e}"),
+            Error::TimedOut(limit) => write!(f, "the query ran longer than {} ms and was stopped", limit.as_millis()),
         }
     }
 }
@@ -118,7 +124,7 @@ impl std::error::Error for Error {
         match self {
             Error::Open(e) => Some(e),
             Error::Busy(e) | Error::Sql(e) => Some(e),
-            Error::Index(_) => None,
+            Error::Index(_) | Error::TimedOut(_) => None,
         }
     }
 }
@@ -333,6 +339,10 @@ fn varint(bytes: &[u8]) -> (u32, &[u8]) {
 /// A worker's read-only connection. `Send`, not `Sync`: one per thread.
 pub struct Reader {
     conn: Connection,
+    /// Query time limit: SQLite's progress handler interrupts a statement past it.
+    deadline: Arc<std::sync::atomic::AtomicU64>,
+    clock: Instant,
+    time_limit: std::time::Duration,
     index: Option<Arc<RankIndex>>,
     /// An in-memory FTS5 table with the same tokenizer, to tokenize queries exactly as FTS5 does.
     tokenizer: Option<Connection>,
@@ -347,7 +357,25 @@ impl Reader {
     pub fn open_read_only(path: &Path) -> Result<Reader, Error> {
         let conn = db::open_reader(path).map_err(Error::Open)?;
         conn.prepare_cached(FEED_SQL)?;
-        Ok(Reader { conn, index: None, tokenizer: None })
+        let deadline = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        let clock = Instant::now();
+        let watched = Arc::clone(&deadline);
+        // Every 10,000 VM steps (~100 µs), stop the statement once past the deadline.
+        conn.progress_handler(
+            10_000,
+            Some(move || {
+                let now = u64::try_from(clock.elapsed().as_micros()).unwrap_or(u64::MAX);
+                now > watched.load(Ordering::Relaxed)
+            }),
+        );
+        Ok(Reader {
+            conn,
+            deadline,
+            clock,
+            time_limit: std::time::Duration::from_millis(DEFAULT_QUERY_TIMEOUT_MS),
+            index: None,
+            tokenizer: None,
+        })
     }
 
     /// As [`Reader::open_read_only`], ranking through `index` whenever it is current.
@@ -381,6 +409,25 @@ impl Reader {
     /// [`Error::Busy`] or [`Error::Sql`] from SQLite. A match expression from
     /// [`crate::fts::match_expression`] never causes an FTS5 syntax error.
     pub fn search(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
+        let start = u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let limit = u64::try_from(self.time_limit.as_micros()).unwrap_or(u64::MAX);
+        self.deadline.store(start.saturating_add(limit), Ordering::Relaxed);
+        let result = self.search_unbounded(query);
+        self.deadline.store(u64::MAX, Ordering::Relaxed);
+        match result {
+            Err(Error::Sql(e)) if e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) => {
+                Err(Error::TimedOut(self.time_limit))
+            }
+            other => other,
+        }
+    }
+
+    /// Sets the query time limit (`VIDEOFEED_QUERY_TIMEOUT_MS`).
+    pub fn set_time_limit(&mut self, limit: std::time::Duration) {
+        self.time_limit = limit;
+    }
+
+    fn search_unbounded(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
         if query.is_filtered() {
             return self.search_filtered(query);
         }
@@ -585,6 +632,27 @@ mod tests {
 
     /// Every string, however hostile, goes through the match builder into a
     /// real FTS5 table without an SQLite error.
+    #[test]
+    fn a_query_past_its_time_limit_is_cut_off() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("vf-timeout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let db = dir.join("t.db");
+        let _ = std::fs::remove_file(&db);
+        let mut w = crate::ingest::Writer::open(&db)?;
+        let videos: Vec<crate::ingest::Video> = crate::demo::videos(3000, 1).collect();
+        w.write_batch(&videos, &mut crate::ingest::Summary::default())?;
+        drop(w);
+        let mut reader = Reader::open_read_only(&db)?;
+        let q = crate::request::parse("q=the")?;
+        assert!(reader.search(&q).is_ok());
+        reader.set_time_limit(std::time::Duration::ZERO);
+        assert!(matches!(reader.search(&q), Err(Error::TimedOut(_))));
+        reader.set_time_limit(std::time::Duration::from_secs(2));
+        assert!(reader.search(&q).is_ok(), "the connection works again after an interrupt");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
     mod property {
         use proptest::prelude::*;
         use rusqlite::Connection;

@@ -163,6 +163,8 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         max_stdin: if admin.is_some() { config.max_stdin.max(config.admin_max_body) } else { config.max_stdin },
         max_conns: MAX_CONNS,
         max_reqs: config.workers.get(),
+        max_param_count: config.max_param_count,
+        request_timeout: config.request_timeout,
     };
     let served = Arc::new(AtomicU64::new(0));
     let cache = Arc::new(Cache::new(config.cache_bytes));
@@ -181,7 +183,8 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         let served = Arc::clone(&served);
         let mut handler = Handler::new(config.db.clone(), index.clone())
             .with_cache(Arc::clone(&cache))
-            .with_typo_fallback(config.typo_fallback);
+            .with_typo_fallback(config.typo_fallback)
+            .with_query_timeout(config.query_timeout);
         if let Some(admin) = &admin {
             handler = handler.with_admin(Arc::clone(admin));
         }

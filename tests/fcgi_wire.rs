@@ -379,3 +379,44 @@ fn many_short_connections_keep_being_accepted() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_slow_sender_is_cut_off_but_an_idle_kept_alive_connection_is_not() -> TestResult {
+    let dir = TestDir::new("slowloris");
+    let server =
+        crate::util::Server::start_with(&dir, &fixture_db(&dir), 1, &[("VIDEOFEED_REQUEST_TIMEOUT_MS", "600")]);
+    // Idle between requests for longer than the limit: still served.
+    let mut idle = server.connect();
+    assert_eq!(get_on(&mut idle, "/feed?q=music", true).status(), 200);
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(get_on(&mut idle, "/feed?q=jazz", true).status(), 200);
+    drop(idle);
+    // Half a request, then silence: the connection is closed after the limit, and the only
+    // worker serves others again.
+    let mut slow = server.connect();
+    slow.write_all(&begin_and_params(1, true, "/feed?q=music"))?;
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    assert!(t.elapsed() >= Duration::from_millis(500) && t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    assert!(server.log_text().contains("not completely sent within 600 ms"));
+    Ok(())
+}
+
+#[test]
+fn too_many_params_close_the_connection() -> TestResult {
+    let dir = TestDir::new("manyparams");
+    let server = crate::util::Server::start_with(&dir, &fixture_db(&dir), 1, &[("VIDEOFEED_MAX_PARAMS", "20")]);
+    let mut params: Vec<(String, String)> = client::get_params("GET", "/feed?q=music");
+    for i in 0..30 {
+        params.push((format!("HTTP_X_{i}"), "1".into()));
+    }
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let mut s = server.connect();
+    assert!(client::request(&mut s, 1, false, &pairs, &[]).is_err(), "closed without an answer");
+    assert!(server.log_text().contains("more than 20 variables"));
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    Ok(())
+}

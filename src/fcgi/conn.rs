@@ -41,6 +41,10 @@ pub struct Limits {
     pub max_conns: usize,
     /// Requests served at once (the worker count), reported as FCGI_MAX_REQS.
     pub max_reqs: usize,
+    /// Name-value pairs allowed in one request's PARAMS.
+    pub max_param_count: usize,
+    /// Time allowed to finish sending a request once its first record arrived.
+    pub request_timeout: std::time::Duration,
 }
 
 /// A complete responder request.
@@ -112,6 +116,10 @@ pub enum Error {
     Protocol(record::Error),
     /// PARAMS of one request exceeded [`Limits::max_params`].
     ParamsTooLarge(usize),
+    /// PARAMS of one request held more than [`Limits::max_param_count`] pairs.
+    TooManyParams(usize),
+    /// A request was not completely sent within [`Limits::request_timeout`].
+    RequestTimeout(std::time::Duration),
     /// Reading or writing the stream failed other than by the peer leaving.
     Io(io::Error),
 }
@@ -121,6 +129,8 @@ impl fmt::Display for Error {
         match self {
             Error::Protocol(e) => write!(f, "{e}"),
             Error::ParamsTooLarge(cap) => write!(f, "fastcgi params exceed the {cap}-byte cap"),
+            Error::TooManyParams(cap) => write!(f, "fastcgi params hold more than {cap} variables"),
+            Error::RequestTimeout(t) => write!(f, "the request was not completely sent within {} ms", t.as_millis()),
             Error::Io(e) => write!(f, "fastcgi connection i/o: {e}"),
         }
     }
@@ -215,6 +225,8 @@ where
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut active: Option<Active> = None;
     let mut out: Vec<u8> = Vec::new();
+    // When the request being received started (its first bytes), for the slow-sender limit.
+    let mut receiving_since: Option<std::time::Instant> = None;
     loop {
         // Decode every complete record already buffered.
         let mut used_total = 0;
@@ -232,7 +244,7 @@ where
                     let Some(a) = active.as_mut() else { continue };
                     let req = Request {
                         request_id: a.id,
-                        params: record::decode_pairs(&a.params)?,
+                        params: checked_pairs(&a.params, limits)?,
                         stdin: Vec::new(),
                         stdin_truncated: false,
                     };
@@ -254,7 +266,7 @@ where
                     let keep = a.keep_conn;
                     let req = Request {
                         request_id: a.id,
-                        params: record::decode_pairs(&a.params)?,
+                        params: checked_pairs(&a.params, limits)?,
                         stdin: a.stdin,
                         stdin_truncated: a.stdin_truncated,
                     };
@@ -286,6 +298,15 @@ where
             return Ok(end);
         }
 
+        if active.is_none() && buf.is_empty() {
+            receiving_since = None;
+        } else if let Some(since) = receiving_since {
+            if since.elapsed() > limits.request_timeout {
+                return Err(Error::RequestTimeout(limits.request_timeout));
+            }
+        } else {
+            receiving_since = Some(std::time::Instant::now());
+        }
         match stream.read(&mut chunk) {
             Ok(0) => {
                 return Ok(if active.is_none() && buf.is_empty() { End::Closed } else { End::Aborted });
@@ -300,6 +321,14 @@ where
             Err(e) => return Err(Error::Io(e)),
         }
     }
+}
+
+fn checked_pairs(params: &[u8], limits: &Limits) -> Result<Vec<record::Pair>, Error> {
+    let pairs = record::decode_pairs(params)?;
+    if pairs.len() > limits.max_param_count {
+        return Err(Error::TooManyParams(limits.max_param_count));
+    }
+    Ok(pairs)
 }
 
 /// Writes and clears `out`; `Some(End::Aborted)` when the peer has gone.
@@ -443,7 +472,14 @@ mod tests {
         }
     }
 
-    const LIMITS: Limits = Limits { max_params: 1024, max_stdin: 1024, max_conns: 9, max_reqs: 7 };
+    const LIMITS: Limits = Limits {
+        max_params: 1024,
+        max_stdin: 1024,
+        max_conns: 9,
+        max_reqs: 7,
+        max_param_count: 8,
+        request_timeout: std::time::Duration::from_secs(5),
+    };
 
     fn request(buf: &mut Vec<u8>, id: u16, keep: bool, uri: &str) {
         encode_begin_request(buf, id, 1, if keep { 1 } else { 0 });
