@@ -45,8 +45,12 @@ struct Entry {
     referenced: bool,
 }
 
+/// Which data a body was computed from: the database file (its inode, so a file
+/// replaced on disk is a different one) and its generation.
+pub type Version = (u64, i64);
+
 struct Inner {
-    generation: i64,
+    generation: Version,
     map: HashMap<Key, Entry>,
     order: VecDeque<Key>,
     bytes: usize,
@@ -82,7 +86,7 @@ impl Cache {
         Cache {
             budget,
             inner: Mutex::new(Inner {
-                generation: i64::MIN,
+                generation: (0, i64::MIN),
                 map: HashMap::new(),
                 order: VecDeque::new(),
                 bytes: 0,
@@ -102,13 +106,13 @@ impl Cache {
     }
 
     /// The body for `key` computed at `generation`, if held.
-    pub fn get(&self, key: &Key, generation: i64) -> Option<Arc<[u8]>> {
+    pub fn get(&self, key: &Key, generation: Version) -> Option<Arc<[u8]>> {
         if !self.is_enabled() {
             return None;
         }
         let mut inner = self.lock();
         if generation != inner.generation {
-            if generation > inner.generation {
+            if is_newer(generation, inner.generation) {
                 inner.reset(generation);
             }
             inner.misses += 1;
@@ -127,13 +131,13 @@ impl Cache {
     }
 
     /// Stores `body` for `key` as computed at `generation` (ignored for an older generation).
-    pub fn put(&self, key: Key, generation: i64, body: Arc<[u8]>) {
+    pub fn put(&self, key: Key, generation: Version, body: Arc<[u8]>) {
         let cost = body.len() + key.bytes() + OVERHEAD;
         if !self.is_enabled() || cost > self.budget {
             return;
         }
         let mut inner = self.lock();
-        if generation > inner.generation {
+        if is_newer(generation, inner.generation) {
             inner.reset(generation);
         }
         if generation != inner.generation || inner.map.contains_key(&key) {
@@ -160,8 +164,13 @@ impl Cache {
     }
 }
 
+/// A version replaces the current one when it is another file or a later generation.
+fn is_newer(candidate: Version, current: Version) -> bool {
+    candidate.0 != current.0 || candidate.1 > current.1
+}
+
 impl Inner {
-    fn reset(&mut self, generation: i64) {
+    fn reset(&mut self, generation: Version) {
         self.generation = generation;
         self.map.clear();
         self.order.clear();
@@ -184,41 +193,44 @@ mod tests {
     #[test]
     fn hit_miss_and_generation_change() {
         let c = Cache::new(10_000);
-        assert!(c.get(&key("a"), 1).is_none());
-        c.put(key("a"), 1, body(10));
-        assert_eq!(c.get(&key("a"), 1).map(|b| b.len()), Some(10));
-        assert!(c.get(&key("b"), 1).is_none());
+        assert!(c.get(&key("a"), (1, 1)).is_none());
+        c.put(key("a"), (1, 1), body(10));
+        assert_eq!(c.get(&key("a"), (1, 1)).map(|b| b.len()), Some(10));
+        assert!(c.get(&key("b"), (1, 1)).is_none());
         // A write happened: the old body must not be served.
-        assert!(c.get(&key("a"), 2).is_none());
+        assert!(c.get(&key("a"), (1, 2)).is_none());
         assert_eq!(c.stats().entries, 0);
         // A late put from a request that read the old generation is dropped.
-        c.put(key("a"), 1, body(10));
-        assert!(c.get(&key("a"), 2).is_none());
+        c.put(key("a"), (1, 1), body(10));
+        assert!(c.get(&key("a"), (1, 2)).is_none());
+        // Another file (replaced on disk), even at a lower generation, is new data.
+        c.put(key("a"), (1, 2), body(10));
+        assert!(c.get(&key("a"), (2, 1)).is_none());
         let s = c.stats();
-        assert_eq!((s.hits, s.misses), (1, 4));
+        assert_eq!((s.hits, s.misses), (1, 5));
     }
 
     #[test]
     fn stays_within_its_byte_budget_and_keeps_hot_entries() {
         let budget = 10 * (100 + key("k00").bytes() + OVERHEAD);
         let c = Cache::new(budget);
-        c.put(key("hot"), 5, body(100));
+        c.put(key("hot"), (1, 5), body(100));
         for i in 0..50 {
-            assert!(c.get(&key("hot"), 5).is_some(), "round {i}: the hot entry survives");
-            c.put(key(&format!("k{i:02}")), 5, body(100));
+            assert!(c.get(&key("hot"), (1, 5)).is_some(), "round {i}: the hot entry survives");
+            c.put(key(&format!("k{i:02}")), (1, 5), body(100));
             assert!(c.stats().bytes <= budget);
         }
-        assert!(c.get(&key("k00"), 5).is_none(), "a cold old entry was evicted");
-        assert!(c.get(&key("k49"), 5).is_some());
+        assert!(c.get(&key("k00"), (1, 5)).is_none(), "a cold old entry was evicted");
+        assert!(c.get(&key("k49"), (1, 5)).is_some());
     }
 
     #[test]
     fn disabled_and_oversize() {
         let off = Cache::new(0);
-        off.put(key("a"), 1, body(1));
-        assert!(off.get(&key("a"), 1).is_none());
+        off.put(key("a"), (1, 1), body(1));
+        assert!(off.get(&key("a"), (1, 1)).is_none());
         let small = Cache::new(100);
-        small.put(key("a"), 1, body(1000));
+        small.put(key("a"), (1, 1), body(1000));
         assert_eq!(small.stats().entries, 0);
     }
 }

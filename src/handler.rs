@@ -46,6 +46,10 @@ pub struct Handler {
     typo_fallback: bool,
     query_timeout: std::time::Duration,
     reader: Option<Reader>,
+    /// When the database path was last checked for a replaced file.
+    checked_file: Instant,
+    #[cfg(feature = "test-hooks")]
+    kill_worker: bool,
 }
 
 /// The write API's settings and its writer.
@@ -57,6 +61,16 @@ pub struct Admin {
     /// The writer thread; None when the database could not be opened for writing.
     pub writer: Option<WriterHandle>,
 }
+
+/// Test hook: panics on purpose (only with the `test-hooks` feature, never in releases).
+#[cfg(feature = "test-hooks")]
+#[expect(clippy::panic, reason = "a test-only trigger that must panic")]
+pub fn test_hook_panic(what: &str) -> ! {
+    panic!("test hook: {what}")
+}
+
+/// How often a worker checks whether the database file was replaced.
+const FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Prefix of the write API's paths.
 const ADMIN_PATH: &str = "/feed/admin/videos";
@@ -82,7 +96,16 @@ impl Handler {
             typo_fallback: true,
             query_timeout: std::time::Duration::from_millis(search::DEFAULT_QUERY_TIMEOUT_MS),
             reader: None,
+            checked_file: Instant::now(),
+            #[cfg(feature = "test-hooks")]
+            kill_worker: false,
         }
+    }
+
+    /// Test hook: whether the last request asked its worker thread to die.
+    #[cfg(feature = "test-hooks")]
+    pub fn take_test_worker_kill(&mut self) -> bool {
+        std::mem::take(&mut self.kill_worker)
     }
 
     /// Sets the query time limit.
@@ -252,6 +275,17 @@ impl Handler {
     /// # Errors
     /// As [`Reader::open_read_only`]; requests will retry the open.
     pub fn warm(&mut self) -> Result<(), search::Error> {
+        // An operator may replace the file (`mv new.db videos.db`): look at most once a
+        // second, and reopen when the path names another file. A deleted file keeps
+        // serving from the open one until it is replaced.
+        if self.checked_file.elapsed() >= FILE_CHECK {
+            self.checked_file = Instant::now();
+            let now = search::file_id(&self.db);
+            if now != 0 && self.reader.as_ref().is_some_and(|r| r.file() != now) {
+                log::info!("database file replaced on disk; reopening {}", self.db.display());
+                self.reader = None;
+            }
+        }
         if self.reader.is_none() {
             self.reader = Some(self.open()?);
         }
@@ -309,6 +343,13 @@ impl Handler {
             return (405, 0, response::error(405, None, &msg, &[("Allow", "GET, HEAD")], false));
         }
         let query = match request::parse(req.param("QUERY_STRING").unwrap_or("")) {
+            #[cfg(feature = "test-hooks")]
+            Ok(q) if q.q == "__test_panic_handler__" => test_hook_panic("handler panic"),
+            #[cfg(feature = "test-hooks")]
+            Ok(q) if q.q == "__test_kill_worker__" => {
+                self.kill_worker = true;
+                q
+            }
             Ok(q) => q,
             Err(e) => return (400, 0, response::error(400, Some(e.param), &e.message, &[], head)),
         };
@@ -351,7 +392,7 @@ impl Handler {
         let cache = self.cache.clone();
         self.warm()?;
         let Some(reader) = &self.reader else { return Ok((0, response::feed(query, &[], head))) };
-        let generation = if cache.is_some() { reader.generation()? } else { 0 };
+        let generation = if cache.is_some() { (reader.file(), reader.generation()?) } else { (0, 0) };
         let key = cache::Key {
             q: query.q.clone(),
             region: query.region.clone(),

@@ -142,7 +142,8 @@ impl From<rusqlite::Error> for Error {
 /// in the background whenever the database generation moves on.
 pub struct RankIndex {
     db: PathBuf,
-    current: Mutex<Option<Arc<Snapshot>>>,
+    /// The snapshot and the identity of the file it was built from.
+    current: Mutex<Option<(u64, Arc<Snapshot>)>>,
     building: AtomicBool,
 }
 
@@ -154,7 +155,21 @@ impl RankIndex {
 
     /// The current snapshot, if one has been built.
     pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
-        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|(_, s)| Arc::clone(s))
+    }
+
+    /// The current snapshot if it was built from the file `file` (see [`file_id`]);
+    /// for another file (replaced on disk) a rebuild starts and None is returned.
+    fn snapshot_for(self: &Arc<Self>, file: u64) -> Option<Arc<Snapshot>> {
+        let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match current {
+            Some((built_from, snap)) if built_from == file => Some(snap),
+            Some(_) => {
+                self.refresh();
+                None
+            }
+            None => None,
+        }
     }
 
     /// Builds the snapshot now, on this thread (benchmarks, tools).
@@ -162,8 +177,9 @@ impl RankIndex {
     /// # Errors
     /// [`Error`] when the database cannot be read.
     pub fn build_now(&self) -> Result<(), Error> {
+        let file = file_id(&self.db);
         let snap = load(&self.db)?;
-        *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
+        *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
         Ok(())
     }
 
@@ -177,6 +193,7 @@ impl RankIndex {
         let spawned = std::thread::Builder::new().name("rank-index".into()).spawn(move || {
             loop {
                 let started = Instant::now();
+                let file = file_id(&index.db);
                 match load(&index.db) {
                     Ok(snap) => {
                         log::info!(
@@ -188,12 +205,13 @@ impl RankIndex {
                             started.elapsed().as_millis()
                         );
                         let generation = snap.generation();
-                        *index.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(snap));
+                        *index.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some((file, Arc::new(snap)));
                         crate::sys::trim_heap();
                         // Writes during the build: go again, or stop when up to date. Under a
                         // steady stream of writes, rest as long as a build took between builds,
                         // so rebuilding never takes more than half a core (SQL answers meanwhile).
-                        if current_generation(&index.db).is_ok_and(|g| g == generation) {
+                        if file_id(&index.db) == file && current_generation(&index.db).is_ok_and(|g| g == generation) {
                             break;
                         }
                         std::thread::sleep(started.elapsed());
@@ -211,6 +229,12 @@ impl RankIndex {
             self.building.store(false, Ordering::SeqCst);
         }
     }
+}
+
+/// The identity of the file at `path` (its inode; 0 when it cannot be read). An
+/// operator's `mv new.db videos.db` gives the path a new identity.
+pub fn file_id(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m))
 }
 
 fn open_plain_reader(path: &Path) -> rusqlite::Result<Connection> {
@@ -339,6 +363,8 @@ fn varint(bytes: &[u8]) -> (u32, &[u8]) {
 /// A worker's read-only connection. `Send`, not `Sync`: one per thread.
 pub struct Reader {
     conn: Connection,
+    /// The identity of the file this connection opened (see [`file_id`]).
+    file: u64,
     /// Query time limit: SQLite's progress handler interrupts a statement past it.
     deadline: Arc<std::sync::atomic::AtomicU64>,
     clock: Instant,
@@ -355,6 +381,7 @@ impl Reader {
     /// [`Error::Open`] when the database is missing, unreadable or not videofeed's;
     /// [`Error::Sql`] if the statement cannot be prepared.
     pub fn open_read_only(path: &Path) -> Result<Reader, Error> {
+        let file = file_id(path);
         let conn = db::open_reader(path).map_err(Error::Open)?;
         conn.prepare_cached(FEED_SQL)?;
         let deadline = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
@@ -370,6 +397,7 @@ impl Reader {
         );
         Ok(Reader {
             conn,
+            file,
             deadline,
             clock,
             time_limit: std::time::Duration::from_millis(DEFAULT_QUERY_TIMEOUT_MS),
@@ -392,6 +420,11 @@ impl Reader {
         reader.tokenizer = Some(tokenizer);
         reader.index = Some(index);
         Ok(reader)
+    }
+
+    /// The identity of the database file this reader opened.
+    pub fn file(&self) -> u64 {
+        self.file
     }
 
     /// The database generation now (bumped by every search-relevant write).
@@ -431,7 +464,7 @@ impl Reader {
         if query.is_filtered() {
             return self.search_filtered(query);
         }
-        if let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot()) {
+        if let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot_for(self.file)) {
             if let Some(items) = self.search_indexed(&snapshot, query)? {
                 return Ok(items);
             }
@@ -445,7 +478,7 @@ impl Reader {
     /// # Errors
     /// As for [`Reader::search`].
     pub fn search_timed(&self, query: &FeedQuery) -> Result<Option<(Vec<FeedItem>, Stages)>, Error> {
-        let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot()) else { return Ok(None) };
+        let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot_for(self.file)) else { return Ok(None) };
         let mut stages = Stages::default();
         let t = Instant::now();
         let Some(phrases) = self.phrases(&query.q)? else { return Ok(None) };
@@ -517,7 +550,9 @@ impl Reader {
         if items.len() >= limit || query.offset > 0 || query.is_filtered() {
             return Ok((items, Vec::new()));
         }
-        let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot()) else { return Ok((items, Vec::new())) };
+        let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot_for(self.file)) else {
+            return Ok((items, Vec::new()));
+        };
         let Some(phrases) = self.phrases(&query.q)? else { return Ok((items, Vec::new())) };
         let started = Instant::now();
         let mut corrected = Vec::new();

@@ -495,6 +495,11 @@ fn worker(
         let next = work_rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(mut stream) = next else { return };
         let keep = serve_stream(&mut stream, config, limits, shared, &mut handler) == Some(End::Idle);
+        #[cfg(feature = "test-hooks")]
+        if handler.take_test_worker_kill() {
+            returns.in_service.fetch_sub(1, Ordering::SeqCst);
+            crate::handler::test_hook_panic("worker thread dies");
+        }
         returns.in_service.fetch_sub(1, Ordering::SeqCst);
         if keep && back_tx.send(stream).is_ok() {
             let _ = (&*wake_tx).write(&[1]);

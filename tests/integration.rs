@@ -3,6 +3,7 @@
 
 mod admin;
 mod correctness;
+mod faults;
 mod fcgi_wire;
 mod feed_api;
 mod fronts;

@@ -1,0 +1,98 @@
+//! Fault tests: panics, a database replaced or deleted while serving, a long write
+//! transaction from another process, a corrupted database at start.
+
+use std::time::Duration;
+
+use crate::util::{Server, TestDir, TestResult, fixture_db, json, run};
+
+#[test]
+fn a_handler_panic_is_a_500_and_the_worker_goes_on() -> TestResult {
+    let dir = TestDir::new("panic");
+    let server = Server::start(&dir, &fixture_db(&dir), 1);
+    let r = server.get("/feed?q=__test_panic_handler__");
+    assert_eq!(r.status(), 500);
+    assert_eq!(json(&r)["error"]["status"], 500);
+    assert_eq!(server.get("/feed?q=music").status(), 200, "the same (only) worker answers");
+    assert!(server.log_text().contains("handler panicked"));
+    Ok(())
+}
+
+#[test]
+fn a_worker_that_dies_is_replaced_and_the_process_lives() -> TestResult {
+    let dir = TestDir::new("workerdies");
+    let mut server = Server::start(&dir, &fixture_db(&dir), 1);
+    assert_eq!(server.get("/feed?q=__test_kill_worker__").status(), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.get("/feed?q=music").status(), 200, "a replacement worker answers");
+    assert!(server.wait_exit(Duration::from_millis(10)).is_none(), "the process lives");
+    assert!(server.log_text().contains("worker 0 died; starting a replacement"), "{}", server.log_text());
+    Ok(())
+}
+
+#[test]
+fn readers_keep_answering_while_another_process_holds_a_write_transaction() -> TestResult {
+    let dir = TestDir::new("longwrite");
+    let db = fixture_db(&dir);
+    let server = Server::start(&dir, &db, 2);
+    let writer = rusqlite::Connection::open(&db)?;
+    writer.execute_batch(
+        "BEGIN IMMEDIATE; INSERT INTO videos (id, title, channel, duration_seconds, thumbnail, region)
+         VALUES ('held0000001', 'Uncommitted zebra', 'W', 1, 'https://x', 'US');",
+    )?;
+    for _ in 0..20 {
+        let r = server.get("/feed?q=music");
+        assert_eq!(r.status(), 200, "a reader never waits for the writer (WAL)");
+    }
+    assert_eq!(json(&server.get("/feed?q=zebra"))["count"], 0, "uncommitted rows are invisible");
+    writer.execute_batch("COMMIT")?;
+    assert_eq!(json(&server.get("/feed?q=zebra"))["count"], 1, "and visible right after the commit");
+    Ok(())
+}
+
+#[test]
+fn a_database_replaced_on_disk_is_picked_up_and_a_deleted_one_keeps_serving() -> TestResult {
+    let dir = TestDir::new("replaced");
+    let db = fixture_db(&dir);
+    let server = Server::start(&dir, &db, 2);
+    server.wait_log("rank index ready");
+    assert_eq!(json(&server.get("/feed?q=zebracorn"))["count"], 0);
+    // An operator builds a new database and moves it over the old one (atomic rename).
+    let new = dir.path("new.db");
+    let line = r#"{"id":"zc000000001","title":"Zebracorn parade","channel":"Z","duration_seconds":9,"thumbnail":"https://x/z","region":"US"}"#;
+    std::fs::write(dir.path("new.jsonl"), format!("{line}\n"))?;
+    assert!(run(&["import", "--db", new.to_str().unwrap(), dir.path("new.jsonl").to_str().unwrap()]).status.success());
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
+    std::fs::rename(&new, &db)?;
+    // Every worker looks at the path at most once a second: within ~1 s all serve the new file.
+    std::thread::sleep(Duration::from_millis(1200));
+    for _ in 0..10 {
+        assert_eq!(json(&server.get("/feed?q=zebracorn"))["count"], 1, "the new file is served");
+        assert_eq!(json(&server.get("/feed?q=music"))["count"], 0, "the old rows are gone with the old file");
+    }
+    assert!(server.log_text().contains("database file replaced on disk"));
+    // Deleted while serving: the open file still answers (documented), no 500s.
+    std::fs::remove_file(&db)?;
+    let r = server.get("/feed?q=zebracorn");
+    assert!(r.status() == 200 || r.status() == 503, "{}", r.status());
+    Ok(())
+}
+
+#[test]
+fn a_corrupted_database_at_start_is_a_one_line_error_and_exit_2() -> TestResult {
+    let dir = TestDir::new("corrupt");
+    let db = fixture_db(&dir);
+    // Keep SQLite's header, wreck the pages after it.
+    let mut bytes = std::fs::read(&db)?;
+    for b in bytes.iter_mut().skip(4096) {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, bytes)?;
+    let out = run(&["serve", "--db", db.to_str().unwrap(), "--socket", dir.path("s.sock").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr)?;
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(db.to_str().unwrap()), "{err}");
+    Ok(())
+}
