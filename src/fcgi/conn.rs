@@ -251,13 +251,8 @@ where
                     let keep = a.keep_conn;
                     if let Some(response) = handler.early(&req) {
                         active = None;
-                        record::encode_stream(&mut out, RecordType::Stdout, req.request_id, &response);
-                        record::encode_end_request(&mut out, req.request_id, 0, ProtocolStatus::RequestComplete);
-                        if let Some(end) = flush(stream, &mut out)? {
+                        if let Some(end) = answer(stream, &mut out, req.request_id, &response, keep, &should_stop)? {
                             return Ok(end);
-                        }
-                        if !keep || should_stop() {
-                            return Ok(End::Closed);
                         }
                     }
                 }
@@ -271,13 +266,8 @@ where
                         stdin_truncated: a.stdin_truncated,
                     };
                     let response = handler.respond(&req);
-                    record::encode_stream(&mut out, RecordType::Stdout, req.request_id, &response);
-                    record::encode_end_request(&mut out, req.request_id, 0, ProtocolStatus::RequestComplete);
-                    if let Some(end) = flush(stream, &mut out)? {
+                    if let Some(end) = answer(stream, &mut out, req.request_id, &response, keep, &should_stop)? {
                         return Ok(end);
-                    }
-                    if !keep || should_stop() {
-                        return Ok(End::Closed);
                     }
                     if one && used_total >= buf.len() {
                         return Ok(End::Idle);
@@ -321,6 +311,24 @@ where
             Err(e) => return Err(Error::Io(e)),
         }
     }
+}
+
+/// Sends `response` as STDOUT records, an empty STDOUT and END_REQUEST(0, REQUEST_COMPLETE);
+/// `Some(end)` when the connection is finished (peer gone, not kept, or stopping).
+fn answer<S: Write>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    request_id: u16,
+    response: &[u8],
+    keep: bool,
+    should_stop: &dyn Fn() -> bool,
+) -> Result<Option<End>, Error> {
+    record::encode_stream(out, RecordType::Stdout, request_id, response);
+    record::encode_end_request(out, request_id, 0, ProtocolStatus::RequestComplete);
+    if let Some(end) = flush(stream, out)? {
+        return Ok(Some(end));
+    }
+    Ok((!keep || should_stop()).then_some(End::Closed))
 }
 
 fn checked_pairs(params: &[u8], limits: &Limits) -> Result<Vec<record::Pair>, Error> {
