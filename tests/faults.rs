@@ -96,3 +96,91 @@ fn a_corrupted_database_at_start_is_a_one_line_error_and_exit_2() -> TestResult 
     assert!(err.contains(db.to_str().unwrap()), "{err}");
     Ok(())
 }
+
+#[test]
+fn fd_exhaustion_is_survived_and_service_resumes_after_the_flood() -> TestResult {
+    let dir = TestDir::new("fdflood");
+    let db = fixture_db(&dir);
+    let socket = dir.path("vf.sock");
+    let log = dir.path("serve.log");
+    // 64 descriptors in all: a flood of 200 connections runs the process out of them.
+    let script = format!(
+        "ulimit -n 64; exec {} serve --db {} --socket {} --workers 2",
+        crate::util::bin().display(),
+        db.display(),
+        socket.display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("VIDEOFEED_LOG", "info")
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let flood: Vec<_> = (0..200).filter_map(|_| std::os::unix::net::UnixStream::connect(&socket).ok()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut answered = 0;
+    for _ in 0..20 {
+        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) {
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            if crate::util::get_on(&mut s, "/feed?q=music", false).status() == 200 {
+                answered += 1;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log)?;
+    assert_eq!(answered, 20, "serves again once the flood ends: {text}");
+    assert!(text.contains("accept failed") && text.contains("retrying"), "EMFILE was hit and backed off: {text}");
+    assert!(!text.contains("ERROR"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn clients_that_leave_before_during_or_after_the_answer_cost_nothing() -> TestResult {
+    use std::io::Write;
+    let dir = TestDir::new("leavers");
+    let server = Server::start(&dir, &fixture_db(&dir), 1);
+    let request = videofeed::fcgi::client::encode_request(
+        1,
+        true,
+        &[("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/feed?q=music&limit=100"), ("QUERY_STRING", "q=music&limit=100")],
+        &[],
+    );
+    for _ in 0..20 {
+        // Before: connect and leave.
+        drop(server.connect());
+        // During: half the request, then leave.
+        let mut s = server.connect();
+        s.write_all(&request[..request.len() / 2])?;
+        drop(s);
+        // After: the whole request, then leave without reading the answer.
+        let mut s = server.connect();
+        s.write_all(&request)?;
+        drop(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // The single worker is still there and answers.
+    assert_eq!(server.get("/feed?q=jazz").status(), 200);
+    let log = server.log_text();
+    assert!(!log.contains("ERROR") && !log.contains("died"), "{log}");
+    Ok(())
+}
+
+#[test]
+fn reader_connections_cannot_write() -> TestResult {
+    let dir = TestDir::new("readonly");
+    let db = fixture_db(&dir);
+    let reader = videofeed::db::open_reader(&db)?;
+    let attempt = reader.execute("DELETE FROM videos", []);
+    assert!(attempt.is_err(), "a write through a reader connection must fail");
+    let n: i64 = reader.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
+    assert_eq!(n, 609);
+    Ok(())
+}
