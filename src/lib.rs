@@ -19,6 +19,8 @@ pub mod db;
 pub mod demo;
 pub mod fcgi;
 pub mod fts;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod handler;
 pub mod ingest;
 pub mod rank;

@@ -184,3 +184,54 @@ fn reader_connections_cannot_write() -> TestResult {
     assert_eq!(n, 609);
     Ok(())
 }
+
+#[test]
+fn disk_full_during_import_is_a_clear_error_and_keeps_the_previous_data() -> TestResult {
+    let is_root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !is_root {
+        eprintln!("SKIP: mounting a small tmpfs needs root");
+        return Ok(());
+    }
+    let dir = TestDir::new("diskfull");
+    let mnt = dir.path("small");
+    std::fs::create_dir_all(&mnt)?;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1200k", "tmpfs", mnt.to_str().unwrap()])
+        .status()?
+        .success();
+    if !mounted {
+        eprintln!("SKIP: cannot mount a tmpfs here");
+        return Ok(());
+    }
+    let result = (|| -> TestResult {
+        let db = mnt.join("v.db");
+        let fixture = crate::util::data("videos.jsonl");
+        let out = run(&["import", "--db", db.to_str().unwrap(), fixture.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Far more than fits: 20,000 more videos in 10,000-row batches (not a bulk load).
+        let big = dir.path("big.jsonl");
+        let mut f = std::fs::File::create(&big)?;
+        for k in 0..20_000 {
+            use std::io::Write;
+            writeln!(
+                f,
+                r#"{{"id":"full{k:07}","title":"Filling the disk with a long title number {k} and more words","channel":"Filler","duration_seconds":5,"thumbnail":"https://x/{k}","region":"US"}}"#
+            )?;
+        }
+        drop(f);
+        let out = run(&["import", "--db", db.to_str().unwrap(), "--no-bulk", big.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(err.contains("full"), "a clear error: {err}");
+        // The previous data is intact and consistent.
+        let conn = rusqlite::Connection::open(&db)?;
+        let n: i64 = conn.query_row("SELECT count(*) FROM videos WHERE id NOT LIKE 'full%'", [], |r| r.get(0))?;
+        assert_eq!(n, 609);
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        assert_eq!(check, "ok");
+        conn.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
+        Ok(())
+    })();
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    result
+}

@@ -1,0 +1,148 @@
+//! Property-based fuzzing of everything that takes untrusted bytes: the FastCGI
+//! record decoder, name-value pairs, the connection state machine, the query
+//! string parser and the JSON Lines importer (the FTS5 match builder has its
+//! own, against a real FTS5 table, in `search`). Each target runs
+//! `VIDEOFEED_FUZZ_CASES` cases (default 1,000; `.ci/run` asks for more), and
+//! asserts no panic plus the invariants of whatever is accepted. proptest is
+//! used because a coverage-guided fuzzer (cargo-fuzz) needs a nightly
+//! compiler, which CI does not have (docs/robustness.md).
+#![cfg(test)]
+
+use std::io::{self, Read, Write};
+
+use proptest::prelude::*;
+
+use crate::fcgi::{conn, record};
+
+fn cases() -> u32 {
+    std::env::var("VIDEOFEED_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
+}
+
+struct Mem {
+    input: io::Cursor<Vec<u8>>,
+    output: Vec<u8>,
+}
+
+impl Read for Mem {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        self.input.read(b)
+    }
+}
+
+impl Write for Mem {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A record with a random type, id and content, sometimes with a wrong version.
+fn any_record() -> impl Strategy<Value = Vec<u8>> {
+    (0u8..14, 0u16..4, proptest::collection::vec(any::<u8>(), 0..64), any::<bool>()).prop_map(
+        |(kind, id, content, bad_version)| {
+            let mut out = Vec::new();
+            record::encode(&mut out, record::RecordType::from_u8(kind), id, &content);
+            if bad_version {
+                if let Some(v) = out.first_mut() {
+                    *v = 2;
+                }
+            }
+            out
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn fuzz_record_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        match record::decode(&bytes) {
+            Ok(record::Decoded::Record(r, used)) => {
+                prop_assert!(used >= record::HEADER_LEN && used <= bytes.len());
+                prop_assert!(r.content.len() <= record::MAX_CONTENT);
+            }
+            Ok(record::Decoded::NeedMore(n)) => prop_assert!(n > 0),
+            Err(_) => prop_assert!(bytes.first().is_some_and(|v| *v != 1)),
+        }
+    }
+
+    #[test]
+    fn fuzz_name_value_pairs(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        if let Ok(pairs) = record::decode_pairs(&bytes) {
+            let total: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
+            prop_assert!(total <= bytes.len());
+        }
+    }
+
+    #[test]
+    fn fuzz_connection_with_raw_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        serve_all(bytes);
+    }
+
+    #[test]
+    fn fuzz_connection_with_record_soup(records in proptest::collection::vec(any_record(), 0..24)) {
+        serve_all(records.concat());
+    }
+
+    #[test]
+    fn fuzz_query_string(qs in "\\PC{0,200}", raw in proptest::collection::vec(any::<u8>(), 0..200)) {
+        for input in [qs, String::from_utf8_lossy(&raw).into_owned()] {
+            if let Ok(q) = crate::request::parse(&input) {
+                prop_assert!((1..=crate::request::MAX_LIMIT).contains(&q.limit));
+                prop_assert!(q.offset <= crate::request::MAX_OFFSET);
+                prop_assert!(q.region.len() == 2 && q.region.bytes().all(|b| b.is_ascii_uppercase()));
+                let chars = q.q.chars().count();
+                prop_assert!((1..=crate::request::MAX_Q_CHARS).contains(&chars));
+                prop_assert!(!q.match_expr.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_import_line(line in "\\PC{0,300}", id in "\\PC{0,80}", dur in any::<i64>(), region in "\\PC{0,8}") {
+        let shaped = serde_json::json!({
+            "id": id, "title": line.clone(), "channel": "c", "duration_seconds": dur,
+            "thumbnail": "https://x", "region": region,
+        })
+        .to_string();
+        for input in [line, shaped] {
+            if let Ok(v) = crate::ingest::parse_line(&input) {
+                prop_assert!(!v.id.is_empty() && v.id.chars().count() <= 64);
+                prop_assert!((0..=1_000_000).contains(&v.duration_seconds));
+                prop_assert!(v.region == "GLOBAL" || (v.region.len() == 2 && v.region.bytes().all(|b| b.is_ascii_uppercase())));
+                prop_assert!(!v.title.is_empty() && !v.channel.is_empty());
+            }
+        }
+    }
+}
+
+/// Feeds `input` to a connection until it ends; must neither panic nor loop forever.
+fn serve_all(input: Vec<u8>) {
+    let limits = conn::Limits {
+        max_params: 256,
+        max_stdin: 256,
+        max_conns: 4,
+        max_reqs: 2,
+        max_param_count: 16,
+        request_timeout: std::time::Duration::from_secs(5),
+    };
+    let mut s = Mem { input: io::Cursor::new(input), output: Vec::new() };
+    let _ = conn::serve(
+        &mut s,
+        &limits,
+        |req: &conn::Request| format!("Status: 200 OK\r\n\r\n{}", req.params.len()).into_bytes(),
+        || false,
+    );
+    // Whatever was written is well-formed FastCGI.
+    let mut rest = s.output.as_slice();
+    while !rest.is_empty() {
+        match record::decode(rest) {
+            Ok(record::Decoded::Record(_, used)) => rest = &rest[used..],
+            other => panic!("the connection wrote malformed output: {other:?}"),
+        }
+    }
+}
