@@ -13,7 +13,8 @@
 # Env: WORK (/var/tmp/peerbench), COUNT (1000000), CONCS ("16 64 256"), DURATION (15),
 #      ROUNDS (1), SKIP_IMPORT=1 (reuse the imported database), ONLY_VIDEOFEED=1 (no peers),
 #      CACHE_BYTES (videofeed's response cache, default 0 = off), QUERY_LOG (the log to replay),
-#      SMOKE=1 (start and stop every piece on a small corpus, no measurement).
+#      SMOKE=1 (start and stop every piece on a small corpus, no measurement),
+#      SOAK=1 (videofeed alone, 256 connections for 1 + 9 minutes, memory after each part).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=$(cd "$root/../shared/bench" && pwd)
@@ -88,6 +89,20 @@ if [ "${ONLY_VIDEOFEED:-0}" != 1 ]; then
   FEED_DB="$peers_db" "$shared/peers/peers.sh" start litestar2 nginx
   targets+=(litestar-uvicorn-2w=http://127.0.0.1:18011 php-fpm-persistent=http://127.0.0.1:18012
             static-nginx=http://127.0.0.1:18003)
+fi
+
+rss() { awk '/VmRSS/{print $2}' "/proc/$(cat "$run/videofeed.pid")/status"; }
+if [ "${SOAK:-0}" = 1 ]; then
+  log="${QUERY_LOG:-$shared/data/queries-1.txt}"
+  echo "bench: soak: 256 connections, 60 s then 540 s, query log $log"
+  first=$("$shared/run_load.sh" http://127.0.0.1:18050 256 60 "$log")
+  rss1=$(rss)
+  echo "bench: soak minute 1: $first rss_kb=$rss1"
+  rest=$("$shared/run_load.sh" http://127.0.0.1:18050 256 540 "$log")
+  rss2=$(rss)
+  echo "bench: soak minutes 2-10: $rest rss_kb=$rss2"
+  echo "bench: soak memory change after minute 1: $(( (rss2 - rss1) * 100 / rss1 ))%"
+  exit 0
 fi
 
 if [ "${SMOKE:-0}" = 1 ]; then
