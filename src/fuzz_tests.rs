@@ -1,7 +1,9 @@
 //! Property-based fuzzing of everything that takes untrusted bytes: the FastCGI
 //! record decoder, name-value pairs, the connection state machine, the query
 //! string parser and the JSON Lines importer (the FTS5 match builder has its
-//! own, against a real FTS5 table, in `search`). Each target runs
+//! own, against a real FTS5 table, in `search`). Besides random inputs, the
+//! `*_from_seeds` targets mutate the checked-in corpus in `tests/fuzz-seeds/`
+//! (valid requests of every kind, query strings, import lines). Each target runs
 //! `VIDEOFEED_FUZZ_CASES` cases (default 1,000; `.ci/run` asks for more), and
 //! asserts no panic plus the invariants of whatever is accepted. proptest is
 //! used because a coverage-guided fuzzer (cargo-fuzz) needs a nightly
@@ -13,6 +15,43 @@ use std::io::{self, Read, Write};
 use proptest::prelude::*;
 
 use crate::fcgi::{conn, record};
+
+/// The checked-in seed corpus: `tests/fuzz-seeds/<kind>/*`.
+fn seeds(kind: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-seeds").join(kind);
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
+    files.sort();
+    let seeds: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
+    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
+    seeds
+}
+
+/// A seed with random byte edits: (position, new byte) pairs, a cut, and random bytes appended.
+fn mutated(kind: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    let corpus = seeds(kind);
+    let n = corpus.len();
+    (
+        0..n,
+        proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        any::<usize>(),
+        proptest::collection::vec(any::<u8>(), 0..16),
+    )
+        .prop_map(move |(i, edits, cut, tail)| {
+            let mut bytes = corpus[i].clone();
+            for (pos, b) in edits {
+                if !bytes.is_empty() {
+                    let at = pos % bytes.len();
+                    bytes[at] = b;
+                }
+            }
+            if cut % 4 == 0 && !bytes.is_empty() {
+                bytes.truncate(cut % bytes.len());
+            }
+            bytes.extend(tail);
+            bytes
+        })
+}
 
 fn cases() -> u32 {
     std::env::var("VIDEOFEED_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
@@ -86,6 +125,21 @@ proptest! {
     #[test]
     fn fuzz_connection_with_record_soup(records in proptest::collection::vec(any_record(), 0..24)) {
         serve_all(records.concat());
+    }
+
+    #[test]
+    fn fuzz_connection_from_seeds(bytes in mutated("fcgi")) {
+        serve_all(bytes);
+    }
+
+    #[test]
+    fn fuzz_query_string_from_seeds(bytes in mutated("query")) {
+        let _ = crate::request::parse(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn fuzz_import_line_from_seeds(bytes in mutated("import")) {
+        let _ = crate::ingest::parse_line(&String::from_utf8_lossy(&bytes));
     }
 
     #[test]
