@@ -1,0 +1,14 @@
+//! Coverage-guided fuzzing of the query-string parser and the FTS5 match builder.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(q) = videofeed::request::parse(&text) {
+        assert!((1..=100).contains(&q.limit));
+        assert!(q.region.len() == 2);
+        assert!(!q.match_expr.is_empty());
+    }
+    let _ = videofeed::fts::match_expression(&text);
+});
