@@ -48,11 +48,5 @@ fuzz_target!(|data: &[u8]| {
         |req: &conn::Request| format!("Status: 200 OK\r\n\r\n{}", req.params.len()).into_bytes(),
         || false,
     );
-    let mut rest = s.output.as_slice();
-    while !rest.is_empty() {
-        match record::decode(rest) {
-            Ok(record::Decoded::Record(_, used)) => rest = &rest[used..],
-            other => panic!("malformed output: {other:?}"),
-        }
-    }
+    assert!(record::is_record_stream(&s.output), "malformed output");
 });

@@ -456,14 +456,15 @@ fn answer_get_values(content: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Resu
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::fcgi::record::{EndRequest, encode, encode_begin_request, encode_pair};
 
     /// An in-memory stream: reads from `input`, collects writes.
-    struct Mem {
-        input: io::Cursor<Vec<u8>>,
-        output: Vec<u8>,
+    /// An in-memory stream for tests: reads `input`, collects writes in `output`.
+    pub(crate) struct Mem {
+        pub(crate) input: io::Cursor<Vec<u8>>,
+        pub(crate) output: Vec<u8>,
     }
     impl Read for Mem {
         fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {

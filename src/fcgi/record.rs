@@ -209,6 +209,17 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, Error> {
     ))
 }
 
+/// Whether `bytes` is a sequence of whole, well-formed records and nothing else.
+pub fn is_record_stream(mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        match decode(bytes) {
+            Ok(Decoded::Record(_, used)) => bytes = bytes.get(used..).unwrap_or_default(),
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Appends one record to `out`, padded to a multiple of 8 bytes.
 ///
 /// `content` longer than [`MAX_CONTENT`] is split over several records of the
