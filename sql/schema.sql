@@ -1,7 +1,7 @@
--- videofeed schema, version 2 (PRAGMA user_version = 2).
+-- videofeed schema, version 3 (PRAGMA user_version = 3).
 -- Applied by `videofeed init` / `import` / `demo` inside one transaction when
--- user_version is 0; embedded in the binary with include_str!. A version 1
--- database is upgraded in place by sql/migrations/002_generation.sql.
+-- user_version is 0; embedded in the binary with include_str!. Older databases
+-- are upgraded in place by sql/migrations/ (002_generation.sql, 003_changes.sql).
 
 -- One row per video. `rowid` is explicit so the FTS index can refer to it
 -- (external content, https://sqlite.org/fts5.html#external_content_tables).
@@ -31,24 +31,30 @@ CREATE VIRTUAL TABLE videos_fts USING fts5(
     prefix = '2 3'
 );
 
--- A counter bumped by every change that can alter search results (rows added
--- or removed, title, channel or region changed), in the same transaction. The
--- responder's in-memory rank index is valid exactly while it is unchanged.
+-- Counters kept in the same transaction as every write:
+--   generation  bumped by every change that can alter search results (rows added
+--               or removed, title, channel or region changed): the responder's
+--               in-memory rank index is valid exactly while it is unchanged;
+--   changes     bumped by every change to any column of any video: the version
+--               of the data that response caches and ETags are keyed on;
+--   last_write  Unix time (seconds) of the last change: health and Last-Modified.
 CREATE TABLE videofeed_meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT INTO videofeed_meta (key, value) VALUES ('generation', 0);
+INSERT INTO videofeed_meta (key, value) VALUES ('generation', 0), ('changes', 0), ('last_write', 0);
 
 CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN
     INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
-    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
+    UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
+    WHERE key IN ('generation', 'changes', 'last_write');
 END;
 
 CREATE TRIGGER videos_ad AFTER DELETE ON videos BEGIN
     INSERT INTO videos_fts (videos_fts, rowid, title, channel)
     VALUES ('delete', old.rowid, old.title, old.channel);
-    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
+    UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
+    WHERE key IN ('generation', 'changes', 'last_write');
 END;
 
 -- Only a change to the indexed text touches the index.
@@ -65,4 +71,11 @@ WHEN old.region IS NOT new.region BEGIN
     UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
 END;
 
-PRAGMA user_version = 2;
+-- Any change to a video (a new thumbnail, duration or view count included)
+-- changes the data a cached answer was made from.
+CREATE TRIGGER videos_au_any AFTER UPDATE ON videos BEGIN
+    UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
+    WHERE key IN ('changes', 'last_write');
+END;
+
+PRAGMA user_version = 3;

@@ -33,6 +33,8 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_ADMIN_TOKEN",
     "VIDEOFEED_ADMIN_MAX_BODY",
     "VIDEOFEED_WRITE_QUEUE",
+    "VIDEOFEED_SLOW_MS",
+    "VIDEOFEED_METRICS_ALLOW",
     "FCGI_WEB_SERVER_ADDRS",
     "VIDEOFEED_LOG",
     "RUST_LOG",
@@ -92,6 +94,56 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `VIDEOFEED_MAX_PARAMS`: FastCGI params (CGI variables) allowed in one request.
     pub max_param_count: usize,
+    /// `VIDEOFEED_SLOW_MS`: a request taking longer is logged at warn (the slow log);
+    /// None (0) = no slow log.
+    pub slow: Option<Duration>,
+    /// `VIDEOFEED_METRICS_ALLOW`: client addresses (`REMOTE_ADDR`) that may read
+    /// `/feed/metrics` without the admin token.
+    pub metrics_allow: Vec<IpNet>,
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Leading bits that must match.
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `ADDR` or `ADDR/PREFIX`.
+    pub fn parse(text: &str) -> Option<IpNet> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a.trim().parse::<IpAddr>().ok()?, Some(p.trim().parse::<u8>().ok()?)),
+            None => (text.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let (a, b, bits) = match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => (u128::from(u32::from(n)) << 96, u128::from(u32::from(i)) << 96, 32),
+            (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
+            _ => return false,
+        };
+        let prefix = u32::from(self.prefix.min(bits));
+        let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+        a & mask == b & mask
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 impl Default for Config {
@@ -132,6 +184,13 @@ impl Default for Config {
             request_timeout: Duration::from_secs(10),
             // nginx and LiteSpeed send ~20-40 variables; the HTTP headers add one each.
             max_param_count: 512,
+            // 100x a typical answer: what is logged is worth a look (php-fpm's slowlog is per-site).
+            slow: Some(Duration::from_millis(250)),
+            // A Prometheus agent on the same host; anything else needs the admin token.
+            metrics_allow: vec![
+                IpNet { addr: IpAddr::from([127, 0, 0, 0]), prefix: 8 },
+                IpNet { addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST), prefix: 128 },
+            ],
         }
     }
 }
@@ -293,6 +352,27 @@ impl Config {
             }
         }
 
+        if let Some(v) = env("VIDEOFEED_SLOW_MS").filter(|v| !v.trim().is_empty()) {
+            let ms = v.trim().parse::<u64>().ok().filter(|n| *n <= 3_600_000).ok_or_else(|| {
+                err("VIDEOFEED_SLOW_MS", format!("must be a whole number of milliseconds (0 = no slow log), got {v:?}"))
+            })?;
+            c.slow = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+
+        if let Some(v) = env("VIDEOFEED_METRICS_ALLOW") {
+            let v = v.trim();
+            c.metrics_allow = if v.is_empty() || v.eq_ignore_ascii_case("none") {
+                Vec::new()
+            } else {
+                v.split(',').map(IpNet::parse).collect::<Option<Vec<_>>>().ok_or_else(|| {
+                    err(
+                        "VIDEOFEED_METRICS_ALLOW",
+                        format!("must be a comma-separated list of addresses or networks (127.0.0.1, 10.0.0.0/8, ::1), or none; got {v:?}"),
+                    )
+                })?
+            };
+        }
+
         if let Some(v) = env("FCGI_WEB_SERVER_ADDRS").filter(|v| !v.trim().is_empty()) {
             c.web_server_addrs =
                 v.split(',').map(|a| a.trim().parse::<IpAddr>()).collect::<Result<_, _>>().map_err(|_| {
@@ -345,6 +425,38 @@ mod tests {
         assert_eq!(e.map(|e| e.setting), Some("LSAPI_CHILDREN".into()));
         let e = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_SOCKET", "/s"), ("VIDEOFEED_LISTEN", "9000")])).err();
         assert!(e.is_some());
+    }
+
+    #[test]
+    fn ip_networks() {
+        let net = |t| IpNet::parse(t).unwrap();
+        assert!(net("127.0.0.0/8").contains("127.1.2.3".parse().unwrap()));
+        assert!(net("127.0.0.0/8").contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!net("127.0.0.0/8").contains("128.0.0.1".parse().unwrap()));
+        assert!(net("10.1.2.3").contains("10.1.2.3".parse().unwrap()));
+        assert!(!net("10.1.2.3").contains("10.1.2.4".parse().unwrap()));
+        assert!(net("::1").contains("::1".parse().unwrap()));
+        assert!(!net("::1").contains("127.0.0.1".parse().unwrap()));
+        assert!(net("0.0.0.0/0").contains("203.0.113.9".parse().unwrap()));
+        assert!(net("2001:db8::/32").contains("2001:db8:1::5".parse().unwrap()));
+        assert!(IpNet::parse("10.0.0.0/33").is_none() && IpNet::parse("nope").is_none());
+    }
+
+    #[test]
+    fn slow_log_and_metrics_settings() -> Result<(), Error> {
+        let raw = RawServe { db: Some("x".into()), ..Default::default() };
+        let c = Config::from_raw(&raw, &env_of(&[]))?;
+        assert_eq!(c.slow, Some(Duration::from_millis(250)));
+        assert_eq!(c.metrics_allow.len(), 2);
+        let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_SLOW_MS", "0"), ("VIDEOFEED_METRICS_ALLOW", "none")]))?;
+        assert_eq!((c.slow, c.metrics_allow.len()), (None, 0));
+        let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_METRICS_ALLOW", "10.0.0.0/8, 192.0.2.7")]))?;
+        assert_eq!(c.metrics_allow.len(), 2);
+        let e = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_METRICS_ALLOW", "10.0.0.0/99")])).err();
+        assert_eq!(e.map(|e| e.setting), Some("VIDEOFEED_METRICS_ALLOW".into()));
+        let e = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_SLOW_MS", "soon")])).err();
+        assert_eq!(e.map(|e| e.setting), Some("VIDEOFEED_SLOW_MS".into()));
+        Ok(())
     }
 
     #[test]

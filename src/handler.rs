@@ -2,8 +2,18 @@
 //!
 //! Routing uses the request path from `REQUEST_URI` (query string cut off),
 //! else `SCRIPT_NAME` + `PATH_INFO`, so it does not depend on how the web
-//! server maps the context. `/feed` and `/feed/` are the feed; any other path
-//! is 404; methods other than GET and HEAD are 405 with `Allow`.
+//! server maps the context. `/feed` and `/feed/` are the feed;
+//! `/feed/health`, `/feed/metrics` and `/feed/openapi.json` describe the
+//! service; any other path is 404; methods other than GET and HEAD are 405
+//! with `Allow`. `docs/openapi.json` is the contract of every route.
+//!
+//! Observability: every request is counted in [`crate::metrics`], logged at
+//! debug (method, path, status, rows, µs), and logged at warn when slower
+//! than `VIDEOFEED_SLOW_MS`, with the normalized query (the parsed
+//! parameters, never the raw query string or any header). `/feed/metrics` is
+//! readable from `VIDEOFEED_METRICS_ALLOW` addresses or with the admin token.
+//! A feed answer carries a strong `ETag` and `Last-Modified`; a matching
+//! `If-None-Match` gets a 304 without a body.
 //!
 //! The write API (`POST /feed/admin/videos`, `DELETE /feed/admin/videos/{id}`)
 //! exists only when an admin token is configured; every write must carry it as
@@ -30,8 +40,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::{self, Cache};
+use crate::config::IpNet;
 use crate::fcgi::conn::Request;
+use crate::health::Health;
 use crate::ingest::{self, Op};
+use crate::metrics::{self, Route};
 use crate::request;
 use crate::response;
 use crate::search::{self, RankIndex, Reader};
@@ -48,9 +61,18 @@ pub struct Handler {
     reader: Option<Reader>,
     /// When the database path was last checked for a replaced file.
     checked_file: Instant,
+    health: Option<Arc<Health>>,
+    metrics_allow: Vec<IpNet>,
+    slow: Option<std::time::Duration>,
     #[cfg(feature = "test-hooks")]
     kill_worker: bool,
 }
+
+/// The OpenAPI 3.1 document of every route, as kept in the repository.
+pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");
+
+/// `Content-Type` of the metrics text (Prometheus exposition format 0.0.4).
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The write API's settings and its writer.
 pub struct Admin {
@@ -97,9 +119,30 @@ impl Handler {
             query_timeout: std::time::Duration::from_millis(search::DEFAULT_QUERY_TIMEOUT_MS),
             reader: None,
             checked_file: Instant::now(),
+            health: None,
+            metrics_allow: Vec::new(),
+            slow: None,
             #[cfg(feature = "test-hooks")]
             kill_worker: false,
         }
+    }
+
+    /// Answers `/feed/health` from `health` (kept fresh by its own thread).
+    pub fn with_health(mut self, health: Arc<Health>) -> Handler {
+        self.health = Some(health);
+        self
+    }
+
+    /// Lets these client addresses read `/feed/metrics` without the admin token.
+    pub fn with_metrics_allow(mut self, allow: Vec<IpNet>) -> Handler {
+        self.metrics_allow = allow;
+        self
+    }
+
+    /// Logs requests slower than `slow` at warn (None: no slow log).
+    pub fn with_slow_log(mut self, slow: Option<std::time::Duration>) -> Handler {
+        self.slow = slow;
+        self
     }
 
     /// Test hook: whether the last request asked its worker thread to die.
@@ -151,6 +194,7 @@ impl Handler {
             "request method={} path={path} status={status} early=1",
             req.param("REQUEST_METHOD").unwrap_or("-")
         );
+        metrics::global().record(Route::Admin, status, 0, std::time::Duration::ZERO, false);
         Some(resp)
     }
 
@@ -168,12 +212,7 @@ impl Handler {
                 ),
             ));
         };
-        let bearer = req
-            .param("HTTP_AUTHORIZATION")
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        match bearer {
+        match bearer(req) {
             None => Err((
                 401,
                 response::error(
@@ -304,9 +343,11 @@ impl Handler {
     /// Answers one request with a complete CGI response. Never panics.
     pub fn handle(&mut self, req: &Request) -> Vec<u8> {
         let started = Instant::now();
+        let m = metrics::global();
+        let _busy = m.busy();
         let result = catch_unwind(AssertUnwindSafe(|| self.route(req)));
-        let (status, rows, resp) = match result {
-            Ok(r) => r,
+        let (rows, resp) = match result {
+            Ok((_, rows, resp)) => (rows, resp),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -315,17 +356,80 @@ impl Handler {
                     .unwrap_or_default();
                 log::error!("handler panicked: {what}; answered 500");
                 self.reader = None;
-                (500, 0, response::error(500, None, "internal error; the request was logged", &[], false))
+                (0, response::error(500, None, "internal error; the request was logged", &[], false))
             }
         };
+        let took = started.elapsed();
+        let status = response::status_of(&resp);
+        let path = path_of(req);
+        let method = req.param("REQUEST_METHOD").unwrap_or("-");
+        let slow = self.slow.is_some_and(|limit| took >= limit);
+        m.record(route_of(&path), status, rows, took, slow);
+        if let Some(reader) = &self.reader {
+            let (hits, misses) = reader.take_cache_stats();
+            m.page_cache(hits, misses);
+        }
         log::debug!(
-            "request method={} path={} status={status} rows={rows} q_len={} us={}",
-            req.param("REQUEST_METHOD").unwrap_or("-"),
-            path_of(req),
+            "request method={method} path={path} status={status} rows={rows} q_len={} us={}",
             req.param("QUERY_STRING").map_or(0, str::len),
-            started.elapsed().as_micros()
+            took.as_micros()
         );
+        if slow {
+            log::warn!(
+                "slow request: method={method} path={path} status={status} rows={rows} ms={:.1} {}",
+                took.as_secs_f64() * 1000.0,
+                normalized(&path, req)
+            );
+        }
         resp
+    }
+
+    /// `/feed/health`: 200 with the database facts, 503 when it cannot be read.
+    fn health(&self, head: bool) -> (u16, usize, Vec<u8>) {
+        let fresh;
+        let health = match &self.health {
+            Some(h) => h,
+            None => {
+                fresh = Health::new(self.db.clone());
+                &fresh
+            }
+        };
+        let (status, json) = health.answer();
+        let mut extra = vec![("Cache-Control", "no-store")];
+        if status == 503 {
+            extra.push(("Retry-After", "5"));
+        }
+        (status, 0, response::with_type(status, response::CONTENT_TYPE, &extra, &json, head))
+    }
+
+    /// `/feed/metrics`: for allowed addresses or the admin token only.
+    fn metrics(&self, req: &Request, head: bool) -> (u16, usize, Vec<u8>) {
+        let remote = req.param("REMOTE_ADDR").and_then(|a| a.trim().parse::<std::net::IpAddr>().ok());
+        let by_address = remote.is_some_and(|ip| self.metrics_allow.iter().any(|net| net.contains(ip)));
+        let by_token = self.admin.as_ref().is_some_and(|admin| {
+            bearer(req).is_some_and(|token| same_secret(token.as_bytes(), admin.token.as_bytes()))
+        });
+        if !(by_address || by_token) {
+            let msg = "metrics are restricted: scrape from an address in VIDEOFEED_METRICS_ALLOW or send Authorization: Bearer <VIDEOFEED_ADMIN_TOKEN>";
+            return (403, 0, response::error(403, None, msg, &[], head));
+        }
+        let snap = self.health.as_ref().map(|h| h.snapshot());
+        let stats = self.cache.as_ref().map(|c| c.stats());
+        let extra = metrics::Extra {
+            database_rows: snap.as_ref().filter(|s| s.error.is_none()).map(|s| s.rows),
+            last_write: snap.as_ref().map(|s| s.last_write),
+            healthy: snap.as_ref().is_none_or(|s| s.error.is_none()),
+            cache_hits: stats.map_or(0, |s| s.hits),
+            cache_misses: stats.map_or(0, |s| s.misses),
+            cache_bytes: stats.map_or(0, |s| s.bytes),
+            rank_index_generation: self.index.as_ref().and_then(|i| i.snapshot()).map(|s| s.generation()),
+        };
+        let text = metrics::global().render(&extra);
+        (
+            200,
+            0,
+            response::with_type(200, METRICS_CONTENT_TYPE, &[("Cache-Control", "no-store")], text.as_bytes(), head),
+        )
     }
 
     fn route(&mut self, req: &Request) -> (u16, usize, Vec<u8>) {
@@ -335,16 +439,35 @@ impl Handler {
         if path.starts_with(ADMIN_PATH) {
             return self.route_admin(req, &path, &method.to_ascii_uppercase());
         }
-        if path != "/feed" && path != "/feed/" {
+        let route = route_of(&path);
+        if route == Route::Other {
             return (404, 0, response::error(404, None, "no such endpoint; the feed is GET /feed?q=...", &[], head));
         }
         if !(method.eq_ignore_ascii_case("GET") || head) {
             let msg = format!("method {method} is not allowed; use GET");
             return (405, 0, response::error(405, None, &msg, &[("Allow", "GET, HEAD")], false));
         }
+        match route {
+            Route::Health => return self.health(head),
+            Route::Metrics => return self.metrics(req, head),
+            Route::OpenApi => {
+                let headers = [("Cache-Control", "public, max-age=300")];
+                return (
+                    200,
+                    0,
+                    response::with_type(200, response::CONTENT_TYPE, &headers, OPENAPI_JSON.as_bytes(), head),
+                );
+            }
+            _ => {}
+        }
         let query = match request::parse(req.param("QUERY_STRING").unwrap_or("")) {
             #[cfg(feature = "test-hooks")]
             Ok(q) if q.q == "__test_panic_handler__" => test_hook_panic("handler panic"),
+            #[cfg(feature = "test-hooks")]
+            Ok(q) if q.q == "__test_slow__" => {
+                std::thread::sleep(std::time::Duration::from_millis(60));
+                q
+            }
             #[cfg(feature = "test-hooks")]
             Ok(q) if q.q == "__test_kill_worker__" => {
                 self.kill_worker = true;
@@ -353,7 +476,7 @@ impl Handler {
             Ok(q) => q,
             Err(e) => return (400, 0, response::error(400, Some(e.param), &e.message, &[], head)),
         };
-        match self.cached_search(&query, head) {
+        match self.cached_search(&query, head, req.param("HTTP_IF_NONE_MATCH")) {
             Ok((rows, resp)) => (200, rows, resp),
             Err(e) => {
                 let msg = match &e {
@@ -386,13 +509,23 @@ impl Handler {
         }
     }
 
-    /// The 200 answer, from the response cache when it holds this query at the
-    /// current database generation; (rows, response).
-    fn cached_search(&mut self, query: &request::FeedQuery, head: bool) -> Result<(usize, Vec<u8>), search::Error> {
+    /// The 200 answer (or 304), from the response cache when it holds this query at
+    /// the current data version; (rows, response).
+    ///
+    /// The data version is read before the search (the cache key) and again after a
+    /// miss: only a body made while the data stood still is cached, and the
+    /// `Last-Modified` sent is never older than the data the body was made from.
+    fn cached_search(
+        &mut self,
+        query: &request::FeedQuery,
+        head: bool,
+        if_none_match: Option<&str>,
+    ) -> Result<(usize, Vec<u8>), search::Error> {
         let cache = self.cache.clone();
         self.warm()?;
         let Some(reader) = &self.reader else { return Ok((0, response::feed(query, &[], head))) };
-        let generation = if cache.is_some() { (reader.file(), reader.generation()?) } else { (0, 0) };
+        let before = reader.data_version()?;
+        let version = (reader.file(), before.changes);
         let key = cache::Key {
             q: query.q.clone(),
             region: query.region.clone(),
@@ -400,16 +533,27 @@ impl Handler {
             offset: query.offset,
             filters: query.filter_key(),
         };
-        if let Some(json) = cache.as_ref().and_then(|c| c.get(&key, generation)) {
-            return Ok((0, response::feed_from_json(&json, &query.region, head)));
+        let validated = |json: &[u8], data: search::DataVersion| {
+            let v = response::Validators {
+                etag: response::etag(data.changes, json),
+                last_modified: Some(data.last_write),
+                if_none_match,
+            };
+            response::feed_validated(json, &query.region, head, &v)
+        };
+        if let Some(json) = cache.as_ref().and_then(|c| c.get(&key, version)) {
+            return Ok((0, validated(&json, before)));
         }
         let (items, corrected) =
             if self.typo_fallback { reader.search_tolerant(query)? } else { (reader.search(query)?, Vec::new()) };
+        let after = reader.data_version()?;
         match response::feed_json_corrected(query, &items, &corrected) {
             Ok(json) => {
-                let resp = response::feed_from_json(&json, &query.region, head);
+                let resp = validated(&json, after);
                 if let Some(cache) = &cache {
-                    cache.put(key, generation, json.into());
+                    if after == before {
+                        cache.put(key, version, json.into());
+                    }
                 }
                 Ok((items.len(), resp))
             }
@@ -463,6 +607,45 @@ fn parse_batch(body: &[u8]) -> Result<Vec<ingest::Video>, (u16, serde_json::Valu
         return Err(reject(400, "the body has no videos: send JSON Lines, one video per line", Vec::new()));
     }
     Ok(videos)
+}
+
+/// The bearer token of the request's `Authorization` header.
+fn bearer(req: &Request) -> Option<&str> {
+    req.param("HTTP_AUTHORIZATION")
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
+/// The metrics label of a request path.
+fn route_of(path: &str) -> Route {
+    match path {
+        "/feed" | "/feed/" => Route::Feed,
+        "/feed/health" => Route::Health,
+        "/feed/metrics" => Route::Metrics,
+        "/feed/openapi.json" => Route::OpenApi,
+        p if p.starts_with(ADMIN_PATH) => Route::Admin,
+        _ => Route::Other,
+    }
+}
+
+/// The slow log's description of a request: for the feed the parsed parameters
+/// (`q` quoted and escaped), for other routes nothing (never a header or token).
+fn normalized(path: &str, req: &Request) -> String {
+    if route_of(path) != Route::Feed {
+        return String::new();
+    }
+    match request::parse(req.param("QUERY_STRING").unwrap_or("")) {
+        Ok(q) => format!(
+            "q={:?} region={} limit={} offset={}{}",
+            q.q,
+            q.region,
+            q.limit,
+            q.offset,
+            if q.is_filtered() { format!(" filters={:?}", q.filter_key()) } else { String::new() }
+        ),
+        Err(e) => format!("invalid={}", e.param),
+    }
 }
 
 /// The request path: `REQUEST_URI` without its query, else `SCRIPT_NAME` + `PATH_INFO`.

@@ -230,12 +230,22 @@ fn text(obj: &Map<String, Value>, field: &str, max_chars: usize) -> Result<Strin
 fn integer(obj: &Map<String, Value>, field: &str, max: i64) -> Result<Option<i64>, String> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_i64() {
+        // 98.0 is a whole number too (PHP's json_encode writes floats that way).
+        Some(Value::Number(n)) => match n.as_i64().or_else(|| whole(n.as_f64())) {
             Some(v) if (0..=max).contains(&v) => Ok(Some(v)),
             _ => Err(format!("{field} must be a whole number from 0 to {max}")),
         },
         Some(_) => Err(format!("{field} must be a number")),
     }
+}
+
+/// A float with no fraction that fits an i64 exactly, as that integer.
+fn whole(f: Option<f64>) -> Option<i64> {
+    // 2^53: beyond it not every integer is a float, so the value may not be the one sent.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let f = f.filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)?;
+    #[expect(clippy::cast_possible_truncation, reason = "checked: whole and within ±2^53")]
+    Some(f as i64)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` followed by `Z`, fractional seconds or an offset.
@@ -596,7 +606,8 @@ impl<'c> BulkLoad<'c> {
         let started = Instant::now();
         self.conn.execute_batch(
             "INSERT INTO videos_fts (videos_fts) VALUES ('rebuild');
-             UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';",
+             UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
+             WHERE key IN ('generation', 'changes', 'last_write');",
         )?;
         log::info!("bulk load: full-text index built in {} ms", started.elapsed().as_millis());
         for sql in &self.triggers {
@@ -694,6 +705,9 @@ mod tests {
         assert_eq!(v.region, "US");
         assert_eq!(v.view_count, 12);
         assert_eq!(v.published_at.as_deref(), Some("2024-01-02T03:04:05Z"));
+        // A whole number written as a float (PHP's json_encode does) is that number.
+        let v = parse_line(&GOOD.replace("600", "600.0").replace(":12,", ":98.0,"))?;
+        assert_eq!((v.duration_seconds, v.view_count), (600, 98));
         Ok(())
     }
 
@@ -705,6 +719,8 @@ mod tests {
             (r#"{"title":"t"}"#, "id is required"),
             (&GOOD.replace("\"Chill\"", "\"  \""), "channel must not be empty"),
             (&GOOD.replace("600", "-1"), "duration_seconds must be a whole number"),
+            (&GOOD.replace("600", "600.5"), "duration_seconds must be a whole number"),
+            (&GOOD.replace("600", "1e300"), "duration_seconds must be a whole number"),
             (&GOOD.replace("600", "\"600\""), "duration_seconds must be a number"),
             (&GOOD.replace("https://i.ytimg.com/vi/x/hqdefault.jpg", "javascript:alert(1)"), "thumbnail must be"),
             (&GOOD.replace("\"us\"", "\"USA\""), "region must be"),

@@ -22,11 +22,14 @@ pub mod fts;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod handler;
+pub mod health;
 pub mod ingest;
+pub mod metrics;
 pub mod rank;
 pub mod request;
 pub mod response;
 pub mod search;
 pub mod server;
 mod sys;
+pub mod timefmt;
 pub mod writer;

@@ -58,6 +58,19 @@ LIMIT ?3 OFFSET ?4";
 /// The database generation (bumped by triggers on every search-relevant change).
 const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'generation'";
 
+/// The data version and the time of the last write (see `sql/schema.sql`).
+const DATA_VERSION_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'changes'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'last_write')";
+
+/// Which data an answer was made from: bumped by any change to any video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DataVersion {
+    /// The `changes` counter.
+    pub changes: i64,
+    /// Unix seconds of the last write; 0 when unknown (no write since the schema was created).
+    pub last_write: i64,
+}
+
 /// One result row by row id, for the fast path.
 const ROW_SQL: &str = "SELECT id, title, channel, duration_seconds, thumbnail, region FROM videos WHERE rowid = ?1";
 
@@ -433,6 +446,22 @@ impl Reader {
     /// [`Error::Busy`] or [`Error::Sql`] from SQLite.
     pub fn generation(&self) -> Result<i64, Error> {
         Ok(self.conn.prepare_cached(GENERATION_SQL)?.query_row([], |r| r.get(0))?)
+    }
+
+    /// The data version now: what response caches and ETags are keyed on.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] or [`Error::Sql`] from SQLite.
+    pub fn data_version(&self) -> Result<DataVersion, Error> {
+        let (changes, last_write) = self.conn.prepare_cached(DATA_VERSION_SQL)?.query_row([], |r| {
+            Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(0), r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+        })?;
+        Ok(DataVersion { changes, last_write })
+    }
+
+    /// Page cache hits and misses of this connection since the last call (then reset).
+    pub fn take_cache_stats(&self) -> (u64, u64) {
+        crate::sys::take_cache_stats(&self.conn)
     }
 
     /// Runs the ranked search for `query`: the page at `query.offset`, plus one more row

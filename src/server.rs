@@ -42,6 +42,7 @@ use crate::cache::Cache;
 use crate::config::{Config, Listen};
 use crate::fcgi::conn::{self, End, Limits};
 use crate::handler::{Admin, Handler};
+use crate::health::Health;
 use crate::search::{self, RankIndex, Reader};
 use crate::sys;
 use crate::writer::WriterHandle;
@@ -168,6 +169,11 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     };
     let served = Arc::new(AtomicU64::new(0));
     let cache = Arc::new(Cache::new(config.cache_bytes));
+    crate::metrics::global().set_workers(config.workers.get());
+    let health = Health::new(config.db.clone());
+    if let Err(e) = health.start(Arc::clone(&stop)) {
+        log::error!("cannot start the health thread ({e}); /feed/health reports the state at start");
+    }
     let (work_tx, work_rx) = mpsc::channel::<Stream>();
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (back_tx, back_rx) = mpsc::channel::<Stream>();
@@ -184,7 +190,10 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         let mut handler = Handler::new(config.db.clone(), index.clone())
             .with_cache(Arc::clone(&cache))
             .with_typo_fallback(config.typo_fallback)
-            .with_query_timeout(config.query_timeout);
+            .with_query_timeout(config.query_timeout)
+            .with_health(Arc::clone(&health))
+            .with_metrics_allow(config.metrics_allow.clone())
+            .with_slow_log(config.slow);
         if let Some(admin) = &admin {
             handler = handler.with_admin(Arc::clone(admin));
         }

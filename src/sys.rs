@@ -1,6 +1,7 @@
 //! The few operating-system calls std does not offer: finding a listening
 //! socket inherited on fd 0 (FastCGI spec §2.2, `FCGI_LISTENSOCK_FILENO`),
-//! polling sockets with a timeout, and capping glibc's malloc arenas.
+//! polling sockets with a timeout, capping glibc's malloc arenas, and reading
+//! SQLite's per-connection page cache counters (not wrapped by rusqlite).
 //!
 //! This is the only module with `unsafe`; each block has a SAFETY comment.
 #![allow(unsafe_code)]
@@ -83,4 +84,18 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
         return if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) };
     }
     Ok(usize::try_from(rc).unwrap_or(0))
+}
+
+/// Page cache hits and misses counted on `conn` since the last call, then reset
+/// (`sqlite3_db_status` with `SQLITE_DBSTATUS_CACHE_HIT`/`_MISS`); (0, 0) on error.
+pub fn take_cache_stats(conn: &rusqlite::Connection) -> (u64, u64) {
+    let read = |op: libc::c_int| -> u64 {
+        let (mut current, mut highwater): (libc::c_int, libc::c_int) = (0, 0);
+        // SAFETY: `handle` is the live sqlite3* owned by `conn`, which outlives this call;
+        // sqlite3_db_status only writes the two ints we pass and is safe on any open handle.
+        let rc =
+            unsafe { rusqlite::ffi::sqlite3_db_status(conn.handle(), op, &raw mut current, &raw mut highwater, 1) };
+        if rc == rusqlite::ffi::SQLITE_OK { u64::try_from(current).unwrap_or(0) } else { 0 }
+    };
+    (read(rusqlite::ffi::SQLITE_DBSTATUS_CACHE_HIT), read(rusqlite::ffi::SQLITE_DBSTATUS_CACHE_MISS))
 }

@@ -70,6 +70,7 @@ impl WriterHandle {
     pub fn start(db: &Path, capacity: usize) -> Result<WriterHandle, ingest::Error> {
         let writer = Writer::open(db)?;
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity.max(1));
+        crate::metrics::global().set_queue_capacity(capacity.max(1));
         thread::Builder::new().name("writer".into()).spawn(move || run(writer, &rx)).map_err(ingest::Error::Read)?;
         Ok(WriterHandle { tx })
     }
@@ -80,21 +81,30 @@ impl WriterHandle {
     /// [`SubmitError`]; in every case nothing of `op` was written.
     pub fn submit(&self, op: Op) -> Result<Done, SubmitError> {
         let (reply, answer) = mpsc::channel();
-        self.tx.try_send(Job { op, reply }).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => SubmitError::QueueFull,
-            mpsc::TrySendError::Disconnected(_) => SubmitError::Stopped,
+        // Counted before the send so the writer's decrement can never come first.
+        let m = crate::metrics::global();
+        m.queued();
+        self.tx.try_send(Job { op, reply }).map_err(|e| {
+            m.dequeued();
+            match e {
+                mpsc::TrySendError::Full(_) => SubmitError::QueueFull,
+                mpsc::TrySendError::Disconnected(_) => SubmitError::Stopped,
+            }
         })?;
         answer.recv().unwrap_or(Err(SubmitError::Stopped))
     }
 }
 
 fn run(mut writer: Writer, rx: &mpsc::Receiver<Job>) {
+    let m = crate::metrics::global();
     while let Ok(first) = rx.recv() {
+        m.dequeued();
         let mut rows = first.op.rows();
         let mut group = vec![first];
         while rows < MAX_GROUP_ROWS {
             match rx.try_recv() {
                 Ok(job) => {
+                    m.dequeued();
                     rows += job.op.rows();
                     group.push(job);
                 }
@@ -105,6 +115,7 @@ fn run(mut writer: Writer, rx: &mpsc::Receiver<Job>) {
         let ops: Vec<&Op> = group.iter().map(|j| &j.op).collect();
         let outcome = writer.apply_group(&ops);
         let commit = started.elapsed();
+        m.commit(commit, rows, outcome.is_ok());
         match outcome {
             Ok(results) => {
                 log::debug!("group commit jobs={} rows={rows} us={}", group.len(), commit.as_micros());

@@ -18,9 +18,9 @@ fn init_is_idempotent_and_checks_the_schema() -> TestResult {
     for _ in 0..2 {
         let out = run(&["init", "--db", db.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(String::from_utf8(out.stdout)?.contains("schema 2 ready, 0 videos"));
+        assert!(String::from_utf8(out.stdout)?.contains("schema 3 ready, 0 videos"));
     }
-    assert_eq!(count(&db, "PRAGMA user_version"), 2);
+    assert_eq!(count(&db, "PRAGMA user_version"), 3);
     let foreign = dir.path("other.db");
     rusqlite::Connection::open(&foreign)?.execute_batch("CREATE TABLE t(x)")?;
     let out = run(&["init", "--db", foreign.to_str().unwrap()]);
@@ -59,7 +59,7 @@ fn strict_stops_at_the_first_bad_line_with_nothing_of_its_batch_written() -> Tes
     assert!(err.contains("line 2: not valid JSON") && err.contains("--strict"), "{err}");
     assert_eq!(count(&db, "SELECT count(*) FROM videos"), 0, "line 1 was in the same batch");
     // A bulk load (the database was empty) is one batch: its triggers are back after the rollback.
-    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 4);
+    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 5);
     // With --no-bulk and batches of one row, the batch before the bad line stays committed.
     let out = run(&[
         "import",
@@ -156,7 +156,7 @@ fn backup_copies_the_database_while_it_serves() -> TestResult {
     let out = run(&["backup", "--db", db.to_str().unwrap(), copy.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(count(&copy, "SELECT count(*) FROM videos"), 609);
-    assert_eq!(count(&copy, "PRAGMA user_version"), 2);
+    assert_eq!(count(&copy, "PRAGMA user_version"), 3);
     // The copy is a working database: the same query gives the same answer.
     let q = ["query", "--q", "lofi hip", "--limit", "5", "--db"];
     let a = run(&[&q[..], &[db.to_str().unwrap()]].concat());
@@ -177,7 +177,7 @@ fn a_version_1_database_is_migrated_in_place_and_keeps_its_rows() -> TestResult 
     // A version 1 database as the first release wrote it: no generation counter.
     let conn = rusqlite::Connection::open(&db)?;
     let v2 = include_str!("../sql/schema.sql");
-    let v1 = v2.split("-- A counter bumped").next().ok_or("schema layout")?.to_owned()
+    let v1 = v2.split("-- Counters kept").next().ok_or("schema layout")?.to_owned()
         + "CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel); END;\nPRAGMA user_version = 1;";
     conn.execute_batch(&v1)?;
     conn.execute(
@@ -192,13 +192,21 @@ fn a_version_1_database_is_migrated_in_place_and_keeps_its_rows() -> TestResult 
     // init upgrades it; the row is still found and new writes bump the generation.
     let out = run(&["init", "--db", db.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(count(&db, "PRAGMA user_version"), 2);
+    assert_eq!(count(&db, "PRAGMA user_version"), 3);
     let out = run(&["query", "--db", db.to_str().unwrap(), "--q", "lofi"]);
     assert!(String::from_utf8(out.stdout)?.contains("\"id\":\"a1\""));
     let before = count(&db, "SELECT value FROM videofeed_meta WHERE key = 'generation'");
     assert!(
         run(&["import", "--db", db.to_str().unwrap(), data("mixed.jsonl").to_str().unwrap()]).status.code() == Some(1)
     );
+    assert_eq!(count(&db, "SELECT value FROM videofeed_meta WHERE key = 'generation'"), before + 3);
+    // Version 3: the data version and the time of the last write move with every write.
+    assert_eq!(count(&db, "SELECT value FROM videofeed_meta WHERE key = 'changes'"), 3);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let last_write = count(&db, "SELECT value FROM videofeed_meta WHERE key = 'last_write'");
+    assert!(u64::try_from(last_write)?.abs_diff(now) < 60, "last_write {last_write}, now {now}");
+    rusqlite::Connection::open(&db)?.execute("UPDATE videos SET thumbnail = 'https://y' WHERE id = 'a1'", [])?;
+    assert_eq!(count(&db, "SELECT value FROM videofeed_meta WHERE key = 'changes'"), 4);
     assert_eq!(count(&db, "SELECT value FROM videofeed_meta WHERE key = 'generation'"), before + 3);
     Ok(())
 }
@@ -214,7 +222,7 @@ fn bulk_load_into_an_empty_database_indexes_everything_once() -> TestResult {
     assert!(out.status.success());
     for db in [&bulk, &batched] {
         assert_eq!(count(db, "SELECT count(*) FROM videos"), 609);
-        assert_eq!(count(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 4);
+        assert_eq!(count(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 5);
         rusqlite::Connection::open(db)?.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
     }
     // Same search answers either way.

@@ -9,4 +9,5 @@ mod feed_api;
 mod fronts;
 mod import;
 mod lsws_config;
+mod operability;
 mod util;

@@ -1,0 +1,428 @@
+//! Process-wide counters for `/feed/metrics` (Prometheus text format 0.0.4)
+//! and the live parts of `/feed/health`.
+//!
+//! Everything is a relaxed atomic bumped on the request path (a few
+//! nanoseconds each); nothing is locked and nothing allocates until a scrape
+//! renders the text. One instance per process ([`global`]): the workers, the
+//! writer thread and the health thread all report into it. Routes and status
+//! codes are fixed small sets, so label cardinality is bounded whatever
+//! clients send. No I/O here.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// What a request asked for: the `route` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /feed`.
+    Feed,
+    /// `GET /feed/health`.
+    Health,
+    /// `GET /feed/metrics`.
+    Metrics,
+    /// `GET /feed/openapi.json`.
+    OpenApi,
+    /// The write API under `/feed/admin/`.
+    Admin,
+    /// Anything else (answered 404).
+    Other,
+}
+
+impl Route {
+    const ALL: [Route; 6] = [Route::Feed, Route::Health, Route::Metrics, Route::OpenApi, Route::Admin, Route::Other];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Feed => "/feed",
+            Route::Health => "/feed/health",
+            Route::Metrics => "/feed/metrics",
+            Route::OpenApi => "/feed/openapi.json",
+            Route::Admin => "/feed/admin/videos",
+            Route::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Status codes counted one by one; anything else counts as `other`.
+const STATUSES: [u16; 12] = [200, 304, 400, 401, 403, 404, 405, 413, 422, 429, 500, 503];
+
+/// Upper bounds of the latency histogram buckets, in seconds (plus `+Inf`).
+const LATENCY_BOUNDS: [f64; 14] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+/// A fixed-bucket histogram of durations.
+#[derive(Default)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last is `+Inf`.
+    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BOUNDS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BOUNDS.len());
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(1, Relaxed);
+        }
+        self.sum_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
+            cumulative += self.buckets.get(i).map_or(0, |b| b.load(Relaxed));
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets.get(LATENCY_BOUNDS.len()).map_or(0, |b| b.load(Relaxed));
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        #[expect(clippy::cast_precision_loss, reason = "microsecond sums far below 2^52")]
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count.load(Relaxed));
+    }
+}
+
+/// The process's counters.
+pub struct Metrics {
+    started: Instant,
+    requests: [[AtomicU64; STATUSES.len() + 1]; Route::ALL.len()],
+    latency: [Histogram; Route::ALL.len()],
+    rows: AtomicU64,
+    slow: AtomicU64,
+    busy: AtomicUsize,
+    workers: AtomicUsize,
+    busy_micros: AtomicU64,
+    page_cache_hits: AtomicU64,
+    page_cache_misses: AtomicU64,
+    queue_depth: AtomicUsize,
+    queue_capacity: AtomicUsize,
+    commits: Histogram,
+    write_rows: AtomicU64,
+    write_failures: AtomicU64,
+}
+
+static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's one set of counters.
+pub fn global() -> &'static Metrics {
+    &GLOBAL
+}
+
+/// Counts a request as busy until dropped (see [`Metrics::busy`]).
+pub struct Busy<'a>(&'a Metrics);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Numbers only the caller knows at scrape time (database, caches), rendered with the counters.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// Rows in `videos`, when the health thread has read it.
+    pub database_rows: Option<i64>,
+    /// Unix seconds of the last write, when known.
+    pub last_write: Option<i64>,
+    /// Whether the database can be read (the health answer's status).
+    pub healthy: bool,
+    /// Response cache lookups answered from it.
+    pub cache_hits: u64,
+    /// Response cache lookups that missed.
+    pub cache_misses: u64,
+    /// Response cache bytes held.
+    pub cache_bytes: usize,
+    /// The rank index's generation, when one is built.
+    pub rank_index_generation: Option<i64>,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        Metrics {
+            started: Instant::now(),
+            requests: Default::default(),
+            latency: Default::default(),
+            rows: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            workers: AtomicUsize::new(0),
+            busy_micros: AtomicU64::new(0),
+            page_cache_hits: AtomicU64::new(0),
+            page_cache_misses: AtomicU64::new(0),
+            queue_depth: AtomicUsize::new(0),
+            queue_capacity: AtomicUsize::new(0),
+            commits: Histogram::default(),
+            write_rows: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Time since the process started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Sets the number of worker threads.
+    pub fn set_workers(&self, n: usize) {
+        self.workers.store(n, Relaxed);
+    }
+
+    /// Workers busy with a request now, and workers in all.
+    pub fn workers(&self) -> (usize, usize) {
+        (self.busy.load(Relaxed), self.workers.load(Relaxed))
+    }
+
+    /// Marks a worker busy until the guard is dropped.
+    pub fn busy(&self) -> Busy<'_> {
+        self.busy.fetch_add(1, Relaxed);
+        Busy(self)
+    }
+
+    /// Records one answered request.
+    pub fn record(&self, route: Route, status: u16, rows: usize, took: Duration, slow: bool) {
+        let s = STATUSES.iter().position(|c| *c == status).unwrap_or(STATUSES.len());
+        if let Some(counter) = self.requests.get(route.index()).and_then(|r| r.get(s)) {
+            counter.fetch_add(1, Relaxed);
+        }
+        if let Some(h) = self.latency.get(route.index()) {
+            h.observe(took);
+        }
+        self.rows.fetch_add(u64::try_from(rows).unwrap_or(0), Relaxed);
+        self.busy_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        if slow {
+            self.slow.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Requests answered for `route` with `status` so far.
+    pub fn requests(&self, route: Route, status: u16) -> u64 {
+        let s = STATUSES.iter().position(|c| *c == status).unwrap_or(STATUSES.len());
+        self.requests.get(route.index()).and_then(|r| r.get(s)).map_or(0, |c| c.load(Relaxed))
+    }
+
+    /// Adds page cache hits and misses read off a worker's connection.
+    pub fn page_cache(&self, hits: u64, misses: u64) {
+        self.page_cache_hits.fetch_add(hits, Relaxed);
+        self.page_cache_misses.fetch_add(misses, Relaxed);
+    }
+
+    /// Sets the write queue's capacity.
+    pub fn set_queue_capacity(&self, n: usize) {
+        self.queue_capacity.store(n, Relaxed);
+    }
+
+    /// A job entered the write queue.
+    pub fn queued(&self) {
+        self.queue_depth.fetch_add(1, Relaxed);
+    }
+
+    /// The writer took a job off the queue.
+    pub fn dequeued(&self) {
+        let _ = self.queue_depth.fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(1)));
+    }
+
+    /// Jobs waiting for the writer now.
+    pub fn queue_depth(&self) -> usize {
+        self.queue_depth.load(Relaxed)
+    }
+
+    /// Records one group commit (or a failed one).
+    pub fn commit(&self, took: Duration, rows: usize, ok: bool) {
+        if ok {
+            self.commits.observe(took);
+            self.write_rows.fetch_add(u64::try_from(rows).unwrap_or(0), Relaxed);
+        } else {
+            self.write_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition of every counter, plus `extra`.
+    pub fn render(&self, extra: &Extra) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let help = |out: &mut String, name: &str, kind: &str, text: &str| {
+            let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+        };
+        help(&mut out, "videofeed_build_info", "gauge", "The running version (always 1).");
+        let _ = writeln!(out, "videofeed_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        help(&mut out, "videofeed_uptime_seconds", "gauge", "Seconds since the process started.");
+        let _ = writeln!(out, "videofeed_uptime_seconds {:.3}", self.uptime().as_secs_f64());
+
+        help(&mut out, "videofeed_requests_total", "counter", "Requests answered, by route and status.");
+        for route in Route::ALL {
+            for (i, counter) in self.requests.get(route.index()).into_iter().flatten().enumerate() {
+                let n = counter.load(Relaxed);
+                if n > 0 {
+                    let status = STATUSES.get(i).map_or_else(|| "other".to_owned(), u16::to_string);
+                    let _ = writeln!(
+                        out,
+                        "videofeed_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                        route.as_str()
+                    );
+                }
+            }
+        }
+        help(
+            &mut out,
+            "videofeed_request_duration_seconds",
+            "histogram",
+            "Time from a complete request to its answer, by route.",
+        );
+        for route in Route::ALL {
+            if let Some(h) = self.latency.get(route.index()).filter(|h| h.count() > 0) {
+                h.render(&mut out, "videofeed_request_duration_seconds", &format!("route=\"{}\"", route.as_str()));
+            }
+        }
+        help(
+            &mut out,
+            "videofeed_rows_returned_total",
+            "counter",
+            "Videos returned by searches (cache hits not counted).",
+        );
+        let _ = writeln!(out, "videofeed_rows_returned_total {}", self.rows.load(Relaxed));
+        help(&mut out, "videofeed_slow_requests_total", "counter", "Requests over VIDEOFEED_SLOW_MS (logged at warn).");
+        let _ = writeln!(out, "videofeed_slow_requests_total {}", self.slow.load(Relaxed));
+
+        let (busy, total) = self.workers();
+        help(&mut out, "videofeed_workers", "gauge", "Worker threads.");
+        let _ = writeln!(out, "videofeed_workers {total}");
+        help(&mut out, "videofeed_workers_busy", "gauge", "Worker threads answering a request now.");
+        let _ = writeln!(out, "videofeed_workers_busy {busy}");
+        help(
+            &mut out,
+            "videofeed_worker_busy_seconds_total",
+            "counter",
+            "Worker time spent answering; utilisation = rate(this) / videofeed_workers.",
+        );
+        #[expect(clippy::cast_precision_loss, reason = "microsecond sums far below 2^52")]
+        let busy_secs = self.busy_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "videofeed_worker_busy_seconds_total {busy_secs}");
+
+        let (hits, misses) = (self.page_cache_hits.load(Relaxed), self.page_cache_misses.load(Relaxed));
+        help(&mut out, "videofeed_sqlite_page_cache_hits_total", "counter", "SQLite page cache hits (all workers).");
+        let _ = writeln!(out, "videofeed_sqlite_page_cache_hits_total {hits}");
+        help(
+            &mut out,
+            "videofeed_sqlite_page_cache_misses_total",
+            "counter",
+            "SQLite page cache misses (all workers).",
+        );
+        let _ = writeln!(out, "videofeed_sqlite_page_cache_misses_total {misses}");
+        help(&mut out, "videofeed_sqlite_page_cache_hit_ratio", "gauge", "hits / (hits + misses) since start.");
+        #[expect(clippy::cast_precision_loss, reason = "a ratio")]
+        let ratio = if hits + misses == 0 { 1.0 } else { hits as f64 / (hits + misses) as f64 };
+        let _ = writeln!(out, "videofeed_sqlite_page_cache_hit_ratio {ratio:.6}");
+
+        help(
+            &mut out,
+            "videofeed_response_cache_hits_total",
+            "counter",
+            "Feed answers served from the response cache.",
+        );
+        let _ = writeln!(out, "videofeed_response_cache_hits_total {}", extra.cache_hits);
+        help(&mut out, "videofeed_response_cache_misses_total", "counter", "Feed answers searched.");
+        let _ = writeln!(out, "videofeed_response_cache_misses_total {}", extra.cache_misses);
+        help(&mut out, "videofeed_response_cache_bytes", "gauge", "Bytes the response cache holds.");
+        let _ = writeln!(out, "videofeed_response_cache_bytes {}", extra.cache_bytes);
+
+        help(&mut out, "videofeed_writer_queue_depth", "gauge", "Write jobs waiting for the single writer.");
+        let _ = writeln!(out, "videofeed_writer_queue_depth {}", self.queue_depth());
+        help(&mut out, "videofeed_writer_queue_capacity", "gauge", "VIDEOFEED_WRITE_QUEUE (0 = write API off).");
+        let _ = writeln!(out, "videofeed_writer_queue_capacity {}", self.queue_capacity.load(Relaxed));
+        help(&mut out, "videofeed_writer_commit_seconds", "histogram", "Group commit time of the single writer.");
+        self.commits.render(&mut out, "videofeed_writer_commit_seconds", "");
+        help(&mut out, "videofeed_writer_rows_total", "counter", "Rows in committed write jobs.");
+        let _ = writeln!(out, "videofeed_writer_rows_total {}", self.write_rows.load(Relaxed));
+        help(&mut out, "videofeed_writer_failures_total", "counter", "Group commits that failed (nothing written).");
+        let _ = writeln!(out, "videofeed_writer_failures_total {}", self.write_failures.load(Relaxed));
+
+        help(&mut out, "videofeed_database_up", "gauge", "1 when the database can be read (as /feed/health).");
+        let _ = writeln!(out, "videofeed_database_up {}", u8::from(extra.healthy));
+        if let Some(rows) = extra.database_rows {
+            help(&mut out, "videofeed_database_videos", "gauge", "Rows in the videos table.");
+            let _ = writeln!(out, "videofeed_database_videos {rows}");
+        }
+        if let Some(t) = extra.last_write.filter(|t| *t > 0) {
+            help(&mut out, "videofeed_database_last_write_timestamp_seconds", "gauge", "Unix time of the last write.");
+            let _ = writeln!(out, "videofeed_database_last_write_timestamp_seconds {t}");
+        }
+        help(&mut out, "videofeed_rank_index_ready", "gauge", "1 when the in-memory rank index is built.");
+        let _ = writeln!(out, "videofeed_rank_index_ready {}", u8::from(extra.rank_index_generation.is_some()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_counts_routes_statuses_and_buckets() {
+        let m = Metrics::new();
+        m.set_workers(4);
+        m.record(Route::Feed, 200, 24, Duration::from_micros(300), false);
+        m.record(Route::Feed, 200, 10, Duration::from_millis(30), false);
+        m.record(Route::Feed, 400, 0, Duration::from_micros(50), false);
+        m.record(Route::Other, 418, 0, Duration::from_micros(50), true);
+        m.commit(Duration::from_millis(2), 10, true);
+        m.queued();
+        m.queued();
+        m.dequeued();
+        let text = m.render(&Extra { database_rows: Some(609), healthy: true, ..Extra::default() });
+        assert!(text.contains("videofeed_requests_total{route=\"/feed\",status=\"200\"} 2\n"));
+        assert!(text.contains("videofeed_requests_total{route=\"/feed\",status=\"400\"} 1\n"));
+        assert!(text.contains("videofeed_requests_total{route=\"other\",status=\"other\"} 1\n"));
+        assert!(text.contains("videofeed_request_duration_seconds_bucket{route=\"/feed\",le=\"0.0005\"} 2\n"));
+        assert!(text.contains("videofeed_request_duration_seconds_bucket{route=\"/feed\",le=\"0.025\"} 2\n"));
+        assert!(text.contains("videofeed_request_duration_seconds_bucket{route=\"/feed\",le=\"0.05\"} 3\n"));
+        assert!(text.contains("videofeed_request_duration_seconds_bucket{route=\"/feed\",le=\"+Inf\"} 3\n"));
+        assert!(text.contains("videofeed_request_duration_seconds_count{route=\"/feed\"} 3\n"));
+        assert!(text.contains("videofeed_rows_returned_total 34\n"));
+        assert!(text.contains("videofeed_slow_requests_total 1\n"));
+        assert!(text.contains("videofeed_workers 4\n"));
+        assert!(text.contains("videofeed_writer_queue_depth 1\n"));
+        assert!(text.contains("videofeed_writer_commit_seconds_count 1\n"));
+        assert!(text.contains("videofeed_database_videos 609\n"));
+        // Every sample line belongs to a declared metric family.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = name.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
+            assert!(text.contains(&format!("# TYPE {family} ")) || text.contains(&format!("# TYPE {name} ")), "{line}");
+        }
+    }
+
+    #[test]
+    fn busy_guard_counts_and_releases() {
+        let m = Metrics::new();
+        {
+            let _a = m.busy();
+            let _b = m.busy();
+            assert_eq!(m.workers().0, 2);
+        }
+        assert_eq!(m.workers().0, 0);
+    }
+}

@@ -1,0 +1,99 @@
+"""Schemathesis hooks for videofeed's contract run (tests/contract/schemathesis.sh).
+
+JSON Schema cannot state three of the feed's rules, so docs/openapi.json states
+them in words and these hooks keep generated requests on the side of the line
+that both the schema and the server agree on. They change only requests the
+schema already calls invalid (or, for the duration pair, a combination it
+cannot express); every valid request is sent as generated.
+
+1. `q` must hold a letter or digit of any script, after trimming white space.
+   The schema's pattern is the ASCII subset ([0-9A-Za-z]), so a `q` that breaks
+   it may still hold a non-ASCII letter the server rightly accepts: such a `q`
+   keeps only its ASCII characters (none of them a letter or digit). A `q`
+   over 120 characters gets letters at both ends, so trimming cannot bring it
+   back under the limit.
+2. An empty `region`, `limit`, `offset`, `min_duration`, `max_duration` or
+   `sort` means "not given" (PHP forms send empty fields): an empty value the
+   schema calls invalid becomes a non-empty invalid one.
+3. `max_duration` must not be less than `min_duration`: a pair the wrong way
+   round is swapped.
+4. A parameter sent as a list or an object: repeated (`limit=1&limit=2`, the
+   last one wins) or empty, so the server may rightly accept it; it becomes a
+   scalar that breaks the rule.
+5. A new video's id holding `%` gets `_` instead: the HTTP library leaves a
+   `%` followed by two hex digits unencoded in a URL path, so the server would
+   rightly decode it, and the stateful phase's DELETE of that video would miss.
+6. The write API trims text fields before checking them (" us" is region US),
+   and its "not blank" is Rust's white space, which differs from Python's in a
+   few control characters: a body field that breaks its schema pattern is
+   replaced by a value that breaks it for both (the case stays invalid).
+"""
+import json
+import pathlib
+import re
+
+import schemathesis
+
+ASCII_ALNUM = re.compile("[0-9A-Za-z]")
+EMPTY_MEANS_ABSENT = ("region", "limit", "offset", "min_duration", "max_duration", "sort")
+
+
+# Body field -> a value both the schema and the server reject; the patterns are the
+# document's own (explicit character classes, read the same way by Python and ECMA-262).
+_SPEC = json.loads((pathlib.Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+_VIDEO = _SPEC["components"]["schemas"]["Video"]["properties"]
+BODY_INVALID = {
+    field: (_VIDEO[field]["pattern"], invalid)
+    for field, invalid in [
+        ("id", "a b"),
+        ("title", " "),
+        ("channel", " "),
+        ("thumbnail", "ftp://example.com/x.jpg"),
+        ("region", "USA"),
+    ]
+}
+
+
+def _int(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch("[0-9]+", value):
+        return int(value)
+    return None
+
+
+@schemathesis.hook
+def map_case(ctx, case):
+    # A case-level hook: schemathesis runs it in every phase (coverage, fuzzing, ...).
+    if ctx.operation is None:
+        return case
+    if ctx.operation.path == "/feed/admin/videos" and isinstance(case.body, dict):
+        for field, (pattern, invalid) in BODY_INVALID.items():
+            value = case.body.get(field)
+            if isinstance(value, str) and not re.search(pattern, value):
+                case.body[field] = invalid
+        if isinstance(case.body.get("id"), str):
+            case.body["id"] = case.body["id"].replace("%", "_")
+        return case
+    if ctx.operation.path != "/feed" or not case.query:
+        return case
+    query = case.query
+    for name, value in list(query.items()):
+        if isinstance(value, (list, dict)):
+            query[name] = "!"
+    q = query.get("q")
+    if isinstance(q, str):
+        if not ASCII_ALNUM.search(q):
+            q = "".join(c for c in q if ord(c) < 128)
+        if len(q) > 120:
+            q = "x" + q[1:-1] + "x"
+        query["q"] = q
+    for name in EMPTY_MEANS_ABSENT:
+        if query.get(name) == "":
+            query[name] = "!"
+    lo, hi = _int(query.get("min_duration")), _int(query.get("max_duration"))
+    if lo is not None and hi is not None and lo > hi:
+        query["min_duration"], query["max_duration"] = query["max_duration"], query["min_duration"]
+    return case
