@@ -547,6 +547,8 @@ impl Handler {
         let (items, corrected) =
             if self.typo_fallback { reader.search_tolerant(query)? } else { (reader.search(query)?, Vec::new()) };
         let after = reader.data_version()?;
+        // The search reads one row past the page to learn whether another page follows.
+        let shown = items.len().min(usize::try_from(query.limit).unwrap_or(usize::MAX));
         match response::feed_json_corrected(query, &items, &corrected) {
             Ok(json) => {
                 let resp = validated(&json, after);
@@ -555,9 +557,9 @@ impl Handler {
                         cache.put(key, version, json.into());
                     }
                 }
-                Ok((items.len(), resp))
+                Ok((shown, resp))
             }
-            Err(_) => Ok((items.len(), response::feed(query, &items, head))),
+            Err(_) => Ok((shown, response::feed(query, &items, head))),
         }
     }
 }

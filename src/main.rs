@@ -44,11 +44,21 @@ lighttpd and spawn-fcgi start apps that way) it is used and nothing is bound or 
 otherwise --socket binds a Unix socket (a stale one is replaced, mode 0660) or --listen a
 TCP address (a bare PORT means 127.0.0.1).
 
+Endpoints: GET /feed?q=&region=&limit= (the feed), /feed/health (200 or 503),
+/feed/metrics (Prometheus; loopback or the admin token), /feed/openapi.json (the contract),
+POST /feed/admin/videos and DELETE /feed/admin/videos/{id} (with VIDEOFEED_ADMIN_TOKEN).
+
 Environment (flags win): VIDEOFEED_DB, VIDEOFEED_SOCKET, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
 then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 16), VIDEOFEED_MAX_PARAMS_BYTES,
-FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cache, default 33554432, 0 = off),
-VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server
-starts a fresh process; default never), VIDEOFEED_LOG (log filter, default info; RUST_LOG too).
+VIDEOFEED_MAX_PARAMS, FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cache, default
+33554432, 0 = off), VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_TYPO_FALLBACK (on/off),
+VIDEOFEED_QUERY_TIMEOUT_MS (default 2000), VIDEOFEED_REQUEST_TIMEOUT_MS (default 10000),
+VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server starts a fresh process;
+default never), VIDEOFEED_ADMIN_TOKEN (turns the write API on), VIDEOFEED_ADMIN_MAX_BODY,
+VIDEOFEED_WRITE_QUEUE, VIDEOFEED_SLOW_MS (slow log threshold, default 250, 0 = off),
+VIDEOFEED_METRICS_ALLOW (addresses or networks that may read /feed/metrics without the token,
+default 127.0.0.0/8,::1; none = token only), VIDEOFEED_LOG (log filter, default info; RUST_LOG
+too; debug adds one line per request).
 Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
 
 Example:
@@ -100,10 +110,13 @@ videofeed get (--socket PATH | --connect HOST:PORT) [--method GET|HEAD] [--timeo
 
 Sends one FastCGI request with our own client and prints the CGI answer (headers, blank
 line, body). Exit status: 0 for a 1xx-4xx answer, 1 for a 5xx answer, 2 for no answer.
-The operator's health check without a web server.
+The operator's health check without a web server (it sends REMOTE_ADDR 127.0.0.1, so
+/feed/metrics answers too).
 
-Example:
-  videofeed get --socket /run/videofeed/videofeed.sock '/feed?q=music&limit=3'";
+Examples:
+  videofeed get --socket /run/videofeed/videofeed.sock /feed/health
+  videofeed get --socket /run/videofeed/videofeed.sock '/feed?q=music&limit=3'
+  videofeed get --socket /run/videofeed/videofeed.sock /feed/metrics | grep ^videofeed_requests";
 
 const BACKUP_HELP: &str = "\
 videofeed backup --db PATH OUT
@@ -265,7 +278,7 @@ fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
     };
     let config = Config::from_raw(&flags, &|k| std::env::var(k).ok())?;
     log::info!(
-        "config db={} listen={:?} workers={} cache_bytes={} rank_index={} max_params={} max_requests={:?} grace_ms={}",
+        "config db={} listen={:?} workers={} cache_bytes={} rank_index={} max_params={} max_requests={:?} grace_ms={} slow_ms={} metrics_allow={}",
         config.db.display(),
         config.listen,
         config.workers,
@@ -273,7 +286,13 @@ fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
         config.rank_index,
         config.max_params,
         config.max_requests,
-        config.shutdown_grace.as_millis()
+        config.shutdown_grace.as_millis(),
+        config.slow.map_or(0, |d| d.as_millis()),
+        if config.metrics_allow.is_empty() {
+            "none".to_owned()
+        } else {
+            config.metrics_allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        }
     );
     let stop = Arc::new(AtomicBool::new(false));
     server::install_signal_handlers(&stop)?;
@@ -297,15 +316,25 @@ fn cmd_init(raw: &[String]) -> Result<u8, Fatal> {
     Ok(0)
 }
 
-/// Prints progress on a terminal at most twice a second; silent in pipes.
-fn progress_printer() -> impl FnMut(&Summary) {
+/// Prints progress on a terminal at most twice a second (with the share done and the
+/// time left when the total is known); silent in pipes, so logs and scripts stay clean.
+fn progress_printer(total: Option<u64>) -> impl FnMut(&Summary) {
     let tty = io::stderr().is_terminal();
     let mut last = Instant::now();
     move |s: &Summary| {
         if tty && last.elapsed() >= Duration::from_millis(500) {
             last = Instant::now();
+            let share = match total.filter(|t| *t > 0) {
+                Some(t) => {
+                    let rate = s.rows_per_second().max(1.0);
+                    #[expect(clippy::cast_precision_loss, reason = "a percentage for people")]
+                    let (done, left) = (s.lines as f64 / t as f64 * 100.0, t.saturating_sub(s.lines) as f64 / rate);
+                    format!("{done:.0}% of {t}, ~{left:.0} s left, ")
+                }
+                None => String::new(),
+            };
             eprint!(
-                "\r{} lines, {} inserted, {} updated, {} rejected, {:.0} rows/s   ",
+                "\r{share}{} lines, {} inserted, {} updated, {} rejected, {:.0} rows/s   ",
                 s.lines,
                 s.inserted,
                 s.updated,
@@ -338,7 +367,7 @@ fn cmd_import(raw: &[String]) -> Result<u8, Fatal> {
         Box::new(BufReader::with_capacity(1 << 20, f))
     };
     let mut writer = Writer::open(&db)?;
-    let mut progress = progress_printer();
+    let mut progress = progress_printer(None);
     let mut reject = |r: &ingest::Rejection| esay(&format!("videofeed: {source}:{}: rejected: {}", r.line, r.reason));
     let result = writer.import(input, opts, &mut reject, &mut progress);
     if io::stderr().is_terminal() {
@@ -360,7 +389,7 @@ fn cmd_demo(raw: &[String]) -> Result<u8, Fatal> {
     let mut writer = Writer::open(&db)?;
     let started = Instant::now();
     let mut summary = Summary::default();
-    let mut progress = progress_printer();
+    let mut progress = progress_printer(Some(count));
     let mut batch = Vec::with_capacity(ingest::DEFAULT_BATCH);
     for v in demo::videos(count, seed) {
         batch.push(v);

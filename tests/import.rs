@@ -130,6 +130,56 @@ fn demo_is_deterministic_and_searchable() -> TestResult {
     Ok(())
 }
 
+/// Runs `videofeed ARGS` under a pseudo-terminal (util-linux `script`) and returns what it wrote.
+fn run_on_terminal(args: &str) -> String {
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{} {args}", crate::util::bin().display()), "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn progress_shows_on_a_terminal_and_never_in_a_pipe() -> TestResult {
+    if !crate::util::have("script") {
+        return Ok(());
+    }
+    let dir = TestDir::new("progress");
+    let (tty_db, pipe_db) = (dir.path("tty.db"), dir.path("pipe.db"));
+    // Long enough for at least one progress line (they come every half second).
+    let shown = run_on_terminal(&format!("demo --db {} --videos 60000", tty_db.display()));
+    assert!(shown.contains('\r') && shown.contains("% of 60000") && shown.contains("rows/s"), "{shown:?}");
+    assert!(shown.contains("inserted=60000"), "the summary line: {shown:?}");
+    let out = run(&["demo", "--db", pipe_db.to_str().unwrap(), "--videos", "60000"]);
+    assert!(out.status.success());
+    let (stdout, stderr) = (String::from_utf8(out.stdout)?, String::from_utf8(out.stderr)?);
+    assert!(!stdout.contains('\r') && !stderr.contains('\r') && !stderr.contains("rows/s"), "{stderr:?}");
+    assert!(stdout.contains("inserted=60000"), "the summary still prints: {stdout:?}");
+    // import the same way: the pipe gets only the summary.
+    let jsonl = dir.path("v.jsonl");
+    let lines: Vec<String> =
+        (0..60_000).map(|i| format!(r#"{{"id":"p{i}","title":"Progress {i}","channel":"C","duration_seconds":1,"thumbnail":"https://x/{i}.jpg","region":"US"}}"#)).collect();
+    std::fs::write(&jsonl, lines.join("\n"))?;
+    let shown = run_on_terminal(&format!(
+        "import --no-bulk --batch-size 500 --db {} {}",
+        dir.path("i.db").display(),
+        jsonl.display()
+    ));
+    assert!(shown.contains('\r') && shown.contains("rows/s"), "{shown:?}");
+    let out = run(&[
+        "import",
+        "--no-bulk",
+        "--batch-size",
+        "500",
+        "--db",
+        dir.path("j.db").to_str().unwrap(),
+        jsonl.to_str().unwrap(),
+    ]);
+    assert!(out.status.success() && !String::from_utf8(out.stderr)?.contains('\r'));
+    Ok(())
+}
+
 #[test]
 fn help_and_version() -> TestResult {
     for cmd in ["serve", "init", "import", "demo", "query", "get", "backup"] {
@@ -140,6 +190,18 @@ fn help_and_version() -> TestResult {
     }
     let out = run(&["--version"]);
     assert!(String::from_utf8(out.stdout)?.starts_with("videofeed 0."));
+    // Every setting the binary reads is in serve --help, and so is every endpoint.
+    let serve = String::from_utf8(run(&["serve", "--help"]).stdout)?;
+    for var in videofeed::config::ENV_VARS {
+        assert!(serve.contains(var), "serve --help does not mention {var}");
+    }
+    for endpoint in ["/feed/health", "/feed/metrics", "/feed/openapi.json", "/feed/admin/videos"] {
+        assert!(serve.contains(endpoint), "serve --help does not mention {endpoint}");
+    }
+    assert!(
+        String::from_utf8(run(&["get", "--help"]).stdout)?
+            .contains("get --socket /run/videofeed/videofeed.sock /feed/health")
+    );
     let out = run(&["import", "--db"]);
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["frobnicate"]);
