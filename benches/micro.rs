@@ -68,6 +68,7 @@ fn main() {
             thumbnail: format!("https://i.ytimg.com/vi/vid{i:08}/hqdefault.jpg"),
             region: "GLOBAL".into(),
             score: 12.345_678_9 / (f64::from(i32::try_from(i).unwrap_or(1)) + 1.0),
+            ..FeedItem::default()
         })
         .collect();
     let query = request::parse("q=lofi%20hip%20ho&region=de&limit=24").unwrap();

@@ -34,6 +34,12 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_ADMIN_MAX_BODY",
     "VIDEOFEED_WRITE_QUEUE",
     "VIDEOFEED_SLOW_MS",
+    "VIDEOFEED_FALLBACK_THUMBNAIL",
+    "VIDEOFEED_BROKEN_THUMBNAILS",
+    "VIDEOFEED_THUMBNAIL_CHECK_EVERY",
+    "VIDEOFEED_THUMBNAIL_CONCURRENCY",
+    "VIDEOFEED_THUMBNAIL_RATE",
+    "VIDEOFEED_THUMBNAIL_MAX_AGE",
     "VIDEOFEED_METRICS_ALLOW",
     "FCGI_WEB_SERVER_ADDRS",
     "VIDEOFEED_LOG",
@@ -100,6 +106,14 @@ pub struct Config {
     /// `VIDEOFEED_METRICS_ALLOW`: client addresses (`REMOTE_ADDR`) that may read
     /// `/feed/metrics` without the admin token.
     pub metrics_allow: Vec<IpNet>,
+    /// `VIDEOFEED_FALLBACK_THUMBNAIL` and `VIDEOFEED_BROKEN_THUMBNAILS`: how the feed
+    /// shows videos whose thumbnail `check-thumbnails` found broken.
+    pub thumbnails: crate::search::ThumbnailPolicy,
+    /// `VIDEOFEED_THUMBNAIL_CHECK_EVERY`: run the thumbnail checker inside serve, on its
+    /// own thread, this long after the end of each run (None = not inside serve).
+    pub thumbnail_check_every: Option<Duration>,
+    /// The in-serve checker's settings (`VIDEOFEED_THUMBNAIL_CONCURRENCY`, `_RATE`, `_MAX_AGE`).
+    pub thumbnail_check: crate::jobs::Options,
 }
 
 /// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`).
@@ -191,6 +205,13 @@ impl Default for Config {
                 IpNet { addr: IpAddr::from([127, 0, 0, 0]), prefix: 8 },
                 IpNet { addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST), prefix: 128 },
             ],
+            // No fallback image is known until the operator names one; broken ones are replaced
+            // by a checked alternative or left out.
+            thumbnails: crate::search::ThumbnailPolicy::default(),
+            // Checking is a job for cron or a timer unless the operator asks for it here.
+            thumbnail_check_every: None,
+            // Gentler than the command's defaults: it shares the box with the feed.
+            thumbnail_check: crate::jobs::Options { concurrency: 4, rate: 10.0, ..crate::jobs::Options::default() },
         }
     }
 }
@@ -371,6 +392,47 @@ impl Config {
                     )
                 })?
             };
+        }
+
+        if let Some(v) = env("VIDEOFEED_FALLBACK_THUMBNAIL").filter(|v| !v.trim().is_empty()) {
+            let v = v.trim();
+            if !(v.starts_with("https://") || v.starts_with("http://") || v.starts_with('/')) {
+                return Err(err(
+                    "VIDEOFEED_FALLBACK_THUMBNAIL",
+                    format!("must be an http(s):// URL or a path on this site, got {v:?}"),
+                ));
+            }
+            c.thumbnails.fallback = Some(v.to_owned());
+        }
+        if let Some(v) = env("VIDEOFEED_BROKEN_THUMBNAILS").filter(|v| !v.trim().is_empty()) {
+            c.thumbnails.omit = match v.trim() {
+                "replace" => false,
+                "omit" => true,
+                _ => return Err(err("VIDEOFEED_BROKEN_THUMBNAILS", format!("must be replace or omit, got {v:?}"))),
+            };
+        }
+        let duration = |name: &str, v: &str| {
+            crate::jobs::parse_duration(v)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| err(name, format!("must be a duration such as 90s, 15m, 12h or 7d, got {v:?}")))
+        };
+        if let Some(v) = env("VIDEOFEED_THUMBNAIL_CHECK_EVERY").filter(|v| !v.trim().is_empty()) {
+            c.thumbnail_check_every = Some(duration("VIDEOFEED_THUMBNAIL_CHECK_EVERY", &v)?);
+        }
+        if let Some(v) = env("VIDEOFEED_THUMBNAIL_MAX_AGE").filter(|v| !v.trim().is_empty()) {
+            c.thumbnail_check.max_age = duration("VIDEOFEED_THUMBNAIL_MAX_AGE", &v)?;
+        }
+        if let Some(v) = env("VIDEOFEED_THUMBNAIL_CONCURRENCY").filter(|v| !v.trim().is_empty()) {
+            c.thumbnail_check.concurrency =
+                v.trim().parse::<usize>().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| {
+                    err("VIDEOFEED_THUMBNAIL_CONCURRENCY", format!("must be a whole number from 1 to 256, got {v:?}"))
+                })?;
+        }
+        if let Some(v) = env("VIDEOFEED_THUMBNAIL_RATE").filter(|v| !v.trim().is_empty()) {
+            c.thumbnail_check.rate =
+                v.trim().parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.0).ok_or_else(|| {
+                    err("VIDEOFEED_THUMBNAIL_RATE", format!("must be requests per second (0 = no limit), got {v:?}"))
+                })?;
         }
 
         if let Some(v) = env("FCGI_WEB_SERVER_ADDRS").filter(|v| !v.trim().is_empty()) {

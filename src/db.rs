@@ -15,11 +15,12 @@ use rusqlite::{Connection, OpenFlags};
 /// The schema, applied as one transaction to a new database.
 pub const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
 /// The `user_version` this binary writes and expects.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// Upgrades, applied in order to an older database: (version it produces, SQL).
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../sql/migrations/002_generation.sql")),
     (3, include_str!("../sql/migrations/003_changes.sql")),
+    (4, include_str!("../sql/migrations/004_thumbnails_channels.sql")),
 ];
 
 /// Page cache per read-only connection, in KiB (SQLite's negative `cache_size`).

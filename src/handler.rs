@@ -62,6 +62,7 @@ pub struct Handler {
     /// When the database path was last checked for a replaced file.
     checked_file: Instant,
     health: Option<Arc<Health>>,
+    thumbnails: search::ThumbnailPolicy,
     metrics_allow: Vec<IpNet>,
     slow: Option<std::time::Duration>,
     #[cfg(feature = "test-hooks")]
@@ -120,6 +121,7 @@ impl Handler {
             reader: None,
             checked_file: Instant::now(),
             health: None,
+            thumbnails: search::ThumbnailPolicy::default(),
             metrics_allow: Vec::new(),
             slow: None,
             #[cfg(feature = "test-hooks")]
@@ -130,6 +132,12 @@ impl Handler {
     /// Answers `/feed/health` from `health` (kept fresh by its own thread).
     pub fn with_health(mut self, health: Arc<Health>) -> Handler {
         self.health = Some(health);
+        self
+    }
+
+    /// Shows broken thumbnails per `policy` (see [`search::ThumbnailPolicy`]).
+    pub fn with_thumbnail_policy(mut self, policy: search::ThumbnailPolicy) -> Handler {
+        self.thumbnails = policy;
         self
     }
 
@@ -337,6 +345,7 @@ impl Handler {
             None => Reader::open_read_only(&self.db)?,
         };
         reader.set_time_limit(self.query_timeout);
+        reader.set_thumbnail_policy(self.thumbnails.clone());
         Ok(reader)
     }
 

@@ -286,6 +286,10 @@ pub enum Op {
     Upsert(Vec<Video>),
     /// Delete the video with this id.
     Delete(String),
+    /// Record thumbnail checks (`videofeed check-thumbnails`).
+    Thumbnails(Vec<crate::jobs::ThumbnailCheck>),
+    /// Record channel metadata (`videofeed enrich-channels`).
+    Channels(Vec<crate::jobs::ChannelRecord>),
 }
 
 impl Op {
@@ -294,6 +298,8 @@ impl Op {
         match self {
             Op::Upsert(v) => v.len(),
             Op::Delete(_) => 1,
+            Op::Thumbnails(c) => c.len(),
+            Op::Channels(c) => c.len(),
         }
     }
 }
@@ -568,6 +574,11 @@ fn apply_op(conn: &Connection, op: &Op) -> Result<Applied, Error> {
             regions.extend(region);
             Counts { deleted: u64::try_from(deleted).unwrap_or(0), ..Counts::default() }
         }
+        // Job results touch no video rows; the triggers purge nothing but move the data version.
+        Op::Thumbnails(checks) => {
+            Counts { updated: crate::jobs::write_thumbnail_checks(conn, checks)?, ..Counts::default() }
+        }
+        Op::Channels(channels) => Counts { updated: crate::jobs::write_channels(conn, channels)?, ..Counts::default() },
     };
     regions.sort_unstable();
     regions.dedup();

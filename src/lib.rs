@@ -24,6 +24,7 @@ mod fuzz_tests;
 pub mod handler;
 pub mod health;
 pub mod ingest;
+pub mod jobs;
 pub mod metrics;
 pub mod rank;
 pub mod request;

@@ -32,6 +32,8 @@ Commands:
   query    run one feed query against the database and print the JSON
   get      send one FastCGI request to a running responder and print the answer
   backup   write a consistent copy of the database while it serves (VACUUM INTO)
+  check-thumbnails   check thumbnail URLs in the background; the feed then hides broken ones
+  enrich-channels    fetch channel metadata (verified, avatar, ...) from an HTTP JSON source
 
 Run `videofeed <command> --help` for a command's options and examples.
 Options: -h, --help   this text;  -V, --version   the version";
@@ -57,8 +59,12 @@ VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server starts a fresh
 default never), VIDEOFEED_ADMIN_TOKEN (turns the write API on), VIDEOFEED_ADMIN_MAX_BODY,
 VIDEOFEED_WRITE_QUEUE, VIDEOFEED_SLOW_MS (slow log threshold, default 250, 0 = off),
 VIDEOFEED_METRICS_ALLOW (addresses or networks that may read /feed/metrics without the token,
-default 127.0.0.0/8,::1; none = token only), VIDEOFEED_LOG (log filter, default info; RUST_LOG
-too; debug adds one line per request).
+default 127.0.0.0/8,::1; none = token only), VIDEOFEED_FALLBACK_THUMBNAIL (image shown instead
+of a thumbnail check-thumbnails found broken), VIDEOFEED_BROKEN_THUMBNAILS (replace, the default,
+or omit), VIDEOFEED_THUMBNAIL_CHECK_EVERY (run check-thumbnails inside serve on its own thread,
+e.g. 6h; default off) with VIDEOFEED_THUMBNAIL_CONCURRENCY (4), VIDEOFEED_THUMBNAIL_RATE (10/s)
+and VIDEOFEED_THUMBNAIL_MAX_AGE (7d), VIDEOFEED_LOG (log filter, default info; RUST_LOG too;
+debug adds one line per request).
 Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
 
 Example:
@@ -117,6 +123,50 @@ Examples:
   videofeed get --socket /run/videofeed/videofeed.sock /feed/health
   videofeed get --socket /run/videofeed/videofeed.sock '/feed?q=music&limit=3'
   videofeed get --socket /run/videofeed/videofeed.sock /feed/metrics | grep ^videofeed_requests";
+
+const CHECK_THUMBNAILS_HELP: &str = "\
+videofeed check-thumbnails --db PATH [--concurrency N] [--max-age DURATION] [--rate R]
+                           [--timeout DURATION] [--retries N] [--limit N]
+
+Checks the thumbnail URL of every video that was never checked, whose thumbnail changed,
+or whose last check is older than --max-age (default 7d), with a HEAD request (a one-byte
+ranged GET where HEAD is refused), following up to 5 redirects. 2xx = good; any other
+answer, a timeout or a dropped connection = broken, after --retries further tries with
+back-off for timeouts, dropped connections, 408, 429 and 5xx. For a broken YouTube-style
+URL (.../vi/ID/hqdefault.jpg) the mqdefault image is checked as its replacement.
+The feed never shows a broken thumbnail: it shows the replacement, else
+VIDEOFEED_FALLBACK_THUMBNAIL, else leaves the video out (VIDEOFEED_BROKEN_THUMBNAILS=omit
+always leaves it out). Results are written through one writer in short transactions while
+the feed serves and imports run. SIGTERM or Ctrl-C stops at once: requests in flight
+finish within --timeout and every finished check is kept.
+
+Defaults: --concurrency 8, --rate 20 (requests started per second, all threads; 0 = no
+limit), --timeout 5s, --retries 2. Durations: 90s, 15m, 12h, 7d.
+Exit status: 0 done (or stopped by a signal), 2 the database cannot be used.
+
+Examples:
+  videofeed check-thumbnails --db /var/lib/videofeed/videos.db
+  videofeed check-thumbnails --db videos.db --concurrency 16 --rate 50 --max-age 3d";
+
+const ENRICH_CHANNELS_HELP: &str = "\
+videofeed enrich-channels --db PATH --source URL [--max-age DURATION] [--concurrency N]
+                          [--rate R] [--timeout DURATION] [--retries N] [--limit N]
+
+Fetches metadata for every channel named in videos that has no entry or one older than
+--max-age (default 7d): GET URL?name=<channel> (&name= when URL has a query) must answer
+200 with a JSON object
+  {\"name\": \"Lofi Girl\", \"display_name\": \"Lofi Girl\", \"avatar_url\": \"https://...\",
+   \"verified\": true, \"subscriber_count\": 14000000}
+(every field optional; name, when given, must be the one asked for), or 404 when the source
+does not know the channel. A slow, failing or malformed answer is retried (--retries, with
+back-off), then skipped: nothing is written for that channel and its old entry stays. The
+feed adds channel_display_name, channel_avatar, channel_verified and channel_subscribers to
+results whose channel is known. SIGTERM stops at once; finished channels are kept.
+
+Defaults: --concurrency 4, --rate 10, --timeout 5s, --retries 2.
+
+Example:
+  videofeed enrich-channels --db /var/lib/videofeed/videos.db --source https://meta.example.com/channel";
 
 const BACKUP_HELP: &str = "\
 videofeed backup --db PATH OUT
@@ -229,6 +279,8 @@ fn main() -> ExitCode {
         Some("query") => cmd_query(&args[1..]),
         Some("get") => cmd_get(&args[1..]),
         Some("backup") => cmd_backup(&args[1..]),
+        Some("check-thumbnails") => cmd_check_thumbnails(&args[1..]),
+        Some("enrich-channels") => cmd_enrich_channels(&args[1..]),
         Some("-V" | "--version" | "version") => {
             say(&format!("videofeed {}", env!("CARGO_PKG_VERSION")));
             Ok(0)
@@ -314,6 +366,105 @@ fn cmd_init(raw: &[String]) -> Result<u8, Fatal> {
         writer.count()?
     ));
     Ok(0)
+}
+
+/// Reads the job flags shared by check-thumbnails and enrich-channels.
+fn job_options(a: &Args, defaults: videofeed::jobs::Options) -> Result<videofeed::jobs::Options, Fatal> {
+    let duration = |name: &str, default: Duration| -> Result<Duration, Fatal> {
+        match a.get(name) {
+            None => Ok(default),
+            Some(v) => videofeed::jobs::parse_duration(&v)
+                .ok_or_else(|| fatal(format!("{name} must be a duration such as 90s, 15m, 12h or 7d, got {v:?}"))),
+        }
+    };
+    let concurrency: usize = a.number("--concurrency", defaults.concurrency)?;
+    if !(1..=256).contains(&concurrency) {
+        return Err(fatal(format!("--concurrency must be from 1 to 256, got {concurrency}")));
+    }
+    let rate = match a.get("--rate") {
+        None => defaults.rate,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|r| r.is_finite() && *r >= 0.0)
+            .ok_or_else(|| fatal(format!("--rate must be requests per second (0 = no limit), got {v:?}")))?,
+    };
+    let timeout = duration("--timeout", defaults.timeout)?;
+    if timeout.is_zero() {
+        return Err(fatal("--timeout must be more than 0"));
+    }
+    Ok(videofeed::jobs::Options {
+        concurrency,
+        rate,
+        timeout,
+        retries: a.number("--retries", defaults.retries)?,
+        max_age: duration("--max-age", defaults.max_age)?,
+        limit: a.get("--limit").map(|_| a.number("--limit", 0usize)).transpose()?,
+    })
+}
+
+/// Runs a job with SIGTERM/SIGINT as "stop", its own single writer, and progress on a terminal.
+fn run_job(
+    name: &str,
+    db: &std::path::Path,
+    job: impl FnOnce(
+        &AtomicBool,
+        &videofeed::writer::WriterHandle,
+        &mut (dyn FnMut(&videofeed::jobs::Summary) + Send),
+    ) -> Result<videofeed::jobs::Summary, videofeed::jobs::Error>,
+) -> Result<u8, Fatal> {
+    let stop = Arc::new(AtomicBool::new(false));
+    server::install_signal_handlers(&stop)?;
+    // Creates or upgrades the schema first, so the jobs' tables exist.
+    drop(Writer::open(db)?);
+    let writer = videofeed::writer::WriterHandle::start(db, 16)?;
+    let tty = io::stderr().is_terminal();
+    let mut last = Instant::now();
+    let mut progress = move |s: &videofeed::jobs::Summary| {
+        if tty && last.elapsed() >= Duration::from_millis(500) {
+            last = Instant::now();
+            eprint!(
+                "\r{name}: {} of {} done, {} good, {} bad, {} failed   ",
+                s.done, s.planned, s.good, s.bad, s.failed
+            );
+        }
+    };
+    let summary = job(&stop, &writer, &mut progress);
+    if tty {
+        eprintln!();
+    }
+    let summary = summary.map_err(|e| fatal(format!("{name}: {e}")))?;
+    say(&format!("{name} {}: {summary}", db.display()));
+    Ok(0)
+}
+
+fn cmd_check_thumbnails(raw: &[String]) -> Result<u8, Fatal> {
+    let valued = ["--db", "--concurrency", "--max-age", "--rate", "--timeout", "--retries", "--limit"];
+    let a = parse_args(raw, &valued, &[], CHECK_THUMBNAILS_HELP)?;
+    if a.help {
+        return help(CHECK_THUMBNAILS_HELP);
+    }
+    let db = a.db(CHECK_THUMBNAILS_HELP)?;
+    let opts = job_options(&a, videofeed::jobs::Options::default())?;
+    run_job("check-thumbnails", &db, |stop, writer, progress| {
+        videofeed::jobs::check_thumbnails(&db, &opts, stop, writer, progress)
+    })
+}
+
+fn cmd_enrich_channels(raw: &[String]) -> Result<u8, Fatal> {
+    let valued = ["--db", "--source", "--concurrency", "--max-age", "--rate", "--timeout", "--retries", "--limit"];
+    let a = parse_args(raw, &valued, &[], ENRICH_CHANNELS_HELP)?;
+    if a.help {
+        return help(ENRICH_CHANNELS_HELP);
+    }
+    let db = a.db(ENRICH_CHANNELS_HELP)?;
+    let source =
+        a.get("--source").ok_or_else(|| fatal(format!("--source URL is required\n\n{ENRICH_CHANNELS_HELP}")))?;
+    let defaults = videofeed::jobs::Options { concurrency: 4, rate: 10.0, ..videofeed::jobs::Options::default() };
+    let opts = job_options(&a, defaults)?;
+    run_job("enrich-channels", &db, |stop, writer, progress| {
+        videofeed::jobs::enrich_channels(&db, &source, &opts, stop, writer, progress)
+    })
 }
 
 /// Prints progress on a terminal at most twice a second (with the share done and the

@@ -288,6 +288,7 @@ mod tests {
             thumbnail: "t".into(),
             region: "GLOBAL".into(),
             score: 1.5,
+            ..FeedItem::default()
         };
         let (head, body) = split(&feed(&query(), &[item], false));
         assert!(head.starts_with("Status: 200 OK\r\n"));
@@ -301,6 +302,19 @@ mod tests {
         assert_eq!(body["count"], 1);
         let item_keys: Vec<&String> = body["results"][0].as_object().unwrap().keys().collect();
         assert_eq!(item_keys, ["channel", "duration_seconds", "id", "region", "score", "thumbnail", "title"]);
+        // Channel data appears only when known.
+        let known = FeedItem {
+            channel_verified: Some(true),
+            channel_avatar: Some("https://a/x.png".into()),
+            ..FeedItem::default()
+        };
+        let (_, body) = split(&feed(&query(), &[known], false));
+        let item = body["results"][0].as_object().unwrap();
+        assert_eq!(
+            (item["channel_verified"].as_bool(), item["channel_avatar"].as_str()),
+            (Some(true), Some("https://a/x.png"))
+        );
+        assert!(!item.contains_key("channel_subscribers") && !item.contains_key("channel_display_name"));
     }
 
     #[test]

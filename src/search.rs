@@ -32,12 +32,20 @@ use crate::fts;
 use crate::rank::{self, Phrase, Snapshot};
 use crate::request::{FeedQuery, Sort};
 
-/// The ranked search. `?1` match expression, `?2` region, `?3` limit.
+/// What every result row carries besides the video: the last thumbnail check of
+/// its current thumbnail and the channel's enrichment data (columns 7-13; column 6
+/// is the rank). Joined by primary key, so it costs two lookups per row shown.
+const EXTRAS: &str = "t.ok, t.alternative, c.display_name, c.avatar_url, c.verified, c.subscriber_count";
+const EXTRA_JOINS: &str = "LEFT JOIN thumbnail_checks t ON t.video_id = v.id AND t.url = v.thumbnail \
+     LEFT JOIN channels c ON c.name = v.channel AND c.found = 1";
+
+/// The ranked search. `?1` match expression, `?2` region, `?3` limit, `?4` offset;
+/// `{hidden}` is [`ThumbnailPolicy::hidden_sql`].
 const FEED_SQL: &str = "\
 SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
-       bm25(videos_fts, 8.0, 2.0) AS rank
-FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid
-WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL')
+       bm25(videos_fts, 8.0, 2.0) AS rank, {extras}
+FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid {joins}
+WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL') AND NOT {hidden}
 ORDER BY rank, v.rowid
 LIMIT ?3 OFFSET ?4";
 
@@ -46,14 +54,46 @@ LIMIT ?3 OFFSET ?4";
 /// `{order}` is one of the fixed ORDER BY clauses below. Always SQL-ranked.
 const FILTERED_SQL: &str = "\
 SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
-       bm25(videos_fts, 8.0, 2.0) AS rank
-FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid
-WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL')
+       bm25(videos_fts, 8.0, 2.0) AS rank, {extras}
+FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid {joins}
+WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL') AND NOT {hidden}
   AND (?5 IS NULL OR v.channel = ?5)
   AND (?6 IS NULL OR v.duration_seconds >= ?6)
   AND (?7 IS NULL OR v.duration_seconds <= ?7)
 ORDER BY {order}
 LIMIT ?3 OFFSET ?4";
+
+/// How the feed treats a video whose current thumbnail was found broken by
+/// `videofeed check-thumbnails` (`VIDEOFEED_FALLBACK_THUMBNAIL`,
+/// `VIDEOFEED_BROKEN_THUMBNAILS`). It never shows the broken URL: it shows the
+/// same video's alternative checked good (YouTube's `mqdefault`), else the
+/// fallback, else leaves the video out; with `omit` it always leaves it out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThumbnailPolicy {
+    /// The image shown instead of a broken thumbnail without a good alternative.
+    pub fallback: Option<String>,
+    /// Leave videos with a broken thumbnail out of the feed altogether.
+    pub omit: bool,
+}
+
+impl ThumbnailPolicy {
+    /// An SQL condition over `v` (a `videos` row): true for videos the feed leaves out.
+    pub fn hidden_sql(&self) -> &'static str {
+        const BROKEN: &str = "EXISTS (SELECT 1 FROM thumbnail_checks h WHERE h.video_id = v.id \
+             AND h.url = v.thumbnail AND h.ok = 0)";
+        const UNREPLACEABLE: &str = "EXISTS (SELECT 1 FROM thumbnail_checks h WHERE h.video_id = v.id \
+             AND h.url = v.thumbnail AND h.ok = 0 AND h.alternative IS NULL)";
+        match (self.omit, &self.fallback) {
+            (true, _) => BROKEN,
+            (false, Some(_)) => "0",
+            (false, None) => UNREPLACEABLE,
+        }
+    }
+
+    fn sql(&self, template: &str) -> String {
+        template.replace("{extras}", EXTRAS).replace("{joins}", EXTRA_JOINS).replace("{hidden}", self.hidden_sql())
+    }
+}
 
 /// The database generation (bumped by triggers on every search-relevant change).
 const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'generation'";
@@ -72,7 +112,8 @@ pub struct DataVersion {
 }
 
 /// One result row by row id, for the fast path.
-const ROW_SQL: &str = "SELECT id, title, channel, duration_seconds, thumbnail, region FROM videos WHERE rowid = ?1";
+const ROW_SQL: &str = "SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region, 0.0, {extras} \
+     FROM videos AS v {joins} WHERE v.rowid = ?1";
 
 /// Words the typo fallback replaced: (typed token, known word).
 pub type Corrections = Vec<(String, String)>;
@@ -87,7 +128,7 @@ pub const TYPO_BUDGET: std::time::Duration = std::time::Duration::from_millis(30
 pub const TOKENIZE: &str = "unicode61 remove_diacritics 2";
 
 /// One result row, serialised as-is into the `/feed` answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FeedItem {
     /// The video id.
     pub id: String,
@@ -103,6 +144,18 @@ pub struct FeedItem {
     pub region: String,
     /// Negated bm25: higher is a better match.
     pub score: f64,
+    /// The channel's display name, when the enrichment source knows the channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_display_name: Option<String>,
+    /// The channel's avatar URL, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_avatar: Option<String>,
+    /// Whether the channel is verified, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_verified: Option<bool>,
+    /// The channel's subscriber count, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_subscribers: Option<i64>,
 }
 
 /// Why a search failed.
@@ -158,12 +211,19 @@ pub struct RankIndex {
     /// The snapshot and the identity of the file it was built from.
     current: Mutex<Option<(u64, Arc<Snapshot>)>>,
     building: AtomicBool,
+    /// Videos this policy leaves out get no region in the index, so no query finds them.
+    policy: ThumbnailPolicy,
 }
 
 impl RankIndex {
     /// An empty index for the database at `db`; call [`RankIndex::refresh`] to build it.
     pub fn new(db: PathBuf) -> Arc<RankIndex> {
-        Arc::new(RankIndex { db, current: Mutex::new(None), building: AtomicBool::new(false) })
+        RankIndex::with_policy(db, ThumbnailPolicy::default())
+    }
+
+    /// As [`RankIndex::new`], leaving out the videos `policy` leaves out.
+    pub fn with_policy(db: PathBuf, policy: ThumbnailPolicy) -> Arc<RankIndex> {
+        Arc::new(RankIndex { db, current: Mutex::new(None), building: AtomicBool::new(false), policy })
     }
 
     /// The current snapshot, if one has been built.
@@ -191,7 +251,7 @@ impl RankIndex {
     /// [`Error`] when the database cannot be read.
     pub fn build_now(&self) -> Result<(), Error> {
         let file = file_id(&self.db);
-        let snap = load(&self.db)?;
+        let snap = load(&self.db, &self.policy)?;
         *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
         Ok(())
     }
@@ -207,7 +267,7 @@ impl RankIndex {
             loop {
                 let started = Instant::now();
                 let file = file_id(&index.db);
-                match load(&index.db) {
+                match load(&index.db, &index.policy) {
                     Ok(snap) => {
                         log::info!(
                             "rank index ready generation={} terms={} postings={} heap_mb={} ms={}",
@@ -261,7 +321,7 @@ fn current_generation(path: &Path) -> rusqlite::Result<i64> {
 }
 
 /// Builds a snapshot from FTS5's own tokens, in one read transaction.
-fn load(path: &Path) -> Result<Snapshot, Error> {
+fn load(path: &Path, policy: &ThumbnailPolicy) -> Result<Snapshot, Error> {
     let conn = open_plain_reader(path)?;
     conn.execute_batch(
         "CREATE VIRTUAL TABLE temp.vf_instances USING fts5vocab(main, 'videos_fts', 'instance');
@@ -272,7 +332,10 @@ fn load(path: &Path) -> Result<Snapshot, Error> {
     let n_rows: i64 = tx.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
     let mut builder = rank::Builder::new(generation, n_rows);
     {
-        let mut stmt = tx.prepare("SELECT rowid, region FROM videos")?;
+        // A video the policy leaves out gets the empty region, which no query asks for.
+        let sql =
+            format!("SELECT v.rowid, CASE WHEN {} THEN '' ELSE v.region END FROM videos AS v", policy.hidden_sql());
+        let mut stmt = tx.prepare(&sql)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let region: String = row.get(1)?;
@@ -344,16 +407,27 @@ pub struct Stages {
     pub fetch: std::time::Duration,
 }
 
-/// A result row (columns 0-5 of `ROW_SQL` or `FEED_SQL`) and its bm25 rank.
-fn row_item(r: &rusqlite::Row<'_>, rank: f64) -> rusqlite::Result<FeedItem> {
+/// A result row (`ROW_SQL`, `FEED_SQL` or `FILTERED_SQL`: the video in columns 0-5,
+/// [`EXTRAS`] in 7-12) and its bm25 rank; a broken thumbnail is replaced per `policy`.
+fn row_item(r: &rusqlite::Row<'_>, rank: f64, policy: &ThumbnailPolicy) -> rusqlite::Result<FeedItem> {
+    let mut thumbnail: String = r.get(4)?;
+    if r.get::<_, Option<i64>>(7)? == Some(0) {
+        if let Some(replacement) = r.get::<_, Option<String>>(8)?.or_else(|| policy.fallback.clone()) {
+            thumbnail = replacement;
+        }
+    }
     Ok(FeedItem {
         id: r.get(0)?,
         title: r.get(1)?,
         channel: r.get(2)?,
         duration_seconds: r.get(3)?,
-        thumbnail: r.get(4)?,
+        thumbnail,
         region: r.get(5)?,
         score: if rank == 0.0 { 0.0 } else { -rank },
+        channel_display_name: r.get(9)?,
+        channel_avatar: r.get(10)?,
+        channel_verified: r.get::<_, Option<i64>>(11)?.map(|v| v != 0),
+        channel_subscribers: r.get(12)?,
     })
 }
 
@@ -385,6 +459,11 @@ pub struct Reader {
     index: Option<Arc<RankIndex>>,
     /// An in-memory FTS5 table with the same tokenizer, to tokenize queries exactly as FTS5 does.
     tokenizer: Option<Connection>,
+    /// Broken thumbnails: what is shown instead, or left out.
+    policy: ThumbnailPolicy,
+    /// `FEED_SQL` and `ROW_SQL` for `policy`.
+    feed_sql: String,
+    row_sql: String,
 }
 
 impl Reader {
@@ -396,7 +475,7 @@ impl Reader {
     pub fn open_read_only(path: &Path) -> Result<Reader, Error> {
         let file = file_id(path);
         let conn = db::open_reader(path).map_err(Error::Open)?;
-        conn.prepare_cached(FEED_SQL)?;
+        conn.prepare_cached(&ThumbnailPolicy::default().sql(FEED_SQL))?;
         let deadline = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
         let clock = Instant::now();
         let watched = Arc::clone(&deadline);
@@ -416,6 +495,9 @@ impl Reader {
             time_limit: std::time::Duration::from_millis(DEFAULT_QUERY_TIMEOUT_MS),
             index: None,
             tokenizer: None,
+            feed_sql: ThumbnailPolicy::default().sql(FEED_SQL),
+            row_sql: ThumbnailPolicy::default().sql(ROW_SQL),
+            policy: ThumbnailPolicy::default(),
         })
     }
 
@@ -484,6 +566,13 @@ impl Reader {
         }
     }
 
+    /// Sets how broken thumbnails are shown (see [`ThumbnailPolicy`]).
+    pub fn set_thumbnail_policy(&mut self, policy: ThumbnailPolicy) {
+        self.feed_sql = policy.sql(FEED_SQL);
+        self.row_sql = policy.sql(ROW_SQL);
+        self.policy = policy;
+    }
+
     /// Sets the query time limit (`VIDEOFEED_QUERY_TIMEOUT_MS`).
     pub fn set_time_limit(&mut self, limit: std::time::Duration) {
         self.time_limit = limit;
@@ -523,10 +612,10 @@ impl Reader {
         let hits = page(snapshot.top_k(&phrases, &query.region, wanted(query)), query);
         stages.rank = t.elapsed();
         let t = Instant::now();
-        let mut stmt = tx.prepare_cached(ROW_SQL)?;
+        let mut stmt = tx.prepare_cached(&self.row_sql)?;
         let mut items = Vec::with_capacity(hits.len());
         for hit in hits {
-            items.push(stmt.query_row([hit.rowid], |r| row_item(r, hit.rank))?);
+            items.push(stmt.query_row([hit.rowid], |r| row_item(r, hit.rank, &self.policy))?);
         }
         stages.fetch = t.elapsed();
         Ok(Some((items, stages)))
@@ -555,10 +644,10 @@ impl Reader {
             return Ok(None);
         }
         let hits = page(snapshot.top_k(phrases, &query.region, wanted(query)), query);
-        let mut stmt = tx.prepare_cached(ROW_SQL)?;
+        let mut stmt = tx.prepare_cached(&self.row_sql)?;
         let mut items = Vec::with_capacity(hits.len());
         for hit in hits {
-            items.push(stmt.query_row([hit.rowid], |r| row_item(r, hit.rank))?);
+            items.push(stmt.query_row([hit.rowid], |r| row_item(r, hit.rank, &self.policy))?);
         }
         Ok(Some(items))
     }
@@ -654,7 +743,7 @@ impl Reader {
             Sort::Recent => "v.published_at IS NULL, v.published_at DESC, v.rowid",
             Sort::Popular => "v.view_count DESC, v.rowid",
         };
-        let sql = FILTERED_SQL.replace("{order}", order);
+        let sql = self.policy.sql(FILTERED_SQL).replace("{order}", order);
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let params = rusqlite::params![
             query.match_expr,
@@ -665,7 +754,7 @@ impl Reader {
             query.min_duration,
             query.max_duration
         ];
-        let rows = stmt.query_map(params, |r| row_item(r, r.get(6)?))?;
+        let rows = stmt.query_map(params, |r| row_item(r, r.get(6)?, &self.policy))?;
         let mut items = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0) + 1);
         for row in rows {
             items.push(row?);
@@ -675,10 +764,10 @@ impl Reader {
 
     /// The SQL path: FTS5 MATCH ranked by `bm25()`.
     fn search_sql(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
-        let mut stmt = self.conn.prepare_cached(FEED_SQL)?;
+        let mut stmt = self.conn.prepare_cached(&self.feed_sql)?;
         let params =
             rusqlite::params![query.match_expr, query.region, i64::from(query.limit) + 1, i64::from(query.offset)];
-        let rows = stmt.query_map(params, |r| row_item(r, r.get(6)?))?;
+        let rows = stmt.query_map(params, |r| row_item(r, r.get(6)?, &self.policy))?;
         let mut items = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0));
         for row in rows {
             items.push(row?);

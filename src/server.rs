@@ -144,7 +144,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     sys::limit_malloc_arenas();
     // Fail fast, with the file named, if the database is unusable.
     Reader::open_read_only(&config.db).map_err(Error::Database)?;
-    let index = config.rank_index.then(|| RankIndex::new(config.db.clone()));
+    let index = config.rank_index.then(|| RankIndex::with_policy(config.db.clone(), config.thumbnails.clone()));
     if let Some(index) = &index {
         index.refresh();
     }
@@ -152,13 +152,21 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     listener.set_nonblocking().map_err(|source| Error::Bind { what: "the listener".into(), source })?;
     let listener = Arc::new(listener);
 
+    // One writer thread for the write API and the in-serve thumbnail checker alike.
+    let writer = (config.admin_token.is_some() || config.thumbnail_check_every.is_some())
+        .then(|| {
+            WriterHandle::start(&config.db, config.write_queue)
+                .map_err(|e| log::error!("cannot open the database for writing ({e}); writes answer 503"))
+                .ok()
+        })
+        .flatten();
     let admin = config.admin_token.as_ref().map(|token| {
-        let writer = WriterHandle::start(&config.db, config.write_queue)
-            .map_err(|e| log::error!("write API: cannot open the database for writing ({e}); writes answer 503"))
-            .ok();
         log::info!("write API on: POST/DELETE {} (bearer token required)", "/feed/admin/videos");
-        Arc::new(Admin { token: token.clone(), max_body: config.admin_max_body, writer })
+        Arc::new(Admin { token: token.clone(), max_body: config.admin_max_body, writer: writer.clone() })
     });
+    if let (Some(every), Some(writer)) = (config.thumbnail_check_every, writer.clone()) {
+        start_thumbnail_checker(&config, every, writer, Arc::clone(&stop));
+    }
     let limits = Limits {
         max_params: config.max_params,
         max_stdin: if admin.is_some() { config.max_stdin.max(config.admin_max_body) } else { config.max_stdin },
@@ -192,6 +200,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
             .with_typo_fallback(config.typo_fallback)
             .with_query_timeout(config.query_timeout)
             .with_health(Arc::clone(&health))
+            .with_thumbnail_policy(config.thumbnails.clone())
             .with_metrics_allow(config.metrics_allow.clone())
             .with_slow_log(config.slow);
         if let Some(admin) = &admin {
@@ -281,6 +290,29 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         log::info!("stopped cleanly");
     }
     Ok(())
+}
+
+/// Runs `check-thumbnails` on its own thread: a pass now, then `every` after the end
+/// of each pass, until `stop`. Its requests never touch a worker; its results go
+/// through the shared writer.
+fn start_thumbnail_checker(config: &Config, every: Duration, writer: WriterHandle, stop: Arc<AtomicBool>) {
+    let (db, opts) = (config.db.clone(), config.thumbnail_check.clone());
+    let spawned = thread::Builder::new().name("thumbnail-check".into()).spawn(move || {
+        log::info!("thumbnail checker on: a pass every {} s after the last", every.as_secs());
+        while !stop.load(Ordering::SeqCst) {
+            match crate::jobs::check_thumbnails(&db, &opts, &stop, &writer, &mut |_| {}) {
+                Ok(summary) => log::info!("thumbnail check: {summary}"),
+                Err(e) => log::error!("thumbnail check failed: {e}; next pass in {} s", every.as_secs()),
+            }
+            let next = Instant::now() + every;
+            while Instant::now() < next && !stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        log::error!("cannot start the thumbnail checker: {e}");
+    }
 }
 
 fn describe(listen: &Listen) -> String {

@@ -80,18 +80,27 @@ impl WriterHandle {
     /// # Errors
     /// [`SubmitError`]; in every case nothing of `op` was written.
     pub fn submit(&self, op: Op) -> Result<Done, SubmitError> {
+        self.submit_returning(op).map_err(|(e, _)| e)
+    }
+
+    /// As [`WriterHandle::submit`], handing `op` back when it was not queued (a full
+    /// queue), so a background job can wait and retry instead of losing its results.
+    ///
+    /// # Errors
+    /// [`SubmitError`] and, when the op never reached the queue, the op.
+    pub fn submit_returning(&self, op: Op) -> Result<Done, (SubmitError, Option<Op>)> {
         let (reply, answer) = mpsc::channel();
         // Counted before the send so the writer's decrement can never come first.
         let m = crate::metrics::global();
         m.queued();
-        self.tx.try_send(Job { op, reply }).map_err(|e| {
+        if let Err(e) = self.tx.try_send(Job { op, reply }) {
             m.dequeued();
-            match e {
-                mpsc::TrySendError::Full(_) => SubmitError::QueueFull,
-                mpsc::TrySendError::Disconnected(_) => SubmitError::Stopped,
-            }
-        })?;
-        answer.recv().unwrap_or(Err(SubmitError::Stopped))
+            return Err(match e {
+                mpsc::TrySendError::Full(job) => (SubmitError::QueueFull, Some(job.op)),
+                mpsc::TrySendError::Disconnected(job) => (SubmitError::Stopped, Some(job.op)),
+            });
+        }
+        answer.recv().unwrap_or(Err(SubmitError::Stopped)).map_err(|e| (e, None))
     }
 }
 

@@ -8,6 +8,7 @@ mod fcgi_wire;
 mod feed_api;
 mod fronts;
 mod import;
+mod jobs;
 mod lsws_config;
 mod operability;
 mod util;

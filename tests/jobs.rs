@@ -1,0 +1,448 @@
+//! The background jobs through the real binary against a real HTTP server on
+//! loopback (started here): thumbnails that exist, 404, 500, a server that
+//! stalls, redirects, one that closes mid-answer, HEAD refused; a channel
+//! source with good, slow, failing, malformed and unknown answers. Then the
+//! feed, served by the real responder, with the results.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::util::{Server, TestDir, TestResult, bin, json, run};
+
+/// A small HTTP/1.1 server with fixed routes; counts requests per path.
+struct Origin {
+    port: u16,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Origin {
+    fn start() -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(Mutex::new(HashMap::new()));
+        let counted = Arc::clone(&hits);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let hits = Arc::clone(&counted);
+                std::thread::spawn(move || serve(stream, &hits));
+            }
+        });
+        Origin { port, hits }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+fn serve(mut stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+    let mut range = false;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+        range |= h.to_ascii_lowercase().starts_with("range:");
+    }
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let n = {
+        let mut hits = hits.lock().unwrap();
+        let n = hits.entry(path.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let name: String = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let reply = |stream: &mut TcpStream, status: &str, extra: &str, body: &str| {
+        let body_part = if method == "HEAD" { "" } else { body };
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body_part}",
+            body.len()
+        );
+    };
+    match path {
+        "/ok.jpg" | "/vi/good/hqdefault.jpg" | "/vi/alt/mqdefault.jpg" => reply(&mut stream, "200 OK", "", "JPEG"),
+        "/slow-ok.jpg" => {
+            std::thread::sleep(Duration::from_millis(200));
+            reply(&mut stream, "200 OK", "", "JPEG");
+        }
+        "/missing.jpg" | "/vi/alt/hqdefault.jpg" => reply(&mut stream, "404 Not Found", "", "no"),
+        "/error.jpg" => reply(&mut stream, "500 Internal Server Error", "", "oops"),
+        "/flaky.jpg" if n == 1 => reply(&mut stream, "503 Service Unavailable", "", "later"),
+        "/flaky.jpg" => reply(&mut stream, "200 OK", "", "JPEG"),
+        "/stall.jpg" => std::thread::sleep(Duration::from_secs(30)),
+        "/redirect.jpg" => reply(&mut stream, "302 Found", "Location: /ok.jpg\r\n", ""),
+        "/loop.jpg" => reply(&mut stream, "302 Found", "Location: /loop.jpg\r\n", ""),
+        "/close.jpg" => {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Le");
+        }
+        "/nohead.jpg" if method == "HEAD" => reply(&mut stream, "405 Method Not Allowed", "Allow: GET\r\n", ""),
+        "/nohead.jpg" if range => reply(&mut stream, "206 Partial Content", "Content-Range: bytes 0-0/4\r\n", "J"),
+        "/channel" => match name.as_str() {
+            "Good" => reply(
+                &mut stream,
+                "200 OK",
+                "Content-Type: application/json\r\n",
+                r#"{"name":"Good","display_name":"Good Channel","avatar_url":"https://img.example/good.png","verified":true,"subscriber_count":1234}"#,
+            ),
+            "Slow" => {
+                std::thread::sleep(Duration::from_secs(10));
+                reply(&mut stream, "200 OK", "", r#"{"name":"Slow","verified":true}"#);
+            }
+            "Failing" => reply(&mut stream, "500 Internal Server Error", "", "down"),
+            "Garbage" => reply(&mut stream, "200 OK", "Content-Type: application/json\r\n", "<html>proxy error</html>"),
+            "Wrong" => reply(&mut stream, "200 OK", "", r#"{"name":"Someone Else","verified":true}"#),
+            _ => reply(&mut stream, "404 Not Found", "", "{}"),
+        },
+        _ => reply(&mut stream, "404 Not Found", "", "no"),
+    }
+}
+
+fn video(id: &str, title: &str, channel: &str, thumbnail: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","title":"{title}","channel":"{channel}","duration_seconds":60,"thumbnail":"{thumbnail}","region":"GLOBAL"}}"#
+    )
+}
+
+fn import(dir: &TestDir, lines: &[String]) -> std::path::PathBuf {
+    let db = dir.path("jobs.db");
+    let file = dir.path("videos.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = run(&["import", "--db", db.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    db
+}
+
+type Check = (Option<i64>, Option<i64>, Option<String>, Option<String>);
+
+fn checks(db: &std::path::Path) -> HashMap<String, Check> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT video_id, ok, status, error, alternative FROM thumbnail_checks").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The thumbnails of the feed's answer for `q`, by video id.
+fn feed_thumbnails(server: &Server, q: &str) -> HashMap<String, String> {
+    let body = json(&server.get(&format!("/feed?q={q}&limit=100")));
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_owned(), r["thumbnail"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn thumbnail_checker_records_each_outcome_and_the_feed_never_shows_a_broken_one() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-thumbs");
+    let cases = [
+        ("ok", "/ok.jpg"),
+        ("good", "/vi/good/hqdefault.jpg"),
+        ("alt", "/vi/alt/hqdefault.jpg"),
+        ("missing", "/missing.jpg"),
+        ("error", "/error.jpg"),
+        ("flaky", "/flaky.jpg"),
+        ("stall", "/stall.jpg"),
+        ("redirect", "/redirect.jpg"),
+        ("loop", "/loop.jpg"),
+        ("close", "/close.jpg"),
+        ("nohead", "/nohead.jpg"),
+    ];
+    let lines: Vec<String> =
+        cases.iter().map(|(id, path)| video(id, &format!("Thumbcase {id}"), "Checks", &origin.url(path))).collect();
+    let db = import(&dir, &lines);
+
+    let started = Instant::now();
+    let out = run(&[
+        "check-thumbnails",
+        "--db",
+        db.to_str().unwrap(),
+        "--timeout",
+        "1s",
+        "--retries",
+        "1",
+        "--rate",
+        "0",
+        "--concurrency",
+        "4",
+    ]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8(out.stdout)?;
+    assert!(summary.contains("planned=11 done=11"), "{summary}");
+    // The stalling server costs two 1 s tries and one back-off, not 30 s.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+
+    let c = checks(&db);
+    let ok = |id: &str| c[id].0 == Some(1);
+    for id in ["ok", "good", "flaky", "redirect", "nohead"] {
+        assert!(ok(id), "{id}: {:?}", c[id]);
+    }
+    assert_eq!(c["redirect"].1, Some(200), "the status after following the redirect");
+    assert_eq!(c["nohead"].1, Some(206), "HEAD refused: a ranged GET");
+    assert_eq!(origin.hits("/flaky.jpg"), 2, "a 503 is retried");
+    assert_eq!((c["missing"].0, c["missing"].1), (Some(0), Some(404)));
+    assert_eq!(origin.hits("/missing.jpg"), 1, "a 404 is final");
+    assert_eq!((c["error"].0, c["error"].1), (Some(0), Some(500)));
+    assert_eq!(origin.hits("/error.jpg"), 2, "one retry");
+    for (id, why) in [("stall", "timed out"), ("close", "connection"), ("loop", "redirects")] {
+        assert_eq!((c[id].0, c[id].1), (Some(0), None), "{id}");
+        assert!(c[id].2.as_deref().unwrap_or("").contains(why), "{id}: {:?}", c[id].2);
+    }
+    assert_eq!(c["alt"].0, Some(0));
+    assert_eq!(c["alt"].3.as_deref(), Some(origin.url("/vi/alt/mqdefault.jpg").as_str()));
+    assert_eq!(c["ok"].3, None);
+
+    // Nothing is due again until --max-age.
+    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0"]);
+    assert!(String::from_utf8(out.stdout)?.contains("planned=0"));
+
+    // The feed with a fallback image: broken ones replaced, the alternative preferred.
+    let fallback = "https://site.example/fallback.jpg";
+    let broken = ["missing", "error", "stall", "loop", "close"];
+    {
+        let server = Server::start_with(&dir, &db, 2, &[("VIDEOFEED_FALLBACK_THUMBNAIL", fallback)]);
+        server.wait_log("rank index ready");
+        for q in ["thumbcase", "thumbcase&channel=Checks"] {
+            let t = feed_thumbnails(&server, q);
+            assert_eq!(t.len(), 11, "{q}: every video shown");
+            for id in broken {
+                assert_eq!(t[id], fallback, "{q}: {id}");
+            }
+            assert_eq!(t["alt"], origin.url("/vi/alt/mqdefault.jpg"), "{q}");
+            assert_eq!(t["ok"], origin.url("/ok.jpg"), "{q}");
+        }
+    }
+    // Without a fallback: a broken thumbnail with no good alternative is left out, on the
+    // rank-index path and the SQL path alike.
+    {
+        let server = Server::start(&dir, &db, 2);
+        server.wait_log("rank index ready");
+        for q in ["thumbcase", "thumbcase&sort=recent"] {
+            let t = feed_thumbnails(&server, q);
+            assert_eq!(t.len(), 6, "{q}: {t:?}");
+            assert!(broken.iter().all(|id| !t.contains_key(*id)), "{q}");
+            assert_eq!(t["alt"], origin.url("/vi/alt/mqdefault.jpg"));
+        }
+    }
+    // omit: every broken one is left out, even with a replacement.
+    {
+        let env = [("VIDEOFEED_BROKEN_THUMBNAILS", "omit"), ("VIDEOFEED_FALLBACK_THUMBNAIL", fallback)];
+        let server = Server::start_with(&dir, &db, 2, &env);
+        server.wait_log("rank index ready");
+        let t = feed_thumbnails(&server, "thumbcase");
+        assert_eq!(t.len(), 5, "{t:?}");
+        assert!(!t.contains_key("alt"));
+    }
+    // A changed thumbnail is due at once, and its old check no longer applies.
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.execute("UPDATE videos SET thumbnail = ?1 WHERE id = 'missing'", [origin.url("/ok.jpg")])?;
+    let server = Server::start(&dir, &db, 1);
+    assert!(feed_thumbnails(&server, "thumbcase").contains_key("missing"), "not hidden by a check of another URL");
+    drop(server);
+    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0"]);
+    assert!(String::from_utf8(out.stdout)?.contains("planned=1 done=1 good=1"));
+    assert_eq!(checks(&db)["missing"].0, Some(1));
+    Ok(())
+}
+
+#[test]
+fn channel_enrichment_tolerates_slow_failing_and_garbled_sources() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-channels");
+    let channels = ["Good", "Slow", "Failing", "Garbage", "Wrong", "Unknown"];
+    let lines: Vec<String> =
+        channels.iter().map(|c| video(&format!("c{c}"), &format!("Chancase {c}"), c, &origin.url("/ok.jpg"))).collect();
+    let db = import(&dir, &lines);
+    // An old entry for a channel whose source now fails: it must survive the failed refresh.
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.execute(
+        "INSERT INTO channels (name, found, display_name, verified, fetched_at) VALUES ('Failing', 1, 'Old Name', 1, 0)",
+        [],
+    )?;
+    drop(conn);
+
+    let started = Instant::now();
+    let out = run(&[
+        "enrich-channels",
+        "--db",
+        db.to_str().unwrap(),
+        "--source",
+        &origin.url("/channel"),
+        "--timeout",
+        "1s",
+        "--retries",
+        "1",
+        "--rate",
+        "0",
+    ]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8(out.stdout)?;
+    assert!(summary.contains("planned=6 done=6 good=1 bad=1 replaced=0 failed=4"), "{summary}");
+    assert!(took < Duration::from_secs(8), "the slow source is cut off: {took:?}");
+    assert_eq!(origin.hits("/channel"), 1 + 2 * 4 + 1, "one try for Good and Unknown, two for the others");
+
+    let conn = rusqlite::Connection::open(&db)?;
+    let rows: HashMap<String, (i64, Option<String>, Option<i64>)> = conn
+        .prepare("SELECT name, found, display_name, verified FROM channels")?
+        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?
+        .collect::<Result<_, _>>()?;
+    assert_eq!(rows["Good"], (1, Some("Good Channel".into()), Some(1)));
+    assert_eq!(rows["Unknown"].0, 0);
+    assert_eq!(rows["Failing"], (1, Some("Old Name".into()), Some(1)), "a failed refresh keeps the old entry");
+    for c in ["Slow", "Garbage", "Wrong"] {
+        assert!(!rows.contains_key(c), "nothing written for {c}");
+    }
+
+    // The feed: the additive fields only where the channel is known; the rest unchanged.
+    let server = Server::start(&dir, &db, 2);
+    let body = json(&server.get("/feed?q=chancase&limit=10"));
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6);
+    for r in results {
+        let o = r.as_object().unwrap();
+        for key in ["id", "title", "channel", "duration_seconds", "thumbnail", "region", "score"] {
+            assert!(o.contains_key(key), "{key} missing: {r}");
+        }
+        match r["channel"].as_str().unwrap() {
+            "Good" => {
+                assert_eq!(r["channel_verified"], true);
+                assert_eq!(r["channel_avatar"], "https://img.example/good.png");
+                assert_eq!(r["channel_display_name"], "Good Channel");
+                assert_eq!(r["channel_subscribers"], 1234);
+            }
+            "Failing" => assert_eq!(r["channel_display_name"], "Old Name"),
+            other => {
+                assert!(!o.keys().any(|k| k.starts_with("channel_")), "{other}: {r}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn sigterm_stops_a_run_and_keeps_every_finished_check() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-sigterm");
+    let lines: Vec<String> =
+        (0..400).map(|i| video(&format!("s{i}"), "Slow origin", "C", &origin.url("/slow-ok.jpg"))).collect();
+    let db = import(&dir, &lines);
+    let child = Command::new(bin())
+        .args(["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?.success());
+    let out = child.wait_with_output()?;
+    assert!(t.elapsed() < Duration::from_secs(3), "stopped in {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8(out.stdout)?;
+    assert!(summary.contains("stopped=1"), "{summary}");
+    let done: u64 = summary.split("done=").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse()?;
+    let kept = checks(&db).len() as u64;
+    assert!(done > 0 && done < 400, "{summary}");
+    assert_eq!(kept, done, "every finished check is written, nothing else");
+    // The next run picks up the rest.
+    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "16"]);
+    assert!(String::from_utf8(out.stdout)?.contains(&format!("planned={}", 400 - done)));
+    assert_eq!(checks(&db).len(), 400);
+    Ok(())
+}
+
+#[test]
+fn a_running_checker_never_locks_out_an_import_or_the_write_api() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-locks");
+    let lines: Vec<String> =
+        (0..600).map(|i| video(&format!("l{i}"), "Lock probe", "C", &origin.url("/slow-ok.jpg"))).collect();
+    let db = import(&dir, &lines);
+    let checker = Command::new(bin())
+        .args(["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "32"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Meanwhile: an import in many small transactions, and the write API of a running responder.
+    let more = dir.path("more.jsonl");
+    let extra: Vec<String> =
+        (0..5000).map(|i| video(&format!("m{i}"), "More videos", "D", "https://x.example/m.jpg")).collect();
+    std::fs::write(&more, extra.join("\n"))?;
+    let token = "jobs-token";
+    let server = Server::start_with(&dir, &db, 2, &[("VIDEOFEED_ADMIN_TOKEN", token)]);
+    let out =
+        run(&["import", "--db", db.to_str().unwrap(), "--no-bulk", "--batch-size", "100", more.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("locked"), "{err}");
+    let mut params = videofeed::fcgi::client::get_params("POST", "/feed/admin/videos");
+    let body = video("api1", "Api write", "E", "https://x.example/a.jpg");
+    params.push(("CONTENT_LENGTH".into(), body.len().to_string()));
+    params.push(("HTTP_AUTHORIZATION".into(), format!("Bearer {token}")));
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let r = videofeed::fcgi::client::request(&mut server.connect(), 1, false, &pairs, body.as_bytes())?;
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    let out = checker.wait_with_output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("locked"));
+    assert!(String::from_utf8(out.stdout)?.contains("written=600"));
+    assert!(!server.log_text().contains("locked"));
+    Ok(())
+}
+
+#[test]
+fn serve_runs_the_checker_on_its_own_thread() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-serve");
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            let path = if i % 2 == 0 { "/ok.jpg" } else { "/missing.jpg" };
+            video(&format!("v{i}"), "Inserve probe", "C", &origin.url(path))
+        })
+        .collect();
+    let db = import(&dir, &lines);
+    let server = Server::start_with(
+        &dir,
+        &db,
+        2,
+        &[
+            ("VIDEOFEED_THUMBNAIL_CHECK_EVERY", "1h"),
+            ("VIDEOFEED_THUMBNAIL_RATE", "0"),
+            ("VIDEOFEED_FALLBACK_THUMBNAIL", "/img/none.jpg"),
+        ],
+    );
+    server.wait_log("thumbnail check: planned=20 done=20 good=10 bad=10");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = feed_thumbnails(&server, "inserve");
+        if t.values().filter(|u| *u == "/img/none.jpg").count() == 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the feed never showed the fallback: {t:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(checks(&db).len(), 20);
+    Ok(())
+}
