@@ -47,6 +47,9 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const PLAN_PAGE: i64 = 1000;
 /// Largest channel answer read, in bytes.
 const MAX_CHANNEL_BODY: u64 = 64 * 1024;
+/// Network failures in a row (no HTTP answer at all) after which a thumbnail run stops:
+/// the fault is likely ours (network, DNS), and recording them would hide good videos.
+pub const BREAKER: usize = 50;
 /// First retry delay; doubled for each further retry.
 const BACKOFF: Duration = Duration::from_millis(250);
 
@@ -105,6 +108,8 @@ pub enum Error {
     Write(SubmitError),
     /// A setting is unusable.
     Setting(String),
+    /// Too many checks in a row got no answer at all; the run stopped and recorded none of them.
+    NoNetwork(String),
 }
 
 impl fmt::Display for Error {
@@ -113,6 +118,7 @@ impl fmt::Display for Error {
             Error::Database(e) => write!(f, "{e}"),
             Error::Write(e) => write!(f, "writing results: {e}"),
             Error::Setting(e) => write!(f, "{e}"),
+            Error::NoNetwork(e) => write!(f, "{e}"),
         }
     }
 }
@@ -453,6 +459,10 @@ pub fn check_thumbnails(
     writer: &WriterHandle,
     progress: &mut (dyn FnMut(&Summary) + Send),
 ) -> Result<Summary, Error> {
+    // `halt` stops the workers: set by the caller's `stop` (mirrored below) or by the breaker.
+    let halt = AtomicBool::new(false);
+    let outer = stop;
+    let stop = &halt;
     let started = Instant::now();
     let conn = crate::db::open_reader(db).map_err(|e| Error::Database(e.to_string()))?;
     let due_before = now_unix().saturating_sub(i64::try_from(opts.max_age.as_secs()).unwrap_or(i64::MAX));
@@ -468,6 +478,8 @@ pub fn check_thumbnails(
     let (task_tx, task_rx) = mpsc::sync_channel::<(String, String)>(opts.concurrency.max(1) * 2);
     let task_rx = Mutex::new(task_rx);
     let (result_tx, result_rx) = mpsc::channel::<ThumbnailCheck>();
+    // While true, a helper thread copies the caller's stop into `halt`.
+    let collecting = AtomicBool::new(true);
     let summary = thread::scope(|scope| -> Result<Summary, Error> {
         for _ in 0..opts.concurrency.max(1) {
             let (agent, limit, task_rx, result_tx) = (&agent, &limit, &task_rx, result_tx.clone());
@@ -490,26 +502,76 @@ pub fn check_thumbnails(
             });
         }
         drop(result_tx);
+        let collecting = &collecting;
+        scope.spawn(move || {
+            while collecting.load(Ordering::SeqCst) {
+                if outer.load(Ordering::SeqCst) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        });
         let collector = scope.spawn(move || -> Result<Summary, Error> {
+            // However the collector ends (an error included), the helper thread ends and
+            // the feeder and workers stop.
+            struct Ended<'a>(&'a AtomicBool, &'a AtomicBool);
+            impl Drop for Ended<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::SeqCst);
+                    self.1.store(true, Ordering::SeqCst);
+                }
+            }
+            let _ended = Ended(collecting, stop);
             let mut flusher = Flusher { writer, written: 0 };
             let mut s = Summary { planned, ..Summary::default() };
             let mut batch = Vec::new();
+            // Checks with no HTTP answer wait here until some check gets one (then the
+            // network works and they are real); BREAKER of them in a row stop the run.
+            let mut held: Vec<ThumbnailCheck> = Vec::new();
+            let mut answered = false;
+            let mut tripped: Option<String> = None;
             let mut last_flush = Instant::now();
             loop {
                 let next = result_rx.recv_timeout(Duration::from_millis(200));
-                if let Ok(check) = &next {
-                    s.done += 1;
-                    if check.ok {
-                        s.good += 1;
-                    } else {
-                        s.bad += 1;
-                        s.replaced += u64::from(check.alternative.is_some());
-                        s.failed += u64::from(check.status.is_none());
-                    }
-                }
                 let closed = matches!(next, Err(mpsc::RecvTimeoutError::Disconnected));
                 if let Ok(check) = next {
-                    batch.push(check);
+                    if tripped.is_some() {
+                        continue;
+                    }
+                    if check.status.is_none() {
+                        held.push(check);
+                        if held.len() >= BREAKER {
+                            let first = held.first().and_then(|c| c.error.clone()).unwrap_or_default();
+                            tripped = Some(format!(
+                                "{} thumbnail checks in a row got no answer at all (the first: {first}); the network or \
+                                 DNS of this machine looks down, so the run stopped and recorded none of them",
+                                held.len()
+                            ));
+                            held.clear();
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        continue;
+                    }
+                    answered = true;
+                    for c in held.drain(..).chain(std::iter::once(check)) {
+                        s.done += 1;
+                        if c.ok {
+                            s.good += 1;
+                        } else {
+                            s.bad += 1;
+                            s.replaced += u64::from(c.alternative.is_some());
+                            s.failed += u64::from(c.status.is_none());
+                        }
+                        batch.push(c);
+                    }
+                }
+                if closed && answered && tripped.is_none() {
+                    for c in held.drain(..) {
+                        s.done += 1;
+                        s.bad += 1;
+                        s.failed += 1;
+                        batch.push(c);
+                    }
                 }
                 if !batch.is_empty() && (batch.len() >= FLUSH_ROWS || last_flush.elapsed() >= FLUSH_EVERY || closed) {
                     flusher.submit(Op::Thumbnails(std::mem::take(&mut batch)))?;
@@ -519,7 +581,10 @@ pub fn check_thumbnails(
                     progress(&s);
                 }
                 if closed {
-                    return Ok(s);
+                    return match tripped {
+                        Some(why) => Err(Error::NoNetwork(format!("{why}; {} checks written before: {s}", s.written))),
+                        None => Ok(s),
+                    };
                 }
             }
         });

@@ -11,7 +11,9 @@
 //! [`fcgi`] (our FastCGI protocol) → [`handler`] (routes) → [`request`]
 //! (query string) → [`search`] (SQLite) → [`response`] (CGI + JSON).
 //! [`ingest`], [`demo`] and [`db`] are the write side; [`config`] builds the
-//! serve configuration.
+//! serve configuration. [`health`] and [`metrics`] answer `/feed/health` and
+//! `/feed/metrics`; [`jobs`] are the background network jobs (thumbnail
+//! checks, channel enrichment) that write through [`writer`].
 
 pub mod cache;
 pub mod config;

@@ -558,6 +558,12 @@ impl Snapshot {
     /// The best `limit` rows for the AND of `phrases` in `region` or `GLOBAL`,
     /// ordered as `ORDER BY bm25(...), rowid` orders them.
     pub fn top_k(&self, phrases: &[Phrase], region: &str, limit: usize) -> Vec<Hit> {
+        self.top_k_visible(phrases, region, limit, &Hidden::default())
+    }
+
+    /// As [`Snapshot::top_k`], skipping the rows in `hidden` (videos the feed leaves
+    /// out; they still count in bm25's statistics, as they do in FTS5's).
+    pub fn top_k_visible(&self, phrases: &[Phrase], region: &str, limit: usize, hidden: &Hidden) -> Vec<Hit> {
         if phrases.is_empty() || limit == 0 || self.n_rows <= 0 {
             return Vec::new();
         }
@@ -591,7 +597,7 @@ impl Snapshot {
         'rows: for &rowid in drive.rowids() {
             let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
             let code = self.region.get(slot).copied();
-            if !wanted.iter().any(|w| w.is_some() && *w == code) {
+            if !wanted.iter().any(|w| w.is_some() && *w == code) || hidden.contains(rowid) {
                 continue;
             }
             for (m, cursor) in matches.iter().zip(cursors.iter_mut()) {
@@ -616,6 +622,53 @@ impl Snapshot {
             }
         }
         heap.into_sorted_vec().into_iter().map(|c| c.0).collect()
+    }
+}
+
+/// A set of row ids (a bitmap: 16 KB per million rows), for rows to leave out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hidden {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Hidden {
+    /// The set of these row ids (ids below 0 or past the 32-bit range are ignored).
+    pub fn from_rowids(rowids: impl IntoIterator<Item = i64>) -> Hidden {
+        let mut set = Hidden::default();
+        for rowid in rowids {
+            let Ok(r) = usize::try_from(rowid) else { continue };
+            if r > u32::MAX as usize {
+                continue;
+            }
+            let (word, bit) = (r / 64, r % 64);
+            if set.words.len() <= word {
+                set.words.resize(word + 1, 0);
+            }
+            if let Some(w) = set.words.get_mut(word) {
+                if *w & (1 << bit) == 0 {
+                    set.len += 1;
+                }
+                *w |= 1 << bit;
+            }
+        }
+        set
+    }
+
+    /// Whether `rowid` is in the set.
+    pub fn contains(&self, rowid: u32) -> bool {
+        let r = rowid as usize;
+        self.words.get(r / 64).is_some_and(|w| w & (1 << (r % 64)) != 0)
+    }
+
+    /// Row ids in the set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -743,6 +796,9 @@ mod tests {
         assert!(s.top_k(&p("mus", false), "US", 10).is_empty(), "whole word only");
         assert!(s.top_k(&p("zzz", true), "US", 10).is_empty());
         assert_eq!(ids(s.top_k(&p("music", false), "XX", 10)), vec![2], "unknown region: GLOBAL only");
+        let hidden = Hidden::from_rowids([2, -1, 1 << 40]);
+        assert_eq!((hidden.len(), hidden.contains(2), hidden.contains(1)), (1, true, false));
+        assert_eq!(ids(s.top_k_visible(&p("music", false), "US", 10, &hidden)), vec![1], "row 2 left out");
         let both = vec![
             Phrase { tokens: vec!["music".into()], prefix: false },
             Phrase { tokens: vec!["li".into()], prefix: true },

@@ -90,6 +90,19 @@ impl ThumbnailPolicy {
         }
     }
 
+    /// The row ids of the videos left out, driven from the broken checks; None when none are.
+    fn hidden_rowids_sql(&self) -> Option<&'static str> {
+        const BROKEN: &str = "SELECT v.rowid FROM thumbnail_checks h \
+             JOIN videos v ON v.id = h.video_id AND v.thumbnail = h.url WHERE h.ok = 0";
+        const UNREPLACEABLE: &str = "SELECT v.rowid FROM thumbnail_checks h \
+             JOIN videos v ON v.id = h.video_id AND v.thumbnail = h.url WHERE h.ok = 0 AND h.alternative IS NULL";
+        match (self.omit, &self.fallback) {
+            (true, _) => Some(BROKEN),
+            (false, Some(_)) => None,
+            (false, None) => Some(UNREPLACEABLE),
+        }
+    }
+
     fn sql(&self, template: &str) -> String {
         template.replace("{extras}", EXTRAS).replace("{joins}", EXTRA_JOINS).replace("{hidden}", self.hidden_sql())
     }
@@ -97,6 +110,10 @@ impl ThumbnailPolicy {
 
 /// The database generation (bumped by triggers on every search-relevant change).
 const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'generation'";
+
+/// The generation and the thumbnail-check version, read together in the fast path.
+const GENERATION_THUMBS_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'generation'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'thumbs')";
 
 /// The data version and the time of the last write (see `sql/schema.sql`).
 const DATA_VERSION_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'changes'), \
@@ -211,8 +228,10 @@ pub struct RankIndex {
     /// The snapshot and the identity of the file it was built from.
     current: Mutex<Option<(u64, Arc<Snapshot>)>>,
     building: AtomicBool,
-    /// Videos this policy leaves out get no region in the index, so no query finds them.
+    /// Videos this policy leaves out are skipped when ranking (see [`RankIndex::hidden`]).
     policy: ThumbnailPolicy,
+    /// The row ids `policy` leaves out, for one file and `thumbs` version.
+    hidden: Mutex<Option<(u64, i64, Arc<rank::Hidden>)>>,
 }
 
 impl RankIndex {
@@ -223,7 +242,37 @@ impl RankIndex {
 
     /// As [`RankIndex::new`], leaving out the videos `policy` leaves out.
     pub fn with_policy(db: PathBuf, policy: ThumbnailPolicy) -> Arc<RankIndex> {
-        Arc::new(RankIndex { db, current: Mutex::new(None), building: AtomicBool::new(false), policy })
+        Arc::new(RankIndex {
+            db,
+            current: Mutex::new(None),
+            building: AtomicBool::new(false),
+            policy,
+            hidden: Mutex::new(None),
+        })
+    }
+
+    /// The row ids the policy leaves out at `thumbs` (the counter the thumbnail
+    /// checks move), read in `tx` when the cached set is for another version. Thumbnail
+    /// results thus never invalidate the index itself (a rebuild costs seconds per
+    /// million videos); reloading this set costs one indexed scan of the broken checks.
+    fn hidden(&self, tx: &Connection, file: u64, thumbs: i64) -> Result<Arc<rank::Hidden>, Error> {
+        let mut cached = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((f, t, set)) = cached.as_ref() {
+            if *f == file && *t == thumbs {
+                return Ok(Arc::clone(set));
+            }
+        }
+        let set = match self.policy.hidden_rowids_sql() {
+            None => rank::Hidden::default(),
+            Some(sql) => {
+                let mut stmt = tx.prepare_cached(sql)?;
+                let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+                rank::Hidden::from_rowids(rows.collect::<Result<Vec<_>, _>>()?)
+            }
+        };
+        let set = Arc::new(set);
+        *cached = Some((file, thumbs, Arc::clone(&set)));
+        Ok(set)
     }
 
     /// The current snapshot, if one has been built.
@@ -251,7 +300,7 @@ impl RankIndex {
     /// [`Error`] when the database cannot be read.
     pub fn build_now(&self) -> Result<(), Error> {
         let file = file_id(&self.db);
-        let snap = load(&self.db, &self.policy)?;
+        let snap = load(&self.db)?;
         *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
         Ok(())
     }
@@ -267,7 +316,7 @@ impl RankIndex {
             loop {
                 let started = Instant::now();
                 let file = file_id(&index.db);
-                match load(&index.db, &index.policy) {
+                match load(&index.db) {
                     Ok(snap) => {
                         log::info!(
                             "rank index ready generation={} terms={} postings={} heap_mb={} ms={}",
@@ -321,7 +370,7 @@ fn current_generation(path: &Path) -> rusqlite::Result<i64> {
 }
 
 /// Builds a snapshot from FTS5's own tokens, in one read transaction.
-fn load(path: &Path, policy: &ThumbnailPolicy) -> Result<Snapshot, Error> {
+fn load(path: &Path) -> Result<Snapshot, Error> {
     let conn = open_plain_reader(path)?;
     conn.execute_batch(
         "CREATE VIRTUAL TABLE temp.vf_instances USING fts5vocab(main, 'videos_fts', 'instance');
@@ -332,10 +381,7 @@ fn load(path: &Path, policy: &ThumbnailPolicy) -> Result<Snapshot, Error> {
     let n_rows: i64 = tx.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
     let mut builder = rank::Builder::new(generation, n_rows);
     {
-        // A video the policy leaves out gets the empty region, which no query asks for.
-        let sql =
-            format!("SELECT v.rowid, CASE WHEN {} THEN '' ELSE v.region END FROM videos AS v", policy.hidden_sql());
-        let mut stmt = tx.prepare(&sql)?;
+        let mut stmt = tx.prepare("SELECT rowid, region FROM videos")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let region: String = row.get(1)?;
@@ -636,14 +682,15 @@ impl Reader {
         query: &FeedQuery,
     ) -> Result<Option<Vec<FeedItem>>, Error> {
         let tx = self.conn.unchecked_transaction()?;
-        let generation: i64 = tx.prepare_cached(GENERATION_SQL)?.query_row([], |r| r.get(0))?;
+        let (generation, thumbs): (i64, Option<i64>) =
+            tx.prepare_cached(GENERATION_THUMBS_SQL)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let Some(index) = &self.index else { return Ok(None) };
         if generation != snapshot.generation() {
-            if let Some(index) = &self.index {
-                index.refresh();
-            }
+            index.refresh();
             return Ok(None);
         }
-        let hits = page(snapshot.top_k(phrases, &query.region, wanted(query)), query);
+        let hidden = index.hidden(&tx, self.file, thumbs.unwrap_or(0))?;
+        let hits = page(snapshot.top_k_visible(phrases, &query.region, wanted(query), &hidden), query);
         let mut stmt = tx.prepare_cached(&self.row_sql)?;
         let mut items = Vec::with_capacity(hits.len());
         for hit in hits {

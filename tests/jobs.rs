@@ -110,6 +110,10 @@ fn serve(mut stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
             "Failing" => reply(&mut stream, "500 Internal Server Error", "", "down"),
             "Garbage" => reply(&mut stream, "200 OK", "Content-Type: application/json\r\n", "<html>proxy error</html>"),
             "Wrong" => reply(&mut stream, "200 OK", "", r#"{"name":"Someone Else","verified":true}"#),
+            n if n.starts_with("Slowish") => {
+                std::thread::sleep(Duration::from_millis(200));
+                reply(&mut stream, "200 OK", "", &format!(r#"{{"name":"{n}","verified":false}}"#));
+            }
             _ => reply(&mut stream, "404 Not Found", "", "{}"),
         },
         _ => reply(&mut stream, "404 Not Found", "", "no"),
@@ -375,6 +379,34 @@ fn sigterm_stops_a_run_and_keeps_every_finished_check() -> TestResult {
 }
 
 #[test]
+fn sigterm_stops_channel_enrichment_and_keeps_every_finished_channel() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-sigterm-channels");
+    let lines: Vec<String> = (0..300)
+        .map(|i| video(&format!("e{i}"), "Enrich", &format!("Slowish{i:03}"), &origin.url("/ok.jpg")))
+        .collect();
+    let db = import(&dir, &lines);
+    let child = Command::new(bin())
+        .args(["enrich-channels", "--db", db.to_str().unwrap(), "--source", &origin.url("/channel"), "--rate", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?.success());
+    let out = child.wait_with_output()?;
+    assert!(t.elapsed() < Duration::from_secs(3), "stopped in {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8(out.stdout)?;
+    assert!(summary.contains("stopped=1"), "{summary}");
+    let done: i64 = summary.split("done=").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse()?;
+    let kept: i64 = rusqlite::Connection::open(&db)?.query_row("SELECT count(*) FROM channels", [], |r| r.get(0))?;
+    assert!(done > 0 && done < 300, "{summary}");
+    assert_eq!(kept, done, "every finished channel is written, nothing else");
+    Ok(())
+}
+
+#[test]
 fn a_running_checker_never_locks_out_an_import_or_the_write_api() -> TestResult {
     let origin = Origin::start();
     let dir = TestDir::new("jobs-locks");
@@ -409,6 +441,26 @@ fn a_running_checker_never_locks_out_an_import_or_the_write_api() -> TestResult 
     assert!(!String::from_utf8_lossy(&out.stderr).contains("locked"));
     assert!(String::from_utf8(out.stdout)?.contains("written=600"));
     assert!(!server.log_text().contains("locked"));
+    Ok(())
+}
+
+#[test]
+fn a_checker_without_network_stops_and_hides_nothing() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-nonet");
+    // Port 9 on loopback: connection refused, as when this machine's network is down.
+    let mut lines: Vec<String> =
+        (0..120).map(|i| video(&format!("n{i}"), "Nonet probe", "C", "http://127.0.0.1:9/x.jpg")).collect();
+    lines.push(video("fine", "Nonet probe", "C", &origin.url("/ok.jpg")));
+    let db = import(&dir, &lines);
+    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--retries", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr)?;
+    assert!(err.contains("in a row got no answer") && err.contains("recorded none of them"), "{err}");
+    assert!(checks(&db).values().all(|c| c.0 == Some(1)), "no video marked broken: {:?}", checks(&db));
+    let server = Server::start(&dir, &db, 1);
+    let shown = feed_thumbnails(&server, "nonet").len() + feed_thumbnails(&server, "nonet&offset=100").len();
+    assert_eq!(shown, 121, "the feed still shows every video");
     Ok(())
 }
 

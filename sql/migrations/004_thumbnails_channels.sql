@@ -37,21 +37,22 @@ CREATE TRIGGER videos_ad_thumbnail AFTER DELETE ON videos BEGIN
 END;
 
 -- What a feed answer shows changes when a thumbnail turns broken or good, or its
--- replacement changes: a new data version (caches, ETags) and a new generation
--- (the rank index leaves out videos it cannot show). A recheck that confirms
--- the same state changes nothing.
+-- replacement changes: a new data version (caches, ETags) and a new 'thumbs'
+-- version (the responder reloads the set of videos it leaves out; the rank
+-- index itself stays valid). A recheck that confirms the same state changes nothing.
+INSERT OR IGNORE INTO videofeed_meta (key, value) VALUES ('thumbs', 0);
 CREATE TRIGGER thumbnail_checks_ai AFTER INSERT ON thumbnail_checks WHEN new.ok = 0 BEGIN
     UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
-    WHERE key IN ('generation', 'changes', 'last_write');
+    WHERE key IN ('thumbs', 'changes', 'last_write');
 END;
 CREATE TRIGGER thumbnail_checks_au AFTER UPDATE ON thumbnail_checks
 WHEN old.ok IS NOT new.ok OR old.url IS NOT new.url OR old.alternative IS NOT new.alternative BEGIN
     UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
-    WHERE key IN ('generation', 'changes', 'last_write');
+    WHERE key IN ('thumbs', 'changes', 'last_write');
 END;
 CREATE TRIGGER thumbnail_checks_ad AFTER DELETE ON thumbnail_checks WHEN old.ok = 0 BEGIN
     UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
-    WHERE key IN ('generation', 'changes', 'last_write');
+    WHERE key IN ('thumbs', 'changes', 'last_write');
 END;
 
 -- New or changed channel data changes the answers that show it (not the ranking).
