@@ -229,6 +229,8 @@ pub struct RawServe {
     pub workers: Option<String>,
     /// `--cache-bytes`
     pub cache_bytes: Option<String>,
+    /// `--check-thumbnails-every`
+    pub check_thumbnails_every: Option<String>,
 }
 
 /// A setting that could not be used.
@@ -416,8 +418,10 @@ impl Config {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| err(name, format!("must be a duration such as 90s, 15m, 12h or 7d, got {v:?}")))
         };
-        if let Some(v) = env("VIDEOFEED_THUMBNAIL_CHECK_EVERY").filter(|v| !v.trim().is_empty()) {
-            c.thumbnail_check_every = Some(duration("VIDEOFEED_THUMBNAIL_CHECK_EVERY", &v)?);
+        if let Some((name, v)) =
+            pick(&raw.check_thumbnails_every, "--check-thumbnails-every", env, &["VIDEOFEED_THUMBNAIL_CHECK_EVERY"])
+        {
+            c.thumbnail_check_every = Some(duration(&name, &v)?);
         }
         if let Some(v) = env("VIDEOFEED_THUMBNAIL_MAX_AGE").filter(|v| !v.trim().is_empty()) {
             c.thumbnail_check.max_age = duration("VIDEOFEED_THUMBNAIL_MAX_AGE", &v)?;
@@ -502,6 +506,35 @@ mod tests {
         assert!(net("0.0.0.0/0").contains("203.0.113.9".parse().unwrap()));
         assert!(net("2001:db8::/32").contains("2001:db8:1::5".parse().unwrap()));
         assert!(IpNet::parse("10.0.0.0/33").is_none() && IpNet::parse("nope").is_none());
+    }
+
+    #[test]
+    fn thumbnail_settings() -> Result<(), Error> {
+        let raw = RawServe { db: Some("x".into()), ..Default::default() };
+        let c = Config::from_raw(&raw, &env_of(&[]))?;
+        assert_eq!((c.thumbnail_check_every, c.thumbnails.omit, c.thumbnails.fallback.is_none()), (None, false, true));
+        let env = env_of(&[
+            ("VIDEOFEED_THUMBNAIL_CHECK_EVERY", "6h"),
+            ("VIDEOFEED_BROKEN_THUMBNAILS", "omit"),
+            ("VIDEOFEED_FALLBACK_THUMBNAIL", "/img/none.jpg"),
+            ("VIDEOFEED_THUMBNAIL_RATE", "2.5"),
+        ]);
+        let c = Config::from_raw(&raw, &env)?;
+        assert_eq!(c.thumbnail_check_every, Some(Duration::from_secs(6 * 3600)));
+        assert!(c.thumbnails.omit && c.thumbnails.fallback.as_deref() == Some("/img/none.jpg"));
+        assert!((c.thumbnail_check.rate - 2.5).abs() < f64::EPSILON);
+        let flag = RawServe { check_thumbnails_every: Some("30m".into()), ..raw.clone() };
+        assert_eq!(Config::from_raw(&flag, &env)?.thumbnail_check_every, Some(Duration::from_secs(1800)));
+        for (var, bad) in [
+            ("VIDEOFEED_THUMBNAIL_CHECK_EVERY", "0s"),
+            ("VIDEOFEED_BROKEN_THUMBNAILS", "hide"),
+            ("VIDEOFEED_FALLBACK_THUMBNAIL", "javascript:x"),
+            ("VIDEOFEED_THUMBNAIL_CONCURRENCY", "0"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(Box::new([(var, bad)]));
+            assert_eq!(Config::from_raw(&raw, &env_of(pairs)).err().map(|e| e.setting), Some(var.to_owned()));
+        }
+        Ok(())
     }
 
     #[test]

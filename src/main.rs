@@ -40,6 +40,7 @@ Options: -h, --help   this text;  -V, --version   the version";
 
 const SERVE_HELP: &str = "\
 videofeed serve --db PATH [--socket PATH | --listen [HOST:]PORT] [--workers N] [--cache-bytes N]
+                [--check-thumbnails-every DURATION]
 
 Answers GET /feed as a FastCGI responder. When fd 0 is a listening socket (LiteSpeed,
 lighttpd and spawn-fcgi start apps that way) it is used and nothing is bound or removed;
@@ -61,8 +62,8 @@ VIDEOFEED_WRITE_QUEUE, VIDEOFEED_SLOW_MS (slow log threshold, default 250, 0 = o
 VIDEOFEED_METRICS_ALLOW (addresses or networks that may read /feed/metrics without the token,
 default 127.0.0.0/8,::1; none = token only), VIDEOFEED_FALLBACK_THUMBNAIL (image shown instead
 of a thumbnail check-thumbnails found broken), VIDEOFEED_BROKEN_THUMBNAILS (replace, the default,
-or omit), VIDEOFEED_THUMBNAIL_CHECK_EVERY (run check-thumbnails inside serve on its own thread,
-e.g. 6h; default off) with VIDEOFEED_THUMBNAIL_CONCURRENCY (4), VIDEOFEED_THUMBNAIL_RATE (10/s)
+or omit), VIDEOFEED_THUMBNAIL_CHECK_EVERY or --check-thumbnails-every (run check-thumbnails
+inside serve on its own thread, e.g. 6h; default off) with VIDEOFEED_THUMBNAIL_CONCURRENCY (4), VIDEOFEED_THUMBNAIL_RATE (10/s)
 and VIDEOFEED_THUMBNAIL_MAX_AGE (7d), VIDEOFEED_LOG (log filter, default info; RUST_LOG too;
 debug adds one line per request).
 Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
@@ -317,7 +318,8 @@ fn help(text: &str) -> Result<u8, Fatal> {
 }
 
 fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
-    let a = parse_args(raw, &["--db", "--socket", "--listen", "--workers", "--cache-bytes"], &[], SERVE_HELP)?;
+    let valued = ["--db", "--socket", "--listen", "--workers", "--cache-bytes", "--check-thumbnails-every"];
+    let a = parse_args(raw, &valued, &[], SERVE_HELP)?;
     if a.help {
         return help(SERVE_HELP);
     }
@@ -327,6 +329,7 @@ fn cmd_serve(raw: &[String]) -> Result<u8, Fatal> {
         listen: a.get("--listen"),
         workers: a.get("--workers"),
         cache_bytes: a.get("--cache-bytes"),
+        check_thumbnails_every: a.get("--check-thumbnails-every"),
     };
     let config = Config::from_raw(&flags, &|k| std::env::var(k).ok())?;
     log::info!(

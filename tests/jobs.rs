@@ -178,8 +178,7 @@ fn thumbnail_checker_records_each_outcome_and_the_feed_never_shows_a_broken_one(
         cases.iter().map(|(id, path)| video(id, &format!("Thumbcase {id}"), "Checks", &origin.url(path))).collect();
     let db = import(&dir, &lines);
 
-    let started = Instant::now();
-    let out = run(&[
+    let (summary, took) = run_timed(&[
         "check-thumbnails",
         "--db",
         db.to_str().unwrap(),
@@ -192,9 +191,6 @@ fn thumbnail_checker_records_each_outcome_and_the_feed_never_shows_a_broken_one(
         "--concurrency",
         "4",
     ]);
-    let took = started.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary = String::from_utf8(out.stdout)?;
     assert!(summary.contains("planned=11 done=11"), "{summary}");
     // The stalling server costs two 1 s tries and one back-off, not 30 s.
     assert!(took < Duration::from_secs(8), "took {took:?}");
@@ -288,8 +284,7 @@ fn channel_enrichment_tolerates_slow_failing_and_garbled_sources() -> TestResult
     )?;
     drop(conn);
 
-    let started = Instant::now();
-    let out = run(&[
+    let (summary, took) = run_timed(&[
         "enrich-channels",
         "--db",
         db.to_str().unwrap(),
@@ -302,9 +297,6 @@ fn channel_enrichment_tolerates_slow_failing_and_garbled_sources() -> TestResult
         "--rate",
         "0",
     ]);
-    let took = started.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary = String::from_utf8(out.stdout)?;
     assert!(summary.contains("planned=6 done=6 good=1 bad=1 replaced=0 failed=4"), "{summary}");
     assert!(took < Duration::from_secs(8), "the slow source is cut off: {took:?}");
     assert_eq!(origin.hits("/channel"), 1 + 2 * 4 + 1, "one try for Good and Unknown, two for the others");
@@ -347,6 +339,31 @@ fn channel_enrichment_tolerates_slow_failing_and_garbled_sources() -> TestResult
     Ok(())
 }
 
+/// Runs `videofeed ARGS` to a successful end; returns its summary line and how long it took.
+fn run_timed(args: &[&str]) -> (String, Duration) {
+    let started = Instant::now();
+    let out = run(args);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (String::from_utf8(out.stdout).unwrap(), took)
+}
+
+/// Runs `videofeed ARGS`, sends SIGTERM after 1.5 s, checks that it stops within 3 s
+/// with exit status 0 and says so; returns its summary line and its `done=` count.
+fn stopped_after_1500ms(args: &[&str]) -> (String, i64) {
+    let child = Command::new(bin()).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "stopped in {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(summary.contains("stopped=1"), "{summary}");
+    let done = summary.split("done=").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
+    (summary, done)
+}
+
 #[test]
 fn sigterm_stops_a_run_and_keeps_every_finished_check() -> TestResult {
     let origin = Origin::start();
@@ -354,21 +371,9 @@ fn sigterm_stops_a_run_and_keeps_every_finished_check() -> TestResult {
     let lines: Vec<String> =
         (0..400).map(|i| video(&format!("s{i}"), "Slow origin", "C", &origin.url("/slow-ok.jpg"))).collect();
     let db = import(&dir, &lines);
-    let child = Command::new(bin())
-        .args(["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "4"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(1500));
-    let t = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?.success());
-    let out = child.wait_with_output()?;
-    assert!(t.elapsed() < Duration::from_secs(3), "stopped in {:?}", t.elapsed());
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary = String::from_utf8(out.stdout)?;
-    assert!(summary.contains("stopped=1"), "{summary}");
-    let done: u64 = summary.split("done=").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse()?;
-    let kept = checks(&db).len() as u64;
+    let (summary, done) =
+        stopped_after_1500ms(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "4"]);
+    let kept = checks(&db).len() as i64;
     assert!(done > 0 && done < 400, "{summary}");
     assert_eq!(kept, done, "every finished check is written, nothing else");
     // The next run picks up the rest.
@@ -386,20 +391,9 @@ fn sigterm_stops_channel_enrichment_and_keeps_every_finished_channel() -> TestRe
         .map(|i| video(&format!("e{i}"), "Enrich", &format!("Slowish{i:03}"), &origin.url("/ok.jpg")))
         .collect();
     let db = import(&dir, &lines);
-    let child = Command::new(bin())
-        .args(["enrich-channels", "--db", db.to_str().unwrap(), "--source", &origin.url("/channel"), "--rate", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(1500));
-    let t = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?.success());
-    let out = child.wait_with_output()?;
-    assert!(t.elapsed() < Duration::from_secs(3), "stopped in {:?}", t.elapsed());
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary = String::from_utf8(out.stdout)?;
-    assert!(summary.contains("stopped=1"), "{summary}");
-    let done: i64 = summary.split("done=").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse()?;
+    let source = origin.url("/channel");
+    let (summary, done) =
+        stopped_after_1500ms(&["enrich-channels", "--db", db.to_str().unwrap(), "--source", &source, "--rate", "0"]);
     let kept: i64 = rusqlite::Connection::open(&db)?.query_row("SELECT count(*) FROM channels", [], |r| r.get(0))?;
     assert!(done > 0 && done < 300, "{summary}");
     assert_eq!(kept, done, "every finished channel is written, nothing else");

@@ -24,6 +24,11 @@ fn send(server: &Server, method: &str, uri: &str, extra: &[(&str, &str)], body: 
     client::request(&mut server.connect(), 1, false, &pairs, body).unwrap()
 }
 
+/// Upserts one video through the write API with the admin token.
+fn post_video(server: &Server, line: &str) -> Response {
+    send(server, "POST", "/feed/admin/videos", &[("HTTP_AUTHORIZATION", &bearer())], line.as_bytes())
+}
+
 fn bearer() -> String {
     format!("Bearer {TOKEN}")
 }
@@ -55,13 +60,7 @@ fn health_reports_cached_facts_and_turns_503_when_the_database_cannot_be_read() 
     assert!(last_write.ends_with('Z') && last_write.len() == 20, "{last_write}");
 
     // A write moves the row count and the data version within a refresh or two.
-    let r = send(
-        &server,
-        "POST",
-        "/feed/admin/videos",
-        &[("HTTP_AUTHORIZATION", &bearer())],
-        video("ops1", "Ops", "https://x/1.jpg").as_bytes(),
-    );
+    let r = post_video(&server, &video("ops1", "Ops", "https://x/1.jpg"));
     assert_eq!(r.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -131,13 +130,7 @@ fn metrics_are_prometheus_text_and_restricted() -> TestResult {
         assert_eq!(server.get("/feed?q=lofi&limit=5").status(), 200);
     }
     assert_eq!(server.get("/feed?limit=5").status(), 400);
-    let r = send(
-        &server,
-        "POST",
-        "/feed/admin/videos",
-        &[("HTTP_AUTHORIZATION", &bearer())],
-        video("m1", "Metric", "https://x/m.jpg").as_bytes(),
-    );
+    let r = post_video(&server, &video("m1", "Metric", "https://x/m.jpg"));
     assert_eq!(r.status(), 200);
 
     let r = server.get("/feed/metrics");
@@ -196,14 +189,7 @@ fn etag_revalidates_with_304_and_changes_with_the_data() -> TestResult {
     let dir = TestDir::new("ops-etag");
     let db = fixture_db(&dir);
     let server = Server::start_with(&dir, &db, 2, &[("VIDEOFEED_ADMIN_TOKEN", TOKEN)]);
-    let auth = bearer();
-    let r = send(
-        &server,
-        "POST",
-        "/feed/admin/videos",
-        &[("HTTP_AUTHORIZATION", &auth)],
-        video("e1", "Zyzzyva etag probe", "https://x/old.jpg").as_bytes(),
-    );
+    let r = post_video(&server, &video("e1", "Zyzzyva etag probe", "https://x/old.jpg"));
     assert_eq!(r.status(), 200);
     let uri = "/feed?q=zyzzyva&region=US";
     let first = server.get(uri);
@@ -236,13 +222,7 @@ fn etag_revalidates_with_304_and_changes_with_the_data() -> TestResult {
 
     // A change to a column that is not searched (the thumbnail) still changes the answer
     // and its tag, at once: the response cache is keyed on the data version.
-    let r = send(
-        &server,
-        "POST",
-        "/feed/admin/videos",
-        &[("HTTP_AUTHORIZATION", &auth)],
-        video("e1", "Zyzzyva etag probe", "https://x/new.jpg").as_bytes(),
-    );
+    let r = post_video(&server, &video("e1", "Zyzzyva etag probe", "https://x/new.jpg"));
     assert_eq!(json(&r)["updated"], 1);
     let after = send(&server, "GET", uri, &[("HTTP_IF_NONE_MATCH", &etag)], b"");
     assert_eq!(after.status(), 200, "the old tag must not revalidate after a write");
@@ -259,13 +239,7 @@ fn slow_requests_are_logged_at_warn_with_the_normalized_query_and_never_the_toke
     assert_eq!(server.get("/feed?q=+__test_slow__+&region=de&limit=7&token=leak-me").status(), 200);
     assert_eq!(server.get("/feed?q=lofi").status(), 200);
     let auth = bearer();
-    let r = send(
-        &server,
-        "POST",
-        "/feed/admin/videos",
-        &[("HTTP_AUTHORIZATION", &auth)],
-        video("s1", "Slow", "https://x/s.jpg").as_bytes(),
-    );
+    let r = post_video(&server, &video("s1", "Slow", "https://x/s.jpg"));
     assert_eq!(r.status(), 200);
     assert_eq!(send(&server, "GET", "/feed/metrics", &[("HTTP_AUTHORIZATION", &auth)], b"").status(), 200);
     server.wait_log("slow request:");
