@@ -134,6 +134,9 @@ fn demo_is_deterministic_and_searchable() -> TestResult {
 fn run_on_terminal(args: &str) -> String {
     let out = std::process::Command::new("script")
         .args(["-qec", &format!("{} {args}", crate::util::bin().display()), "/dev/null"])
+        // Never the test run's own terminal: script would put it in raw mode, and job
+        // control signals would reach every test in this process.
+        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -143,7 +143,11 @@ pub fn read_response<S: Read>(stream: &mut S, request_id: u16) -> io::Result<Res
                 _ => {}
             }
         }
-        let n = stream.read(&mut chunk)?;
+        let n = match stream.read(&mut chunk) {
+            // A stop and continue (SIGSTOP/SIGCONT, job control) ends a read with a timeout in EINTR.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
