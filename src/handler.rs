@@ -432,6 +432,7 @@ impl Handler {
             cache_misses: stats.map_or(0, |s| s.misses),
             cache_bytes: stats.map_or(0, |s| s.bytes),
             rank_index_generation: self.index.as_ref().and_then(|i| i.snapshot()).map(|s| s.generation()),
+            jobs: snap.as_ref().filter(|s| s.error.is_none()).map(|s| s.jobs.clone()),
         };
         let text = metrics::global().render(&extra);
         (

@@ -5,7 +5,7 @@
 //! Once a second the thread checks that the database file is still there
 //! (and the same file), reads the schema version and the counters in
 //! `videofeed_meta` on its own read-only connection, and recounts the rows
-//! only when the data version moved. Any failure marks the database
+//! only when the data version moved (the job tables at most once a minute). Any failure marks the database
 //! unreadable (health answers 503 with the reason) and drops the connection,
 //! so the next round reopens it: a replaced or repaired file recovers by itself.
 #![deny(
@@ -50,7 +50,35 @@ pub struct Snapshot {
     pub checked_at: i64,
     /// The identity of the file read (see [`search::file_id`]).
     pub file: u64,
+    /// What the background jobs have recorded (re-read at most every [`JOBS_REFRESH`]).
+    pub jobs: JobStats,
+    /// Unix seconds when `jobs` was read.
+    pub jobs_read_at: i64,
+    /// The data version when `jobs` was read.
+    pub jobs_version: i64,
 }
+
+/// What `check-thumbnails` and `enrich-channels` have recorded so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct JobStats {
+    /// Videos with a thumbnail check.
+    pub thumbnails_checked: i64,
+    /// Of those, the ones found broken.
+    pub thumbnails_broken: i64,
+    /// RFC 3339 time of the newest check; null if none.
+    pub thumbnails_last_checked: Option<String>,
+    /// Unix seconds of the newest check (0 if none).
+    #[serde(skip)]
+    pub thumbnails_last_checked_unix: i64,
+    /// Channels the enrichment source knows.
+    pub channels_known: i64,
+    /// RFC 3339 time of the newest channel fetch; null if none.
+    pub channels_last_fetched: Option<String>,
+}
+
+/// How often the job tables are re-counted (a scan of `thumbnail_checks`; job writes of
+/// good results do not move the data version, so a timer, not the version, decides).
+pub const JOBS_REFRESH: i64 = 60;
 
 /// The shared, periodically refreshed database facts.
 pub struct Health {
@@ -68,6 +96,7 @@ struct Answer<'a> {
     database: Database<'a>,
     workers: Workers,
     writer_queue_depth: usize,
+    jobs: &'a JobStats,
 }
 
 #[derive(Serialize)]
@@ -123,6 +152,7 @@ impl Health {
             },
             workers: Workers { busy, total },
             writer_queue_depth: m.queue_depth(),
+            jobs: &snap.jobs,
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"status\":\"unavailable\"}".to_vec());
         (if snap.error.is_none() { 200 } else { 503 }, json)
@@ -191,6 +221,34 @@ fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Snapshot) ->
     } else {
         c.query_row("SELECT count(*) FROM videos", [], |r| r.get(0)).map_err(sql_err)?
     };
+    let now = crate::timefmt::now_unix();
+    // A scan of thumbnail_checks: at most every 10 s while the data moves, else every minute.
+    let age = now - previous.jobs_read_at;
+    let fresh = previous.jobs_read_at > 0
+        && previous.file == file
+        && age < JOBS_REFRESH
+        && (previous.jobs_version == changes || age < 10);
+    let (jobs, jobs_read_at, jobs_version) = if fresh {
+        (previous.jobs.clone(), previous.jobs_read_at, previous.jobs_version)
+    } else {
+        let (checked, broken, last_checked): (i64, Option<i64>, Option<i64>) = c
+            .query_row("SELECT count(*), sum(ok = 0), max(checked_at) FROM thumbnail_checks", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(sql_err)?;
+        let (known, last_fetched): (Option<i64>, Option<i64>) = c
+            .query_row("SELECT sum(found), max(fetched_at) FROM channels", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_err)?;
+        let jobs = JobStats {
+            thumbnails_checked: checked,
+            thumbnails_broken: broken.unwrap_or(0),
+            thumbnails_last_checked: last_checked.map(crate::timefmt::rfc3339),
+            thumbnails_last_checked_unix: last_checked.unwrap_or(0),
+            channels_known: known.unwrap_or(0),
+            channels_last_fetched: last_fetched.map(crate::timefmt::rfc3339),
+        };
+        (jobs, now, changes)
+    };
     Ok(Snapshot {
         error: None,
         rows,
@@ -198,7 +256,10 @@ fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Snapshot) ->
         generation,
         changes,
         last_write,
-        checked_at: crate::timefmt::now_unix(),
+        checked_at: now,
         file,
+        jobs,
+        jobs_read_at,
+        jobs_version,
     })
 }

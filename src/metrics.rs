@@ -159,6 +159,8 @@ pub struct Extra {
     pub cache_bytes: usize,
     /// The rank index's generation, when one is built.
     pub rank_index_generation: Option<i64>,
+    /// What the background jobs recorded, when the health thread has read it.
+    pub jobs: Option<crate::health::JobStats>,
 }
 
 impl Metrics {
@@ -369,6 +371,30 @@ impl Metrics {
         if let Some(t) = extra.last_write.filter(|t| *t > 0) {
             help(&mut out, "videofeed_database_last_write_timestamp_seconds", "gauge", "Unix time of the last write.");
             let _ = writeln!(out, "videofeed_database_last_write_timestamp_seconds {t}");
+        }
+        if let Some(jobs) = &extra.jobs {
+            help(
+                &mut out,
+                "videofeed_thumbnails_checked",
+                "gauge",
+                "Videos with a thumbnail check (check-thumbnails).",
+            );
+            let _ = writeln!(out, "videofeed_thumbnails_checked {}", jobs.thumbnails_checked);
+            help(&mut out, "videofeed_thumbnails_broken", "gauge", "Checked thumbnails found broken.");
+            let _ = writeln!(out, "videofeed_thumbnails_broken {}", jobs.thumbnails_broken);
+            help(
+                &mut out,
+                "videofeed_thumbnails_last_check_timestamp_seconds",
+                "gauge",
+                "Unix time of the newest thumbnail check (0 = never): alert when it stops moving.",
+            );
+            let _ = writeln!(
+                out,
+                "videofeed_thumbnails_last_check_timestamp_seconds {}",
+                jobs.thumbnails_last_checked_unix
+            );
+            help(&mut out, "videofeed_channels_known", "gauge", "Channels the enrichment source knows.");
+            let _ = writeln!(out, "videofeed_channels_known {}", jobs.channels_known);
         }
         help(&mut out, "videofeed_rank_index_ready", "gauge", "1 when the in-memory rank index is built.");
         let _ = writeln!(out, "videofeed_rank_index_ready {}", u8::from(extra.rank_index_generation.is_some()));

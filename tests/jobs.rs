@@ -490,5 +490,20 @@ fn serve_runs_the_checker_on_its_own_thread() -> TestResult {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(checks(&db).len(), 20);
+    // Health and metrics say what the jobs recorded (re-read within 10 s of a change).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let jobs = loop {
+        let h = json(&server.get("/feed/health"));
+        if h["jobs"]["thumbnails_checked"] == 20 {
+            break h["jobs"].clone();
+        }
+        assert!(Instant::now() < deadline, "health never counted the checks: {h}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(jobs["thumbnails_broken"], 10);
+    assert!(jobs["thumbnails_last_checked"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!((jobs["channels_known"].as_i64(), jobs["channels_last_fetched"].is_null()), (Some(0), true));
+    let metrics = String::from_utf8(server.get("/feed/metrics").body().to_vec())?;
+    assert!(metrics.contains("\nvideofeed_thumbnails_broken 10\n"), "{metrics}");
     Ok(())
 }
