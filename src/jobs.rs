@@ -573,7 +573,11 @@ pub fn check_thumbnails(
                         batch.push(c);
                     }
                 }
-                if !batch.is_empty() && (batch.len() >= FLUSH_ROWS || last_flush.elapsed() >= FLUSH_EVERY || closed) {
+                // On a stop, what is finished is written at once (the process may be about to exit).
+                let stopping = stop.load(Ordering::SeqCst);
+                if !batch.is_empty()
+                    && (batch.len() >= FLUSH_ROWS || last_flush.elapsed() >= FLUSH_EVERY || closed || stopping)
+                {
                     flusher.submit(Op::Thumbnails(std::mem::take(&mut batch)))?;
                     last_flush = Instant::now();
                     s.written = flusher.written;
@@ -803,7 +807,10 @@ pub fn enrich_channels(
                 }
                 Err(_) => {}
             }
-            if !batch.is_empty() && (batch.len() >= FLUSH_ROWS || last_flush.elapsed() >= FLUSH_EVERY || closed) {
+            let stopping = stop.load(Ordering::SeqCst);
+            if !batch.is_empty()
+                && (batch.len() >= FLUSH_ROWS || last_flush.elapsed() >= FLUSH_EVERY || closed || stopping)
+            {
                 flusher.submit(Op::Channels(std::mem::take(&mut batch)))?;
                 last_flush = Instant::now();
                 s.written = flusher.written;

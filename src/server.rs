@@ -164,9 +164,10 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         log::info!("write API on: POST/DELETE {} (bearer token required)", "/feed/admin/videos");
         Arc::new(Admin { token: token.clone(), max_body: config.admin_max_body, writer: writer.clone() })
     });
-    if let (Some(every), Some(writer)) = (config.thumbnail_check_every, writer.clone()) {
-        start_thumbnail_checker(&config, every, writer, Arc::clone(&stop));
-    }
+    let checker = match (config.thumbnail_check_every, writer.clone()) {
+        (Some(every), Some(writer)) => start_thumbnail_checker(&config, every, writer, Arc::clone(&stop)),
+        _ => None,
+    };
     let limits = Limits {
         max_params: config.max_params,
         max_stdin: if admin.is_some() { config.max_stdin.max(config.admin_max_body) } else { config.max_stdin },
@@ -283,6 +284,18 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
             }
         }
     }
+    // The checker writes what it finished as soon as it sees the stop; give it the rest of
+    // the grace period to finish requests in flight and write those too.
+    if let Some(h) = checker {
+        while !h.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        } else {
+            log::warn!("stopping with thumbnail checks in flight; every check finished before the stop is written");
+        }
+    }
     let left = workers.iter().filter(|h| h.is_some()).count();
     if left > 0 {
         log::warn!("stopped with {left} worker(s) still busy after the grace period");
@@ -295,7 +308,12 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
 /// Runs `check-thumbnails` on its own thread: a pass now, then `every` after the end
 /// of each pass, until `stop`. Its requests never touch a worker; its results go
 /// through the shared writer.
-fn start_thumbnail_checker(config: &Config, every: Duration, writer: WriterHandle, stop: Arc<AtomicBool>) {
+fn start_thumbnail_checker(
+    config: &Config,
+    every: Duration,
+    writer: WriterHandle,
+    stop: Arc<AtomicBool>,
+) -> Option<JoinHandle<()>> {
     let (db, opts) = (config.db.clone(), config.thumbnail_check.clone());
     let spawned = thread::Builder::new().name("thumbnail-check".into()).spawn(move || {
         log::info!("thumbnail checker on: a pass every {} s after the last", every.as_secs());
@@ -310,9 +328,7 @@ fn start_thumbnail_checker(config: &Config, every: Duration, writer: WriterHandl
             }
         }
     });
-    if let Err(e) = spawned {
-        log::error!("cannot start the thumbnail checker: {e}");
-    }
+    spawned.map_err(|e| log::error!("cannot start the thumbnail checker: {e}")).ok()
 }
 
 fn describe(listen: &Listen) -> String {

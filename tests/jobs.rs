@@ -439,6 +439,31 @@ fn a_running_checker_never_locks_out_an_import_or_the_write_api() -> TestResult 
 }
 
 #[test]
+fn stopping_serve_writes_every_check_its_checker_finished() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-serve-stop");
+    let lines: Vec<String> =
+        (0..400).map(|i| video(&format!("q{i}"), "Stop probe", "C", &origin.url("/slow-ok.jpg"))).collect();
+    let db = import(&dir, &lines);
+    let env = [
+        ("VIDEOFEED_THUMBNAIL_CHECK_EVERY", "1h"),
+        ("VIDEOFEED_THUMBNAIL_RATE", "0"),
+        ("VIDEOFEED_THUMBNAIL_CONCURRENCY", "4"),
+    ];
+    let mut server = Server::start_with(&dir, &db, 2, &env);
+    std::thread::sleep(Duration::from_millis(1500));
+    server.signal("-TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(4)).and_then(|s| s.code()), Some(0));
+    let log = server.log_text();
+    let line = log.lines().find(|l| l.contains("thumbnail check: planned=400")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("stopped=1"), "{line}");
+    let written: usize = line.split("written=").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse()?;
+    assert!(written > 0 && written < 400, "{line}");
+    assert_eq!(checks(&db).len(), written, "every finished check is in the database");
+    Ok(())
+}
+
+#[test]
 fn a_checker_without_network_stops_and_hides_nothing() -> TestResult {
     let origin = Origin::start();
     let dir = TestDir::new("jobs-nonet");
