@@ -239,10 +239,10 @@ impl Handler {
         }
     }
 
-    fn route_admin(&mut self, req: &Request, path: &str, method: &str) -> (u16, usize, Vec<u8>) {
+    fn route_admin(&mut self, req: &Request, path: &str, method: &str) -> (usize, Vec<u8>) {
         let admin = match self.admin_gate(req) {
             Ok(a) => a,
-            Err((status, resp)) => return (status, 0, resp),
+            Err((_, resp)) => return (0, resp),
         };
         let rest = path.get(ADMIN_PATH.len()..).unwrap_or("");
         let op = match (method, rest) {
@@ -250,11 +250,11 @@ impl Handler {
                 if req.stdin_truncated || req.stdin.len() > admin.max_body {
                     let msg =
                         format!("the body is larger than the {}-byte limit: send smaller batches", admin.max_body);
-                    return (413, 0, response::error(413, None, &msg, &[], false));
+                    return (0, response::error(413, None, &msg, &[], false));
                 }
                 match parse_batch(&req.stdin) {
                     Ok(videos) => Op::Upsert(videos),
-                    Err((status, body)) => return (status, 0, response::admin(status, &body, &[])),
+                    Err((status, body)) => return (0, response::admin(status, &body, &[])),
                 }
             }
             ("DELETE", id) if id.len() > 1 && id.starts_with('/') => {
@@ -266,16 +266,16 @@ impl Handler {
             }
             (_, "" | "/") => {
                 let msg = format!("method {method} is not allowed here; use POST");
-                return (405, 0, response::error(405, None, &msg, &[("Allow", "POST")], false));
+                return (0, response::error(405, None, &msg, &[("Allow", "POST")], false));
             }
             (_, _) => {
                 let msg = format!("method {method} is not allowed here; use DELETE");
-                return (405, 0, response::error(405, None, &msg, &[("Allow", "DELETE")], false));
+                return (0, response::error(405, None, &msg, &[("Allow", "DELETE")], false));
             }
         };
         let Some(writer) = &admin.writer else {
             let msg = "the write API cannot open the database for writing; see the log";
-            return (503, 0, response::error(503, None, msg, &[("Retry-After", "5")], false));
+            return (0, response::error(503, None, msg, &[("Retry-After", "5")], false));
         };
         let is_delete = matches!(op, Op::Delete(_));
         let rows = op.rows();
@@ -283,7 +283,7 @@ impl Handler {
             Ok(done) => {
                 let c = done.applied.counts;
                 if is_delete && c.deleted == 0 {
-                    return (404, 0, response::error(404, None, "no video with that id", &[], false));
+                    return (0, response::error(404, None, "no video with that id", &[], false));
                 }
                 let body = serde_json::json!({
                     "accepted": if is_delete { 0 } else { rows },
@@ -297,16 +297,14 @@ impl Handler {
                 let purge = response::purge_tags(&done.applied.regions);
                 let extra: Vec<(&str, &str)> =
                     if purge.is_empty() { Vec::new() } else { vec![("X-LiteSpeed-Purge", purge.as_str())] };
-                (200, rows, response::admin(200, &body, &extra))
+                (rows, response::admin(200, &body, &extra))
             }
-            Err(SubmitError::QueueFull) => (
-                503,
-                0,
-                response::error(503, None, "too many writes queued; retry shortly", &[("Retry-After", "1")], false),
-            ),
+            Err(SubmitError::QueueFull) => {
+                (0, response::error(503, None, "too many writes queued; retry shortly", &[("Retry-After", "1")], false))
+            }
             Err(e) => {
                 log::error!("write API: {e}");
-                (503, 0, response::error(503, None, &e.to_string(), &[("Retry-After", "1")], false))
+                (0, response::error(503, None, &e.to_string(), &[("Retry-After", "1")], false))
             }
         }
     }
@@ -354,9 +352,11 @@ impl Handler {
         let started = Instant::now();
         let m = metrics::global();
         let _busy = m.busy();
-        let result = catch_unwind(AssertUnwindSafe(|| self.route(req)));
+        let path = path_of(req);
+        let route = route_of(&path);
+        let result = catch_unwind(AssertUnwindSafe(|| self.route(req, &path, route)));
         let (rows, resp) = match result {
-            Ok((_, rows, resp)) => (rows, resp),
+            Ok(answer) => answer,
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -370,10 +370,9 @@ impl Handler {
         };
         let took = started.elapsed();
         let status = response::status_of(&resp);
-        let path = path_of(req);
         let method = req.param("REQUEST_METHOD").unwrap_or("-");
         let slow = self.slow.is_some_and(|limit| took >= limit);
-        m.record(route_of(&path), status, rows, took, slow);
+        m.record(route, status, rows, took, slow);
         if let Some(reader) = &self.reader {
             let (hits, misses) = reader.take_cache_stats();
             m.page_cache(hits, misses);
@@ -387,32 +386,29 @@ impl Handler {
             log::warn!(
                 "slow request: method={method} path={path} status={status} rows={rows} ms={:.1} {}",
                 took.as_secs_f64() * 1000.0,
-                normalized(&path, req)
+                normalized(route, req)
             );
         }
         resp
     }
 
     /// `/feed/health`: 200 with the database facts, 503 when it cannot be read.
-    fn health(&self, head: bool) -> (u16, usize, Vec<u8>) {
-        let fresh;
-        let health = match &self.health {
-            Some(h) => h,
-            None => {
-                fresh = Health::new(self.db.clone());
-                &fresh
-            }
+    fn health(&self, head: bool) -> (usize, Vec<u8>) {
+        // The server always gives its handlers the shared health; a handler built without one says so.
+        let Some(health) = &self.health else {
+            let msg = "health is not tracked by this handler (see Handler::with_health)";
+            return (0, response::error(503, None, msg, &[("Retry-After", "5")], head));
         };
         let (status, json) = health.answer();
         let mut extra = vec![("Cache-Control", "no-store")];
         if status == 503 {
             extra.push(("Retry-After", "5"));
         }
-        (status, 0, response::with_type(status, response::CONTENT_TYPE, &extra, &json, head))
+        (0, response::with_type(status, response::CONTENT_TYPE, &extra, &json, head))
     }
 
     /// `/feed/metrics`: for allowed addresses or the admin token only.
-    fn metrics(&self, req: &Request, head: bool) -> (u16, usize, Vec<u8>) {
+    fn metrics(&self, req: &Request, head: bool) -> (usize, Vec<u8>) {
         let remote = req.param("REMOTE_ADDR").and_then(|a| a.trim().parse::<std::net::IpAddr>().ok());
         let by_address = remote.is_some_and(|ip| self.metrics_allow.iter().any(|net| net.contains(ip)));
         let by_token = self.admin.as_ref().is_some_and(|admin| {
@@ -420,7 +416,7 @@ impl Handler {
         });
         if !(by_address || by_token) {
             let msg = "metrics are restricted: scrape from an address in VIDEOFEED_METRICS_ALLOW or send Authorization: Bearer <VIDEOFEED_ADMIN_TOKEN>";
-            return (403, 0, response::error(403, None, msg, &[], head));
+            return (0, response::error(403, None, msg, &[], head));
         }
         let snap = self.health.as_ref().map(|h| h.snapshot());
         let stats = self.cache.as_ref().map(|c| c.stats());
@@ -435,38 +431,29 @@ impl Handler {
             jobs: snap.as_ref().filter(|s| s.error.is_none()).map(|s| s.jobs.clone()),
         };
         let text = metrics::global().render(&extra);
-        (
-            200,
-            0,
-            response::with_type(200, METRICS_CONTENT_TYPE, &[("Cache-Control", "no-store")], text.as_bytes(), head),
-        )
+        (0, response::with_type(200, METRICS_CONTENT_TYPE, &[("Cache-Control", "no-store")], text.as_bytes(), head))
     }
 
-    fn route(&mut self, req: &Request) -> (u16, usize, Vec<u8>) {
+    /// The answer to a request for `path` (its `route`): (rows returned, CGI response).
+    fn route(&mut self, req: &Request, path: &str, route: Route) -> (usize, Vec<u8>) {
         let method = req.param("REQUEST_METHOD").unwrap_or("GET");
         let head = method.eq_ignore_ascii_case("HEAD");
-        let path = path_of(req);
-        if path.starts_with(ADMIN_PATH) {
-            return self.route_admin(req, &path, &method.to_ascii_uppercase());
+        if route == Route::Admin {
+            return self.route_admin(req, path, &method.to_ascii_uppercase());
         }
-        let route = route_of(&path);
         if route == Route::Other {
-            return (404, 0, response::error(404, None, "no such endpoint; the feed is GET /feed?q=...", &[], head));
+            return (0, response::error(404, None, "no such endpoint; the feed is GET /feed?q=...", &[], head));
         }
         if !(method.eq_ignore_ascii_case("GET") || head) {
             let msg = format!("method {method} is not allowed; use GET");
-            return (405, 0, response::error(405, None, &msg, &[("Allow", "GET, HEAD")], false));
+            return (0, response::error(405, None, &msg, &[("Allow", "GET, HEAD")], false));
         }
         match route {
             Route::Health => return self.health(head),
             Route::Metrics => return self.metrics(req, head),
             Route::OpenApi => {
                 let headers = [("Cache-Control", "public, max-age=300")];
-                return (
-                    200,
-                    0,
-                    response::with_type(200, response::CONTENT_TYPE, &headers, OPENAPI_JSON.as_bytes(), head),
-                );
+                return (0, response::with_type(200, response::CONTENT_TYPE, &headers, OPENAPI_JSON.as_bytes(), head));
             }
             _ => {}
         }
@@ -484,16 +471,15 @@ impl Handler {
                 q
             }
             Ok(q) => q,
-            Err(e) => return (400, 0, response::error(400, Some(e.param), &e.message, &[], head)),
+            Err(e) => return (0, response::error(400, Some(e.param), &e.message, &[], head)),
         };
         match self.cached_search(&query, head, req.param("HTTP_IF_NONE_MATCH")) {
-            Ok((rows, resp)) => (200, rows, resp),
+            Ok((rows, resp)) => (rows, resp),
             Err(e) => {
                 let msg = match &e {
                     search::Error::TimedOut(_) => {
                         log::warn!("search stopped: {e} (q_len={})", query.q.len());
                         return (
-                            503,
                             0,
                             response::error(
                                 503,
@@ -514,7 +500,7 @@ impl Handler {
                     }
                 };
                 self.reader = None;
-                (503, 0, response::error(503, None, msg, &[("Retry-After", "1")], head))
+                (0, response::error(503, None, msg, &[("Retry-After", "1")], head))
             }
         }
     }
@@ -643,8 +629,8 @@ fn route_of(path: &str) -> Route {
 
 /// The slow log's description of a request: for the feed the parsed parameters
 /// (`q` quoted and escaped), for other routes nothing (never a header or token).
-fn normalized(path: &str, req: &Request) -> String {
-    if route_of(path) != Route::Feed {
+fn normalized(route: Route, req: &Request) -> String {
+    if route != Route::Feed {
         return String::new();
     }
     match request::parse(req.param("QUERY_STRING").unwrap_or("")) {

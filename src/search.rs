@@ -77,34 +77,40 @@ pub struct ThumbnailPolicy {
 }
 
 impl ThumbnailPolicy {
-    /// An SQL condition over `v` (a `videos` row): true for videos the feed leaves out.
-    pub fn hidden_sql(&self) -> &'static str {
-        const BROKEN: &str = "EXISTS (SELECT 1 FROM thumbnail_checks h WHERE h.video_id = v.id \
-             AND h.url = v.thumbnail AND h.ok = 0)";
-        const UNREPLACEABLE: &str = "EXISTS (SELECT 1 FROM thumbnail_checks h WHERE h.video_id = v.id \
-             AND h.url = v.thumbnail AND h.ok = 0 AND h.alternative IS NULL)";
+    /// The condition on a broken check `h` that makes its video left out; None when no
+    /// video is (a fallback image replaces every broken thumbnail).
+    fn left_out(&self) -> Option<&'static str> {
         match (self.omit, &self.fallback) {
-            (true, _) => BROKEN,
-            (false, Some(_)) => "0",
-            (false, None) => UNREPLACEABLE,
+            (true, _) => Some("h.ok = 0"),
+            (false, Some(_)) => None,
+            (false, None) => Some("h.ok = 0 AND h.alternative IS NULL"),
         }
+    }
+
+    /// An SQL condition over `v` (a `videos` row): true for videos the feed leaves out.
+    pub fn hidden_sql(&self) -> String {
+        self.left_out().map_or_else(
+            || "0".to_owned(),
+            |cond| {
+                format!(
+                    "EXISTS (SELECT 1 FROM thumbnail_checks h WHERE h.video_id = v.id AND h.url = v.thumbnail AND {cond})"
+                )
+            },
+        )
     }
 
     /// The row ids of the videos left out, driven from the broken checks; None when none are.
-    fn hidden_rowids_sql(&self) -> Option<&'static str> {
-        const BROKEN: &str = "SELECT v.rowid FROM thumbnail_checks h \
-             JOIN videos v ON v.id = h.video_id AND v.thumbnail = h.url WHERE h.ok = 0";
-        const UNREPLACEABLE: &str = "SELECT v.rowid FROM thumbnail_checks h \
-             JOIN videos v ON v.id = h.video_id AND v.thumbnail = h.url WHERE h.ok = 0 AND h.alternative IS NULL";
-        match (self.omit, &self.fallback) {
-            (true, _) => Some(BROKEN),
-            (false, Some(_)) => None,
-            (false, None) => Some(UNREPLACEABLE),
-        }
+    fn hidden_rowids_sql(&self) -> Option<String> {
+        self.left_out().map(|cond| {
+            format!(
+                "SELECT v.rowid FROM thumbnail_checks h \
+                 JOIN videos v ON v.id = h.video_id AND v.thumbnail = h.url WHERE {cond}"
+            )
+        })
     }
 
     fn sql(&self, template: &str) -> String {
-        template.replace("{extras}", EXTRAS).replace("{joins}", EXTRA_JOINS).replace("{hidden}", self.hidden_sql())
+        template.replace("{extras}", EXTRAS).replace("{joins}", EXTRA_JOINS).replace("{hidden}", &self.hidden_sql())
     }
 }
 
@@ -265,7 +271,7 @@ impl RankIndex {
         let set = match self.policy.hidden_rowids_sql() {
             None => rank::Hidden::default(),
             Some(sql) => {
-                let mut stmt = tx.prepare_cached(sql)?;
+                let mut stmt = tx.prepare_cached(&sql)?;
                 let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
                 rank::Hidden::from_rowids(rows.collect::<Result<Vec<_>, _>>()?)
             }
