@@ -1,8 +1,8 @@
--- videofeed schema, version 4 (PRAGMA user_version = 4).
+-- videofeed schema, version 5 (PRAGMA user_version = 5).
 -- Applied by `videofeed init` / `import` / `demo` inside one transaction when
 -- user_version is 0; embedded in the binary with include_str!. Older databases
 -- are upgraded in place by sql/migrations/ (002_generation.sql, 003_changes.sql,
--- 004_thumbnails_channels.sql).
+-- 004_thumbnails_channels.sql, 005_exact_answers.sql).
 
 -- One row per video. `rowid` is explicit so the FTS index can refer to it
 -- (external content, https://sqlite.org/fts5.html#external_content_tables).
@@ -14,7 +14,7 @@ CREATE TABLE videos (
     duration_seconds INTEGER NOT NULL CHECK (duration_seconds >= 0),
     thumbnail        TEXT    NOT NULL,
     region           TEXT    NOT NULL,
-    published_at     TEXT,
+    published_at     TEXT,    -- UTC, YYYY-MM-DDTHH:MM:SSZ (normalized on import)
     view_count       INTEGER NOT NULL DEFAULT 0 CHECK (view_count >= 0)
 );
 
@@ -94,6 +94,8 @@ CREATE TABLE thumbnail_checks (
     checked_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX thumbnail_checks_checked_at ON thumbnail_checks (checked_at);
+-- The broken checks alone, so reloading the set of videos left out reads only them.
+CREATE INDEX thumbnail_checks_broken ON thumbnail_checks (video_id) WHERE ok = 0;
 
 -- Channel metadata from an enrichment source, keyed by the channel name as it
 -- appears in videos.channel. `found` 0 = the source does not know the channel
@@ -132,6 +134,14 @@ CREATE TRIGGER thumbnail_checks_ad AFTER DELETE ON thumbnail_checks WHEN old.ok 
     WHERE key IN ('thumbs', 'changes', 'last_write');
 END;
 
+-- A video's new thumbnail can hide it (its check of that URL was broken) or show
+-- it again: move 'thumbs' whenever a video with a broken check gets another thumbnail.
+CREATE TRIGGER videos_au_thumbnail AFTER UPDATE OF thumbnail ON videos
+WHEN old.thumbnail IS NOT new.thumbnail
+ AND EXISTS (SELECT 1 FROM thumbnail_checks WHERE video_id = new.id AND ok = 0) BEGIN
+    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'thumbs';
+END;
+
 -- New or changed channel data changes the answers that show it (not the ranking).
 CREATE TRIGGER channels_ai AFTER INSERT ON channels WHEN new.found = 1 BEGIN
     UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
@@ -145,4 +155,4 @@ WHEN old.found IS NOT new.found OR old.display_name IS NOT new.display_name
     WHERE key IN ('changes', 'last_write');
 END;
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;

@@ -1,11 +1,12 @@
 //! The in-process response cache: finished `/feed` JSON bodies, shared by all
 //! workers, bounded in bytes, and valid for exactly one database generation.
 //!
-//! Key: the normalized query (trimmed `q`, upper-case region, limit), i.e.
-//! everything a body depends on besides the data. Every entry records the
-//! generation it was computed at; a lookup at any other generation misses, and
-//! the first lookup that sees a newer generation empties the cache, so a write
-//! is visible on the very next request. Eviction is CLOCK (second chance) over
+//! Key: the validated [`FeedQuery`] itself (trimmed `q`, upper-case region,
+//! limit, offset, filters, sort), i.e. everything a body depends on besides
+//! the data. Every entry records the data version it was computed at (the
+//! file's identity and the `changes` counter); a lookup at any other version
+//! misses, and the first lookup that sees a newer version empties the cache,
+//! so a write is visible on the very next request. Eviction is CLOCK (second chance) over
 //! insertion order until the stored bytes fit the budget. The lock is held
 //! only to look up or insert, never while a request is searched. No I/O here.
 #![deny(
@@ -19,25 +20,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// What a cached body depends on, besides the data.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
-    /// The trimmed query text.
-    pub q: String,
-    /// The upper-case region.
-    pub region: String,
-    /// The result limit.
-    pub limit: u32,
-    /// Results skipped (pagination).
-    pub offset: u32,
-    /// The filters and order, canonical ("" when none).
-    pub filters: String,
-}
+use crate::request::FeedQuery;
 
-impl Key {
-    fn bytes(&self) -> usize {
-        self.q.len() + self.region.len() + self.filters.len() + std::mem::size_of::<Key>()
-    }
+/// What a cached body depends on, besides the data: the validated query itself,
+/// every parameter of it, so a new parameter can never be left out of the key.
+pub type Key = FeedQuery;
+
+/// Bytes a key holds, counted against the budget.
+fn key_bytes(key: &Key) -> usize {
+    key.q.len()
+        + key.match_expr.len()
+        + key.region.len()
+        + key.channel.as_ref().map_or(0, String::len)
+        + std::mem::size_of::<Key>()
 }
 
 struct Entry {
@@ -132,7 +127,7 @@ impl Cache {
 
     /// Stores `body` for `key` as computed at `generation` (ignored for an older generation).
     pub fn put(&self, key: Key, generation: Version, body: Arc<[u8]>) {
-        let cost = body.len() + key.bytes() + OVERHEAD;
+        let cost = body.len() + key_bytes(&key) + OVERHEAD;
         if !self.is_enabled() || cost > self.budget {
             return;
         }
@@ -149,7 +144,7 @@ impl Cache {
             if second_chance {
                 inner.order.push_back(victim);
             } else if let Some(e) = inner.map.remove(&victim) {
-                inner.bytes = inner.bytes.saturating_sub(e.body.len() + victim.bytes() + OVERHEAD);
+                inner.bytes = inner.bytes.saturating_sub(e.body.len() + key_bytes(&victim) + OVERHEAD);
             }
         }
         inner.bytes += cost;
@@ -183,7 +178,7 @@ mod tests {
     use super::*;
 
     fn key(q: &str) -> Key {
-        Key { q: q.into(), region: "US".into(), limit: 24, offset: 0, filters: String::new() }
+        crate::request::parse(&format!("q={q}")).unwrap()
     }
 
     fn body(n: usize) -> Arc<[u8]> {
@@ -212,7 +207,7 @@ mod tests {
 
     #[test]
     fn stays_within_its_byte_budget_and_keeps_hot_entries() {
-        let budget = 10 * (100 + key("k00").bytes() + OVERHEAD);
+        let budget = 10 * (100 + key_bytes(&key("k00")) + OVERHEAD);
         let c = Cache::new(budget);
         c.put(key("hot"), (1, 5), body(100));
         for i in 0..50 {

@@ -15,12 +15,13 @@ use rusqlite::{Connection, OpenFlags};
 /// The schema, applied as one transaction to a new database.
 pub const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
 /// The `user_version` this binary writes and expects.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// Upgrades, applied in order to an older database: (version it produces, SQL).
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../sql/migrations/002_generation.sql")),
     (3, include_str!("../sql/migrations/003_changes.sql")),
     (4, include_str!("../sql/migrations/004_thumbnails_channels.sql")),
+    (5, include_str!("../sql/migrations/005_exact_answers.sql")),
 ];
 
 /// Page cache per read-only connection, in KiB (SQLite's negative `cache_size`).
@@ -122,9 +123,12 @@ pub fn open_reader(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open { path: path.into(), source })?;
     let setup = || -> rusqlite::Result<()> {
         conn.busy_timeout(Duration::from_millis(500))?;
+        // FTS5's vocabulary (term, rows), for the typo correction; a temp table must
+        // be created before query_only forbids it.
+        conn.execute_batch("CREATE VIRTUAL TABLE temp.videofeed_vocab USING fts5vocab(main, 'videos_fts', 'row')")?;
         conn.pragma_update(None, "query_only", true)?;
         conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
-        conn.set_prepared_statement_cache_capacity(16);
+        conn.set_prepared_statement_cache_capacity(32);
         Ok(())
     };
     setup().map_err(|e| not_videofeed(path, &e))?;

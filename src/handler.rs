@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cache::{self, Cache};
+use crate::cache::Cache;
 use crate::config::IpNet;
 use crate::fcgi::conn::Request;
 use crate::health::Health;
@@ -257,13 +257,13 @@ impl Handler {
                     Err((status, body)) => return (0, response::admin(status, &body, &[])),
                 }
             }
-            ("DELETE", id) if id.len() > 1 && id.starts_with('/') => {
-                let id = url::form_urlencoded::parse(format!("id={}", id.get(1..).unwrap_or("")).as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default();
-                Op::Delete(id)
-            }
+            ("DELETE", id) if id.len() > 1 && id.starts_with('/') => match percent_decode(id.get(1..).unwrap_or("")) {
+                Some(id) => Op::Delete(id),
+                None => {
+                    let msg = "the video id in the path is not valid percent-encoded UTF-8";
+                    return (0, response::error(400, Some("id"), msg, &[], false));
+                }
+            },
             (_, "" | "/") => {
                 let msg = format!("method {method} is not allowed here; use POST");
                 return (0, response::error(405, None, &msg, &[("Allow", "POST")], false));
@@ -340,10 +340,11 @@ impl Handler {
     fn open(&self) -> Result<Reader, search::Error> {
         let mut reader = match &self.index {
             Some(index) => Reader::with_index(&self.db, Arc::clone(index))?,
-            None => Reader::open_read_only(&self.db)?,
+            None => Reader::with_index(&self.db, RankIndex::disabled(self.db.clone(), self.thumbnails.clone()))?,
         };
         reader.set_time_limit(self.query_timeout);
         reader.set_thumbnail_policy(self.thumbnails.clone());
+        reader.set_typo_correction(self.typo_fallback);
         Ok(reader)
     }
 
@@ -508,9 +509,11 @@ impl Handler {
     /// The 200 answer (or 304), from the response cache when it holds this query at
     /// the current data version; (rows, response).
     ///
-    /// The data version is read before the search (the cache key) and again after a
-    /// miss: only a body made while the data stood still is cached, and the
-    /// `Last-Modified` sent is never older than the data the body was made from.
+    /// A body is the answer for exactly one data version: the search reads the
+    /// version in its own read transaction ([`Reader::answer`]), the body is cached
+    /// under that version and its ETag and `Last-Modified` are made from it. A
+    /// write in between can only make the cache skip it (an older version is
+    /// never stored over a newer one).
     fn cached_search(
         &mut self,
         query: &request::FeedQuery,
@@ -520,15 +523,6 @@ impl Handler {
         let cache = self.cache.clone();
         self.warm()?;
         let Some(reader) = &self.reader else { return Ok((0, response::feed(query, &[], head))) };
-        let before = reader.data_version()?;
-        let version = (reader.file(), before.changes);
-        let key = cache::Key {
-            q: query.q.clone(),
-            region: query.region.clone(),
-            limit: query.limit,
-            offset: query.offset,
-            filters: query.filter_key(),
-        };
         let validated = |json: &[u8], data: search::DataVersion| {
             let v = response::Validators {
                 etag: response::etag(data.changes, json),
@@ -537,25 +531,25 @@ impl Handler {
             };
             response::feed_validated(json, &query.region, head, &v)
         };
-        if let Some(json) = cache.as_ref().and_then(|c| c.get(&key, version)) {
-            return Ok((0, validated(&json, before)));
+        if let Some(cache) = &cache {
+            let now = reader.data_version()?;
+            if let Some(json) = cache.get(query, (reader.file(), now.changes)) {
+                return Ok((0, validated(&json, now)));
+            }
         }
-        let (items, corrected) =
-            if self.typo_fallback { reader.search_tolerant(query)? } else { (reader.search(query)?, Vec::new()) };
-        let after = reader.data_version()?;
+        let answer = reader.answer(query)?;
+        metrics::global().ranked(answer.path == search::RankPath::Index, !answer.corrected.is_empty());
         // The search reads one row past the page to learn whether another page follows.
-        let shown = items.len().min(usize::try_from(query.limit).unwrap_or(usize::MAX));
-        match response::feed_json_corrected(query, &items, &corrected) {
+        let shown = answer.items.len().min(usize::try_from(query.limit).unwrap_or(usize::MAX));
+        match response::feed_json_corrected(query, &answer.items, &answer.corrected) {
             Ok(json) => {
-                let resp = validated(&json, after);
+                let resp = validated(&json, answer.version);
                 if let Some(cache) = &cache {
-                    if after == before {
-                        cache.put(key, version, json.into());
-                    }
+                    cache.put(query.clone(), (reader.file(), answer.version.changes), json.into());
                 }
                 Ok((shown, resp))
             }
-            Err(_) => Ok((shown, response::feed(query, &items, head))),
+            Err(_) => Ok((shown, response::feed(query, &answer.items, head))),
         }
     }
 }
@@ -605,6 +599,25 @@ fn parse_batch(body: &[u8]) -> Result<Vec<ingest::Video>, (u16, serde_json::Valu
         return Err(reject(400, "the body has no videos: send JSON Lines, one video per line", Vec::new()));
     }
     Ok(videos)
+}
+
+/// A URL path segment with its `%XX` escapes decoded (RFC 3986: `+` is a plus
+/// sign in a path, not a space); None for a bad escape or invalid UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The bearer token of the request's `Authorization` header.

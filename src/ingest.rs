@@ -51,7 +51,7 @@ pub struct Video {
     pub thumbnail: String,
     /// Two upper-case letters, or `GLOBAL`.
     pub region: String,
-    /// ISO-8601 UTC timestamp, if known.
+    /// When it was published, in UTC (`YYYY-MM-DDTHH:MM:SSZ`), if known.
     pub published_at: Option<String>,
     /// View count, 0 when unknown.
     pub view_count: i64,
@@ -203,8 +203,12 @@ pub fn parse_line(line: &str) -> Result<Video, String> {
     }
     let published_at = match obj.get("published_at") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if is_timestamp(s) => Some(s.clone()),
-        Some(_) => return Err("published_at must be an ISO-8601 timestamp such as 2024-05-01T12:00:00Z".into()),
+        // Stored in UTC, so `sort=recent` can compare the text.
+        Some(Value::String(s)) => match crate::timefmt::parse_rfc3339(s.trim()) {
+            Ok(unix) => Some(crate::timefmt::rfc3339(unix)),
+            Err(why) => return Err(format!("published_at {why} (an RFC 3339 date-time such as 2024-05-01T12:00:00Z)")),
+        },
+        Some(_) => return Err("published_at must be an RFC 3339 date-time string such as 2024-05-01T12:00:00Z".into()),
     };
     let view_count = integer(&obj, "view_count", i64::MAX)?.unwrap_or(0);
     Ok(Video { id, title, channel, duration_seconds, thumbnail, region, published_at, view_count })
@@ -246,24 +250,6 @@ fn whole(f: Option<f64>) -> Option<i64> {
     let f = f.filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)?;
     #[expect(clippy::cast_possible_truncation, reason = "checked: whole and within ±2^53")]
     Some(f as i64)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` followed by `Z`, fractional seconds or an offset.
-fn is_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-    s.len() <= 40
-        && digits(0..4)
-        && b.get(4) == Some(&b'-')
-        && digits(5..7)
-        && b.get(7) == Some(&b'-')
-        && digits(8..10)
-        && matches!(b.get(10), Some(b'T' | b' '))
-        && digits(11..13)
-        && b.get(13) == Some(&b':')
-        && digits(14..16)
-        && b.get(16) == Some(&b':')
-        && digits(17..19)
 }
 
 /// Rows written by one batch or one [`Op`].
@@ -309,7 +295,9 @@ impl Op {
 pub struct Applied {
     /// Rows written.
     pub counts: Counts,
-    /// Regions of the videos written or deleted (`GLOBAL` included), sorted, unique.
+    /// Regions whose feeds changed (`GLOBAL` included), sorted, unique: a new video's
+    /// region, an updated video's old and new one, a deleted video's; none for a
+    /// video sent again unchanged.
     pub regions: Vec<String>,
 }
 
@@ -323,19 +311,25 @@ impl Counts {
 
 /// Upserts `videos` inside the caller's transaction. `seen`, when given, holds
 /// every id written so far into a table that was empty (a bulk load), and
-/// replaces the per-row lookup that tells an insert from an update.
+/// replaces the per-row lookup that tells an insert from an update. `regions`,
+/// when given, collects the regions whose feeds changed: a new video's region, an
+/// updated video's old and new region, nothing for an unchanged one.
 fn upsert_rows(
     conn: &Connection,
     videos: &[Video],
     mut seen: Option<&mut std::collections::HashSet<String>>,
+    mut regions: Option<&mut Vec<String>>,
 ) -> Result<Counts, Error> {
     let mut counts = Counts::default();
-    let mut exists = conn.prepare_cached("SELECT 1 FROM videos WHERE id = ?1")?;
+    let mut old_region = conn.prepare_cached("SELECT region FROM videos WHERE id = ?1")?;
     let mut upsert = conn.prepare_cached(UPSERT_SQL)?;
     for v in videos {
-        let existed = match seen.as_deref_mut() {
-            Some(seen) => !seen.insert(v.id.clone()),
-            None => exists.exists([&v.id])?,
+        let existed: Option<String> = match seen.as_deref_mut() {
+            Some(seen) => (!seen.insert(v.id.clone())).then(String::new),
+            None => old_region
+                .query_row([&v.id], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?,
         };
         let changed = upsert.execute(rusqlite::params![
             v.id,
@@ -347,10 +341,16 @@ fn upsert_rows(
             v.published_at,
             v.view_count
         ])?;
-        match (existed, changed) {
-            (false, _) => counts.inserted += 1,
-            (true, 0) => counts.unchanged += 1,
-            (true, _) => counts.updated += 1,
+        match (&existed, changed) {
+            (None, _) => counts.inserted += 1,
+            (Some(_), 0) => counts.unchanged += 1,
+            (Some(_), _) => counts.updated += 1,
+        }
+        if let Some(regions) = regions.as_deref_mut() {
+            if existed.is_none() || changed > 0 {
+                regions.extend(existed.filter(|r| !r.is_empty()));
+                regions.push(v.region.clone());
+            }
         }
     }
     Ok(counts)
@@ -435,7 +435,7 @@ impl Writer {
     /// [`Error::Sql`]; nothing of the batch is committed then.
     pub fn write_batch(&mut self, videos: &[Video], summary: &mut Summary) -> Result<(), Error> {
         let tx = self.conn.transaction()?;
-        let counts = upsert_rows(&tx, videos, None)?;
+        let counts = upsert_rows(&tx, videos, None, None)?;
         tx.commit()?;
         counts.add_to(summary);
         Ok(())
@@ -527,14 +527,14 @@ impl Writer {
             }
             if batch.len() >= batch_size || (done && !batch.is_empty()) {
                 match &bulk {
-                    Some(load) => upsert_rows(load.conn, &batch, Some(&mut seen))?.add_to(&mut summary),
+                    Some(load) => upsert_rows(load.conn, &batch, Some(&mut seen), None)?.add_to(&mut summary),
                     None => {
                         // Another writer (the serving process, another import) may hold the
                         // lock past the busy timeout: retry the whole batch, never give up
                         // with "database is locked" while it keeps making progress.
                         let counts = retry_busy(|| {
                             let tx = self.conn.unchecked_transaction()?;
-                            let counts = upsert_rows(&tx, &batch, None)?;
+                            let counts = upsert_rows(&tx, &batch, None, None)?;
                             tx.commit()?;
                             Ok(counts)
                         })?;
@@ -561,10 +561,7 @@ impl Writer {
 fn apply_op(conn: &Connection, op: &Op) -> Result<Applied, Error> {
     let mut regions: Vec<String> = Vec::new();
     let counts = match op {
-        Op::Upsert(videos) => {
-            regions.extend(videos.iter().map(|v| v.region.clone()));
-            upsert_rows(conn, videos, None)?
-        }
+        Op::Upsert(videos) => upsert_rows(conn, videos, None, Some(&mut regions))?,
         Op::Delete(id) => {
             let region: Option<String> = conn
                 .query_row("SELECT region FROM videos WHERE id = ?1", [id], |r| r.get(0))
@@ -735,7 +732,10 @@ mod tests {
             (&GOOD.replace("600", "\"600\""), "duration_seconds must be a number"),
             (&GOOD.replace("https://i.ytimg.com/vi/x/hqdefault.jpg", "javascript:alert(1)"), "thumbnail must be"),
             (&GOOD.replace("\"us\"", "\"USA\""), "region must be"),
-            (&GOOD.replace("2024-01-02T03:04:05Z", "yesterday"), "published_at must be"),
+            (&GOOD.replace("2024-01-02T03:04:05Z", "yesterday"), "published_at is not a date-time"),
+            (&GOOD.replace("2024-01-02T03:04:05Z", "2024-13-45T99:99:99Z"), "published_at month 13"),
+            (&GOOD.replace("2024-01-02T03:04:05Z", "2023-02-29T00:00:00Z"), "published_at day 29"),
+            (&GOOD.replace("2024-01-02T03:04:05Z", "2024-01-02T03:04:05"), "published_at has no time zone"),
             (&GOOD.replace("abc123DEF_-", "a b"), "id must not contain"),
         ];
         for (line, want) in cases {

@@ -118,6 +118,10 @@ pub struct Metrics {
     workers: AtomicUsize,
     busy_micros: AtomicU64,
     page_cache_hits: AtomicU64,
+    /// Feed answers ranked by the rank index, by SQL, and those with typo corrections.
+    ranked_index: AtomicU64,
+    ranked_sql: AtomicU64,
+    corrected: AtomicU64,
     page_cache_misses: AtomicU64,
     queue_depth: AtomicUsize,
     queue_capacity: AtomicUsize,
@@ -175,6 +179,9 @@ impl Metrics {
             workers: AtomicUsize::new(0),
             busy_micros: AtomicU64::new(0),
             page_cache_hits: AtomicU64::new(0),
+            ranked_index: AtomicU64::new(0),
+            ranked_sql: AtomicU64::new(0),
+            corrected: AtomicU64::new(0),
             page_cache_misses: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
             queue_capacity: AtomicUsize::new(0),
@@ -225,6 +232,16 @@ impl Metrics {
     pub fn requests(&self, route: Route, status: u16) -> u64 {
         let s = STATUSES.iter().position(|c| *c == status).unwrap_or(STATUSES.len());
         self.requests.get(route.index()).and_then(|r| r.get(s)).map_or(0, |c| c.load(Relaxed))
+    }
+
+    /// Records which ranking computed a feed answer (not counting cache hits), and
+    /// whether the typo correction changed the query.
+    pub fn ranked(&self, by_index: bool, corrected: bool) {
+        let counter = if by_index { &self.ranked_index } else { &self.ranked_sql };
+        counter.fetch_add(1, Relaxed);
+        if corrected {
+            self.corrected.fetch_add(1, Relaxed);
+        }
     }
 
     /// Adds page cache hits and misses read off a worker's connection.
@@ -324,6 +341,17 @@ impl Metrics {
         let busy_secs = self.busy_micros.load(Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "videofeed_worker_busy_seconds_total {busy_secs}");
 
+        help(
+            &mut out,
+            "videofeed_searches_total",
+            "counter",
+            "Feed answers computed (cache hits not counted), by the ranking that computed them.",
+        );
+        for (path, counter) in [("index", &self.ranked_index), ("sql", &self.ranked_sql)] {
+            let _ = writeln!(out, "videofeed_searches_total{{path=\"{path}\"}} {}", counter.load(Relaxed));
+        }
+        help(&mut out, "videofeed_typo_corrections_total", "counter", "Feed answers whose query was typo-corrected.");
+        let _ = writeln!(out, "videofeed_typo_corrections_total {}", self.corrected.load(Relaxed));
         let (hits, misses) = (self.page_cache_hits.load(Relaxed), self.page_cache_misses.load(Relaxed));
         help(&mut out, "videofeed_sqlite_page_cache_hits_total", "counter", "SQLite page cache hits (all workers).");
         let _ = writeln!(out, "videofeed_sqlite_page_cache_hits_total {hits}");
@@ -398,6 +426,15 @@ impl Metrics {
         }
         help(&mut out, "videofeed_rank_index_ready", "gauge", "1 when the in-memory rank index is built.");
         let _ = writeln!(out, "videofeed_rank_index_ready {}", u8::from(extra.rank_index_generation.is_some()));
+        if let Some(generation) = extra.rank_index_generation {
+            help(
+                &mut out,
+                "videofeed_rank_index_generation",
+                "gauge",
+                "The database generation the rank index was built from (it ranks only at that generation).",
+            );
+            let _ = writeln!(out, "videofeed_rank_index_generation {generation}");
+        }
         out
     }
 }

@@ -12,9 +12,14 @@
 //! FTS5's arithmetic in the same order (`fts5Bm25Function`: k1 = 1.2,
 //! b = 0.75, IDF floored at 1e-6, column weights applied to instance counts,
 //! document length over all columns), so ids, order and scores are the same
-//! bits. It answers only what it can answer exactly: phrases of one token,
-//! whole or prefix; the caller falls back to SQL for anything else, and for
-//! any database generation other than the one it was built from.
+//! bits. Phrases of several tokens (`don't` is `don t`, `ac/dc` is `ac dc`) are
+//! matched through a forward index of each row's tokens, exactly as FTS5 matches
+//! them. The caller uses SQL for any database generation other than the one a
+//! snapshot was built from, and for filtered or re-ordered queries.
+//!
+//! The typo rule ([`correct`]) lives here too, once, over any sorted vocabulary:
+//! the snapshot's own terms or a [`Vocabulary`] read from FTS5 when no current
+//! snapshot exists, so both give the same corrections.
 //!
 //! Pure data and arithmetic: no SQLite here (`search` loads it).
 #![deny(
@@ -122,6 +127,8 @@ pub enum BuildError {
     RowidOutOfRange(i64),
     /// Terms were not supplied in strictly ascending order.
     TermsOutOfOrder,
+    /// More distinct regions than [`MAX_REGIONS`].
+    TooManyRegions,
 }
 
 impl std::fmt::Display for BuildError {
@@ -129,6 +136,7 @@ impl std::fmt::Display for BuildError {
         match self {
             BuildError::RowidOutOfRange(r) => write!(f, "row id {r} is outside the rank index's range"),
             BuildError::TermsOutOfOrder => write!(f, "terms must be added in ascending order"),
+            BuildError::TooManyRegions => write!(f, "more than {MAX_REGIONS} distinct regions"),
         }
     }
 }
@@ -139,7 +147,12 @@ impl std::error::Error for BuildError {}
 #[derive(Debug)]
 pub struct Builder {
     s: Snapshot,
+    /// Region name → code, while building.
+    codes: std::collections::HashMap<String, u16>,
 }
+
+/// Most distinct regions a snapshot holds (codes are 16-bit; code 0 is "none").
+pub const MAX_REGIONS: usize = u16::MAX as usize;
 
 /// Largest row id the dense per-row arrays accept (64M rows).
 pub const MAX_ROWID: i64 = 1 << 26;
@@ -164,6 +177,7 @@ impl Builder {
                 n_tokens: 0,
                 postings: 0,
             },
+            codes: std::collections::HashMap::new(),
         }
     }
 
@@ -222,18 +236,23 @@ impl Builder {
     /// [`BuildError::RowidOutOfRange`].
     pub fn set_region(&mut self, rowid: i64, region: &str) -> Result<(), BuildError> {
         let slot = Self::slot(rowid)?;
-        let code = match self.s.regions.iter().position(|r| r == region) {
-            Some(c) => c,
+        let code = match self.codes.get(region) {
+            Some(&c) => c,
             None => {
+                let c = u16::try_from(self.s.regions.len()).map_err(|_| BuildError::TooManyRegions)?;
+                if usize::from(c) > MAX_REGIONS {
+                    return Err(BuildError::TooManyRegions);
+                }
                 self.s.regions.push(region.to_owned());
-                self.s.regions.len() - 1
+                self.codes.insert(region.to_owned(), c);
+                c
             }
         };
         if self.s.region.len() <= slot {
             self.s.region.resize(slot + 1, 0);
         }
         if let Some(r) = self.s.region.get_mut(slot) {
-            *r = u8::try_from(code).unwrap_or(u8::MAX);
+            *r = code;
         }
         Ok(())
     }
@@ -314,7 +333,7 @@ pub struct Snapshot {
     title_len: Vec<u32>,
     doc_start: Vec<u32>,
     forward: Forward,
-    region: Vec<u8>,
+    region: Vec<u16>,
     regions: Vec<String>,
     n_rows: i64,
     n_tokens: i64,
@@ -404,18 +423,12 @@ impl Snapshot {
             + terms
             + (self.doc_len.capacity() + self.title_len.capacity() + self.doc_start.capacity()) * 4
             + self.forward.bytes()
-            + self.region.capacity()
+            + self.region.capacity() * 2
             + self.overflow.capacity() * 12
     }
 
     fn term_range(&self, token: &str, prefix: bool) -> std::ops::Range<usize> {
-        let start = self.terms.partition_point(|t| **t < *token);
-        if !prefix {
-            let found = self.terms.get(start).is_some_and(|t| **t == *token);
-            return start..if found { start + 1 } else { start };
-        }
-        let len = self.terms.get(start..).map_or(0, |rest| rest.partition_point(|t| t.starts_with(token)));
-        start..start + len
+        term_range(&self.terms, token, prefix)
     }
 
     /// (title count, channel count) of posting `at` of `term`.
@@ -480,31 +493,14 @@ impl Snapshot {
         PhraseMatches::Merged { rowids, freq }
     }
 
-    /// A known term within one typo of `token` (two for tokens of 8+ characters;
-    /// substitution, insertion, deletion or swapping two neighbours), or None
-    /// when `token` is known (as a whole word, or as a prefix when `prefix`) or
-    /// shorter than 4 characters. Among candidates the most frequent wins, then
-    /// the closer, then the first in order. Scans the vocabulary once.
+    /// Whether `token` is a term of some row (or starts one, when `prefix`).
+    pub fn knows(&self, token: &str, prefix: bool) -> bool {
+        !self.term_range(token, prefix).is_empty()
+    }
+
+    /// The typo correction of `token` in this snapshot's vocabulary: see [`correct`].
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
-        let chars: Vec<char> = token.chars().collect();
-        if chars.len() < 4 || !self.term_range(token, prefix).is_empty() {
-            return None;
-        }
-        let max = if chars.len() >= 8 { 2 } else { 1 };
-        let mut best: Option<(usize, usize, usize)> = None; // (postings, distance, term index)
-        for (i, term) in self.terms.iter().enumerate() {
-            let len = term.chars().count();
-            if len.abs_diff(chars.len()) > max {
-                continue;
-            }
-            let Some(d) = bounded_distance(&chars, term, max) else { continue };
-            let freq = self.lists.get(i).map_or(0, Postings::len);
-            let better = best.is_none_or(|(bf, bd, _)| freq > bf || (freq == bf && d < bd));
-            if better {
-                best = Some((freq, d, i));
-            }
-        }
-        best.and_then(|(_, _, i)| self.terms.get(i)).map(|t| t.to_string())
+        correct(&self.terms, |i| self.lists.get(i).map_or(0, Postings::len), token, prefix)
     }
 
     /// Rows where the phrase's tokens stand next to each other in one column, with
@@ -567,8 +563,8 @@ impl Snapshot {
         if phrases.is_empty() || limit == 0 || self.n_rows <= 0 {
             return Vec::new();
         }
-        let code_of = |name: &str| self.regions.iter().position(|r| r == name).and_then(|c| u8::try_from(c).ok());
-        let wanted: [Option<u8>; 2] = [code_of(region), code_of("GLOBAL")];
+        let code_of = |name: &str| self.regions.iter().position(|r| r == name).and_then(|c| u16::try_from(c).ok());
+        let wanted: [Option<u16>; 2] = [code_of(region), code_of("GLOBAL")];
         if wanted.iter().all(Option::is_none) {
             return Vec::new();
         }
@@ -669,6 +665,108 @@ impl Hidden {
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// The indexes of `terms` (sorted) equal to `token`, or starting with it when `prefix`.
+fn term_range(terms: &[Box<str>], token: &str, prefix: bool) -> std::ops::Range<usize> {
+    let start = terms.partition_point(|t| **t < *token);
+    if !prefix {
+        let found = terms.get(start).is_some_and(|t| **t == *token);
+        return start..if found { start + 1 } else { start };
+    }
+    let len = terms.get(start..).map_or(0, |rest| rest.partition_point(|t| t.starts_with(token)));
+    start..start + len
+}
+
+/// Shortest token the typo correction touches, in characters.
+pub const MIN_TYPO_CHARS: usize = 4;
+/// Longest token the typo correction touches, in characters (longer ones are not words people mistype).
+pub const MAX_TYPO_CHARS: usize = 40;
+
+/// The one typo rule, whatever holds the vocabulary: a known term within one typo of
+/// `token` (two for tokens of 8+ characters; substitution, insertion, deletion or
+/// swapping two neighbours), or None when `token` is known (as a whole word, or as a
+/// prefix when `prefix`), shorter than [`MIN_TYPO_CHARS`] or longer than
+/// [`MAX_TYPO_CHARS`]. Among candidates the one in most rows (`docs`) wins, then the
+/// closer, then the first in byte order. `terms` are sorted; scans them once.
+pub fn correct(terms: &[Box<str>], docs: impl Fn(usize) -> usize, token: &str, prefix: bool) -> Option<String> {
+    let chars: Vec<char> = token.chars().collect();
+    if !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars.len()) || !term_range(terms, token, prefix).is_empty() {
+        return None;
+    }
+    let max = if chars.len() >= 8 { 2 } else { 1 };
+    let mut best: Option<(usize, usize, usize)> = None; // (rows, distance, term index)
+    for (i, term) in terms.iter().enumerate() {
+        // A char count is never above the byte length nor below a quarter of it.
+        if term.len() + max < chars.len() || term.len() > (chars.len() + max) * 4 {
+            continue;
+        }
+        let len = term.chars().count();
+        if len.abs_diff(chars.len()) > max {
+            continue;
+        }
+        let Some(d) = bounded_distance(&chars, term, max) else { continue };
+        let freq = docs(i);
+        if freq == 0 {
+            continue;
+        }
+        let better = best.is_none_or(|(bf, bd, _)| freq > bf || (freq == bf && d < bd));
+        if better {
+            best = Some((freq, d, i));
+        }
+    }
+    best.and_then(|(_, _, i)| terms.get(i)).map(|t| t.to_string())
+}
+
+/// The index's terms and the number of rows holding each, without postings: what the
+/// typo correction needs when no current [`Snapshot`] is at hand (read from FTS5's
+/// `fts5vocab` row table by `search`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Vocabulary {
+    terms: Vec<Box<str>>,
+    docs: Vec<u32>,
+}
+
+impl Vocabulary {
+    /// A vocabulary from (term, rows) pairs in strictly ascending term order; terms in no row are skipped.
+    ///
+    /// # Errors
+    /// [`BuildError::TermsOutOfOrder`] when the terms are not strictly ascending.
+    pub fn from_sorted(pairs: impl IntoIterator<Item = (String, u32)>) -> Result<Vocabulary, BuildError> {
+        let mut v = Vocabulary::default();
+        for (term, docs) in pairs {
+            if v.terms.last().is_some_and(|last| **last >= *term) {
+                return Err(BuildError::TermsOutOfOrder);
+            }
+            if docs > 0 {
+                v.terms.push(term.into());
+                v.docs.push(docs);
+            }
+        }
+        v.terms.shrink_to_fit();
+        v.docs.shrink_to_fit();
+        Ok(v)
+    }
+
+    /// Distinct terms.
+    pub fn len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Whether no term is known.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// The typo correction of `token`: see [`correct`].
+    pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
+        correct(
+            &self.terms,
+            |i| self.docs.get(i).map_or(0, |&d| usize::try_from(d).unwrap_or(usize::MAX)),
+            token,
+            prefix,
+        )
     }
 }
 

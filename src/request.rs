@@ -58,8 +58,9 @@ impl Sort {
 /// Longest duration filter accepted, in seconds (matches the import rule).
 pub const MAX_DURATION: i64 = 1_000_000;
 
-/// A validated feed query.
-#[derive(Debug, Clone, PartialEq)]
+/// A validated feed query. Equal queries get equal answers from equal data: it
+/// is the response cache's key (see [`crate::cache`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FeedQuery {
     /// The trimmed search text, as answered in `"query"`.
     pub q: String,

@@ -31,10 +31,12 @@ struct FeedBody<'a> {
     region: &'a str,
     count: usize,
     results: &'a [FeedItem],
-    /// Whether another page follows.
+    /// Whether another page follows that `offset` can reach: then `next` is its offset.
     has_more: bool,
-    /// The `offset` of the next page, when there is one within reach.
+    /// The `offset` of the next page: a number exactly when `has_more` is true.
     next: Option<u32>,
+    /// More results exist past the deepest page `offset` can reach (`MAX_OFFSET`).
+    truncated: bool,
     /// Words corrected by the typo fallback (typed → known); absent when none.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     corrected: std::collections::BTreeMap<&'a str, &'a str>,
@@ -115,9 +117,10 @@ pub fn feed_json_corrected(
     corrected: &[(String, String)],
 ) -> Result<Vec<u8>, serde_json::Error> {
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-    let has_more = items.len() > limit;
+    let more = items.len() > limit;
     let shown = items.get(..limit.min(items.len())).unwrap_or(items);
-    let next = query.offset.checked_add(query.limit).filter(|n| has_more && *n <= crate::request::MAX_OFFSET);
+    let next = query.offset.checked_add(query.limit).filter(|n| more && *n <= crate::request::MAX_OFFSET);
+    let (has_more, truncated) = (next.is_some(), more && next.is_none());
     let corrected = corrected.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let body = FeedBody {
         query: &query.q,
@@ -126,6 +129,7 @@ pub fn feed_json_corrected(
         results: shown,
         has_more,
         next,
+        truncated,
         corrected,
     };
     serde_json::to_vec(&body)
@@ -297,7 +301,7 @@ mod tests {
         assert!(head.contains("X-LiteSpeed-Cache-Control: public, max-age=300"));
         assert!(head.contains("Vary: Accept-Encoding"));
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["count", "has_more", "next", "query", "region", "results"]);
+        assert_eq!(keys, ["count", "has_more", "next", "query", "region", "results", "truncated"]);
         assert_eq!((body["has_more"].as_bool(), body["next"].is_null()), (Some(false), true));
         assert_eq!(body["count"], 1);
         let item_keys: Vec<&String> = body["results"][0].as_object().unwrap().keys().collect();

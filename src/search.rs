@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::db;
 use crate::fts;
-use crate::rank::{self, Phrase, Snapshot};
+use crate::rank::{self, Phrase, Snapshot, Vocabulary};
 use crate::request::{FeedQuery, Sort};
 
 /// What every result row carries besides the video: the last thumbnail check of
@@ -117,10 +117,6 @@ impl ThumbnailPolicy {
 /// The database generation (bumped by triggers on every search-relevant change).
 const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'generation'";
 
-/// The generation and the thumbnail-check version, read together in the fast path.
-const GENERATION_THUMBS_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'generation'), \
-     (SELECT value FROM videofeed_meta WHERE key = 'thumbs')";
-
 /// The data version and the time of the last write (see `sql/schema.sql`).
 const DATA_VERSION_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'changes'), \
      (SELECT value FROM videofeed_meta WHERE key = 'last_write')";
@@ -143,9 +139,6 @@ pub type Corrections = Vec<(String, String)>;
 
 /// Default query time limit, in milliseconds.
 pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 2000;
-
-/// Time the typo fallback may spend looking for corrections.
-pub const TYPO_BUDGET: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// The tokenizer of `videos_fts` (sql/schema.sql); queries are tokenized by FTS5 itself with it.
 pub const TOKENIZE: &str = "unicode61 remove_diacritics 2";
@@ -227,17 +220,39 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
-/// The in-memory rank index shared by all workers: the current snapshot, rebuilt
-/// in the background whenever the database generation moves on.
+/// What every reader of one database shares: the in-memory rank index (the current
+/// snapshot, rebuilt in the background whenever the database generation moves on),
+/// the vocabulary the typo correction reads when no current snapshot is at hand, and
+/// the set of row ids the thumbnail policy leaves out. With the rank index off
+/// ([`RankIndex::disabled`]) no snapshot is ever built and every query is ranked by
+/// SQL; answers are the same either way.
 pub struct RankIndex {
     db: PathBuf,
+    /// Whether snapshots are built at all (`VIDEOFEED_RANK_INDEX`).
+    enabled: bool,
     /// The snapshot and the identity of the file it was built from.
     current: Mutex<Option<(u64, Arc<Snapshot>)>>,
     building: AtomicBool,
     /// Videos this policy leaves out are skipped when ranking (see [`RankIndex::hidden`]).
     policy: ThumbnailPolicy,
-    /// The row ids `policy` leaves out, for one file and `thumbs` version.
-    hidden: Mutex<Option<(u64, i64, Arc<rank::Hidden>)>>,
+    /// The row ids `policy` leaves out, for one (file, generation, thumbs).
+    hidden: Mutex<Option<(HiddenVersion, Arc<rank::Hidden>)>>,
+    /// The vocabulary for one (file, generation), read from `fts5vocab` when needed.
+    vocabulary: Mutex<Option<(u64, i64, Arc<Vocabulary>)>>,
+    /// The (file, generation) whose build failed: not tried again until either moves.
+    failed: Mutex<Option<(u64, i64)>>,
+}
+
+/// What the set of videos left out depends on: (file, generation, thumbs).
+type HiddenVersion = (u64, i64, i64);
+
+/// Clears the `building` flag however the builder thread ends (a panic included).
+struct Building<'a>(&'a AtomicBool);
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl RankIndex {
@@ -248,23 +263,42 @@ impl RankIndex {
 
     /// As [`RankIndex::new`], leaving out the videos `policy` leaves out.
     pub fn with_policy(db: PathBuf, policy: ThumbnailPolicy) -> Arc<RankIndex> {
+        RankIndex::make(db, policy, true)
+    }
+
+    /// Shared state without a rank index: every query is ranked by SQL.
+    pub fn disabled(db: PathBuf, policy: ThumbnailPolicy) -> Arc<RankIndex> {
+        RankIndex::make(db, policy, false)
+    }
+
+    fn make(db: PathBuf, policy: ThumbnailPolicy, enabled: bool) -> Arc<RankIndex> {
         Arc::new(RankIndex {
             db,
+            enabled,
             current: Mutex::new(None),
             building: AtomicBool::new(false),
             policy,
             hidden: Mutex::new(None),
+            vocabulary: Mutex::new(None),
+            failed: Mutex::new(None),
         })
     }
 
-    /// The row ids the policy leaves out at `thumbs` (the counter the thumbnail
-    /// checks move), read in `tx` when the cached set is for another version. Thumbnail
-    /// results thus never invalidate the index itself (a rebuild costs seconds per
-    /// million videos); reloading this set costs one indexed scan of the broken checks.
-    fn hidden(&self, tx: &Connection, file: u64, thumbs: i64) -> Result<Arc<rank::Hidden>, Error> {
+    /// Whether snapshots are built.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The row ids the policy leaves out at (`file`, `generation`, `thumbs`), read in
+    /// `tx` when the cached set is for another version. `generation` moves when rows
+    /// come or go, `thumbs` when a check or a video's thumbnail changes (schema 5), so
+    /// the set is always the one SQL's `NOT EXISTS` would give; thumbnail results never
+    /// invalidate the index itself (a rebuild costs seconds per million videos), and
+    /// reloading this set costs one scan of the broken checks (a partial index).
+    fn hidden(&self, tx: &Connection, version: HiddenVersion) -> Result<Arc<rank::Hidden>, Error> {
         let mut cached = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((f, t, set)) = cached.as_ref() {
-            if *f == file && *t == thumbs {
+        if let Some((v, set)) = cached.as_ref() {
+            if *v == version {
                 return Ok(Arc::clone(set));
             }
         }
@@ -277,8 +311,35 @@ impl RankIndex {
             }
         };
         let set = Arc::new(set);
-        *cached = Some((file, thumbs, Arc::clone(&set)));
+        *cached = Some((version, Arc::clone(&set)));
         Ok(set)
+    }
+
+    /// The vocabulary at (`file`, `generation`): the cached one, else read in `tx`
+    /// (a full pass over FTS5's index: ~0.2 s per million videos, once per generation).
+    fn vocabulary(&self, tx: &Connection, file: u64, generation: i64) -> Result<Arc<Vocabulary>, Error> {
+        let mut cached = self.vocabulary.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((f, g, v)) = cached.as_ref() {
+            if (*f, *g) == (file, generation) {
+                return Ok(Arc::clone(v));
+            }
+        }
+        let started = Instant::now();
+        let mut stmt = tx.prepare_cached(VOCABULARY_SQL)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut pairs = Vec::new();
+        for row in rows {
+            let (term, docs) = row?;
+            pairs.push((term, u32::try_from(docs).unwrap_or(u32::MAX)));
+        }
+        let vocabulary = Arc::new(Vocabulary::from_sorted(pairs).map_err(|e| Error::Index(e.to_string()))?);
+        log::debug!(
+            "vocabulary read generation={generation} terms={} ms={}",
+            vocabulary.len(),
+            started.elapsed().as_millis()
+        );
+        *cached = Some((file, generation, Arc::clone(&vocabulary)));
+        Ok(vocabulary)
     }
 
     /// The current snapshot, if one has been built.
@@ -286,17 +347,22 @@ impl RankIndex {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|(_, s)| Arc::clone(s))
     }
 
-    /// The current snapshot if it was built from the file `file` (see [`file_id`]);
-    /// for another file (replaced on disk) a rebuild starts and None is returned.
-    fn snapshot_for(self: &Arc<Self>, file: u64) -> Option<Arc<Snapshot>> {
+    /// The snapshot of the file `file` (see [`file_id`]) at `generation`; otherwise
+    /// None, and a rebuild starts (when the index is enabled).
+    fn snapshot_at(self: &Arc<Self>, file: u64, generation: i64) -> Option<Arc<Snapshot>> {
+        if !self.enabled {
+            return None;
+        }
         let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         match current {
-            Some((built_from, snap)) if built_from == file => Some(snap),
-            Some(_) => {
-                self.refresh();
+            Some((built_from, snap)) if built_from == file && snap.generation() == generation => Some(snap),
+            _ => {
+                let failed = *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if failed != Some((file, generation)) {
+                    self.refresh();
+                }
                 None
             }
-            None => None,
         }
     }
 
@@ -311,53 +377,76 @@ impl RankIndex {
         Ok(())
     }
 
-    /// Starts a background rebuild unless one is running. Queries keep using
-    /// the SQL path (or a still-valid snapshot) meanwhile.
+    /// Starts a background rebuild unless one is running (or the index is disabled).
+    /// Queries are ranked by SQL meanwhile, with the same answers.
     pub fn refresh(self: &Arc<Self>) {
-        if self.building.swap(true, Ordering::SeqCst) {
+        if !self.enabled || self.building.swap(true, Ordering::SeqCst) {
             return;
         }
         let index = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("rank-index".into()).spawn(move || {
-            loop {
-                let started = Instant::now();
-                let file = file_id(&index.db);
-                match load(&index.db) {
-                    Ok(snap) => {
-                        log::info!(
-                            "rank index ready generation={} terms={} postings={} heap_mb={} ms={}",
-                            snap.generation(),
-                            snap.term_count(),
-                            snap.posting_count(),
-                            snap.heap_bytes() / (1 << 20),
-                            started.elapsed().as_millis()
-                        );
-                        let generation = snap.generation();
-                        *index.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                            Some((file, Arc::new(snap)));
-                        crate::sys::trim_heap();
-                        // Writes during the build: go again, or stop when up to date. Under a
-                        // steady stream of writes, rest as long as a build took between builds,
-                        // so rebuilding never takes more than half a core (SQL answers meanwhile).
-                        if file_id(&index.db) == file && current_generation(&index.db).is_ok_and(|g| g == generation) {
-                            break;
-                        }
-                        std::thread::sleep(started.elapsed());
-                    }
-                    Err(e) => {
-                        log::warn!("rank index not built, SQL ranking only: {e}");
-                        break;
-                    }
-                }
+            let _building = Building(&index.building);
+            // A panic in the loader must not leave the flag set (no rebuild ever again).
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index.rebuild_until_current()));
+            if outcome.is_err() {
+                log::error!("rank index builder panicked; SQL ranking until the next write");
+                let failed = (file_id(&index.db), current_generation(&index.db).unwrap_or(i64::MIN));
+                *index.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failed);
             }
-            index.building.store(false, Ordering::SeqCst);
         });
         if let Err(e) = spawned {
             log::warn!("cannot start the rank index builder: {e}");
             self.building.store(false, Ordering::SeqCst);
         }
     }
+
+    /// Builds snapshots until one matches the database (the builder thread's loop).
+    fn rebuild_until_current(&self) {
+        loop {
+            let started = Instant::now();
+            let file = file_id(&self.db);
+            #[cfg(feature = "test-hooks")]
+            if std::env::var_os("VIDEOFEED_TEST_PANIC_INDEX_BUILD").is_some_and(|v| v == "once")
+                && !PANICKED_ONCE.swap(true, Ordering::SeqCst)
+            {
+                crate::handler::test_hook_panic("rank index build");
+            }
+            match load(&self.db) {
+                Ok(snap) => {
+                    log::info!(
+                        "rank index ready generation={} terms={} postings={} heap_mb={} ms={}",
+                        snap.generation(),
+                        snap.term_count(),
+                        snap.posting_count(),
+                        snap.heap_bytes() / (1 << 20),
+                        started.elapsed().as_millis()
+                    );
+                    let generation = snap.generation();
+                    *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some((file, Arc::new(snap)));
+                    crate::sys::trim_heap();
+                    // Writes during the build: go again, or stop when up to date. Under a
+                    // steady stream of writes, rest as long as a build took between builds,
+                    // so rebuilding never takes more than half a core (SQL answers meanwhile).
+                    if file_id(&self.db) == file && current_generation(&self.db).is_ok_and(|g| g == generation) {
+                        return;
+                    }
+                    std::thread::sleep(started.elapsed());
+                }
+                Err(e) => {
+                    log::warn!("rank index not built, SQL ranking until the next write: {e}");
+                    let generation = current_generation(&self.db).unwrap_or(i64::MIN);
+                    *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, generation));
+                    return;
+                }
+            }
+        }
+    }
 }
+
+/// Test hook: the index builder panics once (`VIDEOFEED_TEST_PANIC_INDEX_BUILD=once`).
+#[cfg(feature = "test-hooks")]
+static PANICKED_ONCE: AtomicBool = AtomicBool::new(false);
 
 /// The identity of the file at `path` (its inode; 0 when it cannot be read). An
 /// operator's `mv new.db videos.db` gives the path a new identity.
@@ -508,9 +597,12 @@ pub struct Reader {
     deadline: Arc<std::sync::atomic::AtomicU64>,
     clock: Instant,
     time_limit: std::time::Duration,
-    index: Option<Arc<RankIndex>>,
+    /// State shared with the other readers of this database (rank index, vocabulary, hidden set).
+    index: Arc<RankIndex>,
     /// An in-memory FTS5 table with the same tokenizer, to tokenize queries exactly as FTS5 does.
-    tokenizer: Option<Connection>,
+    tokenizer: Connection,
+    /// Correct unknown words (`VIDEOFEED_TYPO_FALLBACK`).
+    typo: bool,
     /// Broken thumbnails: what is shown instead, or left out.
     policy: ThumbnailPolicy,
     /// `FEED_SQL` and `ROW_SQL` for `policy`.
@@ -518,13 +610,105 @@ pub struct Reader {
     row_sql: String,
 }
 
+/// Which ranking computed an answer (the same answer either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankPath {
+    /// The in-memory rank index.
+    Index,
+    /// FTS5's `bm25()` in SQL.
+    Sql,
+}
+
+/// One feed answer and the data it was made from, all read in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The page's rows, plus one more when a next page exists.
+    pub items: Vec<FeedItem>,
+    /// Words the typo correction replaced (typed token → known word), in query order.
+    pub corrected: Corrections,
+    /// The data version the answer was made from (what ETags and caches are keyed on).
+    pub version: DataVersion,
+    /// Which ranking answered.
+    pub path: RankPath,
+}
+
+/// The meta counters of one read transaction.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    generation: i64,
+    thumbs: i64,
+    version: DataVersion,
+}
+
+/// Every counter an answer depends on, read in the answer's own transaction.
+const META_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'generation'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'thumbs'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'changes'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'last_write')";
+
+/// Every term of the index with the number of rows holding it, in term order (see `db::open_reader`).
+const VOCABULARY_SQL: &str = "SELECT term, doc FROM temp.videofeed_vocab";
+
+/// Whether a term is in at least one row: `?1` the term.
+const KNOWN_SQL: &str = "SELECT 1 FROM temp.videofeed_vocab WHERE term = ?1 AND doc > 0";
+
+/// Terms from `?1` up, in order, to find one that starts with `?1`.
+const KNOWN_PREFIX_SQL: &str = "SELECT term FROM temp.videofeed_vocab WHERE term >= ?1 AND doc > 0";
+
+/// At most this many unknown words of one query are looked up for a correction
+/// (each lookup scans the vocabulary once); later ones stay as typed. A fixed count,
+/// not a time budget, so the answer never depends on how busy the machine is.
+pub const MAX_CORRECTIONS: usize = 4;
+
+/// Where the typo correction reads the vocabulary: the current snapshot, or FTS5's.
+enum Lexicon<'a> {
+    Snapshot(&'a Snapshot),
+    Sql { tx: &'a Connection, index: &'a RankIndex, file: u64, generation: i64 },
+}
+
+impl Lexicon<'_> {
+    /// Whether `token` is a term of some row (or the start of one, when `prefix`).
+    fn knows(&self, token: &str, prefix: bool) -> Result<bool, Error> {
+        match self {
+            Lexicon::Snapshot(s) => Ok(s.knows(token, prefix)),
+            Lexicon::Sql { tx, .. } if !prefix => Ok(tx.prepare_cached(KNOWN_SQL)?.exists([token])?),
+            Lexicon::Sql { tx, .. } => {
+                let mut stmt = tx.prepare_cached(KNOWN_PREFIX_SQL)?;
+                let mut rows = stmt.query([token])?;
+                Ok(match rows.next()? {
+                    Some(row) => row.get_ref(0)?.as_str().is_ok_and(|t| t.starts_with(token)),
+                    None => false,
+                })
+            }
+        }
+    }
+
+    fn correct(&self, token: &str, prefix: bool) -> Result<Option<String>, Error> {
+        match self {
+            Lexicon::Snapshot(s) => Ok(s.correct(token, prefix)),
+            Lexicon::Sql { tx, index, file, generation } => {
+                Ok(index.vocabulary(tx, *file, *generation)?.correct(token, prefix))
+            }
+        }
+    }
+}
+
 impl Reader {
-    /// Opens `path` read-only (see [`db::open_reader`]) and prepares the feed statement.
+    /// Opens `path` read-only (see [`db::open_reader`]) with state of its own (no rank index).
     ///
     /// # Errors
     /// [`Error::Open`] when the database is missing, unreadable or not videofeed's;
     /// [`Error::Sql`] if the statement cannot be prepared.
     pub fn open_read_only(path: &Path) -> Result<Reader, Error> {
+        Reader::with_index(path, RankIndex::disabled(path.to_path_buf(), ThumbnailPolicy::default()))
+    }
+
+    /// Opens `path` read-only, sharing `index` (its snapshot when current, its
+    /// vocabulary and hidden set) with the other readers.
+    ///
+    /// # Errors
+    /// As for [`Reader::open_read_only`].
+    pub fn with_index(path: &Path, index: Arc<RankIndex>) -> Result<Reader, Error> {
         let file = file_id(path);
         let conn = db::open_reader(path).map_err(Error::Open)?;
         conn.prepare_cached(&ThumbnailPolicy::default().sql(FEED_SQL))?;
@@ -539,34 +723,25 @@ impl Reader {
                 now > watched.load(Ordering::Relaxed)
             }),
         );
+        let tokenizer = Connection::open_in_memory()?;
+        tokenizer.execute_batch(&format!(
+            "CREATE VIRTUAL TABLE q USING fts5(x, tokenize = '{TOKENIZE}');
+             CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance');"
+        ))?;
+        let policy = index.policy.clone();
         Ok(Reader {
             conn,
             file,
             deadline,
             clock,
             time_limit: std::time::Duration::from_millis(DEFAULT_QUERY_TIMEOUT_MS),
-            index: None,
-            tokenizer: None,
-            feed_sql: ThumbnailPolicy::default().sql(FEED_SQL),
-            row_sql: ThumbnailPolicy::default().sql(ROW_SQL),
-            policy: ThumbnailPolicy::default(),
+            index,
+            tokenizer,
+            typo: true,
+            feed_sql: policy.sql(FEED_SQL),
+            row_sql: policy.sql(ROW_SQL),
+            policy,
         })
-    }
-
-    /// As [`Reader::open_read_only`], ranking through `index` whenever it is current.
-    ///
-    /// # Errors
-    /// As for [`Reader::open_read_only`].
-    pub fn with_index(path: &Path, index: Arc<RankIndex>) -> Result<Reader, Error> {
-        let mut reader = Reader::open_read_only(path)?;
-        let tokenizer = Connection::open_in_memory()?;
-        tokenizer.execute_batch(&format!(
-            "CREATE VIRTUAL TABLE q USING fts5(x, tokenize = '{TOKENIZE}');
-             CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance');"
-        ))?;
-        reader.tokenizer = Some(tokenizer);
-        reader.index = Some(index);
-        Ok(reader)
     }
 
     /// The identity of the database file this reader opened.
@@ -598,27 +773,8 @@ impl Reader {
         crate::sys::take_cache_stats(&self.conn)
     }
 
-    /// Runs the ranked search for `query`: the page at `query.offset`, plus one more row
-    /// when there is a next page (see [`crate::response::feed_json`]).
-    ///
-    /// # Errors
-    /// [`Error::Busy`] or [`Error::Sql`] from SQLite. A match expression from
-    /// [`crate::fts::match_expression`] never causes an FTS5 syntax error.
-    pub fn search(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
-        let start = u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let limit = u64::try_from(self.time_limit.as_micros()).unwrap_or(u64::MAX);
-        self.deadline.store(start.saturating_add(limit), Ordering::Relaxed);
-        let result = self.search_unbounded(query);
-        self.deadline.store(u64::MAX, Ordering::Relaxed);
-        match result {
-            Err(Error::Sql(e)) if e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) => {
-                Err(Error::TimedOut(self.time_limit))
-            }
-            other => other,
-        }
-    }
-
-    /// Sets how broken thumbnails are shown (see [`ThumbnailPolicy`]).
+    /// Sets how broken thumbnails are shown (see [`ThumbnailPolicy`]). The shared
+    /// index's hidden set follows the index's own policy: give both the same one.
     pub fn set_thumbnail_policy(&mut self, policy: ThumbnailPolicy) {
         self.feed_sql = policy.sql(FEED_SQL);
         self.row_sql = policy.sql(ROW_SQL);
@@ -630,136 +786,133 @@ impl Reader {
         self.time_limit = limit;
     }
 
-    fn search_unbounded(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
-        if query.is_filtered() {
-            return self.search_filtered(query);
-        }
-        if let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot_for(self.file)) {
-            if let Some(items) = self.search_indexed(&snapshot, query)? {
-                return Ok(items);
+    /// Turns the typo correction on or off (`VIDEOFEED_TYPO_FALLBACK`; on by default).
+    pub fn set_typo_correction(&mut self, on: bool) {
+        self.typo = on;
+    }
+
+    /// The rows of [`Reader::answer`].
+    ///
+    /// # Errors
+    /// As for [`Reader::answer`].
+    pub fn search(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
+        Ok(self.answer(query)?.items)
+    }
+
+    /// Answers `query`: the page at `query.offset` (plus one more row when a next
+    /// page exists), the typo corrections, and the data version, all read in one
+    /// read transaction, so the answer is exactly the one for that version.
+    ///
+    /// The answer does not depend on how it is computed: the rank index ranks when
+    /// its snapshot is of this very generation and the query is unfiltered, SQL
+    /// otherwise, with the same ids, order and score bits. Typo correction: every
+    /// one-token phrase the vocabulary does not know (up to [`MAX_CORRECTIONS`]) is
+    /// replaced by the closest frequent term ([`rank::correct`]), read from the
+    /// snapshot or, without one, from FTS5's own vocabulary. A query with an unknown
+    /// word matches nothing as typed, so the corrected query is the whole result
+    /// list, and pages at any offset are pages of it.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] or [`Error::Sql`] from SQLite, [`Error::TimedOut`] past the
+    /// query time limit. A match expression from [`crate::fts::match_expression`]
+    /// never causes an FTS5 syntax error.
+    pub fn answer(&self, query: &FeedQuery) -> Result<Answer, Error> {
+        let start = u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let limit = u64::try_from(self.time_limit.as_micros()).unwrap_or(u64::MAX);
+        self.deadline.store(start.saturating_add(limit), Ordering::Relaxed);
+        let result = self.answer_unlimited(query);
+        self.deadline.store(u64::MAX, Ordering::Relaxed);
+        match result {
+            Err(Error::Sql(e)) if e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) => {
+                Err(Error::TimedOut(self.time_limit))
             }
+            other => other,
         }
-        self.search_sql(query)
+    }
+
+    fn answer_unlimited(&self, query: &FeedQuery) -> Result<Answer, Error> {
+        let phrases = self.phrases(&query.q)?;
+        let tx = self.conn.unchecked_transaction()?;
+        let meta = read_meta(&tx)?;
+        let snapshot = self.index.snapshot_at(self.file, meta.generation);
+        let mut corrected = Vec::new();
+        let mut effective = phrases;
+        if let (true, Some(phrases)) = (self.typo, effective.as_mut()) {
+            let lexicon = match &snapshot {
+                Some(s) => Lexicon::Snapshot(s),
+                None => Lexicon::Sql { tx: &tx, index: &self.index, file: self.file, generation: meta.generation },
+            };
+            corrected = correct_phrases(&lexicon, phrases)?;
+        }
+        let corrected_expr = (!corrected.is_empty()).then(|| effective.as_deref().map(expression)).flatten();
+        let match_expr = corrected_expr.as_deref().unwrap_or(&query.match_expr);
+        let (items, path) = match (&snapshot, &effective) {
+            (Some(snapshot), Some(phrases)) if !query.is_filtered() => {
+                (self.ranked(&tx, snapshot, phrases, query, &meta)?, RankPath::Index)
+            }
+            _ => (self.ranked_by_sql(&tx, match_expr, query)?, RankPath::Sql),
+        };
+        drop(tx);
+        Ok(Answer { items, corrected, version: meta.version, path })
     }
 
     /// The fast path, timing its stages (for the benchmarks' profile); `None` when
-    /// the rank index cannot answer (no snapshot, or another generation).
+    /// the rank index cannot answer (no current snapshot, or a filtered query).
     ///
     /// # Errors
-    /// As for [`Reader::search`].
+    /// As for [`Reader::answer`].
     pub fn search_timed(&self, query: &FeedQuery) -> Result<Option<(Vec<FeedItem>, Stages)>, Error> {
-        let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot_for(self.file)) else { return Ok(None) };
         let mut stages = Stages::default();
         let t = Instant::now();
         let Some(phrases) = self.phrases(&query.q)? else { return Ok(None) };
         stages.tokenize = t.elapsed();
         let t = Instant::now();
         let tx = self.conn.unchecked_transaction()?;
-        let generation: i64 = tx.prepare_cached(GENERATION_SQL)?.query_row([], |r| r.get(0))?;
+        let meta = read_meta(&tx)?;
         stages.generation = t.elapsed();
-        if generation != snapshot.generation() {
+        let Some(snapshot) = self.index.snapshot_at(self.file, meta.generation) else { return Ok(None) };
+        if query.is_filtered() {
             return Ok(None);
         }
         let t = Instant::now();
-        let hits = page(snapshot.top_k(&phrases, &query.region, wanted(query)), query);
+        let hidden = self.index.hidden(&tx, (self.file, meta.generation, meta.thumbs))?;
+        let hits = page(snapshot.top_k_visible(&phrases, &query.region, wanted(query), &hidden), query);
         stages.rank = t.elapsed();
         let t = Instant::now();
-        let mut stmt = tx.prepare_cached(&self.row_sql)?;
-        let mut items = Vec::with_capacity(hits.len());
-        for hit in hits {
-            items.push(stmt.query_row([hit.rowid], |r| row_item(r, hit.rank, &self.policy))?);
-        }
+        let items = self.fetch(&tx, &hits)?;
         stages.fetch = t.elapsed();
         Ok(Some((items, stages)))
     }
 
-    /// The fast path; `None` when it cannot answer exactly (the caller uses SQL).
-    fn search_indexed(&self, snapshot: &Snapshot, query: &FeedQuery) -> Result<Option<Vec<FeedItem>>, Error> {
-        let Some(phrases) = self.phrases(&query.q)? else { return Ok(None) };
-        self.ranked(snapshot, &phrases, query)
-    }
-
-    /// Ranks `phrases` in the snapshot and reads the rows, in one read transaction
-    /// that first checks the snapshot is current; `None` when it is not.
+    /// Ranks `phrases` in `snapshot` (of the transaction's generation) and reads the rows in `tx`.
     fn ranked(
         &self,
+        tx: &Connection,
         snapshot: &Snapshot,
         phrases: &[Phrase],
         query: &FeedQuery,
-    ) -> Result<Option<Vec<FeedItem>>, Error> {
-        let tx = self.conn.unchecked_transaction()?;
-        let (generation, thumbs): (i64, Option<i64>) =
-            tx.prepare_cached(GENERATION_THUMBS_SQL)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let Some(index) = &self.index else { return Ok(None) };
-        if generation != snapshot.generation() {
-            index.refresh();
-            return Ok(None);
-        }
-        let hidden = index.hidden(&tx, self.file, thumbs.unwrap_or(0))?;
+        meta: &Meta,
+    ) -> Result<Vec<FeedItem>, Error> {
+        let hidden = self.index.hidden(tx, (self.file, meta.generation, meta.thumbs))?;
         let hits = page(snapshot.top_k_visible(phrases, &query.region, wanted(query), &hidden), query);
+        self.fetch(tx, &hits)
+    }
+
+    /// The rows of `hits`, by row id, in order.
+    fn fetch(&self, tx: &Connection, hits: &[rank::Hit]) -> Result<Vec<FeedItem>, Error> {
         let mut stmt = tx.prepare_cached(&self.row_sql)?;
         let mut items = Vec::with_capacity(hits.len());
         for hit in hits {
             items.push(stmt.query_row([hit.rowid], |r| row_item(r, hit.rank, &self.policy))?);
         }
-        Ok(Some(items))
-    }
-
-    /// [`Reader::search`], then, when the first page is not full, a tolerant
-    /// second try: words the vocabulary does not know are replaced by the most
-    /// frequent known word one typo away (two for long words), and the rows
-    /// this finds are appended below the exact ones. Returns the corrections
-    /// made (typed token → known word). Bounded: at most [`TYPO_BUDGET`] of
-    /// vocabulary scans. Needs the rank index (its vocabulary); without it, or
-    /// past the first page, this is [`Reader::search`].
-    ///
-    /// # Errors
-    /// As for [`Reader::search`].
-    pub fn search_tolerant(&self, query: &FeedQuery) -> Result<(Vec<FeedItem>, Corrections), Error> {
-        let items = self.search(query)?;
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        if items.len() >= limit || query.offset > 0 || query.is_filtered() {
-            return Ok((items, Vec::new()));
-        }
-        let Some(snapshot) = self.index.as_ref().and_then(|i| i.snapshot_for(self.file)) else {
-            return Ok((items, Vec::new()));
-        };
-        let Some(phrases) = self.phrases(&query.q)? else { return Ok((items, Vec::new())) };
-        let started = Instant::now();
-        let mut corrected = Vec::new();
-        let mut tolerant = phrases.clone();
-        for (slot, phrase) in tolerant.iter_mut().zip(&phrases) {
-            if started.elapsed() > TYPO_BUDGET {
-                break;
-            }
-            let [token] = phrase.tokens.as_slice() else { continue };
-            if let Some(known) = snapshot.correct(token, phrase.prefix) {
-                corrected.push((token.clone(), known.clone()));
-                *slot = Phrase { tokens: vec![known], prefix: false };
-            }
-        }
-        if corrected.is_empty() {
-            return Ok((items, Vec::new()));
-        }
-        let Some(extra) = self.ranked(&snapshot, &tolerant, query)? else { return Ok((items, Vec::new())) };
-        let mut merged = items;
-        for item in extra {
-            if merged.len() > limit {
-                break;
-            }
-            if !merged.iter().any(|m| m.id == item.id) {
-                merged.push(item);
-            }
-        }
-        Ok((merged, corrected))
+        Ok(items)
     }
 
     /// The query's phrases as FTS5 tokenizes them: one per chunk, its tokens in order;
     /// `None` if a chunk has no token (the SQL path decides what that means).
     fn phrases(&self, q: &str) -> Result<Option<Vec<Phrase>>, Error> {
-        let Some(tok) = &self.tokenizer else { return Ok(None) };
         let chunks = fts::chunks(q);
-        let tx = tok.unchecked_transaction()?;
+        let tx = self.tokenizer.unchecked_transaction()?;
         {
             let mut insert = tx.prepare_cached("INSERT INTO q (rowid, x) VALUES (?1, ?2)")?;
             for (i, chunk) in chunks.iter().enumerate() {
@@ -779,7 +932,7 @@ impl Reader {
         }
         tx.execute("DELETE FROM q", [])?;
         tx.commit()?;
-        if tokens.iter().any(Vec::is_empty) {
+        if tokens.is_empty() || tokens.iter().any(Vec::is_empty) {
             return Ok(None);
         }
         let last = tokens.len().saturating_sub(1);
@@ -789,17 +942,29 @@ impl Reader {
         ))
     }
 
-    /// Filters and other orders: always through SQL (exact; ~1 µs per matching row).
-    fn search_filtered(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
+    /// SQL ranking by FTS5's `bm25()` for `match_expr`, with the query's filters and
+    /// order (unfiltered queries use the plain statement).
+    fn ranked_by_sql(&self, tx: &Connection, match_expr: &str, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
+        let capacity = usize::try_from(query.limit).unwrap_or(0) + 1;
+        let mut items = Vec::with_capacity(capacity);
+        if !query.is_filtered() {
+            let mut stmt = tx.prepare_cached(&self.feed_sql)?;
+            let params =
+                rusqlite::params![match_expr, query.region, i64::from(query.limit) + 1, i64::from(query.offset)];
+            for row in stmt.query_map(params, |r| row_item(r, r.get(6)?, &self.policy))? {
+                items.push(row?);
+            }
+            return Ok(items);
+        }
         let order = match query.sort {
             Sort::Relevance => "rank, v.rowid",
             Sort::Recent => "v.published_at IS NULL, v.published_at DESC, v.rowid",
             Sort::Popular => "v.view_count DESC, v.rowid",
         };
         let sql = self.policy.sql(FILTERED_SQL).replace("{order}", order);
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = tx.prepare_cached(&sql)?;
         let params = rusqlite::params![
-            query.match_expr,
+            match_expr,
             query.region,
             i64::from(query.limit) + 1,
             i64::from(query.offset),
@@ -807,26 +972,66 @@ impl Reader {
             query.min_duration,
             query.max_duration
         ];
-        let rows = stmt.query_map(params, |r| row_item(r, r.get(6)?, &self.policy))?;
-        let mut items = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0) + 1);
-        for row in rows {
+        for row in stmt.query_map(params, |r| row_item(r, r.get(6)?, &self.policy))? {
             items.push(row?);
         }
         Ok(items)
     }
+}
 
-    /// The SQL path: FTS5 MATCH ranked by `bm25()`.
-    fn search_sql(&self, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
-        let mut stmt = self.conn.prepare_cached(&self.feed_sql)?;
-        let params =
-            rusqlite::params![query.match_expr, query.region, i64::from(query.limit) + 1, i64::from(query.offset)];
-        let rows = stmt.query_map(params, |r| row_item(r, r.get(6)?, &self.policy))?;
-        let mut items = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0));
-        for row in rows {
-            items.push(row?);
+/// Reads the meta counters in `tx` (absent counters read as 0).
+fn read_meta(tx: &Connection) -> Result<Meta, Error> {
+    Ok(tx.prepare_cached(META_SQL)?.query_row([], |r| {
+        Ok(Meta {
+            generation: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+            thumbs: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+            version: DataVersion {
+                changes: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                last_write: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            },
+        })
+    })?)
+}
+
+/// Replaces unknown one-token phrases by their corrections (at most
+/// [`MAX_CORRECTIONS`] looked up, in query order); returns (typed, known) pairs.
+fn correct_phrases(lexicon: &Lexicon<'_>, phrases: &mut [Phrase]) -> Result<Corrections, Error> {
+    let mut corrected = Vec::new();
+    let mut looked_up = 0;
+    for phrase in phrases.iter_mut() {
+        if looked_up >= MAX_CORRECTIONS {
+            break;
         }
-        Ok(items)
+        let [token] = phrase.tokens.as_slice() else { continue };
+        let chars = token.chars().count();
+        if !(rank::MIN_TYPO_CHARS..=rank::MAX_TYPO_CHARS).contains(&chars) || lexicon.knows(token, phrase.prefix)? {
+            continue;
+        }
+        looked_up += 1;
+        if let Some(known) = lexicon.correct(token, phrase.prefix)? {
+            corrected.push((token.clone(), known.clone()));
+            *phrase = Phrase { tokens: vec![known], prefix: false };
+        }
     }
+    Ok(corrected)
+}
+
+/// The FTS5 MATCH expression of `phrases` (tokens as FTS5 produced them): each
+/// phrase quoted, the last one with `*` when it is a prefix.
+fn expression(phrases: &[Phrase]) -> String {
+    let mut out = String::new();
+    for (i, phrase) in phrases.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push('"');
+        out.push_str(&phrase.tokens.join(" ").replace('"', "\"\""));
+        out.push('"');
+        if phrase.prefix {
+            out.push('*');
+        }
+    }
+    out
 }
 
 #[cfg(test)]

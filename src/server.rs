@@ -144,7 +144,13 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     sys::limit_malloc_arenas();
     // Fail fast, with the file named, if the database is unusable.
     Reader::open_read_only(&config.db).map_err(Error::Database)?;
-    let index = config.rank_index.then(|| RankIndex::with_policy(config.db.clone(), config.thumbnails.clone()));
+    // Shared by every worker whether or not the rank index is on (the typo
+    // correction's vocabulary and the set of videos left out live there too).
+    let index = Some(if config.rank_index {
+        RankIndex::with_policy(config.db.clone(), config.thumbnails.clone())
+    } else {
+        RankIndex::disabled(config.db.clone(), config.thumbnails.clone())
+    });
     if let Some(index) = &index {
         index.refresh();
     }

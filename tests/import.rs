@@ -18,9 +18,12 @@ fn init_is_idempotent_and_checks_the_schema() -> TestResult {
     for _ in 0..2 {
         let out = run(&["init", "--db", db.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(String::from_utf8(out.stdout)?.contains("schema 4 ready, 0 videos"));
+        assert!(
+            String::from_utf8(out.stdout)?
+                .contains(&format!("schema {} ready, 0 videos", videofeed::db::SCHEMA_VERSION))
+        );
     }
-    assert_eq!(count(&db, "PRAGMA user_version"), 4);
+    assert_eq!(count(&db, "PRAGMA user_version"), videofeed::db::SCHEMA_VERSION);
     let foreign = dir.path("other.db");
     rusqlite::Connection::open(&foreign)?.execute_batch("CREATE TABLE t(x)")?;
     let out = run(&["init", "--db", foreign.to_str().unwrap()]);
@@ -59,7 +62,7 @@ fn strict_stops_at_the_first_bad_line_with_nothing_of_its_batch_written() -> Tes
     assert!(err.contains("line 2: not valid JSON") && err.contains("--strict"), "{err}");
     assert_eq!(count(&db, "SELECT count(*) FROM videos"), 0, "line 1 was in the same batch");
     // A bulk load (the database was empty) is one batch: its triggers are back after the rollback.
-    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 11);
+    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 12);
     // With --no-bulk and batches of one row, the batch before the bad line stays committed.
     let out = run(&[
         "import",
@@ -221,7 +224,7 @@ fn backup_copies_the_database_while_it_serves() -> TestResult {
     let out = run(&["backup", "--db", db.to_str().unwrap(), copy.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(count(&copy, "SELECT count(*) FROM videos"), 609);
-    assert_eq!(count(&copy, "PRAGMA user_version"), 4);
+    assert_eq!(count(&copy, "PRAGMA user_version"), videofeed::db::SCHEMA_VERSION);
     // The copy is a working database: the same query gives the same answer.
     let q = ["query", "--q", "lofi hip", "--limit", "5", "--db"];
     let a = run(&[&q[..], &[db.to_str().unwrap()]].concat());
@@ -257,7 +260,7 @@ fn a_version_1_database_is_migrated_in_place_and_keeps_its_rows() -> TestResult 
     // init upgrades it; the row is still found and new writes bump the generation.
     let out = run(&["init", "--db", db.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(count(&db, "PRAGMA user_version"), 4);
+    assert_eq!(count(&db, "PRAGMA user_version"), videofeed::db::SCHEMA_VERSION);
     let out = run(&["query", "--db", db.to_str().unwrap(), "--q", "lofi"]);
     assert!(String::from_utf8(out.stdout)?.contains("\"id\":\"a1\""));
     let before = count(&db, "SELECT value FROM videofeed_meta WHERE key = 'generation'");
@@ -287,7 +290,7 @@ fn bulk_load_into_an_empty_database_indexes_everything_once() -> TestResult {
     assert!(out.status.success());
     for db in [&bulk, &batched] {
         assert_eq!(count(db, "SELECT count(*) FROM videos"), 609);
-        assert_eq!(count(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 11);
+        assert_eq!(count(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 12);
         rusqlite::Connection::open(db)?.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
     }
     // Same search answers either way.

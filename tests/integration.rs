@@ -2,6 +2,7 @@
 //! real FastCGI clients and web servers. See `tests/util` for the harness.
 
 mod admin;
+mod consistency;
 mod correctness;
 mod faults;
 mod fcgi_wire;
@@ -11,4 +12,5 @@ mod import;
 mod jobs;
 mod lsws_config;
 mod operability;
+mod regression;
 mod util;

@@ -229,3 +229,50 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// One request with extra CGI params (headers as `HTTP_*`) and a body, as nginx would send it.
+pub fn send(server: &Server, method: &str, uri: &str, extra: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut params = client::get_params(method, uri);
+    if !body.is_empty() {
+        params.push(("CONTENT_LENGTH".into(), body.len().to_string()));
+        params.push(("CONTENT_TYPE".into(), "application/x-ndjson".into()));
+    }
+    for (name, value) in extra {
+        params.retain(|(n, _)| n != name);
+        params.push(((*name).to_owned(), (*value).to_owned()));
+    }
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    client::request(&mut server.connect(), 1, false, &pairs, body).unwrap()
+}
+
+/// A counter or gauge from the server's `/feed/metrics` (loopback may read it), 0 when absent.
+pub fn metric(server: &Server, series: &str) -> f64 {
+    let text = String::from_utf8(server.get("/feed/metrics").body().to_vec()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Feed answers the rank index computed so far (see `videofeed_searches_total`).
+pub fn index_answers(server: &Server) -> f64 {
+    metric(server, "videofeed_searches_total{path=\"index\"}")
+}
+
+/// Waits (up to 30 s) until the server's rank index is built from the database's current generation.
+pub fn wait_index_current(server: &Server, db: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let generation: i64 = rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT value FROM videofeed_meta WHERE key = 'generation'", [], |r| r.get(0))
+            .unwrap();
+        // A query starts a rebuild when the index is behind.
+        server.get("/feed?q=zzzwaitindex");
+        if metric(server, "videofeed_rank_index_generation") == generation as f64 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "rank index never caught up: {}", server.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
