@@ -17,9 +17,21 @@ for pair in fcgi_connection:fcgi query_string:query import_line:import; do
   target=${pair%%:*}
   seeds=${pair#*:}
   mkdir -p "corpus/$target"
-  cp -n "$root/tests/fuzz-seeds/$seeds/"* "corpus/$target/" 2>/dev/null || true
+  for seed in "$root/tests/fuzz-seeds/$seeds/"*; do
+    [ -e "corpus/$target/$(basename "$seed")" ] || cp "$seed" "corpus/$target/"
+  done
   echo "fuzz: $target for $secs s"
-  cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time="$secs" 2>&1 | grep -E "^Done|ERROR|panicked|SUMMARY" || true
+  log=$(mktemp)
+  status=0
+  cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time="$secs" >"$log" 2>&1 || status=$?
+  sed -n -E '/^Done|ERROR|panicked|SUMMARY/p' "$log"
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz: $target failed (exit $status); the end of its output:" >&2
+    tail -n 30 "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
   if [ -d "artifacts/$target" ] && [ -n "$(ls -A "artifacts/$target" 2>/dev/null)" ]; then
     echo "fuzz: $target found a crash; inputs in fuzz/artifacts/$target" >&2
     exit 1

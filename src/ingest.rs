@@ -204,7 +204,8 @@ pub fn parse_line(line: &str) -> Result<Video, String> {
     let published_at = match obj.get("published_at") {
         None | Some(Value::Null) => None,
         // Stored in UTC, so `sort=recent` can compare the text.
-        Some(Value::String(s)) => match crate::timefmt::parse_rfc3339(s.trim()) {
+        Some(Value::String(s)) if s.len() > 40 => return Err("published_at is longer than 40 characters".into()),
+        Some(Value::String(s)) => match crate::timefmt::parse_rfc3339(s) {
             Ok(unix) => Some(crate::timefmt::rfc3339(unix)),
             Err(why) => return Err(format!("published_at {why} (an RFC 3339 date-time such as 2024-05-01T12:00:00Z)")),
         },

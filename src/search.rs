@@ -649,11 +649,9 @@ const META_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'ge
 /// Every term of the index with the number of rows holding it, in term order (see `db::open_reader`).
 const VOCABULARY_SQL: &str = "SELECT term, doc FROM temp.videofeed_vocab";
 
-/// Whether a term is in at least one row: `?1` the term.
-const KNOWN_SQL: &str = "SELECT 1 FROM temp.videofeed_vocab WHERE term = ?1 AND doc > 0";
-
-/// Terms from `?1` up, in order, to find one that starts with `?1`.
-const KNOWN_PREFIX_SQL: &str = "SELECT term FROM temp.videofeed_vocab WHERE term >= ?1 AND doc > 0";
+/// Whether some row holds a term (or a term starting with it): `?1` the quoted
+/// token, with `*` for a prefix. Stops at the first match.
+const KNOWN_SQL: &str = "SELECT 1 FROM videos_fts WHERE videos_fts MATCH ?1 LIMIT 1";
 
 /// At most this many unknown words of one query are looked up for a correction
 /// (each lookup scans the vocabulary once); later ones stay as typed. A fixed count,
@@ -671,14 +669,9 @@ impl Lexicon<'_> {
     fn knows(&self, token: &str, prefix: bool) -> Result<bool, Error> {
         match self {
             Lexicon::Snapshot(s) => Ok(s.knows(token, prefix)),
-            Lexicon::Sql { tx, .. } if !prefix => Ok(tx.prepare_cached(KNOWN_SQL)?.exists([token])?),
             Lexicon::Sql { tx, .. } => {
-                let mut stmt = tx.prepare_cached(KNOWN_PREFIX_SQL)?;
-                let mut rows = stmt.query([token])?;
-                Ok(match rows.next()? {
-                    Some(row) => row.get_ref(0)?.as_str().is_ok_and(|t| t.starts_with(token)),
-                    None => false,
-                })
+                let phrase = Phrase { tokens: vec![token.to_owned()], prefix };
+                Ok(tx.prepare_cached(KNOWN_SQL)?.exists([expression(std::slice::from_ref(&phrase))])?)
             }
         }
     }

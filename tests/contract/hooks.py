@@ -27,7 +27,13 @@ cannot express); every valid request is sent as generated.
    and its "not blank" is Rust's white space, which differs from Python's in a
    few control characters: a body field that breaks its schema pattern is
    replaced by a value that breaks it for both (the case stays invalid).
+7. `published_at` must be a real calendar date-time: the schema's pattern
+   allows 30 February, so a value that matches the pattern but names no real
+   instant (or lies outside years 0001-9999 in UTC) is replaced by a real one
+   of the same shape (the case stays valid, for the server too).
 """
+import calendar
+import datetime
 import json
 import pathlib
 import re
@@ -54,6 +60,30 @@ BODY_INVALID = {
 }
 
 
+RFC3339 = re.compile(
+    "([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.][0-9]+)?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+
+
+def _real_datetime(value):
+    """Whether `value` is a date-time the server accepts (RFC 3339, real calendar date, in range)."""
+    m = RFC3339.fullmatch(value)
+    if not m:
+        return False
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    if not (1 <= mo <= 12 and 1 <= y and 1 <= d <= calendar.monthrange(y, mo)[1] and h <= 23 and mi <= 59 and s <= 60):
+        return False
+    oh, om = int(m.group(8) or 0), int(m.group(9) or 0)
+    if oh > 23 or om > 59:
+        return False
+    offset = datetime.timedelta(hours=oh, minutes=om) * (-1 if m.group(7) == "-" else 1)
+    try:
+        utc = datetime.datetime(y, mo, d, h, mi, min(s, 59)) - offset
+    except OverflowError:
+        return False
+    return 1 <= utc.year <= 9999
+
+
 def _int(value):
     if isinstance(value, bool):
         return None
@@ -76,6 +106,15 @@ def map_case(ctx, case):
                 case.body[field] = invalid
         if isinstance(case.body.get("id"), str):
             case.body["id"] = case.body["id"].replace("%", "_")
+        published = case.body.get("published_at")
+        pattern, longest = _VIDEO["published_at"]["pattern"], _VIDEO["published_at"]["maxLength"]
+        if (
+            isinstance(published, str)
+            and len(published) <= longest
+            and re.fullmatch(pattern, published)
+            and not _real_datetime(published)
+        ):
+            case.body["published_at"] = "2024-02-29T23:59:60+01:00"
         return case
     if ctx.operation.path != "/feed" or not case.query:
         return case
