@@ -77,7 +77,7 @@ fn writers(socket: &Path, n: usize, stop: &Arc<AtomicBool>, seed: u64) -> Vec<st
         .map(|w| {
             let (socket, stop, _done) = (socket.to_path_buf(), Arc::clone(stop), Arc::clone(&done));
             std::thread::spawn(move || {
-                let mut videos = videofeed::demo::videos(10_000_000, seed * 100 + w as u64);
+                let mut videos = videofeed::store::demo::videos(10_000_000, seed * 100 + w as u64);
                 while !stop.load(Ordering::SeqCst) {
                     let body: Vec<String> = videos
                         .by_ref()

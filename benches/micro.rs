@@ -12,8 +12,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use videofeed::fcgi::{client, conn, record};
+use videofeed::http::{request, response};
 use videofeed::search::FeedItem;
-use videofeed::{fts, request, response};
+use videofeed::search::tokenize as fts;
 
 /// Median ns per call of `f` over 15 batches of `n` calls.
 fn bench(name: &str, n: u32, mut f: impl FnMut()) {

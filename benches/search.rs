@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use videofeed::request;
+use videofeed::http::request;
 use videofeed::search::{RankIndex, Reader};
 
 const SHAPES: &[(&str, &str)] = &[
@@ -89,10 +89,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let parse = t.elapsed();
                 let (items, st) = reader.search_timed(&q)?.ok_or("rank index not current")?;
                 let t = Instant::now();
-                let json = videofeed::response::feed_json(&q, &items)?;
+                let json = videofeed::http::response::feed_json(&q, &items)?;
                 let json_t = t.elapsed();
                 let t = Instant::now();
-                let cgi = videofeed::response::feed_from_json(&json, &q.region, false);
+                let cgi = videofeed::http::response::feed_from_json(&json, &q.region, false);
                 let mut out = Vec::with_capacity(cgi.len() + 64);
                 videofeed::fcgi::record::encode_stream(&mut out, videofeed::fcgi::record::RecordType::Stdout, 1, &cgi);
                 std::hint::black_box(&out);

@@ -114,23 +114,23 @@ proptest! {
 
     #[test]
     fn fuzz_query_string_from_seeds(bytes in mutated("query")) {
-        let _ = crate::request::parse(&String::from_utf8_lossy(&bytes));
+        let _ = crate::http::request::parse(&String::from_utf8_lossy(&bytes));
     }
 
     #[test]
     fn fuzz_import_line_from_seeds(bytes in mutated("import")) {
-        let _ = crate::ingest::parse_line(&String::from_utf8_lossy(&bytes));
+        let _ = crate::store::import::parse_line(&String::from_utf8_lossy(&bytes));
     }
 
     #[test]
     fn fuzz_query_string(qs in "\\PC{0,200}", raw in proptest::collection::vec(any::<u8>(), 0..200)) {
         for input in [qs, String::from_utf8_lossy(&raw).into_owned()] {
-            if let Ok(q) = crate::request::parse(&input) {
-                prop_assert!((1..=crate::request::MAX_LIMIT).contains(&q.limit));
-                prop_assert!(q.offset <= crate::request::MAX_OFFSET);
+            if let Ok(q) = crate::http::request::parse(&input) {
+                prop_assert!((1..=crate::http::request::MAX_LIMIT).contains(&q.limit));
+                prop_assert!(q.offset <= crate::http::request::MAX_OFFSET);
                 prop_assert!(q.region.len() == 2 && q.region.bytes().all(|b| b.is_ascii_uppercase()));
                 let chars = q.q.chars().count();
-                prop_assert!((1..=crate::request::MAX_Q_CHARS).contains(&chars));
+                prop_assert!((1..=crate::http::request::MAX_Q_CHARS).contains(&chars));
                 prop_assert!(!q.match_expr.is_empty());
             }
         }
@@ -144,7 +144,7 @@ proptest! {
         })
         .to_string();
         for input in [line, shaped] {
-            if let Ok(v) = crate::ingest::parse_line(&input) {
+            if let Ok(v) = crate::store::import::parse_line(&input) {
                 prop_assert!(!v.id.is_empty() && v.id.chars().count() <= 64);
                 prop_assert!((0..=1_000_000).contains(&v.duration_seconds));
                 prop_assert!(v.region == "GLOBAL" || (v.region.len() == 2 && v.region.bytes().all(|b| b.is_ascii_uppercase())));

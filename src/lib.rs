@@ -15,24 +15,15 @@
 //! `/feed/metrics`; [`jobs`] are the background network jobs (thumbnail
 //! checks, channel enrichment) that write through [`writer`].
 
-pub mod cache;
 pub mod config;
-pub mod db;
-pub mod demo;
 pub mod fcgi;
-pub mod fts;
 #[cfg(test)]
 mod fuzz_tests;
-pub mod handler;
-pub mod health;
-pub mod ingest;
+pub mod http;
 pub mod jobs;
-pub mod metrics;
-pub mod rank;
-pub mod request;
-pub mod response;
+pub mod obs;
 pub mod search;
 pub mod server;
+pub mod store;
 mod sys;
 pub mod timefmt;
-pub mod writer;

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use videofeed::config::{Config, RawServe};
 use videofeed::fcgi::client;
-use videofeed::ingest::{self, Options, Summary, Writer};
-use videofeed::{demo, request, response, search, server};
+use videofeed::http::{request, response};
+use videofeed::store::demo;
+use videofeed::store::import::{self, Options, Summary, Writer};
+use videofeed::{search, server};
 
 const USAGE: &str = "\
 videofeed: a FastCGI responder for a video search feed, backed by SQLite FTS5
@@ -369,7 +371,7 @@ fn cmd_init(raw: &[String]) -> Result<u8, Fatal> {
     say(&format!(
         "{}: videofeed schema {} ready, {} videos",
         db.display(),
-        videofeed::db::SCHEMA_VERSION,
+        videofeed::store::db::SCHEMA_VERSION,
         writer.count()?
     ));
     Ok(0)
@@ -416,7 +418,7 @@ fn run_job(
     db: &std::path::Path,
     job: impl FnOnce(
         &AtomicBool,
-        &videofeed::writer::WriterHandle,
+        &videofeed::store::writer::WriterHandle,
         &mut (dyn FnMut(&videofeed::jobs::Summary) + Send),
     ) -> Result<videofeed::jobs::Summary, videofeed::jobs::Error>,
 ) -> Result<u8, Fatal> {
@@ -424,7 +426,7 @@ fn run_job(
     server::install_signal_handlers(&stop)?;
     // Creates or upgrades the schema first, so the jobs' tables exist.
     drop(Writer::open(db)?);
-    let writer = videofeed::writer::WriterHandle::start(db, 16)?;
+    let writer = videofeed::store::writer::WriterHandle::start(db, 16)?;
     let tty = io::stderr().is_terminal();
     let mut last = Instant::now();
     let mut progress = move |s: &videofeed::jobs::Summary| {
@@ -511,7 +513,7 @@ fn cmd_import(raw: &[String]) -> Result<u8, Fatal> {
     let db = a.db(IMPORT_HELP)?;
     let opts = Options {
         bulk_when_empty: !a.flags.contains_key("--no-bulk"),
-        batch_size: a.number("--batch-size", ingest::DEFAULT_BATCH)?.max(1),
+        batch_size: a.number("--batch-size", import::DEFAULT_BATCH)?.max(1),
         strict: a.flags.contains_key("--strict"),
     };
     let source = a.positional.first().cloned().unwrap_or_else(|| "-".into());
@@ -526,7 +528,7 @@ fn cmd_import(raw: &[String]) -> Result<u8, Fatal> {
     };
     let mut writer = Writer::open(&db)?;
     let mut progress = progress_printer(None);
-    let mut reject = |r: &ingest::Rejection| esay(&format!("videofeed: {source}:{}: rejected: {}", r.line, r.reason));
+    let mut reject = |r: &import::Rejection| esay(&format!("videofeed: {source}:{}: rejected: {}", r.line, r.reason));
     let result = writer.import(input, opts, &mut reject, &mut progress);
     if io::stderr().is_terminal() {
         eprintln!();
@@ -548,10 +550,10 @@ fn cmd_demo(raw: &[String]) -> Result<u8, Fatal> {
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut progress = progress_printer(Some(count));
-    let mut batch = Vec::with_capacity(ingest::DEFAULT_BATCH);
+    let mut batch = Vec::with_capacity(import::DEFAULT_BATCH);
     for v in demo::videos(count, seed) {
         batch.push(v);
-        if batch.len() == ingest::DEFAULT_BATCH {
+        if batch.len() == import::DEFAULT_BATCH {
             writer.write_batch(&batch, &mut summary)?;
             summary.lines += batch.len() as u64;
             summary.elapsed = started.elapsed();
@@ -665,7 +667,7 @@ fn cmd_backup(raw: &[String]) -> Result<u8, Fatal> {
         return Err(fatal(format!("{} exists already: choose a new file name", out.display())));
     }
     let started = Instant::now();
-    videofeed::db::backup(&db, &out)?;
+    videofeed::store::db::backup(&db, &out)?;
     let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     say(&format!(
         "backup {} -> {}: {bytes} bytes in {:.2} s",

@@ -132,7 +132,7 @@ fn steps(words: usize, channels: usize) -> impl Strategy<Value = Vec<Step>> {
             2 => proptest::collection::vec(video(words, channels), 1..4).prop_map(Step::Upsert),
             1 => (0usize..10_000).prop_map(Step::Delete),
             1 => (0usize..10_000, any::<bool>(), any::<bool>()).prop_map(|(v, b, c)| Step::Check(v, b, c)),
-            1 => Just(Step::Settle),
+            2 => Just(Step::Settle),
         ],
         4..20,
     )
@@ -405,7 +405,7 @@ fn every_path_gives_the_same_answer_through_writes() -> TestResult {
         metric(&rig.index, "videofeed_searches_total{path=\"sql\"}")
     );
     assert!(rig.queries >= 40, "{} queries", rig.queries);
-    assert!(by_index >= (rig.queries / 5) as f64, "the rank index answered only {by_index} of {}", rig.queries);
+    assert!(by_index >= (rig.queries / 10) as f64, "the rank index answered only {by_index} of {}", rig.queries);
     assert!(by_index_cached > 0.0);
     assert!(rig.corrected > 0 && rig.filtered > 0 && rig.nonempty > rig.queries / 4);
     Ok(())

@@ -177,7 +177,7 @@ fn clients_that_leave_before_during_or_after_the_answer_cost_nothing() -> TestRe
 fn reader_connections_cannot_write() -> TestResult {
     let dir = TestDir::new("readonly");
     let db = fixture_db(&dir);
-    let reader = videofeed::db::open_reader(&db)?;
+    let reader = videofeed::store::db::open_reader(&db)?;
     let attempt = reader.execute("DELETE FROM videos", []);
     assert!(attempt.is_err(), "a write through a reader connection must fail");
     let n: i64 = reader.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;

@@ -20,10 +20,10 @@ fn init_is_idempotent_and_checks_the_schema() -> TestResult {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(
             String::from_utf8(out.stdout)?
-                .contains(&format!("schema {} ready, 0 videos", videofeed::db::SCHEMA_VERSION))
+                .contains(&format!("schema {} ready, 0 videos", videofeed::store::db::SCHEMA_VERSION))
         );
     }
-    assert_eq!(count(&db, "PRAGMA user_version"), videofeed::db::SCHEMA_VERSION);
+    assert_eq!(count(&db, "PRAGMA user_version"), videofeed::store::db::SCHEMA_VERSION);
     let foreign = dir.path("other.db");
     rusqlite::Connection::open(&foreign)?.execute_batch("CREATE TABLE t(x)")?;
     let out = run(&["init", "--db", foreign.to_str().unwrap()]);
@@ -224,7 +224,7 @@ fn backup_copies_the_database_while_it_serves() -> TestResult {
     let out = run(&["backup", "--db", db.to_str().unwrap(), copy.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(count(&copy, "SELECT count(*) FROM videos"), 609);
-    assert_eq!(count(&copy, "PRAGMA user_version"), videofeed::db::SCHEMA_VERSION);
+    assert_eq!(count(&copy, "PRAGMA user_version"), videofeed::store::db::SCHEMA_VERSION);
     // The copy is a working database: the same query gives the same answer.
     let q = ["query", "--q", "lofi hip", "--limit", "5", "--db"];
     let a = run(&[&q[..], &[db.to_str().unwrap()]].concat());
@@ -260,7 +260,7 @@ fn a_version_1_database_is_migrated_in_place_and_keeps_its_rows() -> TestResult 
     // init upgrades it; the row is still found and new writes bump the generation.
     let out = run(&["init", "--db", db.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(count(&db, "PRAGMA user_version"), videofeed::db::SCHEMA_VERSION);
+    assert_eq!(count(&db, "PRAGMA user_version"), videofeed::store::db::SCHEMA_VERSION);
     let out = run(&["query", "--db", db.to_str().unwrap(), "--q", "lofi"]);
     assert!(String::from_utf8(out.stdout)?.contains("\"id\":\"a1\""));
     let before = count(&db, "SELECT value FROM videofeed_meta WHERE key = 'generation'");

@@ -145,7 +145,7 @@ fn context_cache_and_vhost_snippets_fit_the_app() -> TestResult {
     let cache = ols_block(&std::fs::read_to_string(repo("lsws-config/cache.conf"))?, "module cache");
     assert_eq!(one(&cache, "enableCache"), "0", "only answers that opt in are cached");
     assert_eq!(one(&cache, "qsCache"), "1", "every /feed URL has a query string");
-    assert!(videofeed::response::LSCACHE_CONTROL.contains("max-age="), "OLS needs max-age to store");
+    assert!(videofeed::http::response::LSCACHE_CONTROL.contains("max-age="), "OLS needs max-age to store");
     Ok(())
 }
 

@@ -52,7 +52,7 @@ fn health_reports_cached_facts_and_turns_503_when_the_database_cannot_be_read() 
     assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(h["database"]["path"], db.to_str().unwrap());
     assert_eq!(h["database"]["rows"], 609);
-    assert_eq!(h["database"]["schema_version"], videofeed::db::SCHEMA_VERSION);
+    assert_eq!(h["database"]["schema_version"], videofeed::store::db::SCHEMA_VERSION);
     assert_eq!(h["workers"]["total"], 3);
     assert!(h["workers"]["busy"].as_u64().unwrap() >= 1, "this request itself keeps a worker busy: {h}");
     assert!(h["uptime_seconds"].as_u64().is_some());

@@ -5,10 +5,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Ok(q) = videofeed::request::parse(&text) {
+    if let Ok(q) = videofeed::http::request::parse(&text) {
         assert!((1..=100).contains(&q.limit));
         assert!(q.region.len() == 2);
         assert!(!q.match_expr.is_empty());
     }
-    let _ = videofeed::fts::match_expression(&text);
+    let _ = videofeed::search::tokenize::match_expression(&text);
 });

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::ingest::{self, Applied, Op, Writer};
+use crate::store::import::{self, Applied, Op, Writer};
 
 /// Rows one group commit takes at most.
 pub const MAX_GROUP_ROWS: usize = 50_000;
@@ -66,12 +66,12 @@ impl WriterHandle {
     /// Opens `db` read-write and starts the writer thread with a queue of `capacity` jobs.
     ///
     /// # Errors
-    /// [`ingest::Error`] when the database cannot be opened for writing.
-    pub fn start(db: &Path, capacity: usize) -> Result<WriterHandle, ingest::Error> {
+    /// [`import::Error`] when the database cannot be opened for writing.
+    pub fn start(db: &Path, capacity: usize) -> Result<WriterHandle, import::Error> {
         let writer = Writer::open(db)?;
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity.max(1));
-        crate::metrics::global().set_queue_capacity(capacity.max(1));
-        thread::Builder::new().name("writer".into()).spawn(move || run(writer, &rx)).map_err(ingest::Error::Read)?;
+        crate::obs::metrics::global().set_queue_capacity(capacity.max(1));
+        thread::Builder::new().name("writer".into()).spawn(move || run(writer, &rx)).map_err(import::Error::Read)?;
         Ok(WriterHandle { tx })
     }
 
@@ -91,7 +91,7 @@ impl WriterHandle {
     pub fn submit_returning(&self, op: Op) -> Result<Done, (SubmitError, Option<Op>)> {
         let (reply, answer) = mpsc::channel();
         // Counted before the send so the writer's decrement can never come first.
-        let m = crate::metrics::global();
+        let m = crate::obs::metrics::global();
         m.queued();
         if let Err(e) = self.tx.try_send(Job { op, reply }) {
             m.dequeued();
@@ -105,7 +105,7 @@ impl WriterHandle {
 }
 
 fn run(mut writer: Writer, rx: &mpsc::Receiver<Job>) {
-    let m = crate::metrics::global();
+    let m = crate::obs::metrics::global();
     while let Ok(first) = rx.recv() {
         m.dequeued();
         let mut rows = first.op.rows();

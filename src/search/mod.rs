@@ -4,7 +4,7 @@
 //! `bm25(videos_fts, 8.0, 2.0)` (title weighted 8, channel 2), keeps rows
 //! whose region is the requested one or `GLOBAL`, and breaks ties by row id
 //! so the order is deterministic. The fast path asks the shared in-memory
-//! [`RankIndex`] (see [`crate::rank`]) for the same top rows, then reads them
+//! [`RankIndex`] (see [`crate::search::rank`]) for the same top rows, then reads them
 //! by row id in the same read transaction in which it checked that the
 //! database generation is the one the index was built from; for any other
 //! generation, or a query the index cannot rank exactly, the SQL path answers
@@ -27,10 +27,12 @@ use std::time::Instant;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 
-use crate::db;
-use crate::fts;
-use crate::rank::{self, Phrase, Snapshot, Vocabulary};
-use crate::request::{FeedQuery, Sort};
+pub mod rank;
+pub mod tokenize;
+
+use crate::http::request::{FeedQuery, Sort};
+use crate::store::db;
+use rank::{Phrase, Snapshot, Vocabulary};
 
 /// What every result row carries besides the video: the last thumbnail check of
 /// its current thumbnail and the channel's enrichment data (columns 7-13; column 6
@@ -409,7 +411,7 @@ impl RankIndex {
             if std::env::var_os("VIDEOFEED_TEST_PANIC_INDEX_BUILD").is_some_and(|v| v == "once")
                 && !PANICKED_ONCE.swap(true, Ordering::SeqCst)
             {
-                crate::handler::test_hook_panic("rank index build");
+                crate::http::handler::test_hook_panic("rank index build");
             }
             match load(&self.db) {
                 Ok(snap) => {
@@ -807,7 +809,7 @@ impl Reader {
     ///
     /// # Errors
     /// [`Error::Busy`] or [`Error::Sql`] from SQLite, [`Error::TimedOut`] past the
-    /// query time limit. A match expression from [`crate::fts::match_expression`]
+    /// query time limit. A match expression from [`crate::search::tokenize::match_expression`]
     /// never causes an FTS5 syntax error.
     pub fn answer(&self, query: &FeedQuery) -> Result<Answer, Error> {
         let start = u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -904,7 +906,7 @@ impl Reader {
     /// The query's phrases as FTS5 tokenizes them: one per chunk, its tokens in order;
     /// `None` if a chunk has no token (the SQL path decides what that means).
     fn phrases(&self, q: &str) -> Result<Option<Vec<Phrase>>, Error> {
-        let chunks = fts::chunks(q);
+        let chunks = tokenize::chunks(q);
         let tx = self.tokenizer.unchecked_transaction()?;
         {
             let mut insert = tx.prepare_cached("INSERT INTO q (rowid, x) VALUES (?1, ?2)")?;
@@ -929,7 +931,7 @@ impl Reader {
             return Ok(None);
         }
         let last = tokens.len().saturating_sub(1);
-        let prefix = fts::last_is_prefix(q);
+        let prefix = tokenize::last_is_prefix(q);
         Ok(Some(
             tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: prefix && i == last }).collect(),
         ))
@@ -1042,12 +1044,12 @@ mod tests {
         std::fs::create_dir_all(&dir)?;
         let db = dir.join("t.db");
         let _ = std::fs::remove_file(&db);
-        let mut w = crate::ingest::Writer::open(&db)?;
-        let videos: Vec<crate::ingest::Video> = crate::demo::videos(3000, 1).collect();
-        w.write_batch(&videos, &mut crate::ingest::Summary::default())?;
+        let mut w = crate::store::import::Writer::open(&db)?;
+        let videos: Vec<crate::store::import::Video> = crate::store::demo::videos(3000, 1).collect();
+        w.write_batch(&videos, &mut crate::store::import::Summary::default())?;
         drop(w);
         let mut reader = Reader::open_read_only(&db)?;
-        let q = crate::request::parse("q=the")?;
+        let q = crate::http::request::parse("q=the")?;
         assert!(reader.search(&q).is_ok());
         reader.set_time_limit(std::time::Duration::ZERO);
         assert!(matches!(reader.search(&q), Err(Error::TimedOut(_))));
@@ -1061,7 +1063,7 @@ mod tests {
         use proptest::prelude::*;
         use rusqlite::Connection;
 
-        use crate::fts::match_expression;
+        use crate::search::tokenize::match_expression;
 
         fn table() -> Connection {
             let conn = Connection::open_in_memory().unwrap();

@@ -38,14 +38,14 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::cache::Cache;
 use crate::config::{Config, Listen};
 use crate::fcgi::conn::{self, End, Limits};
-use crate::handler::{Admin, Handler};
-use crate::health::Health;
+use crate::http::cache::Cache;
+use crate::http::handler::{Admin, Handler};
+use crate::obs::health::Health;
 use crate::search::{self, RankIndex, Reader};
+use crate::store::writer::WriterHandle;
 use crate::sys;
-use crate::writer::WriterHandle;
 
 /// How often the poller looks at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -184,7 +184,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     };
     let served = Arc::new(AtomicU64::new(0));
     let cache = Arc::new(Cache::new(config.cache_bytes));
-    crate::metrics::global().set_workers(config.workers.get());
+    crate::obs::metrics::global().set_workers(config.workers.get());
     let health = Health::new(config.db.clone());
     if let Err(e) = health.start(Arc::clone(&stop)) {
         log::error!("cannot start the health thread ({e}); /feed/health reports the state at start");
@@ -561,7 +561,7 @@ fn worker(
         #[cfg(feature = "test-hooks")]
         if handler.take_test_worker_kill() {
             returns.in_service.fetch_sub(1, Ordering::SeqCst);
-            crate::handler::test_hook_panic("worker thread dies");
+            crate::http::handler::test_hook_panic("worker thread dies");
         }
         returns.in_service.fetch_sub(1, Ordering::SeqCst);
         if keep && back_tx.send(stream).is_ok() {

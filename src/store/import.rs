@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
-use crate::db;
+use crate::store::db;
 
 /// Longest accepted input line; a longer one is rejected without being buffered whole.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;

@@ -164,7 +164,7 @@ pub struct Extra {
     /// The rank index's generation, when one is built.
     pub rank_index_generation: Option<i64>,
     /// What the background jobs recorded, when the health thread has read it.
-    pub jobs: Option<crate::health::JobStats>,
+    pub jobs: Option<crate::obs::health::JobStats>,
 }
 
 impl Metrics {

@@ -19,7 +19,7 @@
 
 use std::fmt;
 
-use crate::fts;
+use crate::search::tokenize;
 
 /// Longest `q`, in characters (Unicode scalar values), after trimming.
 pub const MAX_Q_CHARS: usize = 120;
@@ -59,12 +59,12 @@ impl Sort {
 pub const MAX_DURATION: i64 = 1_000_000;
 
 /// A validated feed query. Equal queries get equal answers from equal data: it
-/// is the response cache's key (see [`crate::cache`]).
+/// is the response cache's key (see [`crate::http::cache`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FeedQuery {
     /// The trimmed search text, as answered in `"query"`.
     pub q: String,
-    /// The FTS5 MATCH expression built from `q` (see [`crate::fts`]).
+    /// The FTS5 MATCH expression built from `q` (see [`crate::search::tokenize`]).
     pub match_expr: String,
     /// Two upper-case ASCII letters.
     pub region: String,
@@ -160,7 +160,7 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
     if chars > MAX_Q_CHARS {
         return Err(bad("q", format!("must be at most {MAX_Q_CHARS} characters, got {chars}")));
     }
-    let match_expr = fts::match_expression(&q)
+    let match_expr = tokenize::match_expression(&q)
         .ok_or_else(|| bad("q", "has no searchable word: it needs at least one letter or digit"))?;
 
     let region = match region {

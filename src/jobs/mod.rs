@@ -9,7 +9,7 @@
 //! runtime) and a global rate limit, each request with a time limit and
 //! bounded retries with exponential back-off; one collector thread hands the
 //! results, 200 at a time or every second, to the single writer
-//! ([`crate::writer`]), whose short transactions wait for other writers
+//! ([`crate::store::writer`]), whose short transactions wait for other writers
 //! instead of failing, so imports and admin writes never see "database is
 //! locked". A stop flag (SIGTERM) ends a run at any time: no new request
 //! starts, the ones in flight finish within their time limit, and every
@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
-use crate::ingest::Op;
+use crate::store::import::Op;
+use crate::store::writer::{SubmitError, WriterHandle};
 use crate::timefmt::now_unix;
-use crate::writer::{SubmitError, WriterHandle};
 
 /// Results handed to the writer at once.
 const FLUSH_ROWS: usize = 200;
@@ -464,7 +464,7 @@ pub fn check_thumbnails(
     let outer = stop;
     let stop = &halt;
     let started = Instant::now();
-    let conn = crate::db::open_reader(db).map_err(|e| Error::Database(e.to_string()))?;
+    let conn = crate::store::db::open_reader(db).map_err(|e| Error::Database(e.to_string()))?;
     let due_before = now_unix().saturating_sub(i64::try_from(opts.max_age.as_secs()).unwrap_or(i64::MAX));
     let planned: i64 = conn.query_row(
         "SELECT count(*) FROM videos v LEFT JOIN thumbnail_checks t ON t.video_id = v.id
@@ -746,7 +746,7 @@ pub fn enrich_channels(
         return Err(Error::Setting(format!("--source must be an http:// or https:// URL, got {source:?}")));
     }
     let started = Instant::now();
-    let conn = crate::db::open_reader(db).map_err(|e| Error::Database(e.to_string()))?;
+    let conn = crate::store::db::open_reader(db).map_err(|e| Error::Database(e.to_string()))?;
     let due_before = now_unix().saturating_sub(i64::try_from(opts.max_age.as_secs()).unwrap_or(i64::MAX));
     let mut names: Vec<String> = {
         let mut stmt = conn.prepare(

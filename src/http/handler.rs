@@ -7,7 +7,7 @@
 //! service; any other path is 404; methods other than GET and HEAD are 405
 //! with `Allow`. `docs/openapi.json` is the contract of every route.
 //!
-//! Observability: every request is counted in [`crate::metrics`], logged at
+//! Observability: every request is counted in [`crate::obs::metrics`], logged at
 //! debug (method, path, status, rows, µs), and logged at warn when slower
 //! than `VIDEOFEED_SLOW_MS`, with the normalized query (the parsed
 //! parameters, never the raw query string or any header). `/feed/metrics` is
@@ -39,16 +39,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cache::Cache;
 use crate::config::IpNet;
 use crate::fcgi::conn::Request;
-use crate::health::Health;
-use crate::ingest::{self, Op};
-use crate::metrics::{self, Route};
-use crate::request;
-use crate::response;
+use crate::http::cache::Cache;
+use crate::http::request;
+use crate::http::response;
+use crate::obs::health::Health;
+use crate::obs::metrics::{self, Route};
 use crate::search::{self, RankIndex, Reader};
-use crate::writer::{SubmitError, WriterHandle};
+use crate::store::import::{self, Op};
+use crate::store::writer::{SubmitError, WriterHandle};
 
 /// Per-worker request handler; owns the worker's database connection.
 pub struct Handler {
@@ -70,7 +70,7 @@ pub struct Handler {
 }
 
 /// The OpenAPI 3.1 document of every route, as kept in the repository.
-pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
 /// `Content-Type` of the metrics text (Prometheus exposition format 0.0.4).
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -556,7 +556,7 @@ impl Handler {
 
 /// Validates a JSON Lines body: all lines good and ids unique, or a 4xx answer
 /// listing every rejected line (then nothing is written).
-fn parse_batch(body: &[u8]) -> Result<Vec<ingest::Video>, (u16, serde_json::Value)> {
+fn parse_batch(body: &[u8]) -> Result<Vec<import::Video>, (u16, serde_json::Value)> {
     let reject = |status: u16, message: &str, rejected: Vec<serde_json::Value>| {
         (
             status,
@@ -578,7 +578,7 @@ fn parse_batch(body: &[u8]) -> Result<Vec<ingest::Video>, (u16, serde_json::Valu
         if line.trim().is_empty() {
             continue;
         }
-        match ingest::parse_line(line) {
+        match import::parse_line(line) {
             Ok(v) => match first_line.get(&v.id) {
                 Some(first) => rejected.push(serde_json::json!({
                     "line": number, "reason": format!("duplicate id {:?}: also on line {first}", v.id)

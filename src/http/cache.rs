@@ -20,7 +20,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::request::FeedQuery;
+use crate::http::request::FeedQuery;
 
 /// What a cached body depends on, besides the data: the validated query itself,
 /// every parameter of it, so a new parameter can never be left out of the key.
@@ -178,7 +178,7 @@ mod tests {
     use super::*;
 
     fn key(q: &str) -> Key {
-        crate::request::parse(&format!("q={q}")).unwrap()
+        crate::http::request::parse(&format!("q={q}")).unwrap()
     }
 
     fn body(n: usize) -> Arc<[u8]> {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::metrics;
+use crate::obs::metrics;
 use crate::search;
 
 /// How often the health thread looks at the database.
@@ -203,7 +203,7 @@ fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Snapshot) ->
         *conn = None;
     }
     if conn.is_none() {
-        *conn = Some((crate::db::open_reader(db).map_err(|e| e.to_string())?, file));
+        *conn = Some((crate::store::db::open_reader(db).map_err(|e| e.to_string())?, file));
     }
     let Some((c, _)) = conn.as_ref() else { return Err("no connection".into()) };
     let sql_err = |e: rusqlite::Error| format!("reading {}: {e}", db.display());

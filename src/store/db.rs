@@ -13,15 +13,15 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 /// The schema, applied as one transaction to a new database.
-pub const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
+pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// The `user_version` this binary writes and expects.
 pub const SCHEMA_VERSION: i64 = 5;
 /// Upgrades, applied in order to an older database: (version it produces, SQL).
 pub const MIGRATIONS: &[(i64, &str)] = &[
-    (2, include_str!("../sql/migrations/002_generation.sql")),
-    (3, include_str!("../sql/migrations/003_changes.sql")),
-    (4, include_str!("../sql/migrations/004_thumbnails_channels.sql")),
-    (5, include_str!("../sql/migrations/005_exact_answers.sql")),
+    (2, include_str!("../../sql/migrations/002_generation.sql")),
+    (3, include_str!("../../sql/migrations/003_changes.sql")),
+    (4, include_str!("../../sql/migrations/004_thumbnails_channels.sql")),
+    (5, include_str!("../../sql/migrations/005_exact_answers.sql")),
 ];
 
 /// Page cache per read-only connection, in KiB (SQLite's negative `cache_size`).

@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use crate::request::FeedQuery;
+use crate::http::request::FeedQuery;
 use crate::search::FeedItem;
 
 /// `Cache-Control` of a 200 feed answer.
@@ -119,7 +119,7 @@ pub fn feed_json_corrected(
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let more = items.len() > limit;
     let shown = items.get(..limit.min(items.len())).unwrap_or(items);
-    let next = query.offset.checked_add(query.limit).filter(|n| more && *n <= crate::request::MAX_OFFSET);
+    let next = query.offset.checked_add(query.limit).filter(|n| more && *n <= crate::http::request::MAX_OFFSET);
     let (has_more, truncated) = (next.is_some(), more && next.is_none());
     let corrected = corrected.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let body = FeedBody {
@@ -279,7 +279,7 @@ mod tests {
     }
 
     fn query() -> FeedQuery {
-        crate::request::parse("q=lofi").unwrap()
+        crate::http::request::parse("q=lofi").unwrap()
     }
 
     #[test]
