@@ -108,12 +108,12 @@ pub struct Config {
     pub metrics_allow: Vec<IpNet>,
     /// `VIDEOFEED_FALLBACK_THUMBNAIL` and `VIDEOFEED_BROKEN_THUMBNAILS`: how the feed
     /// shows videos whose thumbnail `check-thumbnails` found broken.
-    pub thumbnails: crate::search::ThumbnailPolicy,
+    pub thumbnails: ThumbnailPolicy,
     /// `VIDEOFEED_THUMBNAIL_CHECK_EVERY`: run the thumbnail checker inside serve, on its
     /// own thread, this long after the end of each run (None = not inside serve).
     pub thumbnail_check_every: Option<Duration>,
     /// The in-serve checker's settings (`VIDEOFEED_THUMBNAIL_CONCURRENCY`, `_RATE`, `_MAX_AGE`).
-    pub thumbnail_check: crate::jobs::Options,
+    pub thumbnail_check: JobOptions,
 }
 
 /// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`).
@@ -193,7 +193,7 @@ impl Default for Config {
             // What people expect of a search box; costs a few ms only when a page is short.
             typo_fallback: true,
             // The slowest log query takes ~30 ms on 1M videos; 2 s only stops pathological ones.
-            query_timeout: Duration::from_millis(crate::search::DEFAULT_QUERY_TIMEOUT_MS),
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
             // Web servers send a whole request at once; 10 s is generous for any real client.
             request_timeout: Duration::from_secs(10),
             // nginx and LiteSpeed send ~20-40 variables; the HTTP headers add one each.
@@ -207,11 +207,11 @@ impl Default for Config {
             ],
             // No fallback image is known until the operator names one; broken ones are replaced
             // by a checked alternative or left out.
-            thumbnails: crate::search::ThumbnailPolicy::default(),
+            thumbnails: ThumbnailPolicy::default(),
             // Checking is a job for cron or a timer unless the operator asks for it here.
             thumbnail_check_every: None,
             // Gentler than the command's defaults: it shares the box with the feed.
-            thumbnail_check: crate::jobs::Options { concurrency: 4, rate: 10.0, ..crate::jobs::Options::default() },
+            thumbnail_check: JobOptions { concurrency: 4, rate: 10.0, ..JobOptions::default() },
         }
     }
 }
@@ -231,6 +231,71 @@ pub struct RawServe {
     pub cache_bytes: Option<String>,
     /// `--check-thumbnails-every`
     pub check_thumbnails_every: Option<String>,
+}
+
+/// How long one search may run before SQLite's progress handler stops it (503).
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// How the feed treats a video whose current thumbnail `videofeed check-thumbnails`
+/// found broken (`VIDEOFEED_FALLBACK_THUMBNAIL`, `VIDEOFEED_BROKEN_THUMBNAILS`). It
+/// never shows the broken URL: it shows the same video's alternative checked good
+/// (YouTube's `mqdefault`), else the fallback, else leaves the video out; with
+/// `omit` it always leaves it out. Plain data here; `search::sql` turns it into SQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThumbnailPolicy {
+    /// The image shown instead of a broken thumbnail without a good alternative.
+    pub fallback: Option<String>,
+    /// Leave videos with a broken thumbnail out of the feed altogether.
+    pub omit: bool,
+}
+
+/// Settings of a network job run (`check-thumbnails`, `enrich-channels`, the in-serve checker).
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Requests started per second, all threads together; 0 = no limit.
+    pub rate: f64,
+    /// Time limit of one request (connect, redirects and answer together).
+    pub timeout: Duration,
+    /// Further tries after a timeout, a dropped connection, a 408/429 or a 5xx.
+    pub retries: u32,
+    /// Entries checked or fetched more recently are left alone.
+    pub max_age: Duration,
+    /// At most this many entries per run (None = all that are due).
+    pub limit: Option<usize>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            // A thumbnail CDN takes 8 requests in flight and 20 a second without noticing.
+            concurrency: 8,
+            rate: 20.0,
+            // An image HEAD that takes longer than 5 s is as good as broken for a feed.
+            timeout: Duration::from_secs(5),
+            retries: 2,
+            // A week: thumbnails rarely break, and a full pass over 1M videos takes hours.
+            max_age: Duration::from_secs(7 * 86_400),
+            limit: None,
+        }
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `12h`, `7d`, `250ms` (whole numbers; seconds when no unit).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
+    let n: u64 = number.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => return Some(Duration::from_millis(n)),
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
 }
 
 /// A setting that could not be used.
@@ -414,7 +479,7 @@ impl Config {
             };
         }
         let duration = |name: &str, v: &str| {
-            crate::jobs::parse_duration(v)
+            parse_duration(v)
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| err(name, format!("must be a duration such as 90s, 15m, 12h or 7d, got {v:?}")))
         };

@@ -378,7 +378,7 @@ fn cmd_init(raw: &[String]) -> Result<u8, Fatal> {
 }
 
 /// Reads the job flags shared by check-thumbnails and enrich-channels.
-fn job_options(a: &Args, defaults: videofeed::jobs::Options) -> Result<videofeed::jobs::Options, Fatal> {
+fn job_options(a: &Args, defaults: videofeed::jobs::JobOptions) -> Result<videofeed::jobs::JobOptions, Fatal> {
     let duration = |name: &str, default: Duration| -> Result<Duration, Fatal> {
         match a.get(name) {
             None => Ok(default),
@@ -402,7 +402,7 @@ fn job_options(a: &Args, defaults: videofeed::jobs::Options) -> Result<videofeed
     if timeout.is_zero() {
         return Err(fatal("--timeout must be more than 0"));
     }
-    Ok(videofeed::jobs::Options {
+    Ok(videofeed::jobs::JobOptions {
         concurrency,
         rate,
         timeout,
@@ -454,7 +454,7 @@ fn cmd_check_thumbnails(raw: &[String]) -> Result<u8, Fatal> {
         return help(CHECK_THUMBNAILS_HELP);
     }
     let db = a.db(CHECK_THUMBNAILS_HELP)?;
-    let opts = job_options(&a, videofeed::jobs::Options::default())?;
+    let opts = job_options(&a, videofeed::jobs::JobOptions::default())?;
     run_job("check-thumbnails", &db, |stop, writer, progress| {
         videofeed::jobs::check_thumbnails(&db, &opts, stop, writer, progress)
     })
@@ -469,7 +469,7 @@ fn cmd_enrich_channels(raw: &[String]) -> Result<u8, Fatal> {
     let db = a.db(ENRICH_CHANNELS_HELP)?;
     let source =
         a.get("--source").ok_or_else(|| fatal(format!("--source URL is required\n\n{ENRICH_CHANNELS_HELP}")))?;
-    let defaults = videofeed::jobs::Options { concurrency: 4, rate: 10.0, ..videofeed::jobs::Options::default() };
+    let defaults = videofeed::jobs::JobOptions { concurrency: 4, rate: 10.0, ..videofeed::jobs::JobOptions::default() };
     let opts = job_options(&a, defaults)?;
     run_job("enrich-channels", &db, |stop, writer, progress| {
         videofeed::jobs::enrich_channels(&db, &source, &opts, stop, writer, progress)

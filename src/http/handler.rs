@@ -117,7 +117,7 @@ impl Handler {
             cache: None,
             admin: None,
             typo_fallback: true,
-            query_timeout: std::time::Duration::from_millis(search::DEFAULT_QUERY_TIMEOUT_MS),
+            query_timeout: crate::config::DEFAULT_QUERY_TIMEOUT,
             reader: None,
             checked_file: Instant::now(),
             health: None,
@@ -325,7 +325,7 @@ impl Handler {
         // serving from the open one until it is replaced.
         if self.checked_file.elapsed() >= FILE_CHECK {
             self.checked_file = Instant::now();
-            let now = search::file_id(&self.db);
+            let now = crate::store::db::file_id(&self.db);
             if now != 0 && self.reader.as_ref().is_some_and(|r| r.file() != now) {
                 log::info!("database file replaced on disk; reopening {}", self.db.display());
                 self.reader = None;

@@ -53,51 +53,7 @@ pub const BREAKER: usize = 50;
 /// First retry delay; doubled for each further retry.
 const BACKOFF: Duration = Duration::from_millis(250);
 
-/// Settings shared by both jobs.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Requests in flight at once.
-    pub concurrency: usize,
-    /// Requests started per second, all threads together; 0 = no limit.
-    pub rate: f64,
-    /// Time limit of one request (connect, redirects and answer together).
-    pub timeout: Duration,
-    /// Further tries after a timeout, a dropped connection, a 408/429 or a 5xx.
-    pub retries: u32,
-    /// Entries checked or fetched more recently are left alone.
-    pub max_age: Duration,
-    /// At most this many entries per run (None = all that are due).
-    pub limit: Option<usize>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            concurrency: 8,
-            rate: 20.0,
-            timeout: Duration::from_secs(5),
-            retries: 2,
-            max_age: Duration::from_secs(7 * 86_400),
-            limit: None,
-        }
-    }
-}
-
-/// Parses `90`, `90s`, `15m`, `12h`, `7d` (whole numbers; seconds when no unit).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
-    let n: u64 = number.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => return Some(Duration::from_millis(n)),
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
-}
+pub use crate::config::{JobOptions, parse_duration};
 
 /// Why a job could not run (per-entry failures are counted, not errors).
 #[derive(Debug)]
@@ -305,7 +261,7 @@ fn sleep_until(t: Instant, stop: &AtomicBool) -> bool {
 }
 
 /// The HTTP agent both jobs use: status codes are answers, not errors.
-fn agent(opts: &Options, what: &str) -> ureq::Agent {
+fn agent(opts: &JobOptions, what: &str) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(opts.timeout))
@@ -334,7 +290,7 @@ impl Attempt {
 
 /// Runs `attempt` up to `1 + retries` times while its result is transient, backing off.
 fn with_retries<T>(
-    opts: &Options,
+    opts: &JobOptions,
     limit: &RateLimit,
     stop: &AtomicBool,
     mut attempt: impl FnMut() -> (Attempt, T),
@@ -393,7 +349,7 @@ pub fn alternative_of(url: &str) -> Option<String> {
 /// Checks one thumbnail (and its alternative when broken); None when stopped first.
 fn check_one(
     agent: &ureq::Agent,
-    opts: &Options,
+    opts: &JobOptions,
     limit: &RateLimit,
     stop: &AtomicBool,
     video_id: String,
@@ -454,7 +410,7 @@ impl Flusher<'_> {
 /// results written before that stay written.
 pub fn check_thumbnails(
     db: &Path,
-    opts: &Options,
+    opts: &JobOptions,
     stop: &AtomicBool,
     writer: &WriterHandle,
     progress: &mut (dyn FnMut(&Summary) + Send),
@@ -692,7 +648,7 @@ pub fn channel_url(source: &str, name: &str) -> String {
 /// Fetches one channel: Some(Ok) to write, Some(Err) given up (nothing written), None stopped.
 fn fetch_channel(
     agent: &ureq::Agent,
-    opts: &Options,
+    opts: &JobOptions,
     limit: &RateLimit,
     stop: &AtomicBool,
     source: &str,
@@ -737,7 +693,7 @@ fn fetch_channel(
 pub fn enrich_channels(
     db: &Path,
     source: &str,
-    opts: &Options,
+    opts: &JobOptions,
     stop: &AtomicBool,
     writer: &WriterHandle,
     progress: &mut (dyn FnMut(&Summary) + Send),

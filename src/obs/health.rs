@@ -26,7 +26,6 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::obs::metrics;
-use crate::search;
 
 /// How often the health thread looks at the database.
 pub const REFRESH: Duration = Duration::from_secs(1);
@@ -195,7 +194,7 @@ impl Health {
 }
 
 fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Snapshot) -> Result<Snapshot, String> {
-    let file = search::file_id(db);
+    let file = crate::store::db::file_id(db);
     if file == 0 {
         return Err(format!("{} does not exist or cannot be read", db.display()));
     }

@@ -23,6 +23,15 @@
     clippy::cast_possible_truncation
 )]
 
+/// A query phrase: consecutive tokens, the last one whole or as a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phrase {
+    /// The tokens as FTS5's tokenizer produced them (folded), at least one.
+    pub tokens: Vec<String>,
+    /// The last token matches every term starting with it.
+    pub prefix: bool,
+}
+
 /// At most this many chunks go into one expression; later ones are ignored.
 pub const MAX_TERMS: usize = 32;
 
@@ -65,6 +74,84 @@ pub fn match_expression(q: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// FTS5's own tokenizer, through an in-memory FTS5 table with the same
+/// settings: queries are split exactly as FTS5 splits them. One per reader.
+pub struct Tokenizer {
+    conn: rusqlite::Connection,
+}
+
+impl Tokenizer {
+    /// An in-memory FTS5 table with [`TOKENIZE`].
+    ///
+    /// # Errors
+    /// Only if SQLite cannot create an in-memory table.
+    pub fn new() -> rusqlite::Result<Tokenizer> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        conn.execute_batch(&format!(
+            "CREATE VIRTUAL TABLE q USING fts5(x, tokenize = '{TOKENIZE}');
+             CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance');"
+        ))?;
+        Ok(Tokenizer { conn })
+    }
+
+    /// The query's phrases as FTS5 tokenizes them: one per chunk, its tokens in order;
+    /// `None` if a chunk has no token (the SQL path decides what that means).
+    /// # Errors
+    /// Only SQLite failures of the in-memory table.
+    pub fn phrases(&self, q: &str) -> rusqlite::Result<Option<Vec<Phrase>>> {
+        let chunks = chunks(q);
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO q (rowid, x) VALUES (?1, ?2)")?;
+            for (i, chunk) in chunks.iter().enumerate() {
+                insert.execute(rusqlite::params![i64::try_from(i).unwrap_or(i64::MAX), chunk])?;
+            }
+        }
+        let mut tokens: Vec<Vec<String>> = vec![Vec::new(); chunks.len()];
+        {
+            let mut select = tx.prepare_cached("SELECT doc, term FROM qv ORDER BY doc, offset")?;
+            let mut rows = select.query([])?;
+            while let Some(row) = rows.next()? {
+                let doc = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(usize::MAX);
+                if let Some(list) = tokens.get_mut(doc) {
+                    list.push(row.get(1)?);
+                }
+            }
+        }
+        tx.execute("DELETE FROM q", [])?;
+        tx.commit()?;
+        if tokens.is_empty() || tokens.iter().any(Vec::is_empty) {
+            return Ok(None);
+        }
+        let last = tokens.len().saturating_sub(1);
+        let prefix = last_is_prefix(q);
+        Ok(Some(
+            tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: prefix && i == last }).collect(),
+        ))
+    }
+}
+
+/// The tokenizer of `videos_fts` (sql/schema.sql); queries are tokenized by FTS5 itself with it ([`Tokenizer`]).
+pub const TOKENIZE: &str = "unicode61 remove_diacritics 2";
+
+/// The FTS5 MATCH expression of `phrases` (tokens as FTS5 produced them): each
+/// phrase quoted, the last one with `*` when it is a prefix.
+pub fn expression(phrases: &[Phrase]) -> String {
+    let mut out = String::new();
+    for (i, phrase) in phrases.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push('"');
+        out.push_str(&phrase.tokens.join(" ").replace('"', "\"\""));
+        out.push('"');
+        if phrase.prefix {
+            out.push('*');
+        }
+    }
+    out
 }
 
 #[cfg(test)]

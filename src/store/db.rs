@@ -108,6 +108,12 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// The identity of the file at `path` (its inode; 0 when it cannot be read). An
+/// operator's `mv new.db videos.db` gives the path a new identity.
+pub fn file_id(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m))
+}
+
 /// Opens `path` read-only for serving and checks that it is a videofeed database.
 ///
 /// The connection is `SQLITE_OPEN_READ_ONLY` with `query_only` on, keeps a

@@ -9,19 +9,18 @@
 //!
 //! Exactness: the snapshot is built from FTS5's own tokens (the `fts5vocab`
 //! instance table) and FTS5's own totals, and [`Snapshot::top_k`] repeats
-//! FTS5's arithmetic in the same order (`fts5Bm25Function`: k1 = 1.2,
-//! b = 0.75, IDF floored at 1e-6, column weights applied to instance counts,
-//! document length over all columns), so ids, order and scores are the same
-//! bits. Phrases of several tokens (`don't` is `don t`, `ac/dc` is `ac dc`) are
-//! matched through a forward index of each row's tokens, exactly as FTS5 matches
-//! them. The caller uses SQL for any database generation other than the one a
-//! snapshot was built from, and for filtered or re-ordered queries.
+//! FTS5's arithmetic in the same order (`fts5Bm25Function`, constants in
+//! [`crate::search::bm25`]: IDF floored at 1e-6, column weights applied to
+//! instance counts, document length over all columns), so ids, order and
+//! scores are the same bits. Phrases of several tokens (`don't` is `don t`,
+//! `ac/dc` is `ac dc`) are matched through a forward index of each row's
+//! tokens, exactly as FTS5 matches them. The caller uses SQL for any database
+//! generation other than the one a snapshot was built from, and for filtered
+//! or re-ordered queries.
 //!
-//! The typo rule ([`correct`]) lives here too, once, over any sorted vocabulary:
-//! the snapshot's own terms or a [`Vocabulary`] read from FTS5 when no current
-//! snapshot exists, so both give the same corrections.
-//!
-//! Pure data and arithmetic: no SQLite here (`search` loads it).
+//! One cohesive type with its scoring loop, its phrase matcher and their
+//! tests, which is why this file is longer than the others. Pure data and
+//! arithmetic: no SQLite here.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -32,22 +31,15 @@
 
 use std::cmp::Ordering;
 
-/// Column weights of the ranking: title 8, channel 2.
-pub const TITLE_WEIGHT: f64 = 8.0;
-/// See [`TITLE_WEIGHT`].
-pub const CHANNEL_WEIGHT: f64 = 2.0;
-const K1: f64 = 1.2;
-const B: f64 = 0.75;
-
-/// Counts above this are kept in the overflow list (they never occur in titles in practice).
-const NIBBLE_MAX: u8 = 15;
+use crate::search::bm25::{B, CHANNEL_WEIGHT, CHANNEL_WEIGHT_INT, K1, TITLE_WEIGHT, TITLE_WEIGHT_INT};
+use crate::search::tokenize::Phrase;
 
 /// One term's postings: row ids ascending, with title/channel counts packed in a byte.
 #[derive(Debug, Default, Clone)]
 pub struct Postings {
-    rowids: Vec<u32>,
+    pub(super) rowids: Vec<u32>,
     /// Low nibble: count in title; high nibble: count in channel; 0xFF: see `overflow`.
-    counts: Vec<u8>,
+    pub(super) counts: Vec<u8>,
 }
 
 impl Postings {
@@ -62,42 +54,22 @@ impl Postings {
     }
 }
 
-/// A query phrase: consecutive tokens, the last one whole or as a prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phrase {
-    /// The tokens as FTS5's tokenizer produced them (folded), at least one.
-    pub tokens: Vec<String>,
-    /// The last token matches every term starting with it.
-    pub prefix: bool,
-}
-
-/// Builder input: one instance of a term in a row.
-#[derive(Debug, Clone, Copy)]
-pub struct Instance {
-    /// The row id.
-    pub rowid: i64,
-    /// 0 for title, 1 for channel.
-    pub column: u8,
-    /// The token's position within its column.
-    pub offset: u32,
-}
-
 /// Each row's tokens as term ids, in order (title, then channel).
 #[derive(Debug)]
-enum Forward {
+pub(super) enum Forward {
     Narrow(Vec<u16>),
     Wide(Vec<u32>),
 }
 
 impl Forward {
-    fn get(&self, i: usize) -> u32 {
+    pub(super) fn get(&self, i: usize) -> u32 {
         match self {
             Forward::Narrow(v) => v.get(i).map_or(u32::MAX, |&t| u32::from(t)),
             Forward::Wide(v) => v.get(i).copied().unwrap_or(u32::MAX),
         }
     }
 
-    fn set(&mut self, i: usize, term: u32) {
+    pub(super) fn set(&mut self, i: usize, term: u32) {
         match self {
             Forward::Narrow(v) => {
                 if let (Some(slot), Ok(t)) = (v.get_mut(i), u16::try_from(term)) {
@@ -112,7 +84,7 @@ impl Forward {
         }
     }
 
-    fn bytes(&self) -> usize {
+    pub(super) fn bytes(&self) -> usize {
         match self {
             Forward::Narrow(v) => v.capacity() * 2,
             Forward::Wide(v) => v.capacity() * 4,
@@ -120,224 +92,22 @@ impl Forward {
     }
 }
 
-/// Why a snapshot could not be built.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuildError {
-    /// A row id is negative or too large for the dense arrays.
-    RowidOutOfRange(i64),
-    /// Terms were not supplied in strictly ascending order.
-    TermsOutOfOrder,
-    /// More distinct regions than [`MAX_REGIONS`].
-    TooManyRegions,
-}
-
-impl std::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BuildError::RowidOutOfRange(r) => write!(f, "row id {r} is outside the rank index's range"),
-            BuildError::TermsOutOfOrder => write!(f, "terms must be added in ascending order"),
-            BuildError::TooManyRegions => write!(f, "more than {MAX_REGIONS} distinct regions"),
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}
-
-/// Builds a [`Snapshot`] term by term (the snapshot's fields, filled in place).
-#[derive(Debug)]
-pub struct Builder {
-    s: Snapshot,
-    /// Region name → code, while building.
-    codes: std::collections::HashMap<String, u16>,
-}
-
-/// Most distinct regions a snapshot holds (codes are 16-bit; code 0 is "none").
-pub const MAX_REGIONS: usize = u16::MAX as usize;
-
-/// Largest row id the dense per-row arrays accept (64M rows).
-pub const MAX_ROWID: i64 = 1 << 26;
-
-impl Builder {
-    /// A builder for the database state `generation`, which holds `n_rows` rows
-    /// (FTS5's row count). The token total is counted from the instances added.
-    pub fn new(generation: i64, n_rows: i64) -> Builder {
-        Builder {
-            s: Snapshot {
-                generation,
-                terms: Vec::new(),
-                lists: Vec::new(),
-                overflow: Vec::new(),
-                doc_len: Vec::new(),
-                title_len: Vec::new(),
-                doc_start: Vec::new(),
-                forward: Forward::Narrow(Vec::new()),
-                region: Vec::new(),
-                regions: vec![String::new()],
-                n_rows,
-                n_tokens: 0,
-                postings: 0,
-            },
-            codes: std::collections::HashMap::new(),
-        }
-    }
-
-    /// Records a row's token counts per column (FTS5's `%_docsize`); call for
-    /// every row before [`Builder::begin_terms`].
-    ///
-    /// # Errors
-    /// [`BuildError::RowidOutOfRange`].
-    pub fn set_sizes(&mut self, rowid: i64, title: u32, channel: u32) -> Result<(), BuildError> {
-        let slot = Self::slot(rowid)?;
-        if self.s.doc_len.len() <= slot {
-            self.s.doc_len.resize(slot + 1, 0);
-            self.s.title_len.resize(slot + 1, 0);
-        }
-        if let (Some(d), Some(t)) = (self.s.doc_len.get_mut(slot), self.s.title_len.get_mut(slot)) {
-            *d = title.saturating_add(channel);
-            *t = title;
-        }
-        self.s.n_tokens += i64::from(title) + i64::from(channel);
-        Ok(())
-    }
-
-    /// Lays out the forward index once all sizes are known; `terms` is the
-    /// number of distinct terms to come (it picks 16- or 32-bit term ids).
-    pub fn begin_terms(&mut self, terms: usize) {
-        let mut start = 0u32;
-        self.s.doc_start = self
-            .s
-            .doc_len
-            .iter()
-            .map(|&len| {
-                let here = start;
-                start = start.saturating_add(len);
-                here
-            })
-            .collect();
-        let total = usize::try_from(start).unwrap_or(0);
-        self.s.forward = if terms < usize::from(u16::MAX) {
-            Forward::Narrow(vec![u16::MAX; total])
-        } else {
-            Forward::Wide(vec![u32::MAX; total])
-        };
-    }
-
-    fn slot(rowid: i64) -> Result<usize, BuildError> {
-        if (0..MAX_ROWID).contains(&rowid) {
-            usize::try_from(rowid).map_err(|_| BuildError::RowidOutOfRange(rowid))
-        } else {
-            Err(BuildError::RowidOutOfRange(rowid))
-        }
-    }
-
-    /// Records a row's region.
-    ///
-    /// # Errors
-    /// [`BuildError::RowidOutOfRange`].
-    pub fn set_region(&mut self, rowid: i64, region: &str) -> Result<(), BuildError> {
-        let slot = Self::slot(rowid)?;
-        let code = match self.codes.get(region) {
-            Some(&c) => c,
-            None => {
-                let c = u16::try_from(self.s.regions.len()).map_err(|_| BuildError::TooManyRegions)?;
-                if usize::from(c) > MAX_REGIONS {
-                    return Err(BuildError::TooManyRegions);
-                }
-                self.s.regions.push(region.to_owned());
-                self.codes.insert(region.to_owned(), c);
-                c
-            }
-        };
-        if self.s.region.len() <= slot {
-            self.s.region.resize(slot + 1, 0);
-        }
-        if let Some(r) = self.s.region.get_mut(slot) {
-            *r = code;
-        }
-        Ok(())
-    }
-
-    /// Adds one term with its instances, sorted by row id (as fts5vocab yields them).
-    ///
-    /// # Errors
-    /// [`BuildError`] when terms come out of order or a row id is out of range.
-    pub fn add_term(&mut self, term: &str, instances: &[Instance]) -> Result<(), BuildError> {
-        if self.s.terms.last().is_some_and(|last| **last >= *term) {
-            return Err(BuildError::TermsOutOfOrder);
-        }
-        let term_index = u32::try_from(self.s.terms.len()).map_err(|_| BuildError::TermsOutOfOrder)?;
-        for inst in instances {
-            let slot = Self::slot(inst.rowid)?;
-            let title = self.s.title_len.get(slot).copied().unwrap_or(0);
-            let len = self.s.doc_len.get(slot).copied().unwrap_or(0);
-            let pos = if inst.column == 0 { inst.offset } else { title.saturating_add(inst.offset) };
-            if pos < len {
-                let at = self.s.doc_start.get(slot).copied().unwrap_or(0).saturating_add(pos);
-                self.s.forward.set(usize::try_from(at).unwrap_or(usize::MAX), term_index);
-            }
-        }
-        let mut list = Postings::default();
-        let mut i = 0;
-        while let Some(first) = instances.get(i) {
-            let rowid = first.rowid;
-            let slot = Self::slot(rowid)?;
-            let (mut title, mut channel) = (0u16, 0u16);
-            while let Some(inst) = instances.get(i).filter(|x| x.rowid == rowid) {
-                if inst.column == 0 {
-                    title = title.saturating_add(1);
-                } else {
-                    channel = channel.saturating_add(1);
-                }
-                i += 1;
-            }
-            let _ = slot;
-            let rowid32 = u32::try_from(rowid).map_err(|_| BuildError::RowidOutOfRange(rowid))?;
-            let packed = match (u8::try_from(title), u8::try_from(channel)) {
-                (Ok(t), Ok(c)) if t <= NIBBLE_MAX && c <= NIBBLE_MAX => t | (c << 4),
-                _ => {
-                    self.s.overflow.push((term_index, rowid32, title, channel));
-                    0xFF
-                }
-            };
-            list.rowids.push(rowid32);
-            list.counts.push(packed);
-        }
-        self.s.terms.push(term.into());
-        self.s.lists.push(list);
-        Ok(())
-    }
-
-    /// The finished snapshot.
-    pub fn finish(mut self) -> Snapshot {
-        let s = &mut self.s;
-        s.overflow.sort_unstable_by_key(|&(t, r, _, _)| (t, r));
-        for list in &mut s.lists {
-            list.rowids.shrink_to_fit();
-            list.counts.shrink_to_fit();
-        }
-        s.terms.shrink_to_fit();
-        s.region.shrink_to_fit();
-        s.postings = s.lists.iter().map(Postings::len).sum();
-        self.s
-    }
-}
-
 /// An immutable, shareable copy of the index for one database generation.
 #[derive(Debug)]
 pub struct Snapshot {
-    generation: i64,
-    terms: Vec<Box<str>>,
-    lists: Vec<Postings>,
-    overflow: Vec<(u32, u32, u16, u16)>,
-    doc_len: Vec<u32>,
-    title_len: Vec<u32>,
-    doc_start: Vec<u32>,
-    forward: Forward,
-    region: Vec<u16>,
-    regions: Vec<String>,
-    n_rows: i64,
-    n_tokens: i64,
-    postings: usize,
+    pub(super) generation: i64,
+    pub(super) terms: Vec<Box<str>>,
+    pub(super) lists: Vec<Postings>,
+    pub(super) overflow: Vec<(u32, u32, u16, u16)>,
+    pub(super) doc_len: Vec<u32>,
+    pub(super) title_len: Vec<u32>,
+    pub(super) doc_start: Vec<u32>,
+    pub(super) forward: Forward,
+    pub(super) region: Vec<u16>,
+    pub(super) regions: Vec<String>,
+    pub(super) n_rows: i64,
+    pub(super) n_tokens: i64,
+    pub(super) postings: usize,
 }
 
 /// A ranked result: the row id and FTS5's `bm25()` value (lower is better).
@@ -428,7 +198,7 @@ impl Snapshot {
     }
 
     fn term_range(&self, token: &str, prefix: bool) -> std::ops::Range<usize> {
-        term_range(&self.terms, token, prefix)
+        crate::search::typo::term_range(&self.terms, token, prefix)
     }
 
     /// (title count, channel count) of posting `at` of `term`.
@@ -469,9 +239,9 @@ impl Snapshot {
         for term in range {
             if let Some(list) = self.lists.get(term) {
                 packed.extend(list.rowids.iter().enumerate().map(|(i, &r)| {
-                    // The weights 8 and 2 as integers: exact, and summed exactly as doubles later.
+                    // The weights as integers: exact, and summed exactly as doubles later.
                     let (t, c) = self.counts_int(term, i);
-                    (u64::from(r) << 32) | (8 * u64::from(t) + 2 * u64::from(c))
+                    (u64::from(r) << 32) | (TITLE_WEIGHT_INT * u64::from(t) + CHANNEL_WEIGHT_INT * u64::from(c))
                 }));
             }
         }
@@ -500,7 +270,7 @@ impl Snapshot {
 
     /// The typo correction of `token` in this snapshot's vocabulary: see [`correct`].
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
-        correct(&self.terms, |i| self.lists.get(i).map_or(0, Postings::len), token, prefix)
+        crate::search::typo::correct(&self.terms, |i| self.lists.get(i).map_or(0, Postings::len), token, prefix)
     }
 
     /// Rows where the phrase's tokens stand next to each other in one column, with
@@ -668,145 +438,6 @@ impl Hidden {
     }
 }
 
-/// The indexes of `terms` (sorted) equal to `token`, or starting with it when `prefix`.
-fn term_range(terms: &[Box<str>], token: &str, prefix: bool) -> std::ops::Range<usize> {
-    let start = terms.partition_point(|t| **t < *token);
-    if !prefix {
-        let found = terms.get(start).is_some_and(|t| **t == *token);
-        return start..if found { start + 1 } else { start };
-    }
-    let len = terms.get(start..).map_or(0, |rest| rest.partition_point(|t| t.starts_with(token)));
-    start..start + len
-}
-
-/// Shortest token the typo correction touches, in characters.
-pub const MIN_TYPO_CHARS: usize = 4;
-/// Longest token the typo correction touches, in characters (longer ones are not words people mistype).
-pub const MAX_TYPO_CHARS: usize = 40;
-
-/// The one typo rule, whatever holds the vocabulary: a known term within one typo of
-/// `token` (two for tokens of 8+ characters; substitution, insertion, deletion or
-/// swapping two neighbours), or None when `token` is known (as a whole word, or as a
-/// prefix when `prefix`), shorter than [`MIN_TYPO_CHARS`] or longer than
-/// [`MAX_TYPO_CHARS`]. Among candidates the one in most rows (`docs`) wins, then the
-/// closer, then the first in byte order. `terms` are sorted; scans them once.
-pub fn correct(terms: &[Box<str>], docs: impl Fn(usize) -> usize, token: &str, prefix: bool) -> Option<String> {
-    let chars: Vec<char> = token.chars().collect();
-    if !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars.len()) || !term_range(terms, token, prefix).is_empty() {
-        return None;
-    }
-    let max = if chars.len() >= 8 { 2 } else { 1 };
-    let mut best: Option<(usize, usize, usize)> = None; // (rows, distance, term index)
-    for (i, term) in terms.iter().enumerate() {
-        // A char count is never above the byte length nor below a quarter of it.
-        if term.len() + max < chars.len() || term.len() > (chars.len() + max) * 4 {
-            continue;
-        }
-        let len = term.chars().count();
-        if len.abs_diff(chars.len()) > max {
-            continue;
-        }
-        let Some(d) = bounded_distance(&chars, term, max) else { continue };
-        let freq = docs(i);
-        if freq == 0 {
-            continue;
-        }
-        let better = best.is_none_or(|(bf, bd, _)| freq > bf || (freq == bf && d < bd));
-        if better {
-            best = Some((freq, d, i));
-        }
-    }
-    best.and_then(|(_, _, i)| terms.get(i)).map(|t| t.to_string())
-}
-
-/// The index's terms and the number of rows holding each, without postings: what the
-/// typo correction needs when no current [`Snapshot`] is at hand (read from FTS5's
-/// `fts5vocab` row table by `search`).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Vocabulary {
-    terms: Vec<Box<str>>,
-    docs: Vec<u32>,
-}
-
-impl Vocabulary {
-    /// A vocabulary from (term, rows) pairs in strictly ascending term order; terms in no row are skipped.
-    ///
-    /// # Errors
-    /// [`BuildError::TermsOutOfOrder`] when the terms are not strictly ascending.
-    pub fn from_sorted(pairs: impl IntoIterator<Item = (String, u32)>) -> Result<Vocabulary, BuildError> {
-        let mut v = Vocabulary::default();
-        for (term, docs) in pairs {
-            if v.terms.last().is_some_and(|last| **last >= *term) {
-                return Err(BuildError::TermsOutOfOrder);
-            }
-            if docs > 0 {
-                v.terms.push(term.into());
-                v.docs.push(docs);
-            }
-        }
-        v.terms.shrink_to_fit();
-        v.docs.shrink_to_fit();
-        Ok(v)
-    }
-
-    /// Distinct terms.
-    pub fn len(&self) -> usize {
-        self.terms.len()
-    }
-
-    /// Whether no term is known.
-    pub fn is_empty(&self) -> bool {
-        self.terms.is_empty()
-    }
-
-    /// The typo correction of `token`: see [`correct`].
-    pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
-        correct(
-            &self.terms,
-            |i| self.docs.get(i).map_or(0, |&d| usize::try_from(d).unwrap_or(usize::MAX)),
-            token,
-            prefix,
-        )
-    }
-}
-
-/// Optimal-string-alignment distance between `a` and `b` if it is at most `max`.
-fn bounded_distance(a: &[char], b: &str, max: usize) -> Option<usize> {
-    let b: Vec<char> = b.chars().collect();
-    let (n, m) = (a.len(), b.len());
-    // Three rolling rows: i-2, i-1, i.
-    let mut prev2: Vec<usize> = vec![0; m + 1];
-    let mut prev: Vec<usize> = (0..=m).collect();
-    let mut cur: Vec<usize> = vec![0; m + 1];
-    for i in 1..=n {
-        if let Some(c) = cur.first_mut() {
-            *c = i;
-        }
-        let mut row_min = i;
-        for j in 1..=m {
-            let (ai, bj) = (a.get(i - 1), b.get(j - 1));
-            let cost = usize::from(ai != bj);
-            let del = prev.get(j).copied().unwrap_or(usize::MAX - 1) + 1;
-            let ins = cur.get(j - 1).copied().unwrap_or(usize::MAX - 1) + 1;
-            let sub = prev.get(j - 1).copied().unwrap_or(usize::MAX - 1) + cost;
-            let mut v = del.min(ins).min(sub);
-            if i > 1 && j > 1 && ai == b.get(j - 2) && a.get(i - 2) == bj {
-                v = v.min(prev2.get(j - 2).copied().unwrap_or(usize::MAX - 1) + 1);
-            }
-            if let Some(c) = cur.get_mut(j) {
-                *c = v;
-            }
-            row_min = row_min.min(v);
-        }
-        if row_min > max {
-            return None;
-        }
-        std::mem::swap(&mut prev2, &mut prev);
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev.get(m).copied().filter(|d| *d <= max)
-}
-
 /// The number of leading elements of `sorted` that are smaller than `target`.
 fn gallop(sorted: &[u32], target: u32) -> usize {
     let mut bound = 1;
@@ -821,6 +452,7 @@ fn gallop(sorted: &[u32], target: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::index::build::{BuildError, Builder, Instance, MAX_ROWID};
 
     fn inst(rowid: i64, column: u8, offset: u32) -> Instance {
         Instance { rowid, column, offset }
@@ -843,24 +475,6 @@ mod tests {
 
     fn ph(tokens: &[&str], prefix: bool) -> Vec<Phrase> {
         vec![Phrase { tokens: tokens.iter().map(|t| (*t).to_owned()).collect(), prefix }]
-    }
-
-    #[test]
-    fn integer_prefix_weights_match_the_column_weights() {
-        // matches() packs weighted counts as integers 8 and 2 when merging a prefix.
-        assert_eq!((TITLE_WEIGHT, CHANNEL_WEIGHT), (8.0, 2.0));
-    }
-
-    #[test]
-    fn edit_distance_counts_one_typo_of_each_kind() {
-        let d = |a: &str, b: &str| bounded_distance(&a.chars().collect::<Vec<_>>(), b, 2);
-        assert_eq!(d("music", "music"), Some(0));
-        assert_eq!(d("muisc", "music"), Some(1), "swapped neighbours");
-        assert_eq!(d("musik", "music"), Some(1), "substitution");
-        assert_eq!(d("musc", "music"), Some(1), "deletion");
-        assert_eq!(d("musiic", "music"), Some(1), "insertion");
-        assert_eq!(d("mxsxc", "music"), Some(2));
-        assert_eq!(d("zzzzz", "music"), None);
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! Every SQL statement the read side runs, and the row decoder: the feed
+//! statements (plain and filtered, with the thumbnail policy's hidden
+//! condition and the bm25 call filled in), the row fetch of the fast path, the
+//! meta counters an answer is keyed on, and FTS5's vocabulary.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use rusqlite::Connection;
+
+use super::{DataVersion, Error, FeedItem, Sort, ThumbnailPolicy, bm25};
+
+/// What every result row carries besides the video: the last thumbnail check of
+/// its current thumbnail and the channel's enrichment data (columns 7-13; column 6
+/// is the rank). Joined by primary key, so it costs two lookups per row shown.
+pub const EXTRAS: &str = "t.ok, t.alternative, c.display_name, c.avatar_url, c.verified, c.subscriber_count";
+/// The joins behind [`EXTRAS`].
+pub const EXTRA_JOINS: &str = "LEFT JOIN thumbnail_checks t ON t.video_id = v.id AND t.url = v.thumbnail \
+     LEFT JOIN channels c ON c.name = v.channel AND c.found = 1";
+
+/// The ranked search. `?1` match expression, `?2` region, `?3` limit, `?4` offset;
+/// `{hidden}` is [`hidden`], `{bm25}` [`bm25::sql`].
+pub const FEED_SQL: &str = "\
+SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
+       {bm25} AS rank, {extras}
+FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid {joins}
+WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL') AND NOT {hidden}
+ORDER BY rank, v.rowid
+LIMIT ?3 OFFSET ?4";
+
+/// The filtered search (channel, durations, order): `?1` match, `?2` region, `?3` limit,
+/// `?4` offset, `?5` channel or NULL, `?6` min duration or NULL, `?7` max duration or NULL;
+/// `{order}` is one of the fixed ORDER BY clauses below. Always SQL-ranked.
+pub const FILTERED_SQL: &str = "\
+SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
+       {bm25} AS rank, {extras}
+FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid {joins}
+WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL') AND NOT {hidden}
+  AND (?5 IS NULL OR v.channel = ?5)
+  AND (?6 IS NULL OR v.duration_seconds >= ?6)
+  AND (?7 IS NULL OR v.duration_seconds <= ?7)
+ORDER BY {order}
+LIMIT ?3 OFFSET ?4";
+
+/// The database generation (bumped by triggers on every search-relevant change).
+pub const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'generation'";
+
+/// The data version and the time of the last write (see `sql/schema.sql`).
+pub const DATA_VERSION_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'changes'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'last_write')";
+
+/// One result row by row id, for the fast path.
+pub const ROW_SQL: &str = "SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region, 0.0, {extras} \
+     FROM videos AS v {joins} WHERE v.rowid = ?1";
+
+/// The meta counters of one read transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    /// The search generation (rows added or removed, indexed text or region changed).
+    pub generation: i64,
+    /// The version of the set of videos left out for broken thumbnails.
+    pub thumbs: i64,
+    /// The data version (any change) and the last write.
+    pub version: DataVersion,
+}
+
+/// Every counter an answer depends on, read in the answer's own transaction.
+pub const META_SQL: &str = "SELECT (SELECT value FROM videofeed_meta WHERE key = 'generation'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'thumbs'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'changes'), \
+     (SELECT value FROM videofeed_meta WHERE key = 'last_write')";
+
+/// Every term of the index with the number of rows holding it, in term order (see `db::open_reader`).
+pub const VOCABULARY_SQL: &str = "SELECT term, doc FROM temp.videofeed_vocab";
+
+/// Whether some row holds a term (or a term starting with it): `?1` the quoted
+/// token, with `*` for a prefix. Stops at the first match.
+pub const KNOWN_SQL: &str = "SELECT 1 FROM videos_fts WHERE videos_fts MATCH ?1 LIMIT 1";
+
+/// The condition on a broken check `h` that makes its video left out; None when no
+/// video is (a fallback image replaces every broken thumbnail).
+fn left_out(policy: &ThumbnailPolicy) -> Option<&'static str> {
+    match (policy.omit, &policy.fallback) {
+        (true, _) => Some("h.ok = 0"),
+        (false, Some(_)) => None,
+        (false, None) => Some("h.ok = 0 AND h.alternative IS NULL"),
+    }
+}
+
+/// An SQL condition over `v` (a `videos` row): true for videos the feed leaves out.
+pub fn hidden(policy: &ThumbnailPolicy) -> String {
+    left_out(policy).map_or_else(
+        || "0".to_owned(),
+        |cond| {
+            format!(
+                "EXISTS (SELECT 1 FROM thumbnail_checks h WHERE h.video_id = v.id AND h.url = v.thumbnail AND {cond})"
+            )
+        },
+    )
+}
+
+/// The row ids of the videos left out, driven from the broken checks (a partial
+/// index holds them); None when none are.
+pub fn hidden_rowids(policy: &ThumbnailPolicy) -> Option<String> {
+    left_out(policy).map(|cond| {
+        format!(
+            "SELECT v.rowid FROM thumbnail_checks h \
+             JOIN videos v ON v.id = h.video_id AND v.thumbnail = h.url WHERE {cond}"
+        )
+    })
+}
+
+/// `template` with the extras, the bm25 call and the hidden condition for `policy` filled in.
+pub fn statement(template: &str, policy: &ThumbnailPolicy) -> String {
+    template
+        .replace("{extras}", EXTRAS)
+        .replace("{joins}", EXTRA_JOINS)
+        .replace("{bm25}", &bm25::sql())
+        .replace("{hidden}", &hidden(policy))
+}
+
+/// The filtered statement for `sort` (a fixed ORDER BY per order).
+pub fn filtered(sort: Sort, policy: &ThumbnailPolicy) -> String {
+    let order = match sort {
+        Sort::Relevance => "rank, v.rowid",
+        Sort::Recent => "v.published_at IS NULL, v.published_at DESC, v.rowid",
+        Sort::Popular => "v.view_count DESC, v.rowid",
+    };
+    statement(FILTERED_SQL, policy).replace("{order}", order)
+}
+
+/// Reads the meta counters in `tx` (absent counters read as 0).
+pub fn read_meta(tx: &Connection) -> Result<Meta, Error> {
+    Ok(tx.prepare_cached(META_SQL)?.query_row([], |r| {
+        Ok(Meta {
+            generation: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+            thumbs: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+            version: DataVersion {
+                changes: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                last_write: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            },
+        })
+    })?)
+}
+
+/// A result row (`ROW_SQL`, `FEED_SQL` or `FILTERED_SQL`: the video in columns 0-5,
+/// [`EXTRAS`] in 7-12) and its bm25 rank; a broken thumbnail is replaced per `policy`.
+pub fn row_item(r: &rusqlite::Row<'_>, rank: f64, policy: &ThumbnailPolicy) -> rusqlite::Result<FeedItem> {
+    let mut thumbnail: String = r.get(4)?;
+    if r.get::<_, Option<i64>>(7)? == Some(0) {
+        if let Some(replacement) = r.get::<_, Option<String>>(8)?.or_else(|| policy.fallback.clone()) {
+            thumbnail = replacement;
+        }
+    }
+    Ok(FeedItem {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        channel: r.get(2)?,
+        duration_seconds: r.get(3)?,
+        thumbnail,
+        region: r.get(5)?,
+        score: if rank == 0.0 { 0.0 } else { -rank },
+        channel_display_name: r.get(9)?,
+        channel_avatar: r.get(10)?,
+        channel_verified: r.get::<_, Option<i64>>(11)?.map(|v| v != 0),
+        channel_subscribers: r.get(12)?,
+    })
+}

@@ -1,0 +1,245 @@
+//! The typo rule, once, over any sorted vocabulary: the rank index snapshot's
+//! own terms, or a [`Vocabulary`] read from FTS5 when no current snapshot
+//! exists, so both paths make the same corrections (see `docs/decisions/`).
+//! A word is corrected only when no row holds it; the replacement is the term
+//! within one edit (two from 8 characters) held by the most rows, then the
+//! closer, then the first in byte order. Pure data here, plus the glue that
+//! applies the rule to a query's phrases ([`correct_phrases`]).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use rusqlite::Connection;
+
+use super::index::{BuildError, RankIndex, Snapshot};
+use super::tokenize::{Phrase, expression};
+use super::{Error, sql};
+
+/// The indexes of `terms` (sorted) equal to `token`, or starting with it when `prefix`.
+pub(crate) fn term_range(terms: &[Box<str>], token: &str, prefix: bool) -> std::ops::Range<usize> {
+    let start = terms.partition_point(|t| **t < *token);
+    if !prefix {
+        let found = terms.get(start).is_some_and(|t| **t == *token);
+        return start..if found { start + 1 } else { start };
+    }
+    let len = terms.get(start..).map_or(0, |rest| rest.partition_point(|t| t.starts_with(token)));
+    start..start + len
+}
+
+/// Shortest token the typo correction touches, in characters.
+pub const MIN_TYPO_CHARS: usize = 4;
+/// Longest token the typo correction touches, in characters (longer ones are not words people mistype).
+pub const MAX_TYPO_CHARS: usize = 40;
+
+/// The one typo rule, whatever holds the vocabulary: a known term within one typo of
+/// `token` (two for tokens of 8+ characters; substitution, insertion, deletion or
+/// swapping two neighbours), or None when `token` is known (as a whole word, or as a
+/// prefix when `prefix`), shorter than [`MIN_TYPO_CHARS`] or longer than
+/// [`MAX_TYPO_CHARS`]. Among candidates the one in most rows (`docs`) wins, then the
+/// closer, then the first in byte order. `terms` are sorted; scans them once.
+pub fn correct(terms: &[Box<str>], docs: impl Fn(usize) -> usize, token: &str, prefix: bool) -> Option<String> {
+    let chars: Vec<char> = token.chars().collect();
+    if !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars.len()) || !term_range(terms, token, prefix).is_empty() {
+        return None;
+    }
+    let max = if chars.len() >= 8 { 2 } else { 1 };
+    let mut best: Option<(usize, usize, usize)> = None; // (rows, distance, term index)
+    for (i, term) in terms.iter().enumerate() {
+        // A char count is never above the byte length nor below a quarter of it.
+        if term.len() + max < chars.len() || term.len() > (chars.len() + max) * 4 {
+            continue;
+        }
+        let len = term.chars().count();
+        if len.abs_diff(chars.len()) > max {
+            continue;
+        }
+        let Some(d) = bounded_distance(&chars, term, max) else { continue };
+        let freq = docs(i);
+        if freq == 0 {
+            continue;
+        }
+        let better = best.is_none_or(|(bf, bd, _)| freq > bf || (freq == bf && d < bd));
+        if better {
+            best = Some((freq, d, i));
+        }
+    }
+    best.and_then(|(_, _, i)| terms.get(i)).map(|t| t.to_string())
+}
+
+/// The index's terms and the number of rows holding each, without postings: what the
+/// typo correction needs when no current [`Snapshot`] is at hand (read from FTS5's
+/// `fts5vocab` row table by `search`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Vocabulary {
+    terms: Vec<Box<str>>,
+    docs: Vec<u32>,
+}
+
+impl Vocabulary {
+    /// A vocabulary from (term, rows) pairs in strictly ascending term order; terms in no row are skipped.
+    ///
+    /// # Errors
+    /// [`BuildError::TermsOutOfOrder`] when the terms are not strictly ascending.
+    pub fn from_sorted(pairs: impl IntoIterator<Item = (String, u32)>) -> Result<Vocabulary, BuildError> {
+        let mut v = Vocabulary::default();
+        for (term, docs) in pairs {
+            if v.terms.last().is_some_and(|last| **last >= *term) {
+                return Err(BuildError::TermsOutOfOrder);
+            }
+            if docs > 0 {
+                v.terms.push(term.into());
+                v.docs.push(docs);
+            }
+        }
+        v.terms.shrink_to_fit();
+        v.docs.shrink_to_fit();
+        Ok(v)
+    }
+
+    /// Distinct terms.
+    pub fn len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Whether no term is known.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// The typo correction of `token`: see [`correct`].
+    pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
+        correct(
+            &self.terms,
+            |i| self.docs.get(i).map_or(0, |&d| usize::try_from(d).unwrap_or(usize::MAX)),
+            token,
+            prefix,
+        )
+    }
+}
+
+/// Words the typo correction replaced: (typed token, known word).
+pub type Corrections = Vec<(String, String)>;
+
+/// At most this many unknown words of one query are looked up for a correction
+/// (each lookup scans the vocabulary once); later ones stay as typed. A fixed count,
+/// not a time budget, so the answer never depends on how busy the machine is.
+pub const MAX_CORRECTIONS: usize = 4;
+
+/// Where the typo correction reads the vocabulary: the current snapshot, or FTS5's.
+pub(super) enum Lexicon<'a> {
+    Snapshot(&'a Snapshot),
+    Sql { tx: &'a Connection, index: &'a RankIndex, file: u64, generation: i64 },
+}
+
+impl Lexicon<'_> {
+    /// Whether `token` is a term of some row (or the start of one, when `prefix`).
+    pub(super) fn knows(&self, token: &str, prefix: bool) -> Result<bool, Error> {
+        match self {
+            Lexicon::Snapshot(s) => Ok(s.knows(token, prefix)),
+            Lexicon::Sql { tx, .. } => {
+                let phrase = Phrase { tokens: vec![token.to_owned()], prefix };
+                Ok(tx.prepare_cached(sql::KNOWN_SQL)?.exists([expression(std::slice::from_ref(&phrase))])?)
+            }
+        }
+    }
+
+    pub(super) fn correct(&self, token: &str, prefix: bool) -> Result<Option<String>, Error> {
+        match self {
+            Lexicon::Snapshot(s) => Ok(s.correct(token, prefix)),
+            Lexicon::Sql { tx, index, file, generation } => {
+                Ok(index.vocabulary(tx, *file, *generation)?.correct(token, prefix))
+            }
+        }
+    }
+}
+
+/// Replaces unknown one-token phrases by their corrections (at most
+/// [`MAX_CORRECTIONS`] looked up, in query order); returns (typed, known) pairs.
+pub(super) fn correct_phrases(lexicon: &Lexicon<'_>, phrases: &mut [Phrase]) -> Result<Corrections, Error> {
+    let mut corrected = Vec::new();
+    let mut looked_up = 0;
+    for phrase in phrases.iter_mut() {
+        if looked_up >= MAX_CORRECTIONS {
+            break;
+        }
+        let [token] = phrase.tokens.as_slice() else { continue };
+        let chars = token.chars().count();
+        if !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars) || lexicon.knows(token, phrase.prefix)? {
+            continue;
+        }
+        looked_up += 1;
+        if let Some(known) = lexicon.correct(token, phrase.prefix)? {
+            corrected.push((token.clone(), known.clone()));
+            *phrase = Phrase { tokens: vec![known], prefix: false };
+        }
+    }
+    Ok(corrected)
+}
+
+/// Optimal-string-alignment distance between `a` and `b` if it is at most `max`.
+fn bounded_distance(a: &[char], b: &str, max: usize) -> Option<usize> {
+    let b: Vec<char> = b.chars().collect();
+    let (n, m) = (a.len(), b.len());
+    // Three rolling rows: i-2, i-1, i.
+    let mut prev2: Vec<usize> = vec![0; m + 1];
+    let mut prev: Vec<usize> = (0..=m).collect();
+    let mut cur: Vec<usize> = vec![0; m + 1];
+    for i in 1..=n {
+        if let Some(c) = cur.first_mut() {
+            *c = i;
+        }
+        let mut row_min = i;
+        for j in 1..=m {
+            let (ai, bj) = (a.get(i - 1), b.get(j - 1));
+            let cost = usize::from(ai != bj);
+            let del = prev.get(j).copied().unwrap_or(usize::MAX - 1) + 1;
+            let ins = cur.get(j - 1).copied().unwrap_or(usize::MAX - 1) + 1;
+            let sub = prev.get(j - 1).copied().unwrap_or(usize::MAX - 1) + cost;
+            let mut v = del.min(ins).min(sub);
+            if i > 1 && j > 1 && ai == b.get(j - 2) && a.get(i - 2) == bj {
+                v = v.min(prev2.get(j - 2).copied().unwrap_or(usize::MAX - 1) + 1);
+            }
+            if let Some(c) = cur.get_mut(j) {
+                *c = v;
+            }
+            row_min = row_min.min(v);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev.get(m).copied().filter(|d| *d <= max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_one_typo_of_each_kind() {
+        let d = |a: &str, b: &str| bounded_distance(&a.chars().collect::<Vec<_>>(), b, 2);
+        assert_eq!(d("music", "music"), Some(0));
+        assert_eq!(d("muisc", "music"), Some(1), "swapped neighbours");
+        assert_eq!(d("musik", "music"), Some(1), "substitution");
+        assert_eq!(d("musc", "music"), Some(1), "deletion");
+        assert_eq!(d("musiic", "music"), Some(1), "insertion");
+        assert_eq!(d("mxsxc", "music"), Some(2));
+        assert_eq!(d("zzzzz", "music"), None);
+    }
+
+    #[test]
+    fn a_vocabulary_corrects_like_the_rule_says() -> Result<(), BuildError> {
+        let v = Vocabulary::from_sorted([("movie".to_owned(), 1), ("music".to_owned(), 5), ("mystic".to_owned(), 9)])?;
+        assert_eq!(v.correct("musci", false).as_deref(), Some("music"));
+        assert_eq!(v.correct("music", false), None, "known");
+        assert_eq!(v.correct("mus", true), None, "too short");
+        assert!(Vocabulary::from_sorted([("b".to_owned(), 1), ("a".to_owned(), 1)]).is_err());
+        Ok(())
+    }
+}
