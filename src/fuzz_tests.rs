@@ -119,7 +119,7 @@ proptest! {
 
     #[test]
     fn fuzz_import_line_from_seeds(bytes in mutated("import")) {
-        let _ = crate::store::import::parse_line(&String::from_utf8_lossy(&bytes));
+        let _ = crate::store::parse_line(&String::from_utf8_lossy(&bytes));
     }
 
     #[test]
@@ -144,7 +144,7 @@ proptest! {
         })
         .to_string();
         for input in [line, shaped] {
-            if let Ok(v) = crate::store::import::parse_line(&input) {
+            if let Ok(v) = crate::store::parse_line(&input) {
                 prop_assert!(!v.id.is_empty() && v.id.chars().count() <= 64);
                 prop_assert!((0..=1_000_000).contains(&v.duration_seconds));
                 prop_assert!(v.region == "GLOBAL" || (v.region.len() == 2 && v.region.bytes().all(|b| b.is_ascii_uppercase())));

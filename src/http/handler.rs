@@ -47,8 +47,8 @@ use crate::http::response;
 use crate::obs::health::Health;
 use crate::obs::metrics::{self, Route};
 use crate::search::{self, RankIndex, Reader};
-use crate::store::import::{self, Op};
-use crate::store::writer::{SubmitError, WriterHandle};
+use crate::store::writer::{SubmitError, WriterThread};
+use crate::store::{self, Op};
 
 /// Per-worker request handler; owns the worker's database connection.
 pub struct Handler {
@@ -82,7 +82,7 @@ pub struct Admin {
     /// Largest accepted body, in bytes.
     pub max_body: usize,
     /// The writer thread; None when the database could not be opened for writing.
-    pub writer: Option<WriterHandle>,
+    pub writer: Option<WriterThread>,
 }
 
 /// Test hook: panics on purpose (only with the `test-hooks` feature, never in releases).
@@ -556,7 +556,7 @@ impl Handler {
 
 /// Validates a JSON Lines body: all lines good and ids unique, or a 4xx answer
 /// listing every rejected line (then nothing is written).
-fn parse_batch(body: &[u8]) -> Result<Vec<import::Video>, (u16, serde_json::Value)> {
+fn parse_batch(body: &[u8]) -> Result<Vec<store::Video>, (u16, serde_json::Value)> {
     let reject = |status: u16, message: &str, rejected: Vec<serde_json::Value>| {
         (
             status,
@@ -578,7 +578,7 @@ fn parse_batch(body: &[u8]) -> Result<Vec<import::Video>, (u16, serde_json::Valu
         if line.trim().is_empty() {
             continue;
         }
-        match import::parse_line(line) {
+        match store::parse_line(line) {
             Ok(v) => match first_line.get(&v.id) {
                 Some(first) => rejected.push(serde_json::json!({
                     "line": number, "reason": format!("duplicate id {:?}: also on line {first}", v.id)

@@ -454,9 +454,9 @@ mod tests {
         std::fs::create_dir_all(&dir)?;
         let db = dir.join("t.db");
         let _ = std::fs::remove_file(&db);
-        let mut w = crate::store::import::Writer::open(&db)?;
-        let videos: Vec<crate::store::import::Video> = crate::store::demo::videos(3000, 1).collect();
-        w.write_batch(&videos, &mut crate::store::import::Summary::default())?;
+        let mut w = crate::store::Store::open(&db)?;
+        let videos: Vec<crate::store::Video> = crate::store::demo::videos(3000, 1).collect();
+        w.write_batch(&videos, &mut crate::store::ImportSummary::default())?;
         drop(w);
         let mut reader = Reader::open_read_only(&db)?;
         let q = crate::http::request::parse("q=the")?;

@@ -42,9 +42,8 @@ use crate::config::{Config, Listen};
 use crate::fcgi::conn::{self, End, Limits};
 use crate::http::cache::Cache;
 use crate::http::handler::{Admin, Handler};
-use crate::obs::health::Health;
 use crate::search::{self, RankIndex, Reader};
-use crate::store::writer::WriterHandle;
+use crate::store::writer::WriterThread;
 use crate::sys;
 
 /// How often the poller looks at the stop flag.
@@ -161,7 +160,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     // One writer thread for the write API and the in-serve thumbnail checker alike.
     let writer = (config.admin_token.is_some() || config.thumbnail_check_every.is_some())
         .then(|| {
-            WriterHandle::start(&config.db, config.write_queue)
+            WriterThread::start(&config.db, config.write_queue)
                 .map_err(|e| log::error!("cannot open the database for writing ({e}); writes answer 503"))
                 .ok()
         })
@@ -185,8 +184,8 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     let served = Arc::new(AtomicU64::new(0));
     let cache = Arc::new(Cache::new(config.cache_bytes));
     crate::obs::metrics::global().set_workers(config.workers.get());
-    let health = Health::new(config.db.clone());
-    if let Err(e) = health.start(Arc::clone(&stop)) {
+    let health = crate::store::facts::health(config.db.clone());
+    if let Err(e) = crate::store::facts::start(&health, Arc::clone(&stop)) {
         log::error!("cannot start the health thread ({e}); /feed/health reports the state at start");
     }
     let (work_tx, work_rx) = mpsc::channel::<Stream>();
@@ -317,7 +316,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
 fn start_thumbnail_checker(
     config: &Config,
     every: Duration,
-    writer: WriterHandle,
+    writer: WriterThread,
     stop: Arc<AtomicBool>,
 ) -> Option<JoinHandle<()>> {
     let (db, opts) = (config.db.clone(), config.thumbnail_check.clone());

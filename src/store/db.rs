@@ -10,7 +10,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+pub use rusqlite::Connection;
+use rusqlite::OpenFlags;
 
 /// The schema, applied as one transaction to a new database.
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");

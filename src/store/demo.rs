@@ -7,7 +7,7 @@
 //! are mostly minutes with some shorts. The same `--seed` always gives the
 //! same rows. The generator is a splitmix64 stream: no external RNG crate.
 
-use crate::store::import::Video;
+use crate::store::Video;
 
 #[rustfmt::skip]
 const WORDS: &[&str] = &[
@@ -210,7 +210,7 @@ mod tests {
                 "id": v.id, "title": v.title, "channel": v.channel, "duration_seconds": v.duration_seconds,
                 "thumbnail": v.thumbnail, "region": v.region, "published_at": v.published_at, "view_count": v.view_count,
             });
-            assert_eq!(crate::store::import::parse_line(&line.to_string()).as_ref(), Ok(v));
+            assert_eq!(crate::store::parse_line(&line.to_string()).as_ref(), Ok(v));
         }
         // Zipf: the most common word appears far more often than a rare one.
         let count = |w: &str| rows.iter().filter(|v| v.title.to_lowercase().split(' ').any(|t| t == w)).count();

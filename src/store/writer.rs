@@ -14,7 +14,102 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::store::import::{self, Applied, Op, Writer};
+use rusqlite::Connection;
+
+use super::job_tables::{ChannelRecord, ThumbnailCheck, write_channels, write_thumbnail_checks};
+use super::video::Video;
+use super::{Counts, Error, Store, retry_busy, upsert_rows};
+
+/// One write handed to the writer thread, applied by [`Store::apply_group`].
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Upsert these (already validated) videos.
+    Upsert(Vec<Video>),
+    /// Delete the video with this id.
+    Delete(String),
+    /// Record thumbnail checks (`videofeed check-thumbnails`).
+    Thumbnails(Vec<ThumbnailCheck>),
+    /// Record channel metadata (`videofeed enrich-channels`).
+    Channels(Vec<ChannelRecord>),
+}
+
+impl Op {
+    /// Rows this op writes, for group-commit bounds.
+    pub fn rows(&self) -> usize {
+        match self {
+            Op::Upsert(v) => v.len(),
+            Op::Delete(_) => 1,
+            Op::Thumbnails(c) => c.len(),
+            Op::Channels(c) => c.len(),
+        }
+    }
+}
+
+/// What one op did: its counts and the regions whose feeds it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Rows written.
+    pub counts: Counts,
+    /// Regions whose feeds changed (`GLOBAL` included), sorted, unique: a new video's
+    /// region, an updated video's old and new one, a deleted video's; none for a
+    /// video sent again unchanged.
+    pub regions: Vec<String>,
+}
+
+impl Store {
+    /// Applies `ops` as one group commit: one transaction, a savepoint per op.
+    /// An op that fails is rolled back alone and answered with its error; the
+    /// others commit together. Waits (with retries) while another process holds
+    /// the write lock, up to about 30 s.
+    ///
+    /// # Errors
+    /// [`Error::Sql`] when the transaction cannot start or commit: then nothing
+    /// of any op was written, and every op should be answered with the error.
+    pub fn apply_group(&mut self, ops: &[&Op]) -> Result<Vec<Result<Applied, String>>, Error> {
+        retry_busy(|| Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?))?;
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            self.conn.execute_batch("SAVEPOINT op")?;
+            match apply_op(&self.conn, op) {
+                Ok(applied) => {
+                    self.conn.execute_batch("RELEASE op")?;
+                    results.push(Ok(applied));
+                }
+                Err(e) => {
+                    self.conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+                    results.push(Err(e.to_string()));
+                }
+            }
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(Error::Sql(e));
+        }
+        Ok(results)
+    }
+}
+
+fn apply_op(conn: &Connection, op: &Op) -> Result<Applied, Error> {
+    let mut regions: Vec<String> = Vec::new();
+    let counts = match op {
+        Op::Upsert(videos) => upsert_rows(conn, videos, None, Some(&mut regions))?,
+        Op::Delete(id) => {
+            let region: Option<String> = conn
+                .query_row("SELECT region FROM videos WHERE id = ?1", [id], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+            let deleted = conn.execute("DELETE FROM videos WHERE id = ?1", [id])?;
+            regions.extend(region);
+            Counts { deleted: u64::try_from(deleted).unwrap_or(0), ..Counts::default() }
+        }
+        // Job results touch no video rows; the triggers purge nothing but move the data version.
+        Op::Thumbnails(checks) => Counts { updated: write_thumbnail_checks(conn, checks)?, ..Counts::default() },
+        Op::Channels(channels) => Counts { updated: write_channels(conn, channels)?, ..Counts::default() },
+    };
+    regions.sort_unstable();
+    regions.dedup();
+    Ok(Applied { counts, regions })
+}
 
 /// Rows one group commit takes at most.
 pub const MAX_GROUP_ROWS: usize = 50_000;
@@ -58,21 +153,21 @@ struct Job {
 
 /// A cloneable handle to the writer thread.
 #[derive(Clone)]
-pub struct WriterHandle {
+pub struct WriterThread {
     tx: mpsc::SyncSender<Job>,
 }
 
-impl WriterHandle {
+impl WriterThread {
     /// Opens `db` read-write and starts the writer thread with a queue of `capacity` jobs.
     ///
     /// # Errors
-    /// [`import::Error`] when the database cannot be opened for writing.
-    pub fn start(db: &Path, capacity: usize) -> Result<WriterHandle, import::Error> {
-        let writer = Writer::open(db)?;
+    /// [`Error`] when the database cannot be opened for writing.
+    pub fn start(db: &Path, capacity: usize) -> Result<WriterThread, Error> {
+        let writer = Store::open(db)?;
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity.max(1));
         crate::obs::metrics::global().set_queue_capacity(capacity.max(1));
-        thread::Builder::new().name("writer".into()).spawn(move || run(writer, &rx)).map_err(import::Error::Read)?;
-        Ok(WriterHandle { tx })
+        thread::Builder::new().name("writer".into()).spawn(move || run(writer, &rx)).map_err(Error::Read)?;
+        Ok(WriterThread { tx })
     }
 
     /// Queues `op` and waits for its commit (or its error).
@@ -83,7 +178,7 @@ impl WriterHandle {
         self.submit_returning(op).map_err(|(e, _)| e)
     }
 
-    /// As [`WriterHandle::submit`], handing `op` back when it was not queued (a full
+    /// As [`WriterThread::submit`], handing `op` back when it was not queued (a full
     /// queue), so a background job can wait and retry instead of losing its results.
     ///
     /// # Errors
@@ -104,7 +199,7 @@ impl WriterHandle {
     }
 }
 
-fn run(mut writer: Writer, rx: &mpsc::Receiver<Job>) {
+fn run(mut writer: Store, rx: &mpsc::Receiver<Job>) {
     let m = crate::obs::metrics::global();
     while let Ok(first) = rx.recv() {
         m.dequeued();

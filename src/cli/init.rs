@@ -1,0 +1,29 @@
+//! `videofeed init`: create or check (and migrate) the schema.
+
+use videofeed::store::Store;
+
+use super::{Fatal, help, parse_args, say};
+
+pub(super) const INIT_HELP: &str = "\
+videofeed init --db PATH
+
+Creates the database with the videofeed schema, or checks an existing one. Idempotent.
+
+Example:
+  videofeed init --db /srv/videofeed/videos.db";
+
+pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
+    let a = parse_args(raw, &["--db"], &[], INIT_HELP)?;
+    if a.help {
+        return help(INIT_HELP);
+    }
+    let db = a.db(INIT_HELP)?;
+    let writer = Store::open(&db)?;
+    say(&format!(
+        "{}: videofeed schema {} ready, {} videos",
+        db.display(),
+        videofeed::store::db::SCHEMA_VERSION,
+        writer.count()?
+    ));
+    Ok(0)
+}

@@ -1,0 +1,80 @@
+//! `videofeed serve`: the FastCGI responder (see `videofeed serve --help`).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use videofeed::config::{Config, RawServe};
+use videofeed::server;
+
+use super::{Fatal, help, parse_args};
+
+pub(super) const SERVE_HELP: &str = "\
+videofeed serve --db PATH [--socket PATH | --listen [HOST:]PORT] [--workers N] [--cache-bytes N]
+                [--check-thumbnails-every DURATION]
+
+Answers GET /feed as a FastCGI responder. When fd 0 is a listening socket (LiteSpeed,
+lighttpd and spawn-fcgi start apps that way) it is used and nothing is bound or removed;
+otherwise --socket binds a Unix socket (a stale one is replaced, mode 0660) or --listen a
+TCP address (a bare PORT means 127.0.0.1).
+
+Endpoints: GET /feed?q=&region=&limit= (the feed), /feed/health (200 or 503),
+/feed/metrics (Prometheus; loopback or the admin token), /feed/openapi.json (the contract),
+POST /feed/admin/videos and DELETE /feed/admin/videos/{id} (with VIDEOFEED_ADMIN_TOKEN).
+
+Environment (flags win): VIDEOFEED_DB, VIDEOFEED_SOCKET, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
+then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 16), VIDEOFEED_MAX_PARAMS_BYTES,
+VIDEOFEED_MAX_PARAMS, FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cache, default
+33554432, 0 = off), VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_TYPO_FALLBACK (on/off),
+VIDEOFEED_QUERY_TIMEOUT_MS (default 2000), VIDEOFEED_REQUEST_TIMEOUT_MS (default 10000),
+VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server starts a fresh process;
+default never), VIDEOFEED_ADMIN_TOKEN (turns the write API on), VIDEOFEED_ADMIN_MAX_BODY,
+VIDEOFEED_WRITE_QUEUE, VIDEOFEED_SLOW_MS (slow log threshold, default 250, 0 = off),
+VIDEOFEED_METRICS_ALLOW (addresses or networks that may read /feed/metrics without the token,
+default 127.0.0.0/8,::1; none = token only), VIDEOFEED_FALLBACK_THUMBNAIL (image shown instead
+of a thumbnail check-thumbnails found broken), VIDEOFEED_BROKEN_THUMBNAILS (replace, the default,
+or omit), VIDEOFEED_THUMBNAIL_CHECK_EVERY or --check-thumbnails-every (run check-thumbnails
+inside serve on its own thread, e.g. 6h; default off) with VIDEOFEED_THUMBNAIL_CONCURRENCY (4), VIDEOFEED_THUMBNAIL_RATE (10/s)
+and VIDEOFEED_THUMBNAIL_MAX_AGE (7d), VIDEOFEED_LOG (log filter, default info; RUST_LOG too;
+debug adds one line per request).
+Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
+
+Example:
+  videofeed serve --db /srv/videofeed/videos.db --socket /run/videofeed/videofeed.sock --workers 8";
+
+pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
+    let valued = ["--db", "--socket", "--listen", "--workers", "--cache-bytes", "--check-thumbnails-every"];
+    let a = parse_args(raw, &valued, &[], SERVE_HELP)?;
+    if a.help {
+        return help(SERVE_HELP);
+    }
+    let flags = RawServe {
+        db: a.get("--db"),
+        socket: a.get("--socket"),
+        listen: a.get("--listen"),
+        workers: a.get("--workers"),
+        cache_bytes: a.get("--cache-bytes"),
+        check_thumbnails_every: a.get("--check-thumbnails-every"),
+    };
+    let config = Config::from_raw(&flags, &|k| std::env::var(k).ok())?;
+    log::info!(
+        "config db={} listen={:?} workers={} cache_bytes={} rank_index={} max_params={} max_requests={:?} grace_ms={} slow_ms={} metrics_allow={}",
+        config.db.display(),
+        config.listen,
+        config.workers,
+        config.cache_bytes,
+        config.rank_index,
+        config.max_params,
+        config.max_requests,
+        config.shutdown_grace.as_millis(),
+        config.slow.map_or(0, |d| d.as_millis()),
+        if config.metrics_allow.is_empty() {
+            "none".to_owned()
+        } else {
+            config.metrics_allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        }
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    server::install_signal_handlers(&stop)?;
+    server::run(Arc::new(config), stop)?;
+    Ok(0)
+}

@@ -1,0 +1,224 @@
+//! The thumbnail checker (`videofeed check-thumbnails`, or inside `serve` with
+//! `VIDEOFEED_THUMBNAIL_CHECK_EVERY`): HEAD (or a one-byte GET) of every due
+//! thumbnail, the YouTube `mqdefault` alternative of a broken one, and a
+//! breaker: [`BREAKER`] checks in a row with no HTTP answer at all stop the run
+//! unrecorded (the network or DNS of this machine is down, not the CDN).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use super::pipeline::{self, Attempt, BREAKER, Run, Tally, Tools, Work, describe, with_retries};
+use super::{Error, JobOptions, JobSummary, database};
+use crate::store::Op;
+use crate::store::job_tables::{ThumbnailCheck, due_thumbnail_count, due_thumbnail_page};
+use crate::store::writer::WriterThread;
+use crate::timefmt::now_unix;
+
+/// Videos planned per read (keyset pages over `videos.rowid`).
+const PLAN_PAGE: i64 = 1000;
+
+/// HEAD, or a one-byte ranged GET where HEAD is refused (405, 501).
+fn probe(agent: &ureq::Agent, url: &str) -> Attempt {
+    match agent.head(url).call() {
+        Ok(resp) if matches!(resp.status().as_u16(), 405 | 501) => {
+            match agent.get(url).header("Range", "bytes=0-0").call() {
+                Ok(resp) => Attempt::Status(resp.status().as_u16()),
+                Err(e) => Attempt::Failed(describe(&e)),
+            }
+        }
+        Ok(resp) => Attempt::Status(resp.status().as_u16()),
+        Err(e) => Attempt::Failed(describe(&e)),
+    }
+}
+
+/// The same video's `mqdefault` thumbnail for a YouTube-style URL
+/// (`…/vi/ID/hqdefault.jpg`, `sddefault`, `maxresdefault`, `hq720`, `default`).
+pub fn alternative_of(url: &str) -> Option<String> {
+    let (dir, file) = url.rsplit_once('/')?;
+    let (stem, ext) = file.split_once('.')?;
+    let known = ["hqdefault", "sddefault", "maxresdefault", "hq720", "default"];
+    let parent = dir.rsplit_once('/').map(|(p, _)| p)?;
+    let is_vi = parent.ends_with("/vi") || parent.ends_with("/vi_webp");
+    (is_vi && known.contains(&stem)).then(|| format!("{dir}/mqdefault.{ext}"))
+}
+
+/// Checks one thumbnail (and its alternative when broken); None when stopped first.
+fn check_one(tools: &Tools<'_>, video_id: String, url: String) -> Option<ThumbnailCheck> {
+    let (result, ()) = with_retries(tools, || (probe(&tools.agent, &url), ()))?;
+    let (ok, status, error) = match result {
+        Attempt::Status(s) if (200..300).contains(&s) => (true, Some(s), None),
+        Attempt::Status(s) => (false, Some(s), Some(format!("HTTP {s}"))),
+        Attempt::Failed(e) => (false, None, Some(e)),
+    };
+    let mut alternative = None;
+    if !ok {
+        if let Some(alt) = alternative_of(&url) {
+            if let Some((Attempt::Status(s), ())) = with_retries(tools, || (probe(&tools.agent, &alt), ())) {
+                if (200..300).contains(&s) {
+                    alternative = Some(alt);
+                }
+            }
+        }
+    }
+    Some(ThumbnailCheck { video_id, url, ok, status, error, alternative, checked_at: now_unix() })
+}
+
+/// The checker's work: one check per (video id, URL).
+struct Checker;
+
+impl Work for Checker {
+    type Task = (String, String);
+    type Outcome = ThumbnailCheck;
+
+    fn work(&self, tools: &Tools<'_>, (id, url): (String, String)) -> Option<ThumbnailCheck> {
+        check_one(tools, id, url)
+    }
+}
+
+/// Counting, and the breaker: checks with no HTTP answer wait here until some check
+/// gets one (then the network works and they are real); [`BREAKER`] in a row stop the run.
+#[derive(Default)]
+struct Checks {
+    held: Vec<ThumbnailCheck>,
+    answered: bool,
+}
+
+impl Checks {
+    fn count(summary: &mut JobSummary, c: &ThumbnailCheck) {
+        summary.done += 1;
+        if c.ok {
+            summary.good += 1;
+        } else {
+            summary.bad += 1;
+            summary.replaced += u64::from(c.alternative.is_some());
+            summary.failed += u64::from(c.status.is_none());
+        }
+    }
+}
+
+impl Tally for Checks {
+    type Outcome = ThumbnailCheck;
+    type Row = ThumbnailCheck;
+
+    fn take(
+        &mut self,
+        check: ThumbnailCheck,
+        s: &mut JobSummary,
+        batch: &mut Vec<ThumbnailCheck>,
+    ) -> Result<(), String> {
+        if check.status.is_none() {
+            self.held.push(check);
+            if self.held.len() >= BREAKER {
+                let first = self.held.first().and_then(|c| c.error.clone()).unwrap_or_default();
+                let why = format!(
+                    "{} thumbnail checks in a row got no answer at all (the first: {first}); the network or \
+                     DNS of this machine looks down, so the run stopped and recorded none of them",
+                    self.held.len()
+                );
+                self.held.clear();
+                return Err(why);
+            }
+            return Ok(());
+        }
+        self.answered = true;
+        for c in self.held.drain(..).chain(std::iter::once(check)) {
+            Checks::count(s, &c);
+            batch.push(c);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, s: &mut JobSummary, batch: &mut Vec<ThumbnailCheck>) {
+        if self.answered {
+            for c in self.held.drain(..) {
+                Checks::count(s, &c);
+                batch.push(c);
+            }
+        }
+    }
+
+    fn op(rows: Vec<ThumbnailCheck>) -> Op {
+        Op::Thumbnails(rows)
+    }
+}
+
+/// The due thumbnails, a keyset page at a time.
+struct Due<'c> {
+    conn: &'c crate::store::db::Connection,
+    due_before: i64,
+    after: i64,
+    page: VecDeque<(String, String)>,
+    done: bool,
+}
+
+impl Iterator for Due<'_> {
+    type Item = Result<(String, String), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.page.is_empty() && !self.done {
+            match due_thumbnail_page(self.conn, self.after, self.due_before, PLAN_PAGE) {
+                Ok(rows) => {
+                    self.done = rows.is_empty();
+                    if let Some(last) = rows.last() {
+                        self.after = last.0;
+                    }
+                    self.page.extend(rows.into_iter().map(|(_, id, url)| (id, url)));
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(database(e)));
+                }
+            }
+        }
+        self.page.pop_front().map(Ok)
+    }
+}
+
+/// Checks every thumbnail that has no check, a check of another URL, or one older
+/// than `opts.max_age`, and records the outcome. See the module docs for the shape.
+///
+/// # Errors
+/// [`Error`] when the database cannot be read or the results cannot be written;
+/// results written before that stay written.
+pub fn check_thumbnails(
+    db: &Path,
+    opts: &JobOptions,
+    stop: &AtomicBool,
+    writer: &WriterThread,
+    progress: &mut (dyn FnMut(&JobSummary) + Send),
+) -> Result<JobSummary, Error> {
+    let conn = crate::store::db::open_reader(db).map_err(database)?;
+    let due_before = now_unix().saturating_sub(i64::try_from(opts.max_age.as_secs()).unwrap_or(i64::MAX));
+    let planned = due_thumbnail_count(&conn, due_before).map_err(database)?;
+    let planned = u64::try_from(planned).unwrap_or(0).min(opts.limit.map_or(u64::MAX, |l| l as u64));
+    let tasks = Due { conn: &conn, due_before, after: i64::MIN, page: VecDeque::new(), done: false };
+    let run = Run { what: "thumbnail check", opts, stop, writer };
+    pipeline::run(&run, &Checker, Checks::default(), tasks, planned, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn youtube_alternatives() {
+        assert_eq!(
+            alternative_of("https://i.ytimg.com/vi/abc/hqdefault.jpg").as_deref(),
+            Some("https://i.ytimg.com/vi/abc/mqdefault.jpg")
+        );
+        assert_eq!(
+            alternative_of("https://i.ytimg.com/vi_webp/abc/maxresdefault.webp").as_deref(),
+            Some("https://i.ytimg.com/vi_webp/abc/mqdefault.webp")
+        );
+        assert_eq!(alternative_of("https://i.ytimg.com/vi/abc/mqdefault.jpg"), None);
+        assert_eq!(alternative_of("https://cdn.example.com/thumbs/abc.jpg"), None);
+    }
+}
