@@ -114,6 +114,6 @@ fn main() {
         black_box(response::feed_json(black_box(&query), black_box(&items)).ok());
     });
     bench("response: CGI headers around a cached body", 100_000, || {
-        black_box(response::feed_from_json(black_box(&json), "DE", false));
+        black_box(response::feed_from_json(black_box(&json), "DE", false).render());
     });
 }

@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let json = videofeed::http::response::feed_json(&q, &items)?;
                 let json_t = t.elapsed();
                 let t = Instant::now();
-                let cgi = videofeed::http::response::feed_from_json(&json, &q.region, false);
+                let cgi = videofeed::http::response::feed_from_json(&json, &q.region, false).render();
                 let mut out = Vec::with_capacity(cgi.len() + 64);
                 videofeed::fcgi::record::encode_stream(&mut out, videofeed::fcgi::record::RecordType::Stdout, 1, &cgi);
                 std::hint::black_box(&out);

@@ -99,3 +99,10 @@ pub fn take_cache_stats(conn: &rusqlite::Connection) -> (u64, u64) {
     };
     (read(rusqlite::ffi::SQLITE_DBSTATUS_CACHE_HIT), read(rusqlite::ffi::SQLITE_DBSTATUS_CACHE_MISS))
 }
+
+/// Test hook: panics on purpose (only with the `test-hooks` feature, never in releases).
+#[cfg(feature = "test-hooks")]
+#[expect(clippy::panic, reason = "a test-only trigger that must panic")]
+pub fn test_hook_panic(what: &str) -> ! {
+    panic!("test hook: {what}")
+}

@@ -1,5 +1,220 @@
-//! From a FastCGI request to a CGI response.
+//! From a FastCGI request to a response: the only code that knows routes.
+//!
+//! [`Handler::handle`] is the dispatch: a panic guard, timing, metrics and the
+//! request log around the route ([`route`]): the feed ([`feed`]: [`request`] →
+//! the [`cache`] or `search` → [`response`]), the write API ([`admin`]) and the
+//! service endpoints ([`ops`]). Every answer is a typed [`response::Response`],
+//! rendered to CGI bytes once, at the end.
+//!
+//! Routing uses the request path from `REQUEST_URI` (query string cut off),
+//! else `SCRIPT_NAME` + `PATH_INFO`, so it does not depend on how the web
+//! server maps the context. `/feed` and `/feed/` are the feed;
+//! `/feed/health`, `/feed/metrics` and `/feed/openapi.json` describe the
+//! service; any other path is 404; methods other than GET and HEAD are 405
+//! with `Allow`. `docs/openapi.json` is the contract of every route.
+//!
+//! Observability: every request is counted in [`crate::obs::metrics`], logged at
+//! debug (method, path, status, rows, µs), and logged at warn when slower
+//! than `VIDEOFEED_SLOW_MS`, with the normalized query (the parsed
+//! parameters, never the raw query string or any header). `/feed/metrics` is
+//! readable from `VIDEOFEED_METRICS_ALLOW` addresses or with the admin token.
+//! A feed answer carries a strong `ETag` and `Last-Modified`; a matching
+//! `If-None-Match` gets a 304 without a body.
+//!
+//! The write API (`POST /feed/admin/videos`, `DELETE /feed/admin/videos/{id}`)
+//! exists only when an admin token is configured; every write must carry it as
+//! `Authorization: Bearer <token>` (compared in constant time; 401 without it,
+//! 403 when wrong). Bodies are validated line by line before anything is
+//! queued for the writer thread; a batch with any bad line writes nothing.
+//!
+//! Failure policy: bad parameters → 400; database unavailable or busy → 503
+//! with `Retry-After`; a panic anywhere below is caught here, logged at error
+//! and answered 500, and the worker lives on. The worker's read-only
+//! connection is opened lazily and dropped after a database error, so the
+//! next request reopens it (for example after the file was replaced).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+pub mod admin;
 pub mod cache;
-pub mod handler;
+mod feed;
+mod ops;
 pub mod request;
 pub mod response;
+mod route;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use admin::Admin;
+use cache::Cache;
+pub use ops::{METRICS_CONTENT_TYPE, OPENAPI_JSON};
+use response::Response;
+use route::{normalized, path_of, route_of};
+
+use crate::config::Config;
+use crate::fcgi::conn::Request;
+use crate::obs::health::Health;
+use crate::obs::metrics::{self, Route};
+use crate::search::{self, RankIndex, Reader};
+
+/// What every worker's handler shares with the others.
+#[derive(Clone)]
+pub struct Shared {
+    /// The rank index (on or off), the typo vocabulary and the hidden set.
+    pub index: Arc<RankIndex>,
+    /// The response cache (disabled when its budget is 0).
+    pub cache: Arc<Cache>,
+    /// The database facts `/feed/health` reports.
+    pub health: Arc<Health>,
+    /// The write API, when an admin token is configured.
+    pub admin: Option<Arc<Admin>>,
+}
+
+/// Per-worker request handler; owns the worker's database connection.
+pub struct Handler {
+    config: Arc<Config>,
+    shared: Shared,
+    reader: Option<Reader>,
+    /// When the database path was last checked for a replaced file.
+    checked_file: Instant,
+    #[cfg(feature = "test-hooks")]
+    kill_worker: bool,
+}
+
+/// How often a worker checks whether the database file was replaced.
+const FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Handler {
+    /// A handler for `config`'s database and settings; the connection opens on first use.
+    pub fn new(config: Arc<Config>, shared: Shared) -> Handler {
+        Handler {
+            config,
+            shared,
+            reader: None,
+            checked_file: Instant::now(),
+            #[cfg(feature = "test-hooks")]
+            kill_worker: false,
+        }
+    }
+
+    /// Test hook: whether the last request asked its worker thread to die.
+    #[cfg(feature = "test-hooks")]
+    pub fn take_test_worker_kill(&mut self) -> bool {
+        std::mem::take(&mut self.kill_worker)
+    }
+
+    /// The answer (rendered) to a request whose body has not been read yet, when
+    /// its PARAMS are enough: a write request that is unauthorized or whose declared
+    /// body is over the cap (413 before anything is buffered).
+    pub fn early(&mut self, req: &Request) -> Option<Vec<u8>> {
+        let path = path_of(req);
+        let resp = self.admin_early(req, &path)?;
+        log::debug!(
+            "request method={} path={path} status={} early=1",
+            req.param("REQUEST_METHOD").unwrap_or("-"),
+            resp.status
+        );
+        metrics::global().record(Route::Admin, resp.status, 0, std::time::Duration::ZERO, false);
+        Some(resp.render())
+    }
+
+    /// Makes sure the connection is open and still reads the file at the database
+    /// path: an operator may replace it (`mv new.db videos.db`); look at most once a
+    /// second and reopen when the path names another file. A deleted file keeps
+    /// serving from the open one until it is replaced.
+    ///
+    /// # Errors
+    /// As [`Reader::with_index`]; requests will retry the open.
+    fn reader_for_current_file(&mut self) -> Result<&Reader, search::Error> {
+        if self.checked_file.elapsed() >= FILE_CHECK {
+            self.checked_file = Instant::now();
+            let now = crate::store::db::file_id(&self.config.db);
+            if now != 0 && self.reader.as_ref().is_some_and(|r| r.file() != now) {
+                log::info!("database file replaced on disk; reopening {}", self.config.db.display());
+                self.reader = None;
+            }
+        }
+        if self.reader.is_none() {
+            let mut reader = Reader::with_index(&self.config.db, Arc::clone(&self.shared.index))?;
+            reader.set_time_limit(self.config.query_timeout);
+            reader.set_thumbnail_policy(self.config.thumbnails.clone());
+            reader.set_typo_correction(self.config.typo_fallback);
+            self.reader = Some(reader);
+        }
+        self.reader.as_ref().ok_or_else(|| search::Error::Index("no reader".into()))
+    }
+
+    /// Answers one request with a complete CGI response. Never panics.
+    pub fn handle(&mut self, req: &Request) -> Vec<u8> {
+        let started = Instant::now();
+        let m = metrics::global();
+        let _busy = m.busy();
+        let path = path_of(req);
+        let route = route_of(&path);
+        let result = catch_unwind(AssertUnwindSafe(|| self.route(req, &path, route)));
+        let (rows, resp) = match result {
+            Ok(answer) => answer,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                log::error!("handler panicked: {what}; answered 500");
+                self.reader = None;
+                (0, response::error(500, None, "internal error; the request was logged", &[], false))
+            }
+        };
+        let took = started.elapsed();
+        let status = resp.status;
+        let method = req.param("REQUEST_METHOD").unwrap_or("-");
+        let slow = self.config.slow.is_some_and(|limit| took >= limit);
+        m.record(route, status, rows, took, slow);
+        if let Some(reader) = &self.reader {
+            let (hits, misses) = reader.take_cache_stats();
+            m.page_cache(hits, misses);
+        }
+        log::debug!(
+            "request method={method} path={path} status={status} rows={rows} q_len={} us={}",
+            req.param("QUERY_STRING").map_or(0, str::len),
+            took.as_micros()
+        );
+        if slow {
+            log::warn!(
+                "slow request: method={method} path={path} status={status} rows={rows} ms={:.1} {}",
+                took.as_secs_f64() * 1000.0,
+                normalized(route, req)
+            );
+        }
+        resp.render()
+    }
+
+    /// The answer to a request for `path` (its `route`): (rows returned, response).
+    fn route(&mut self, req: &Request, path: &str, route: Route) -> (usize, Response) {
+        let method = req.param("REQUEST_METHOD").unwrap_or("GET");
+        let head = method.eq_ignore_ascii_case("HEAD");
+        if route == Route::Admin {
+            return self.admin(req, path, &method.to_ascii_uppercase());
+        }
+        if route == Route::Other {
+            return (0, response::error(404, None, "no such endpoint; the feed is GET /feed?q=...", &[], head));
+        }
+        if !(method.eq_ignore_ascii_case("GET") || head) {
+            let msg = format!("method {method} is not allowed; use GET");
+            return (0, response::error(405, None, &msg, &[("Allow", "GET, HEAD")], false));
+        }
+        match route {
+            Route::Health => (0, self.health(head)),
+            Route::Metrics => (0, self.metrics(req, head)),
+            Route::OpenApi => (0, ops::openapi(head)),
+            _ => self.feed(req, head),
+        }
+    }
+}

@@ -55,6 +55,54 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
+/// One answer, built by the functions below and rendered to CGI bytes once
+/// ([`Response::render`]) at the edge: the status is a field, never parsed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// `Content-Type`; None for a 304, which has neither a body nor a type.
+    pub content_type: Option<&'static str>,
+    /// Further headers, in order (after `Vary: Accept-Encoding`).
+    pub headers: Vec<(String, String)>,
+    /// The body (its length is sent as `Content-Length` even for HEAD).
+    pub body: Vec<u8>,
+    /// A HEAD request: the headers of the GET answer without its body.
+    pub head: bool,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &'static str, headers: &[(&str, &str)], body: Vec<u8>, head: bool) -> Response {
+        let headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        Response { status, content_type: Some(content_type), headers, body, head }
+    }
+
+    /// The value of header `name` (case-insensitive), if set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The CGI bytes: `Status`, `Content-Type`, `Content-Length`, `Vary`, the
+    /// headers, a blank line, the body (not for HEAD or a 304).
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.body.len());
+        out.extend_from_slice(format!("Status: {} {}\r\n", self.status, reason(self.status)).as_bytes());
+        if let Some(content_type) = self.content_type {
+            out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+        for (name, value) in &self.headers {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        if !self.head && self.content_type.is_some() {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
+}
+
 /// The reason phrase for the status codes we send.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -88,7 +136,7 @@ pub fn purge_tags(regions: &[String]) -> String {
 }
 
 /// A 200 answer for `query` with `items`; `head` leaves out the body (HEAD requests).
-pub fn feed(query: &FeedQuery, items: &[FeedItem], head: bool) -> Vec<u8> {
+pub fn feed(query: &FeedQuery, items: &[FeedItem], head: bool) -> Response {
     match feed_json(query, items) {
         Ok(json) => feed_from_json(&json, &query.region, head),
         // Serialising strings and numbers cannot fail; answer honestly if it ever does.
@@ -136,7 +184,7 @@ pub fn feed_json_corrected(
 }
 
 /// A 200 feed answer around an already-encoded JSON body (from [`feed_json`] or the cache).
-pub fn feed_from_json(json: &[u8], region: &str, head: bool) -> Vec<u8> {
+pub fn feed_from_json(json: &[u8], region: &str, head: bool) -> Response {
     feed_validated(json, region, head, &Validators::default())
 }
 
@@ -190,7 +238,7 @@ pub fn etag(changes: i64, body: &[u8]) -> String {
 
 /// A 200 feed answer with `ETag` and `Last-Modified`, or a 304 without a body when
 /// the client's copy is current.
-pub fn feed_validated(json: &[u8], region: &str, head: bool, v: &Validators<'_>) -> Vec<u8> {
+pub fn feed_validated(json: &[u8], region: &str, head: bool, v: &Validators<'_>) -> Response {
     let tags = feed_tags(region);
     let last_modified = v.last_modified.filter(|t| *t > 0).map(crate::timefmt::http_date);
     let mut headers: Vec<(&str, &str)> = vec![
@@ -207,65 +255,45 @@ pub fn feed_validated(json: &[u8], region: &str, head: bool, v: &Validators<'_>)
     if v.not_modified() {
         return not_modified(&headers);
     }
-    cgi(200, &headers, json, head)
+    cgi(200, &headers, json.to_vec(), head)
 }
 
 /// A 304: the validators and cache headers, no body, no Content-Type or Content-Length.
-fn not_modified(headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"Status: 304 Not Modified\r\nVary: Accept-Encoding\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// The status code a response made here starts with (`Status: NNN`); 200 if none.
-pub fn status_of(resp: &[u8]) -> u16 {
-    resp.strip_prefix(b"Status: ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| std::str::from_utf8(code).ok())
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(200)
+fn not_modified(headers: &[(&str, &str)]) -> Response {
+    let headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+    Response { status: 304, content_type: None, headers, body: Vec::new(), head: true }
 }
 
 /// A JSON answer of the write API (never cached), with extra headers.
-pub fn admin(status: u16, body: &serde_json::Value, extra: &[(&str, &str)]) -> Vec<u8> {
+pub fn admin(status: u16, body: &serde_json::Value, extra: &[(&str, &str)]) -> Response {
     let json = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut headers: Vec<(&str, &str)> = vec![("Cache-Control", "no-store")];
     headers.extend_from_slice(extra);
-    cgi(status, &headers, &json, false)
+    cgi(status, &headers, json, false)
 }
 
 /// An error answer: `{"error":{"status","param"?,"message"}}`, `Cache-Control: no-store`.
-pub fn error(status: u16, param: Option<&str>, message: &str, extra: &[(&str, &str)], head: bool) -> Vec<u8> {
+pub fn error(status: u16, param: Option<&str>, message: &str, extra: &[(&str, &str)], head: bool) -> Response {
     let body = ErrorBody { error: ErrorDetail { status, param, message } };
     let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":{}}".to_vec());
     let mut headers: Vec<(&str, &str)> = vec![("Cache-Control", "no-store")];
     headers.extend_from_slice(extra);
-    cgi(status, &headers, &json, head)
+    cgi(status, &headers, json, head)
 }
 
-fn cgi(status: u16, headers: &[(&str, &str)], body: &[u8], head: bool) -> Vec<u8> {
-    with_type(status, CONTENT_TYPE, headers, body, head)
+fn cgi(status: u16, headers: &[(&str, &str)], body: Vec<u8>, head: bool) -> Response {
+    Response::new(status, CONTENT_TYPE, headers, body, head)
 }
 
-/// A complete CGI response with any `Content-Type` (the metrics text, for one).
-pub fn with_type(status: u16, content_type: &str, headers: &[(&str, &str)], body: &[u8], head: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + body.len());
-    out.extend_from_slice(format!("Status: {status} {}\r\n", reason(status)).as_bytes());
-    out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
-    out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-    out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    if !head {
-        out.extend_from_slice(body);
-    }
-    out
+/// An answer with any `Content-Type` (the metrics text, for one).
+pub fn with_type(
+    status: u16,
+    content_type: &'static str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    head: bool,
+) -> Response {
+    Response::new(status, content_type, headers, body, head)
 }
 
 #[cfg(test)]
@@ -294,7 +322,7 @@ mod tests {
             score: 1.5,
             ..FeedItem::default()
         };
-        let (head, body) = split(&feed(&query(), &[item], false));
+        let (head, body) = split(&feed(&query(), &[item], false).render());
         assert!(head.starts_with("Status: 200 OK\r\n"));
         assert!(head.contains("Content-Type: application/json; charset=utf-8"));
         assert!(head.contains("Cache-Control: public, max-age=300, stale-while-revalidate=3600"));
@@ -312,7 +340,7 @@ mod tests {
             channel_avatar: Some("https://a/x.png".into()),
             ..FeedItem::default()
         };
-        let (_, body) = split(&feed(&query(), &[known], false));
+        let (_, body) = split(&feed(&query(), &[known], false).render());
         let item = body["results"][0].as_object().unwrap();
         assert_eq!(
             (item["channel_verified"].as_bool(), item["channel_avatar"].as_str()),
@@ -323,13 +351,13 @@ mod tests {
 
     #[test]
     fn errors_are_no_store_and_not_lscached() {
-        let (head, body) = split(&error(400, Some("limit"), "must be 1..100", &[], false));
+        let (head, body) = split(&error(400, Some("limit"), "must be 1..100", &[], false).render());
         assert!(head.starts_with("Status: 400 Bad Request"));
         assert!(head.contains("Cache-Control: no-store"));
         assert!(!head.contains("X-LiteSpeed-Cache-Control"));
         assert_eq!(body["error"]["param"], "limit");
         assert_eq!(body["error"]["status"], 400);
-        let (_, body) = split(&error(404, None, "no such path", &[], false));
+        let (_, body) = split(&error(404, None, "no such path", &[], false).render());
         assert!(body["error"].get("param").is_none());
     }
 
@@ -353,20 +381,22 @@ mod tests {
         };
         for matching in [tag.as_str(), "*", "\"x\", W/PLACEHOLDER"] {
             let inm: &'static str = Box::leak(matching.replace("PLACEHOLDER", &tag).into_boxed_str());
-            let text = String::from_utf8(feed_validated(b"{}", "US", false, &v(inm))).unwrap();
+            let resp = feed_validated(b"{}", "US", false, &v(inm));
+            assert_eq!(resp.status, 304);
+            let text = String::from_utf8(resp.render()).unwrap();
             assert!(text.starts_with("Status: 304 Not Modified\r\n"), "{inm}: {text}");
             assert!(text.ends_with("\r\n\r\n") && !text.contains("Content-Length"));
             assert!(text.contains(&format!("ETag: {tag}\r\n")));
             assert!(text.contains("Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
         }
-        let text = String::from_utf8(feed_validated(b"{}", "US", false, &v("\"other\""))).unwrap();
+        let text = String::from_utf8(feed_validated(b"{}", "US", false, &v("\"other\"")).render()).unwrap();
         assert!(text.starts_with("Status: 200 OK") && text.ends_with("{}"));
     }
 
     #[test]
     fn head_has_headers_but_no_body() {
         let resp = feed(&query(), &[], true);
-        let text = String::from_utf8(resp).unwrap();
+        let text = String::from_utf8(resp.render()).unwrap();
         assert!(text.ends_with("\r\n\r\n"));
         assert!(text.contains("Content-Length: "));
     }

@@ -219,7 +219,7 @@ impl RankIndex {
             if std::env::var_os("VIDEOFEED_TEST_PANIC_INDEX_BUILD").is_some_and(|v| v == "once")
                 && !PANICKED_ONCE.swap(true, Ordering::SeqCst)
             {
-                crate::http::handler::test_hook_panic("rank index build");
+                crate::sys::test_hook_panic("rank index build");
             }
             match load(&self.db) {
                 Ok(snap) => {

@@ -1,0 +1,234 @@
+//! The write API: `POST /feed/admin/videos` (JSON Lines in the import format)
+//! and `DELETE /feed/admin/videos/{id}`, only when an admin token is configured.
+//! Every write must carry it as `Authorization: Bearer <token>` (compared in
+//! constant time; 401 without it, 403 when wrong; never logged). Bodies are
+//! validated line by line before anything is queued for the writer thread; a
+//! batch with any bad line writes nothing. A successful write answers
+//! `X-LiteSpeed-Purge` with the tags of every region whose pages changed.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::sync::Arc;
+
+use super::Handler;
+use super::response::{self, Response};
+use super::route::ADMIN_PATH;
+use crate::fcgi::conn::Request;
+use crate::store::writer::{SubmitError, WriterThread};
+use crate::store::{self, Op};
+
+/// The write API's settings and its writer.
+pub struct Admin {
+    /// The bearer token writes must carry.
+    pub token: String,
+    /// Largest accepted body, in bytes.
+    pub max_body: usize,
+    /// The writer thread; None when the database could not be opened for writing.
+    pub writer: Option<WriterThread>,
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub(super) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+impl Handler {
+    /// The early answer for the write API (see [`Handler::early`]): unauthorized, or a
+    /// declared body over the cap; None when the request must be read whole.
+    pub(super) fn admin_early(&self, req: &Request, path: &str) -> Option<Response> {
+        if !path.starts_with(ADMIN_PATH) {
+            return None;
+        }
+        match self.admin_gate(req) {
+            Err(answer) => Some(answer),
+            Ok(admin) => {
+                let declared = req.param("CONTENT_LENGTH").and_then(|l| l.trim().parse::<usize>().ok());
+                declared.filter(|n| *n > admin.max_body).map(|_| {
+                    let msg =
+                        format!("the body is larger than the {}-byte limit: send smaller batches", admin.max_body);
+                    response::error(413, None, &msg, &[], false)
+                })
+            }
+        }
+    }
+
+    /// The write API's checks: enabled, authorized. Never logs the token.
+    fn admin_gate(&self, req: &Request) -> Result<Arc<Admin>, Response> {
+        let Some(admin) = self.shared.admin.clone() else {
+            return Err(response::error(
+                404,
+                None,
+                "no such endpoint: the write API is off (set VIDEOFEED_ADMIN_TOKEN)",
+                &[],
+                false,
+            ));
+        };
+        match bearer(req) {
+            None => Err(response::error(
+                401,
+                None,
+                "the write API needs Authorization: Bearer <token>",
+                &[("WWW-Authenticate", "Bearer")],
+                false,
+            )),
+            Some(token) if !same_secret(token.as_bytes(), admin.token.as_bytes()) => {
+                log::warn!("write API: wrong token from {}", req.param("REMOTE_ADDR").unwrap_or("-"));
+                Err(response::error(403, None, "the bearer token is not the configured one", &[], false))
+            }
+            Some(_) => Ok(admin),
+        }
+    }
+
+    pub(super) fn admin(&mut self, req: &Request, path: &str, method: &str) -> (usize, Response) {
+        let admin = match self.admin_gate(req) {
+            Ok(a) => a,
+            Err(resp) => return (0, resp),
+        };
+        let rest = path.get(ADMIN_PATH.len()..).unwrap_or("");
+        let op = match (method, rest) {
+            ("POST", "" | "/") => {
+                if req.stdin_truncated || req.stdin.len() > admin.max_body {
+                    let msg =
+                        format!("the body is larger than the {}-byte limit: send smaller batches", admin.max_body);
+                    return (0, response::error(413, None, &msg, &[], false));
+                }
+                match parse_batch(&req.stdin) {
+                    Ok(videos) => Op::Upsert(videos),
+                    Err((status, body)) => return (0, response::admin(status, &body, &[])),
+                }
+            }
+            ("DELETE", id) if id.len() > 1 && id.starts_with('/') => match percent_decode(id.get(1..).unwrap_or("")) {
+                Some(id) => Op::Delete(id),
+                None => {
+                    let msg = "the video id in the path is not valid percent-encoded UTF-8";
+                    return (0, response::error(400, Some("id"), msg, &[], false));
+                }
+            },
+            (_, "" | "/") => {
+                let msg = format!("method {method} is not allowed here; use POST");
+                return (0, response::error(405, None, &msg, &[("Allow", "POST")], false));
+            }
+            (_, _) => {
+                let msg = format!("method {method} is not allowed here; use DELETE");
+                return (0, response::error(405, None, &msg, &[("Allow", "DELETE")], false));
+            }
+        };
+        let Some(writer) = &admin.writer else {
+            let msg = "the write API cannot open the database for writing; see the log";
+            return (0, response::error(503, None, msg, &[("Retry-After", "5")], false));
+        };
+        let is_delete = matches!(op, Op::Delete(_));
+        let rows = op.rows();
+        match writer.submit(op) {
+            Ok(done) => {
+                let c = done.applied.counts;
+                if is_delete && c.deleted == 0 {
+                    return (0, response::error(404, None, "no video with that id", &[], false));
+                }
+                let body = serde_json::json!({
+                    "accepted": if is_delete { 0 } else { rows },
+                    "inserted": c.inserted,
+                    "updated": c.updated,
+                    "unchanged": c.unchanged,
+                    "deleted": c.deleted,
+                    "rejected": [],
+                    "commit_ms": done.commit.as_secs_f64() * 1000.0,
+                });
+                let purge = response::purge_tags(&done.applied.regions);
+                let extra: Vec<(&str, &str)> =
+                    if purge.is_empty() { Vec::new() } else { vec![("X-LiteSpeed-Purge", purge.as_str())] };
+                (rows, response::admin(200, &body, &extra))
+            }
+            Err(SubmitError::QueueFull) => {
+                (0, response::error(503, None, "too many writes queued; retry shortly", &[("Retry-After", "1")], false))
+            }
+            Err(e) => {
+                log::error!("write API: {e}");
+                (0, response::error(503, None, &e.to_string(), &[("Retry-After", "1")], false))
+            }
+        }
+    }
+}
+
+/// Validates a JSON Lines body: all lines good and ids unique, or a 4xx answer
+/// listing every rejected line (then nothing is written).
+fn parse_batch(body: &[u8]) -> Result<Vec<store::Video>, (u16, serde_json::Value)> {
+    let reject = |status: u16, message: &str, rejected: Vec<serde_json::Value>| {
+        (
+            status,
+            serde_json::json!({
+                "accepted": 0, "inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0,
+                "rejected": rejected, "commit_ms": 0.0,
+                "error": {"status": status, "message": message},
+            }),
+        )
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(reject(400, "the body is not UTF-8 text", Vec::new()));
+    };
+    let mut videos = Vec::new();
+    let mut rejected = Vec::new();
+    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match store::parse_line(line) {
+            Ok(v) => match first_line.get(&v.id) {
+                Some(first) => rejected.push(serde_json::json!({
+                    "line": number, "reason": format!("duplicate id {:?}: also on line {first}", v.id)
+                })),
+                None => {
+                    first_line.insert(v.id.clone(), number);
+                    videos.push(v);
+                }
+            },
+            Err(reason) => rejected.push(serde_json::json!({"line": number, "reason": reason})),
+        }
+    }
+    if !rejected.is_empty() {
+        let msg = "nothing was written: fix the rejected lines and send the batch again";
+        return Err(reject(422, msg, rejected));
+    }
+    if videos.is_empty() {
+        return Err(reject(400, "the body has no videos: send JSON Lines, one video per line", Vec::new()));
+    }
+    Ok(videos)
+}
+
+/// A URL path segment with its `%XX` escapes decoded (RFC 3986: `+` is a plus
+/// sign in a path, not a space); None for a bad escape or invalid UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The bearer token of the request's `Authorization` header.
+pub(super) fn bearer(req: &Request) -> Option<&str> {
+    req.param("HTTP_AUTHORIZATION")
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}

@@ -1,0 +1,68 @@
+//! The service's own endpoints: `/feed/health` (the facts of `obs::health`),
+//! `/feed/metrics` (Prometheus text, for allowed addresses or the admin token)
+//! and `/feed/openapi.json` (the contract, `docs/openapi.json`).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use super::Handler;
+use super::admin::{bearer, same_secret};
+use super::response::{self, Response};
+use crate::fcgi::conn::Request;
+use crate::obs::metrics;
+
+/// The OpenAPI 3.1 document of every route, as kept in the repository.
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
+
+/// `Content-Type` of the metrics text (Prometheus exposition format 0.0.4).
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `/feed/openapi.json`.
+pub(super) fn openapi(head: bool) -> Response {
+    let headers = [("Cache-Control", "public, max-age=300")];
+    response::with_type(200, response::CONTENT_TYPE, &headers, OPENAPI_JSON.as_bytes().to_vec(), head)
+}
+
+impl Handler {
+    /// `/feed/health`: 200 with the database facts, 503 when it cannot be read.
+    pub(super) fn health(&self, head: bool) -> Response {
+        let (status, json) = self.shared.health.answer();
+        let mut extra = vec![("Cache-Control", "no-store")];
+        if status == 503 {
+            extra.push(("Retry-After", "5"));
+        }
+        response::with_type(status, response::CONTENT_TYPE, &extra, json, head)
+    }
+
+    /// `/feed/metrics`: for allowed addresses or the admin token only.
+    pub(super) fn metrics(&self, req: &Request, head: bool) -> Response {
+        let remote = req.param("REMOTE_ADDR").and_then(|a| a.trim().parse::<std::net::IpAddr>().ok());
+        let by_address = remote.is_some_and(|ip| self.config.metrics_allow.iter().any(|net| net.contains(ip)));
+        let by_token = self.shared.admin.as_ref().is_some_and(|admin| {
+            bearer(req).is_some_and(|token| same_secret(token.as_bytes(), admin.token.as_bytes()))
+        });
+        if !(by_address || by_token) {
+            let msg = "metrics are restricted: scrape from an address in VIDEOFEED_METRICS_ALLOW or send Authorization: Bearer <VIDEOFEED_ADMIN_TOKEN>";
+            return response::error(403, None, msg, &[], head);
+        }
+        let facts = self.shared.health.snapshot();
+        let stats = self.shared.cache.stats();
+        let readable = facts.error.is_none();
+        let extra = metrics::Extra {
+            database_rows: readable.then_some(facts.rows),
+            last_write: Some(facts.last_write),
+            healthy: readable,
+            cache_hits: stats.hits,
+            cache_misses: stats.misses,
+            cache_bytes: stats.bytes,
+            rank_index_generation: self.shared.index.snapshot().map(|s| s.generation()),
+            jobs: readable.then(|| facts.jobs.clone()),
+        };
+        let text = metrics::global().render(&extra);
+        response::with_type(200, METRICS_CONTENT_TYPE, &[("Cache-Control", "no-store")], text.into_bytes(), head)
+    }
+}
