@@ -4,8 +4,13 @@
 //! variable, then the default in [`Config::default`]. LiteSpeed configures an
 //! app only through `env` lines, so every flag has an environment variable.
 //! Worker count: `--workers`, `VIDEOFEED_WORKERS`, `LSAPI_CHILDREN`,
-//! `PHP_FCGI_CHILDREN`, then 16. Nothing outside `main` reads the environment:
+//! `PHP_FCGI_CHILDREN`, then 16. Nothing outside `cli` reads the environment:
 //! it is passed in as a lookup function, so tests can build configs freely.
+//!
+//! A leaf of the crate (std only): every serve default lives here once, with
+//! the plain data types lower folders share ([`ThumbnailPolicy`],
+//! [`JobOptions`]). One type with its defaults, validation and their tests,
+//! which is why this file is longer than most.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -167,7 +172,7 @@ impl Default for Config {
             db: PathBuf::new(),
             listen: Listen::InheritedOnly,
             // Matches the lsws-config template's maxConns/LSAPI_CHILDREN: the web server may keep
-            // this many connections open and each needs a worker (docs/decisions.md).
+            // this many connections open and each needs a worker (docs/decisions/0012-poller-for-idle-connections.md).
             workers: NonZeroUsize::MIN.saturating_add(15),
             // Generous for CGI params (nginx and LiteSpeed send 1-4 KiB), small enough to bound memory.
             max_params: 64 * 1024,

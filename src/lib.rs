@@ -3,17 +3,24 @@
 //!
 //! One persistent process, started by the web server (LiteSpeed, lighttpd,
 //! spawn-fcgi) with a listening socket on fd 0 or bound by itself, runs a
-//! fixed pool of worker threads; each owns a read-only SQLite connection and
-//! serves one FastCGI connection at a time. Admin commands (`init`, `import`,
-//! `demo`) write through a single writer connection.
+//! poller and a fixed pool of worker threads; each worker owns a read-only
+//! SQLite connection. Writes go through one writer thread.
 //!
-//! Modules, top to bottom: [`server`] (listener, workers, signals) →
-//! [`fcgi`] (our FastCGI protocol) → [`handler`] (routes) → [`request`]
-//! (query string) → [`search`] (SQLite) → [`response`] (CGI + JSON).
-//! [`ingest`], [`demo`] and [`db`] are the write side; [`config`] builds the
-//! serve configuration. [`health`] and [`metrics`] answer `/feed/health` and
-//! `/feed/metrics`; [`jobs`] are the background network jobs (thumbnail
-//! checks, channel enrichment) that write through [`writer`].
+//! The folders are concerns and dependencies point down this list (checked by
+//! `tests/layout.rs`; the map and the request and write paths are drawn in
+//! `docs/architecture.md`):
+//! - [`server`]: listener (fd 0 or bound), poller for idle connections, the
+//!   worker pool, signals, the in-serve thumbnail checker;
+//! - [`http`]: dispatch (panic guard, timing), routes, the feed, admin and ops
+//!   handlers, query parsing, the typed response, the response cache;
+//! - [`search`] (read-only: reader, SQL, tokenizer, typo rule, bm25, the rank
+//!   index) and [`jobs`] (thumbnail checks, channel enrichment on one pipeline);
+//! - [`store`]: the database file and the write side (schema and migrations,
+//!   video validation, import, the writer thread, job tables, demo corpus);
+//! - [`obs`]: metrics and the health answer;
+//! - leaves: [`config`] (every setting and default), [`fcgi`] (the sans-IO
+//!   FastCGI protocol), [`timefmt`] (date formats), `sys` (the few libc and
+//!   SQLite FFI calls).
 
 pub mod config;
 pub mod fcgi;

@@ -10,6 +10,7 @@ mod feed_api;
 mod fronts;
 mod import;
 mod jobs;
+mod layout;
 mod lsws_config;
 mod operability;
 mod regression;

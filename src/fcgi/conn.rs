@@ -1,4 +1,5 @@
 //! One FastCGI connection over any `Read + Write` stream, serving requests one at a time.
+//! (One state machine with its table-driven tests, kept whole: longer than most files.)
 //!
 //! [`serve`] reads records, assembles a responder request (BEGIN_REQUEST,
 //! PARAMS to their empty end, STDIN to its empty end), calls the handler,

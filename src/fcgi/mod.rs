@@ -3,7 +3,7 @@
 //!
 //! It imports nothing from the rest of the crate, so it could move into a
 //! crate of its own unchanged. Why not the `fastcgi` crate: see
-//! `docs/decisions.md` (it panics on accept errors and on kept-alive
+//! `docs/decisions/0001-own-fastcgi-module.md` (it panics on accept errors and on kept-alive
 //! connections closed by the server, and spawns a thread per connection).
 
 pub mod client;

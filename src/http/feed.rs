@@ -65,7 +65,7 @@ impl Handler {
     /// the current data version; (rows, response).
     ///
     /// A body is the answer for exactly one data version: the search reads the
-    /// version in its own read transaction ([`Reader::answer`]), the body is cached
+    /// version in its own read transaction ([`crate::search::Reader::answer`]), the body is cached
     /// under that version and its ETag and `Last-Modified` are made from it. A
     /// write in between can only make the cache skip it (an older version is
     /// never stored over a newer one).

@@ -42,11 +42,11 @@
 
 pub mod admin;
 pub mod cache;
-mod feed;
-mod ops;
+pub mod feed;
+pub mod ops;
 pub mod request;
 pub mod response;
-mod route;
+pub mod route;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

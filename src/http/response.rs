@@ -1,6 +1,6 @@
 //! Feed results or an error → a complete CGI response (headers, blank line, JSON body).
 //!
-//! Cache policy (see `docs/decisions.md`): a 200 feed is public for 5 minutes
+//! Cache policy (see `docs/decisions/0006-cache-policy.md`): a 200 feed is public for 5 minutes
 //! at the CDN and in LiteSpeed's cache (`X-LiteSpeed-Cache-Control`) and may
 //! be served stale for an hour while revalidating; every error is `no-store`
 //! and carries no LiteSpeed cache header. `Vary: Accept-Encoding` goes on
@@ -37,7 +37,7 @@ struct FeedBody<'a> {
     next: Option<u32>,
     /// More results exist past the deepest page `offset` can reach (`MAX_OFFSET`).
     truncated: bool,
-    /// Words corrected by the typo fallback (typed → known); absent when none.
+    /// Words the typo correction replaced (typed → known); absent when none.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     corrected: std::collections::BTreeMap<&'a str, &'a str>,
 }
@@ -155,7 +155,7 @@ pub fn feed_json(query: &FeedQuery, items: &[FeedItem]) -> Result<Vec<u8>, serde
     feed_json_corrected(query, items, &[])
 }
 
-/// As [`feed_json`], with the typo fallback's corrections (typed → known word).
+/// As [`feed_json`], with the typo correction's replacements (typed → known word).
 ///
 /// # Errors
 /// As for [`feed_json`].

@@ -163,7 +163,7 @@ impl Tally for Records {
 /// after the retries gets nothing written (its old entry, if any, stays).
 ///
 /// # Errors
-/// As for [`check_thumbnails`], and [`Error::Setting`] for a source that is not an HTTP URL.
+/// As for [`super::check_thumbnails`], and [`Error::Setting`] for a source that is not an HTTP URL.
 pub fn enrich_channels(
     db: &Path,
     source: &str,

@@ -27,7 +27,7 @@
 )]
 
 mod channels;
-mod pipeline;
+pub mod pipeline;
 mod thumbnails;
 
 use std::fmt;

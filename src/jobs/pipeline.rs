@@ -3,8 +3,8 @@
 //! The calling thread feeds tasks (planned from a read-only connection) into a
 //! bounded queue; `concurrency` worker threads share one blocking HTTP agent
 //! (ureq) and a global rate limit, each request with a time limit and bounded
-//! retries with exponential back-off ([`with_retries`]); one collector thread
-//! counts the outcomes ([`Tally`]) and hands rows, 200 at a time or every
+//! retries with exponential back-off (`with_retries`); one collector thread
+//! counts the outcomes (`Tally`) and hands rows, 200 at a time or every
 //! second, to the single writer. A stop (SIGTERM) ends a run at any time: no
 //! new request starts, the ones in flight finish within their time limit, and
 //! every finished result is written before the run returns. A job's own rule

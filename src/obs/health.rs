@@ -37,7 +37,7 @@ pub struct Facts {
     pub last_write: i64,
     /// Unix seconds when this was read.
     pub checked_at: i64,
-    /// The identity of the file read (see [`search::file_id`]).
+    /// The identity of the file read (see [`crate::store::db::file_id`]).
     pub file: u64,
     /// What the background jobs have recorded (re-read at most every [`JOBS_REFRESH`]).
     pub jobs: JobStats,
@@ -76,7 +76,7 @@ pub struct Health {
 }
 
 #[derive(Serialize)]
-struct Answer<'a> {
+struct HealthBody<'a> {
     status: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -127,7 +127,7 @@ impl Health {
         let m = super::metrics::global();
         let (busy, total) = m.workers();
         let path = self.db.display().to_string();
-        let body = Answer {
+        let body = HealthBody {
             status: if snap.error.is_none() { "ok" } else { "unavailable" },
             error: snap.error.as_deref(),
             version: env!("CARGO_PKG_VERSION"),

@@ -1,7 +1,7 @@
 //! Building an FTS5 MATCH expression from what a user typed, so that nothing
 //! they type is FTS5 syntax.
 //!
-//! Rules (see `docs/decisions.md`, "FTS5 escaping"): the text is split on
+//! Rules (see `docs/decisions/0005-fts5-escaping.md`): the text is split on
 //! white space and control characters; a chunk with no letter or digit is
 //! dropped; every remaining chunk is quoted as an FTS5 string (a `"` inside is
 //! doubled), so `AND`, `NEAR`, `*`, `^`, `:`, `-` and parentheses are plain
@@ -199,5 +199,123 @@ mod tests {
         let q = "w ".repeat(100);
         let expr = match_expression(&q).unwrap_or_default();
         assert_eq!(expr.matches('"').count(), 2 * MAX_TERMS);
+    }
+
+    mod property {
+        use proptest::prelude::*;
+        use rusqlite::Connection;
+
+        use super::super::match_expression;
+
+        fn table() -> Connection {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(
+                "CREATE VIRTUAL TABLE t USING fts5(title, channel, tokenize='unicode61 remove_diacritics 2', prefix='2 3');
+                 INSERT INTO t VALUES ('Lofi hip hop radio', 'Chill Beats'), ('C++ in 100 seconds', 'Fireship'),
+                 ('Don''t stop me now', 'Queen Official'), ('Café München 4K', 'Reise TV'), ('AND OR NOT NEAR', 'x');",
+            )
+            .unwrap();
+            conn
+        }
+
+        fn run(conn: &Connection, q: &str) {
+            if let Some(expr) = match_expression(q) {
+                let r: rusqlite::Result<i64> = conn.query_row(
+                    "SELECT count(*) FROM t WHERE t MATCH ?1 ORDER BY bm25(t, 8.0, 2.0)",
+                    [&expr],
+                    |r| r.get(0),
+                );
+                assert!(r.is_ok(), "q={q:?} expr={expr:?} err={r:?}");
+            }
+        }
+
+        #[test]
+        fn hostile_inputs() {
+            let conn = table();
+            let big = "w".repeat(10 * 1024);
+            for q in [
+                "\"",
+                "\"\"\"",
+                "a\"b",
+                "AND",
+                "OR",
+                "NOT",
+                "NEAR",
+                "NEAR(a b, 2)",
+                "a AND",
+                "OR b",
+                "NOT NOT",
+                "*",
+                "a*",
+                "*a",
+                "^a",
+                "a^",
+                ":",
+                "title:x",
+                "title : x",
+                "{title channel}: x",
+                "(",
+                ")",
+                "(a OR b",
+                "a) b(",
+                "-a",
+                "a - b",
+                "+a",
+                "🎵",
+                "music 🎵",
+                "\u{0}",
+                "a\u{0}b",
+                "\u{0}a",
+                big.as_str(),
+                "\u{301}",
+                "e\u{301}",
+                "c++",
+                "don't",
+                "ac/dc",
+                "4k",
+                "ﷺ",
+                "ⅷ",
+                "a\u{200b}b",
+                "\\",
+                "'",
+                "''",
+                "%",
+                "_",
+            ] {
+                run(&conn, q);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+            #[test]
+            fn arbitrary_strings_never_break_fts5(q in "\\PC{0,60}") {
+                run_shared(&q);
+            }
+
+            #[test]
+            fn syntax_soup_never_breaks_fts5(parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("\""), Just("AND"), Just("OR"), Just("NOT"), Just("NEAR"), Just("*"), Just("^"),
+                    Just(":"), Just("("), Just(")"), Just("-"), Just("+"), Just("{"), Just("}"), Just(","),
+                    Just("🎵"), Just("\u{0}"), Just(" "), Just("lofi"), Just("c"), Just("é"), Just("title"),
+                ], 0..24)) {
+                run_shared(&parts.concat());
+            }
+
+            #[test]
+            fn arbitrary_bytes_as_text_never_break_fts5(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                run_shared(&String::from_utf8_lossy(&bytes));
+            }
+        }
+
+        thread_local! {
+            /// One table per test thread: building it for every case is slow.
+            static TABLE: Connection = table();
+        }
+
+        fn run_shared(q: &str) {
+            TABLE.with(|c| run(c, q));
+        }
     }
 }

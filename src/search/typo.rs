@@ -4,7 +4,7 @@
 //! A word is corrected only when no row holds it; the replacement is the term
 //! within one edit (two from 8 characters) held by the most rows, then the
 //! closer, then the first in byte order. Pure data here, plus the glue that
-//! applies the rule to a query's phrases ([`correct_phrases`]).
+//! applies the rule to a query's phrases (`correct_phrases`).
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,5 +1,5 @@
-//! The responder process: find or bind the listener ([`listener`]), run the
-//! poller ([`poller`]) and a fixed pool of worker threads ([`pool`]), start the
+//! The responder process: find or bind the listener (`listener`), run the
+//! poller (`poller`) and a fixed pool of worker threads (`pool`), start the
 //! shared state (rank index, cache, health, writer), and stop gracefully on a
 //! signal ([`install_signal_handlers`]).
 //!

@@ -1,7 +1,7 @@
 //! Opening the SQLite database: the embedded schema, its version check, and
 //! the two ways to open (read-only for serving, one writer for imports).
 //!
-//! Only this module, `search` and `ingest` use rusqlite. Serving code gets
+//! Only `store`, `search` (and the FFI counters in `sys`) use rusqlite. Serving code gets
 //! read-only connections from [`open_reader`]; [`open_writer`] is for the
 //! admin commands (`init`, `import`, `demo`) and creates the schema when the
 //! file is new. The schema version lives in `PRAGMA user_version`.

@@ -268,7 +268,7 @@ impl Snapshot {
         !self.term_range(token, prefix).is_empty()
     }
 
-    /// The typo correction of `token` in this snapshot's vocabulary: see [`correct`].
+    /// The typo correction of `token` in this snapshot's vocabulary: see [`crate::search::typo::correct`].
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
         crate::search::typo::correct(&self.terms, |i| self.lists.get(i).map_or(0, Postings::len), token, prefix)
     }
