@@ -13,6 +13,7 @@ use super::Handler;
 use super::admin::{bearer, same_secret};
 use super::response::{self, Response};
 use crate::fcgi::conn::Request;
+use crate::obs::health::Live;
 use crate::obs::metrics;
 
 /// The OpenAPI 3.1 document of every route, as kept in the repository.
@@ -30,7 +31,9 @@ pub(super) fn openapi(head: bool) -> Response {
 impl Handler {
     /// `/feed/health`: 200 with the database facts, 503 when it cannot be read.
     pub(super) fn health(&self, head: bool) -> Response {
-        let (status, json) = self.shared.health.answer();
+        let m = metrics::global();
+        let live = Live { workers: m.workers(), uptime: m.uptime(), queue_depth: m.queue_depth() };
+        let (status, json) = self.shared.health.answer(&live);
         let mut extra = vec![("Cache-Control", "no-store")];
         if status == 503 {
             extra.push(("Retry-After", "5"));

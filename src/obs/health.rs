@@ -1,6 +1,6 @@
 //! The `/feed/health` answer: the last database [`Facts`] (kept fresh by a
-//! background thread in `store::facts`) and the live counters of
-//! [`super::metrics`], so answering a health check costs a lock and a small
+//! background thread in `store::facts`) and the [`Live`] counters the caller
+//! reads from `metrics`, so answering a health check costs a lock and a small
 //! JSON encode (microseconds), never a query. 200 while the database can be
 //! read, 503 with the reason when it cannot.
 #![deny(
@@ -69,6 +69,18 @@ pub struct JobStats {
 /// good results do not move the data version, so a timer, not the version, decides).
 pub const JOBS_REFRESH: i64 = 60;
 
+/// What the process itself reports beside the database facts (from `metrics`,
+/// passed in so that this module depends on nothing).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    /// Workers busy with a request now, and workers in all.
+    pub workers: (usize, usize),
+    /// Time since the process started.
+    pub uptime: std::time::Duration,
+    /// Jobs waiting for the writer thread.
+    pub queue_depth: usize,
+}
+
 /// The shared, periodically refreshed database facts.
 pub struct Health {
     db: PathBuf,
@@ -122,16 +134,15 @@ impl Health {
     }
 
     /// The health answer: (status, JSON body). 200 when the database can be read, else 503.
-    pub fn answer(&self) -> (u16, Vec<u8>) {
+    pub fn answer(&self, live: &Live) -> (u16, Vec<u8>) {
         let snap = self.snapshot();
-        let m = super::metrics::global();
-        let (busy, total) = m.workers();
+        let (busy, total) = live.workers;
         let path = self.db.display().to_string();
         let body = HealthBody {
             status: if snap.error.is_none() { "ok" } else { "unavailable" },
             error: snap.error.as_deref(),
             version: env!("CARGO_PKG_VERSION"),
-            uptime_seconds: m.uptime().as_secs(),
+            uptime_seconds: live.uptime.as_secs(),
             database: Database {
                 path: &path,
                 rows: snap.rows,
@@ -142,7 +153,7 @@ impl Health {
                 checked_at: crate::timefmt::rfc3339(snap.checked_at),
             },
             workers: Workers { busy, total },
-            writer_queue_depth: m.queue_depth(),
+            writer_queue_depth: live.queue_depth,
             jobs: &snap.jobs,
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"status\":\"unavailable\"}".to_vec());
