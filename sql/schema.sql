@@ -1,8 +1,8 @@
--- videofeed schema, version 5 (PRAGMA user_version = 5).
+-- videofeed schema, version 6 (PRAGMA user_version = 6).
 -- Applied by `videofeed init` / `import` / `demo` inside one transaction when
 -- user_version is 0; embedded in the binary with include_str!. Older databases
 -- are upgraded in place by sql/migrations/ (002_generation.sql, 003_changes.sql,
--- 004_thumbnails_channels.sql, 005_exact_answers.sql).
+-- 004_thumbnails_channels.sql, 005_exact_answers.sql, 006_change_log.sql).
 
 -- One row per video. `rowid` is explicit so the FTS index can refer to it
 -- (external content, https://sqlite.org/fts5.html#external_content_tables).
@@ -45,10 +45,21 @@ CREATE TABLE videofeed_meta (
 ) WITHOUT ROWID;
 INSERT INTO videofeed_meta (key, value) VALUES ('generation', 0), ('changes', 0), ('last_write', 0);
 
+-- One entry per generation: the row it added, changed (title, channel or region)
+-- or deleted. A responder whose index is at generation G reads the entries after
+-- G; a gap (a bulk load, which bumps the generation once for many rows, or
+-- entries pruned below) makes it rebuild instead.
+CREATE TABLE videofeed_changes (
+    generation INTEGER PRIMARY KEY,
+    row        INTEGER NOT NULL
+);
+
 CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN
     INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
     UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
     WHERE key IN ('generation', 'changes', 'last_write');
+    INSERT INTO videofeed_changes (generation, row)
+    SELECT value, new.rowid FROM videofeed_meta WHERE key = 'generation';
 END;
 
 CREATE TRIGGER videos_ad AFTER DELETE ON videos BEGIN
@@ -56,6 +67,8 @@ CREATE TRIGGER videos_ad AFTER DELETE ON videos BEGIN
     VALUES ('delete', old.rowid, old.title, old.channel);
     UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
     WHERE key IN ('generation', 'changes', 'last_write');
+    INSERT INTO videofeed_changes (generation, row)
+    SELECT value, old.rowid FROM videofeed_meta WHERE key = 'generation';
 END;
 
 -- Only a change to the indexed text touches the index.
@@ -65,11 +78,15 @@ WHEN old.title IS NOT new.title OR old.channel IS NOT new.channel BEGIN
     VALUES ('delete', old.rowid, old.title, old.channel);
     INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
     UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO videofeed_changes (generation, row)
+    SELECT value, new.rowid FROM videofeed_meta WHERE key = 'generation';
 END;
 
 CREATE TRIGGER videos_au_region AFTER UPDATE OF region ON videos
 WHEN old.region IS NOT new.region BEGIN
     UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO videofeed_changes (generation, row)
+    SELECT value, new.rowid FROM videofeed_meta WHERE key = 'generation';
 END;
 
 -- Any change to a video (a new thumbnail, duration or view count included)
@@ -155,4 +172,10 @@ WHEN old.found IS NOT new.found OR old.display_name IS NOT new.display_name
     WHERE key IN ('changes', 'last_write');
 END;
 
-PRAGMA user_version = 5;
+-- The log keeps the last 200,000 generations (a responder further behind rebuilds).
+CREATE TRIGGER videofeed_changes_prune AFTER INSERT ON videofeed_changes
+WHEN new.generation % 1000 = 0 BEGIN
+    DELETE FROM videofeed_changes WHERE generation <= new.generation - 200000;
+END;
+
+PRAGMA user_version = 6;

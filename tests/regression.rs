@@ -324,3 +324,83 @@ fn issue_13_index_path_is_proven_to_answer() -> TestResult {
     assert!(t.elapsed() < Duration::from_secs(5));
     Ok(())
 }
+
+// See: #15. A write is reflected in the rank index within one commit, from the change
+// log, without a rebuild; a bulk load (which logs no rows) makes it rebuild instead.
+#[test]
+fn issue_15_writes_reach_the_rank_index_through_the_change_log() -> TestResult {
+    let dir = TestDir::new("r15-delta");
+    let db = dir.path("empty.db");
+    assert!(run(&["init", "--db", db.to_str().unwrap()]).status.success());
+    let server = Server::start_with(&dir, &db, 2, &[("VIDEOFEED_ADMIN_TOKEN", TOKEN), ("VIDEOFEED_CACHE_BYTES", "0")]);
+    server.wait_log("rank index ready");
+    // A bulk load into the empty database logs no rows: the next query rebuilds.
+    let fixture = crate::util::data("videos.jsonl");
+    assert!(run(&["import", "--db", db.to_str().unwrap(), fixture.to_str().unwrap()]).status.success());
+    wait_index_current(&server, &db);
+    assert!(server.log_text().contains("does not cover generations"), "{}", server.log_text());
+    let builds = server.log_text().matches("rank index ready").count();
+    // Writes through the API: each answered at once through the delta, no rebuild.
+    for n in 0..5 {
+        let id = format!("r15delta{n:03}");
+        assert_eq!(
+            post(&server, &video(&id, &format!("Deltaword clip {n}"), "GLOBAL", "https://x/d.jpg")).status(),
+            200
+        );
+        let answered = index_answers(&server);
+        let page = json(&server.get("/feed?q=deltaword&limit=10"));
+        assert_eq!(page["count"], n + 1, "{page}");
+        assert_eq!(index_answers(&server), answered + 1.0, "the index answered after write {n}");
+    }
+    assert_eq!(metric(&server, "videofeed_rank_index_delta_rows"), 5.0);
+    assert_eq!(server.log_text().matches("rank index ready").count(), builds, "no rebuild for small writes");
+    Ok(())
+}
+
+// See: #15 (5). A 200 for a write means the transaction is on disk: the writer
+// connection runs with synchronous=FULL, so its commit syncs the WAL before the
+// answer is written (with NORMAL, a WAL commit does not sync at all).
+#[test]
+fn issue_15_an_acknowledged_write_is_synced_before_the_answer() -> TestResult {
+    if !crate::util::have("strace") {
+        return Ok(());
+    }
+    let dir = TestDir::new("r15-sync");
+    let db = fixture_db(&dir);
+    let trace = dir.path("strace.txt");
+    let wrapper = [
+        "strace",
+        "-f",
+        "-qq",
+        "-s",
+        "4096",
+        "-e",
+        "trace=read,recvfrom,write,writev,sendto,sendmsg,fsync,fdatasync",
+        "-o",
+    ];
+    let mut args: Vec<&str> = wrapper.to_vec();
+    args.push(trace.to_str().unwrap());
+    let mut server = Server::start_under(&dir, &db, 2, &[("VIDEOFEED_ADMIN_TOKEN", TOKEN)], &args);
+    // A first write opens the writer and its WAL (which syncs once whatever the setting).
+    assert_eq!(post(&server, &video("r15warm00000001", "Warm up", "US", "https://x/w.jpg")).status(), 200);
+    let marker = "r15sync00000001";
+    let r = post(&server, &video(marker, "Synced before the answer", "US", "https://x/s.jpg"));
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    // Stop videofeed itself (stopping strace would leave it running, detached).
+    let pid = crate::util::children_of(server.child.id()).first().copied().ok_or("no traced child")?;
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?.success());
+    server.wait_exit(Duration::from_secs(10)).ok_or("strace did not end")?;
+    let text = std::fs::read_to_string(&trace)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let request = lines.iter().position(|l| l.contains(marker)).ok_or("the request was not traced")?;
+    let answer = lines
+        .iter()
+        .enumerate()
+        .skip(request)
+        .find(|(_, l)| l.contains("\\\"inserted\\\":1") && !l.contains("recvfrom(") && !l.contains("read("))
+        .map(|(i, _)| i)
+        .ok_or_else(|| format!("no answer written after the request:\n{}", lines[request..].join("\n")))?;
+    let synced = lines[request..answer].iter().any(|l| l.contains("fdatasync(") || l.contains("fsync("));
+    assert!(synced, "no sync between the request and its answer:\n{}", lines[request..=answer].join("\n"));
+    Ok(())
+}

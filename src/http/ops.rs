@@ -62,7 +62,8 @@ impl Handler {
             cache_hits: stats.hits,
             cache_misses: stats.misses,
             cache_bytes: stats.bytes,
-            rank_index_generation: self.shared.index.snapshot().map(|s| s.generation()),
+            rank_index_generation: self.shared.index.generation(),
+            rank_index_delta_rows: self.shared.index.delta_rows(),
             jobs: readable.then(|| facts.jobs.clone()),
         };
         let text = metrics::global().render(&extra);

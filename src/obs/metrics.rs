@@ -163,6 +163,8 @@ pub struct Extra {
     pub cache_bytes: usize,
     /// The rank index's generation, when one is built.
     pub rank_index_generation: Option<i64>,
+    /// Rows changed since the rank index's base snapshot (answered through its delta).
+    pub rank_index_delta_rows: usize,
     /// What the background jobs recorded, when the health thread has read it.
     pub jobs: Option<crate::obs::health::JobStats>,
 }
@@ -431,9 +433,16 @@ impl Metrics {
                 &mut out,
                 "videofeed_rank_index_generation",
                 "gauge",
-                "The database generation the rank index was built from (it ranks only at that generation).",
+                "The database generation the rank index answers at (its base snapshot plus the delta since).",
             );
             let _ = writeln!(out, "videofeed_rank_index_generation {generation}");
+            help(
+                &mut out,
+                "videofeed_rank_index_delta_rows",
+                "gauge",
+                "Rows changed since the rank index's base snapshot; a rebuild starts past 20,000.",
+            );
+            let _ = writeln!(out, "videofeed_rank_index_delta_rows {}", extra.rank_index_delta_rows);
         }
         out
     }

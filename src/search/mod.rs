@@ -37,7 +37,6 @@ use serde::Serialize;
 pub use crate::config::ThumbnailPolicy;
 use crate::store::db::{self, file_id};
 pub use index::RankIndex;
-use index::Snapshot;
 pub use query::{FeedQuery, Sort};
 use sql::{DATA_VERSION_SQL, FEED_SQL, GENERATION_SQL, Meta, ROW_SQL, read_meta, row_item};
 use tokenize::{Phrase, Tokenizer, expression};
@@ -311,21 +310,21 @@ impl Reader {
         let phrases = self.tokenizer.phrases(&query.q)?;
         let tx = self.conn.unchecked_transaction()?;
         let meta = read_meta(&tx)?;
-        let snapshot = self.index.snapshot_at(self.file, meta.generation);
+        let view = self.index.view_at(&tx, self.file, meta.generation, &self.tokenizer)?;
         let mut corrected = Vec::new();
         let mut effective = phrases;
         if let (true, Some(phrases)) = (self.typo, effective.as_mut()) {
-            let lexicon = match &snapshot {
-                Some(s) => Lexicon::Snapshot(s),
+            let lexicon = match &view {
+                Some(v) => Lexicon::Index(v),
                 None => Lexicon::Sql { tx: &tx, index: &self.index, file: self.file, generation: meta.generation },
             };
             corrected = correct_phrases(&lexicon, phrases)?;
         }
         let corrected_expr = (!corrected.is_empty()).then(|| effective.as_deref().map(expression)).flatten();
         let match_expr = corrected_expr.as_deref().unwrap_or(&query.match_expr);
-        let (items, path) = match (&snapshot, &effective) {
-            (Some(snapshot), Some(phrases)) if !query.is_filtered() => {
-                (self.ranked(&tx, snapshot, phrases, query, &meta)?, RankPath::Index)
+        let (items, path) = match (&view, &effective) {
+            (Some(view), Some(phrases)) if !query.is_filtered() => {
+                (self.ranked(&tx, view, phrases, query, &meta)?, RankPath::Index)
             }
             _ => (self.ranked_by_sql(&tx, match_expr, query)?, RankPath::Sql),
         };
@@ -347,13 +346,15 @@ impl Reader {
         let tx = self.conn.unchecked_transaction()?;
         let meta = read_meta(&tx)?;
         stages.generation = t.elapsed();
-        let Some(snapshot) = self.index.snapshot_at(self.file, meta.generation) else { return Ok(None) };
+        let Some(view) = self.index.view_at(&tx, self.file, meta.generation, &self.tokenizer)? else {
+            return Ok(None);
+        };
         if query.is_filtered() {
             return Ok(None);
         }
         let t = Instant::now();
         let hidden = self.index.hidden(&tx, (self.file, meta.generation, meta.thumbs))?;
-        let hits = page(snapshot.top_k_visible(&phrases, &query.region, wanted(query), &hidden), query);
+        let hits = page(view.top_k(&phrases, &query.region, wanted(query), &hidden), query);
         stages.rank = t.elapsed();
         let t = Instant::now();
         let items = self.fetch(&tx, &hits)?;
@@ -361,17 +362,17 @@ impl Reader {
         Ok(Some((items, stages)))
     }
 
-    /// Ranks `phrases` in `snapshot` (of the transaction's generation) and reads the rows in `tx`.
+    /// Ranks `phrases` in `view` (of the transaction's generation) and reads the rows in `tx`.
     fn ranked(
         &self,
         tx: &Connection,
-        snapshot: &Snapshot,
+        view: &index::View,
         phrases: &[Phrase],
         query: &FeedQuery,
         meta: &Meta,
     ) -> Result<Vec<FeedItem>, Error> {
         let hidden = self.index.hidden(tx, (self.file, meta.generation, meta.thumbs))?;
-        let hits = page(snapshot.top_k_visible(phrases, &query.region, wanted(query), &hidden), query);
+        let hits = page(view.top_k(phrases, &query.region, wanted(query), &hidden), query);
         self.fetch(tx, &hits)
     }
 

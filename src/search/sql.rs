@@ -170,3 +170,12 @@ pub fn row_item(r: &rusqlite::Row<'_>, rank: f64, policy: &ThumbnailPolicy) -> r
         channel_subscribers: r.get(12)?,
     })
 }
+
+/// How many change-log entries generations (`?1`, `?2`] have, and the lowest one.
+pub const CHANGES_COUNT_SQL: &str =
+    "SELECT count(*), min(generation) FROM videofeed_changes WHERE generation > ?1 AND generation <= ?2";
+
+/// The rows changed in generations (`?1`, `?2`] as they are now (NULLs: deleted).
+pub const CHANGED_ROWS_SQL: &str = "SELECT c.row, v.title, v.channel, v.region \
+     FROM (SELECT DISTINCT row FROM videofeed_changes WHERE generation > ?1 AND generation <= ?2) c \
+     LEFT JOIN videos v ON v.rowid = c.row";

@@ -91,9 +91,40 @@ impl Tokenizer {
         let conn = rusqlite::Connection::open_in_memory()?;
         conn.execute_batch(&format!(
             "CREATE VIRTUAL TABLE q USING fts5(x, tokenize = '{TOKENIZE}');
-             CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance');"
+             CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance');
+             CREATE VIRTUAL TABLE r USING fts5(title, channel, tokenize = '{TOKENIZE}');
+             CREATE VIRTUAL TABLE rv USING fts5vocab(r, 'instance');"
         ))?;
         Ok(Tokenizer { conn })
+    }
+
+    /// The tokens of each (title, channel), per column in order, as `videos_fts` holds them.
+    ///
+    /// # Errors
+    /// Only SQLite failures of the in-memory table.
+    pub fn row_tokens(&self, rows: &[(&str, &str)]) -> rusqlite::Result<Vec<(Vec<String>, Vec<String>)>> {
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO r (rowid, title, channel) VALUES (?1, ?2, ?3)")?;
+            for (i, (title, channel)) in rows.iter().enumerate() {
+                insert.execute(rusqlite::params![i64::try_from(i).unwrap_or(i64::MAX), title, channel])?;
+            }
+        }
+        let mut out: Vec<(Vec<String>, Vec<String>)> = vec![(Vec::new(), Vec::new()); rows.len()];
+        {
+            let mut select =
+                tx.prepare_cached("SELECT doc, col = 'channel', term FROM rv ORDER BY doc, col = 'channel', offset")?;
+            let mut found = select.query([])?;
+            while let Some(row) = found.next()? {
+                let doc = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(usize::MAX);
+                if let Some((title, channel)) = out.get_mut(doc) {
+                    if row.get::<_, bool>(1)? { channel } else { title }.push(row.get(2)?);
+                }
+            }
+        }
+        tx.execute("DELETE FROM r", [])?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// The query's phrases as FTS5 tokenizes them: one per chunk, its tokens in order;

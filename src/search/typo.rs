@@ -15,7 +15,7 @@
 
 use rusqlite::Connection;
 
-use super::index::{BuildError, RankIndex, Snapshot};
+use super::index::{BuildError, RankIndex, View};
 use super::tokenize::{Phrase, expression};
 use super::{Error, sql};
 
@@ -42,15 +42,24 @@ pub const MAX_TYPO_CHARS: usize = 40;
 /// [`MAX_TYPO_CHARS`]. Among candidates the one in most rows (`docs`) wins, then the
 /// closer, then the first in byte order. `terms` are sorted; scans them once.
 pub fn correct(terms: &[Box<str>], docs: impl Fn(usize) -> usize, token: &str, prefix: bool) -> Option<String> {
+    if !term_range(terms, token, prefix).is_empty() {
+        return None;
+    }
+    correct_among(terms.iter().enumerate().map(|(i, t)| (&**t, docs(i))), token)
+}
+
+/// [`correct`] over `candidates`, (term, rows holding it) in byte order, once `token`
+/// is known to be unknown; terms held by no row are skipped.
+pub fn correct_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, token: &str) -> Option<String> {
     let chars: Vec<char> = token.chars().collect();
-    if !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars.len()) || !term_range(terms, token, prefix).is_empty() {
+    if !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars.len()) {
         return None;
     }
     let max = if chars.len() >= 8 { 2 } else { 1 };
-    let mut best: Option<(usize, usize, usize)> = None; // (rows, distance, term index)
-    for (i, term) in terms.iter().enumerate() {
+    let mut best: Option<(usize, usize, &str)> = None; // (rows, distance, term)
+    for (term, freq) in candidates {
         // A char count is never above the byte length nor below a quarter of it.
-        if term.len() + max < chars.len() || term.len() > (chars.len() + max) * 4 {
+        if freq == 0 || term.len() + max < chars.len() || term.len() > (chars.len() + max) * 4 {
             continue;
         }
         let len = term.chars().count();
@@ -58,16 +67,12 @@ pub fn correct(terms: &[Box<str>], docs: impl Fn(usize) -> usize, token: &str, p
             continue;
         }
         let Some(d) = bounded_distance(&chars, term, max) else { continue };
-        let freq = docs(i);
-        if freq == 0 {
-            continue;
-        }
         let better = best.is_none_or(|(bf, bd, _)| freq > bf || (freq == bf && d < bd));
         if better {
-            best = Some((freq, d, i));
+            best = Some((freq, d, term));
         }
     }
-    best.and_then(|(_, _, i)| terms.get(i)).map(|t| t.to_string())
+    best.map(|(_, _, t)| t.to_owned())
 }
 
 /// The index's terms and the number of rows holding each, without postings: what the
@@ -131,7 +136,7 @@ pub const MAX_CORRECTIONS: usize = 4;
 
 /// Where the typo correction reads the vocabulary: the current snapshot, or FTS5's.
 pub(super) enum Lexicon<'a> {
-    Snapshot(&'a Snapshot),
+    Index(&'a View),
     Sql { tx: &'a Connection, index: &'a RankIndex, file: u64, generation: i64 },
 }
 
@@ -139,7 +144,7 @@ impl Lexicon<'_> {
     /// Whether `token` is a term of some row (or the start of one, when `prefix`).
     pub(super) fn knows(&self, token: &str, prefix: bool) -> Result<bool, Error> {
         match self {
-            Lexicon::Snapshot(s) => Ok(s.knows(token, prefix)),
+            Lexicon::Index(v) => Ok(v.knows(token, prefix)),
             Lexicon::Sql { tx, .. } => {
                 let phrase = Phrase { tokens: vec![token.to_owned()], prefix };
                 Ok(tx.prepare_cached(sql::KNOWN_SQL)?.exists([expression(std::slice::from_ref(&phrase))])?)
@@ -149,7 +154,7 @@ impl Lexicon<'_> {
 
     pub(super) fn correct(&self, token: &str, prefix: bool) -> Result<Option<String>, Error> {
         match self {
-            Lexicon::Snapshot(s) => Ok(s.correct(token, prefix)),
+            Lexicon::Index(v) => Ok(v.correct(token, prefix)),
             Lexicon::Sql { tx, index, file, generation } => {
                 Ok(index.vocabulary(tx, *file, *generation)?.correct(token, prefix))
             }

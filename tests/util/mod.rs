@@ -75,9 +75,22 @@ impl Server {
     }
 
     pub fn start_with(dir: &TestDir, db: &Path, workers: usize, env: &[(&str, &str)]) -> Server {
+        Self::start_under(dir, db, workers, env, &[])
+    }
+
+    /// As [`Server::start_with`], run through `wrapper` (a program and its arguments, such as strace).
+    pub fn start_under(dir: &TestDir, db: &Path, workers: usize, env: &[(&str, &str)], wrapper: &[&str]) -> Server {
         let socket = dir.path("vf.sock");
         let log = dir.path("serve.log");
-        let child = Command::new(bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = command
             .args(["serve", "--db", db.to_str().unwrap(), "--socket", socket.to_str().unwrap()])
             .args(["--workers", &workers.to_string()])
             .env("VIDEOFEED_LOG", "debug")

@@ -12,6 +12,7 @@
 )]
 
 pub mod build;
+pub mod delta;
 mod load;
 pub mod snapshot;
 
@@ -23,9 +24,11 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 pub use build::{BuildError, Builder, Instance, MAX_REGIONS, MAX_ROWID};
+pub use delta::{Delta, Row};
 use load::{current_generation, load};
 pub use snapshot::{Hidden, Hit, Postings, Snapshot};
 
+use super::tokenize::{Phrase, Tokenizer};
 use super::typo::Vocabulary;
 use super::{Error, ThumbnailPolicy, sql};
 use crate::store::db::file_id;
@@ -51,6 +54,84 @@ pub struct RankIndex {
     vocabulary: Mutex<Option<(u64, i64, Arc<Vocabulary>)>>,
     /// The (file, generation) whose build failed: not tried again until either moves.
     failed: Mutex<Option<(u64, i64)>>,
+    /// The delta of the current base: (file, base generation, delta).
+    delta: Mutex<Option<(u64, i64, Arc<Delta>)>>,
+}
+
+/// A delta of this many rows starts a rebuild of the base in the background (it keeps
+/// answering meanwhile): merging it costs about a microsecond per delta row per query.
+pub const COMPACT_ROWS: usize = 20_000;
+
+/// The rank index at one generation: an immutable base and the delta since it.
+pub struct View {
+    /// The snapshot built from the database at some earlier generation.
+    pub base: Arc<Snapshot>,
+    /// The rows changed since, as they are at the view's generation.
+    pub delta: Arc<Delta>,
+}
+
+impl View {
+    /// Whether `token` is a term of some row now (or starts one, when `prefix`).
+    pub fn knows(&self, token: &str, prefix: bool) -> bool {
+        if self.delta.is_empty() {
+            self.base.knows(token, prefix)
+        } else {
+            self.base.knows_view(token, prefix, &self.delta)
+        }
+    }
+
+    /// The typo correction of `token` over the current vocabulary.
+    pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
+        if self.delta.is_empty() {
+            self.base.correct(token, prefix)
+        } else {
+            self.base.correct_view(token, prefix, &self.delta)
+        }
+    }
+
+    /// The best `limit` rows now (see [`Snapshot::top_k_view`]).
+    pub fn top_k(&self, phrases: &[Phrase], region: &str, limit: usize, hidden: &Hidden) -> Vec<Hit> {
+        self.base.top_k_view(phrases, region, limit, hidden, Some(&self.delta))
+    }
+}
+
+/// Changed rows: (row id, the row now, or None when deleted).
+type Updates = Vec<(u32, Option<Row>)>;
+
+/// The rows written in generations (`from`, `to`], with their tokens now (None for a
+/// deleted row); None when the change log does not hold every one of those generations.
+fn changed_rows(tx: &Connection, from: i64, to: i64, tokenizer: &Tokenizer) -> Result<Option<Updates>, Error> {
+    let (entries, lowest): (i64, Option<i64>) =
+        tx.prepare_cached(sql::CHANGES_COUNT_SQL)?.query_row([from, to], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if entries != to - from || lowest.is_some_and(|l| l != from + 1) {
+        return Ok(None);
+    }
+    let mut stmt = tx.prepare_cached(sql::CHANGED_ROWS_SQL)?;
+    let rows = stmt.query_map([from, to], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    let mut present = Vec::new();
+    let mut gone = Vec::new();
+    for row in rows {
+        let (rowid, title, channel, region) = row?;
+        let Ok(rowid) = u32::try_from(rowid) else { return Ok(None) };
+        match (title, channel, region) {
+            (Some(t), Some(c), Some(r)) => present.push((rowid, t, c, r)),
+            _ => gone.push(rowid),
+        }
+    }
+    let texts: Vec<(&str, &str)> = present.iter().map(|(_, t, c, _)| (t.as_str(), c.as_str())).collect();
+    let tokens = tokenizer.row_tokens(&texts)?;
+    let mut updates: Updates = gone.into_iter().map(|r| (r, None)).collect();
+    for ((rowid, _, _, region), (title, channel)) in present.into_iter().zip(tokens) {
+        updates.push((rowid, Some(Row { rowid, region, title, channel })));
+    }
+    Ok(Some(updates))
 }
 
 /// What the set of videos left out depends on: (file, generation, thumbs).
@@ -91,6 +172,7 @@ impl RankIndex {
             hidden: Mutex::new(None),
             vocabulary: Mutex::new(None),
             failed: Mutex::new(None),
+            delta: Mutex::new(None),
         })
     }
 
@@ -157,23 +239,86 @@ impl RankIndex {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|(_, s)| Arc::clone(s))
     }
 
-    /// The snapshot of the file `file` (see [`file_id`]) at `generation`; otherwise
-    /// None, and a rebuild starts (when the index is enabled).
-    pub(super) fn snapshot_at(self: &Arc<Self>, file: u64, generation: i64) -> Option<Arc<Snapshot>> {
+    /// The generation the index answers at: its base's, brought forward by the delta
+    /// the last query caught up (None before the first build).
+    pub fn generation(&self) -> Option<i64> {
+        let (file, base) = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()?;
+        let delta = self.delta.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match delta.as_ref() {
+            Some((f, g, d)) if *f == file && *g == base.generation() => Some(d.generation()),
+            _ => Some(base.generation()),
+        }
+    }
+
+    /// The size of the current delta (rows changed since the base), for metrics.
+    pub fn delta_rows(&self) -> usize {
+        self.delta.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map_or(0, |(_, _, d)| d.len())
+    }
+
+    /// The rank index at `generation` of file `file`, read in `tx`: the base
+    /// snapshot and the delta that brings it to that generation. A delta behind is
+    /// caught up from the change log (only the rows written since); a gap in the
+    /// log (a bulk load, or entries pruned) or no base at all starts a rebuild and
+    /// answers None (SQL ranks meanwhile, with the same answers); so does a delta
+    /// past [`COMPACT_ROWS`], while it keeps answering.
+    ///
+    /// # Errors
+    /// SQLite errors reading the log or the changed rows.
+    pub(super) fn view_at(
+        self: &Arc<Self>,
+        tx: &Connection,
+        file: u64,
+        generation: i64,
+        tokenizer: &Tokenizer,
+    ) -> Result<Option<View>, Error> {
         if !self.enabled {
-            return None;
+            return Ok(None);
         }
         let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        match current {
-            Some((built_from, snap)) if built_from == file && snap.generation() == generation => Some(snap),
+        let base = match current {
+            Some((built_from, snap)) if built_from == file && snap.generation() <= generation => snap,
+            Some((built_from, snap)) if built_from == file && snap.generation() > generation => return Ok(None),
             _ => {
                 let failed = *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if failed != Some((file, generation)) {
                     self.refresh();
                 }
-                None
+                return Ok(None);
             }
+        };
+        if base.generation() == generation {
+            return Ok(Some(View { delta: Arc::new(Delta::empty(generation)), base }));
         }
+        // One reader catches up at a time; the others wait for its result.
+        let mut stored = self.delta.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let delta = match stored.as_ref() {
+            Some((f, g, d)) if *f == file && *g == base.generation() => Arc::clone(d),
+            _ => Arc::new(Delta::empty(base.generation())),
+        };
+        if delta.generation() > generation {
+            return Ok(None);
+        }
+        let delta = if delta.generation() == generation {
+            delta
+        } else {
+            let Some(updates) = changed_rows(tx, delta.generation(), generation, tokenizer)? else {
+                log::info!(
+                    "rank index: the change log does not cover generations {}..{}; rebuilding",
+                    delta.generation(),
+                    generation
+                );
+                drop(stored);
+                self.refresh();
+                return Ok(None);
+            };
+            let next = Arc::new(delta.with(&base, generation, updates));
+            *stored = Some((file, base.generation(), Arc::clone(&next)));
+            if next.len() >= COMPACT_ROWS {
+                self.refresh();
+            }
+            next
+        };
+        Ok(Some(View { base, delta }))
     }
 
     /// Builds the snapshot now, on this thread (benchmarks, tools).
@@ -197,7 +342,7 @@ impl RankIndex {
         let spawned = std::thread::Builder::new().name("rank-index".into()).spawn(move || {
             let _building = Building(&index.building);
             // A panic in the loader must not leave the flag set (no rebuild ever again).
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index.rebuild_until_current()));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index.rebuild()));
             if outcome.is_err() {
                 log::error!("rank index builder panicked; SQL ranking until the next write");
                 let failed = (file_id(&index.db), current_generation(&index.db).unwrap_or(i64::MIN));
@@ -210,45 +355,35 @@ impl RankIndex {
         }
     }
 
-    /// Builds snapshots until one matches the database (the builder thread's loop).
-    fn rebuild_until_current(&self) {
-        loop {
-            let started = Instant::now();
-            let file = file_id(&self.db);
-            #[cfg(feature = "test-hooks")]
-            if std::env::var_os("VIDEOFEED_TEST_PANIC_INDEX_BUILD").is_some_and(|v| v == "once")
-                && !PANICKED_ONCE.swap(true, Ordering::SeqCst)
-            {
-                crate::sys::test_hook_panic("rank index build");
+    /// Builds a new base snapshot (the builder thread's work). Writes during the
+    /// build are not built again for: the change log brings the new base up to date
+    /// at the next query, as a delta.
+    fn rebuild(&self) {
+        let started = Instant::now();
+        let file = file_id(&self.db);
+        #[cfg(feature = "test-hooks")]
+        if std::env::var_os("VIDEOFEED_TEST_PANIC_INDEX_BUILD").is_some_and(|v| v == "once")
+            && !PANICKED_ONCE.swap(true, Ordering::SeqCst)
+        {
+            crate::sys::test_hook_panic("rank index build");
+        }
+        match load(&self.db) {
+            Ok(snap) => {
+                log::info!(
+                    "rank index ready generation={} terms={} postings={} heap_mb={} ms={}",
+                    snap.generation(),
+                    snap.term_count(),
+                    snap.posting_count(),
+                    snap.heap_bytes() / (1 << 20),
+                    started.elapsed().as_millis()
+                );
+                *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
+                crate::sys::trim_heap();
             }
-            match load(&self.db) {
-                Ok(snap) => {
-                    log::info!(
-                        "rank index ready generation={} terms={} postings={} heap_mb={} ms={}",
-                        snap.generation(),
-                        snap.term_count(),
-                        snap.posting_count(),
-                        snap.heap_bytes() / (1 << 20),
-                        started.elapsed().as_millis()
-                    );
-                    let generation = snap.generation();
-                    *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        Some((file, Arc::new(snap)));
-                    crate::sys::trim_heap();
-                    // Writes during the build: go again, or stop when up to date. Under a
-                    // steady stream of writes, rest as long as a build took between builds,
-                    // so rebuilding never takes more than half a core (SQL answers meanwhile).
-                    if file_id(&self.db) == file && current_generation(&self.db).is_ok_and(|g| g == generation) {
-                        return;
-                    }
-                    std::thread::sleep(started.elapsed());
-                }
-                Err(e) => {
-                    log::warn!("rank index not built, SQL ranking until the next write: {e}");
-                    let generation = current_generation(&self.db).unwrap_or(i64::MIN);
-                    *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, generation));
-                    return;
-                }
+            Err(e) => {
+                log::warn!("rank index not built, SQL ranking until the next write: {e}");
+                let generation = current_generation(&self.db).unwrap_or(i64::MIN);
+                *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, generation));
             }
         }
     }

@@ -31,6 +31,7 @@
 
 use std::cmp::Ordering;
 
+use super::delta::{Delta, Row};
 use crate::search::bm25::{B, CHANNEL_WEIGHT, CHANNEL_WEIGHT_INT, K1, TITLE_WEIGHT, TITLE_WEIGHT_INT};
 use crate::search::tokenize::Phrase;
 
@@ -330,65 +331,198 @@ impl Snapshot {
     /// As [`Snapshot::top_k`], skipping the rows in `hidden` (videos the feed leaves
     /// out; they still count in bm25's statistics, as they do in FTS5's).
     pub fn top_k_visible(&self, phrases: &[Phrase], region: &str, limit: usize, hidden: &Hidden) -> Vec<Hit> {
-        if phrases.is_empty() || limit == 0 || self.n_rows <= 0 {
+        self.top_k_view(phrases, region, limit, hidden, None)
+    }
+
+    /// As [`Snapshot::top_k_visible`] over this snapshot brought up to date by
+    /// `delta`: masked base rows do not count, the delta's rows do, and bm25's totals
+    /// (rows, tokens, rows per phrase) are those of the current data.
+    pub fn top_k_view(
+        &self,
+        phrases: &[Phrase],
+        region: &str,
+        limit: usize,
+        hidden: &Hidden,
+        delta: Option<&Delta>,
+    ) -> Vec<Hit> {
+        let delta = delta.filter(|d| !d.is_empty());
+        let (rows_adjust, tokens_adjust) = delta.map_or((0, 0), Delta::adjust);
+        let total_rows = self.n_rows + rows_adjust;
+        if phrases.is_empty() || limit == 0 || total_rows <= 0 {
             return Vec::new();
         }
         let code_of = |name: &str| self.regions.iter().position(|r| r == name).and_then(|c| u16::try_from(c).ok());
         let wanted: [Option<u16>; 2] = [code_of(region), code_of("GLOBAL")];
-        if wanted.iter().all(Option::is_none) {
-            return Vec::new();
-        }
 
         let matches: Vec<PhraseMatches<'_>> = phrases.iter().map(|p| self.matches(p)).collect();
-        if matches.iter().any(|m| m.rowids().is_empty()) {
+        // The delta's rows: each phrase's weighted count in each row (0: no match).
+        let delta_rows = delta.map_or(&[][..], Delta::rows);
+        let delta_freq: Vec<Vec<f64>> =
+            delta_rows.iter().map(|row| phrases.iter().map(|p| weighted_in_row(row, p)).collect()).collect();
+        // fts5Bm25GetData: avgdl and one IDF per phrase, from whole-table counts.
+        let mut hits_per_phrase: Vec<usize> = matches.iter().map(|m| m.rowids().len()).collect();
+        if let Some(delta) = delta {
+            for (p, (m, hits)) in matches.iter().zip(hits_per_phrase.iter_mut()).enumerate() {
+                let ids = m.rowids();
+                let masked_here = delta.masked_rowids().filter(|r| ids.binary_search(r).is_ok()).count();
+                let added_here = delta_freq.iter().filter(|f| f.get(p).is_some_and(|f| *f > 0.0)).count();
+                *hits = *hits - masked_here + added_here;
+            }
+        }
+        if hits_per_phrase.contains(&0) {
             return Vec::new();
         }
-        // fts5Bm25GetData: avgdl and one IDF per phrase, from whole-table counts.
-        let n_rows = self.n_rows as f64;
-        let avgdl = self.n_tokens as f64 / n_rows;
-        let idf: Vec<f64> = matches
+        let n_rows = total_rows as f64;
+        let avgdl = (self.n_tokens + tokens_adjust) as f64 / n_rows;
+        let idf: Vec<f64> = hits_per_phrase
             .iter()
-            .map(|m| {
-                let hits = m.rowids().len() as f64;
+            .map(|&hits| {
+                let hits = hits as f64;
                 let idf = ((n_rows - hits + 0.5) / (hits + 0.5)).ln();
                 if idf <= 0.0 { 1e-6 } else { idf }
             })
             .collect();
-
-        // Drive the intersection from the shortest list; gallop in the others.
-        let driver = matches.iter().enumerate().min_by_key(|(_, m)| m.rowids().len()).map_or(0, |(i, _)| i);
-        let mut cursors = vec![0usize; matches.len()];
-        let mut heap: std::collections::BinaryHeap<Candidate> = std::collections::BinaryHeap::with_capacity(limit + 1);
-        let Some(drive) = matches.get(driver) else { return Vec::new() };
-        'rows: for &rowid in drive.rowids() {
-            let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
-            let code = self.region.get(slot).copied();
-            if !wanted.iter().any(|w| w.is_some() && *w == code) || hidden.contains(rowid) {
-                continue;
-            }
-            for (m, cursor) in matches.iter().zip(cursors.iter_mut()) {
-                let ids = m.rowids();
-                *cursor += gallop(ids.get(*cursor..).unwrap_or_default(), rowid);
-                if ids.get(*cursor) != Some(&rowid) {
-                    continue 'rows;
-                }
-            }
-            let d = f64::from(self.doc_len.get(slot).copied().unwrap_or(0));
+        let score_of = |freqs: &mut dyn Iterator<Item = f64>, d: f64| -> f64 {
             let mut score = 0.0;
-            for ((m, cursor), idf) in matches.iter().zip(&cursors).zip(&idf) {
-                let f = m.freq(*cursor);
+            for (f, idf) in freqs.zip(&idf) {
                 score += idf * ((f * (K1 + 1.0)) / (f + K1 * (1.0 - B + B * d / avgdl)));
             }
-            let candidate = Candidate(Hit { rowid: i64::from(rowid), rank: -score }); // FTS5 returns -1.0 * score: the same bits
+            score
+        };
+        let mut heap: std::collections::BinaryHeap<Candidate> = std::collections::BinaryHeap::with_capacity(limit + 1);
+        let mut offer = |candidate: Candidate| {
             if heap.len() < limit {
                 heap.push(candidate);
             } else if heap.peek().is_some_and(|worst| candidate < *worst) {
                 heap.pop();
                 heap.push(candidate);
             }
+        };
+
+        // The base: drive the intersection from the shortest list; gallop in the others.
+        let masked = delta.map(Delta::masked);
+        let driver = matches.iter().enumerate().min_by_key(|(_, m)| m.rowids().len()).map_or(0, |(i, _)| i);
+        let mut cursors = vec![0usize; matches.len()];
+        if wanted.iter().any(Option::is_some) && matches.iter().all(|m| !m.rowids().is_empty()) {
+            let drive = matches.get(driver).map_or(&[][..], PhraseMatches::rowids);
+            'rows: for &rowid in drive {
+                let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
+                let code = self.region.get(slot).copied();
+                if !wanted.iter().any(|w| w.is_some() && *w == code)
+                    || hidden.contains(rowid)
+                    || masked.is_some_and(|m| m.contains(rowid))
+                {
+                    continue;
+                }
+                for (m, cursor) in matches.iter().zip(cursors.iter_mut()) {
+                    let ids = m.rowids();
+                    *cursor += gallop(ids.get(*cursor..).unwrap_or_default(), rowid);
+                    if ids.get(*cursor) != Some(&rowid) {
+                        continue 'rows;
+                    }
+                }
+                let d = f64::from(self.doc_len.get(slot).copied().unwrap_or(0));
+                let score = score_of(&mut matches.iter().zip(&cursors).map(|(m, c)| m.freq(*c)), d);
+                offer(Candidate(Hit { rowid: i64::from(rowid), rank: -score })); // FTS5 returns -1.0 * score: the same bits
+            }
+        }
+        // The delta's rows.
+        for (row, freqs) in delta_rows.iter().zip(&delta_freq) {
+            let in_region = row.region == region || row.region == "GLOBAL";
+            if !in_region || hidden.contains(row.rowid) || freqs.iter().any(|f| *f <= 0.0) {
+                continue;
+            }
+            let d = row.len() as f64;
+            let score = score_of(&mut freqs.iter().copied(), d);
+            offer(Candidate(Hit { rowid: i64::from(row.rowid), rank: -score }));
         }
         heap.into_sorted_vec().into_iter().map(|c| c.0).collect()
     }
+
+    /// The token count of base row `rowid`, when the base holds that row.
+    pub fn row_len(&self, rowid: u32) -> Option<u32> {
+        let slot = usize::try_from(rowid).ok()?;
+        self.region.get(slot).filter(|code| **code != 0)?;
+        Some(self.doc_len.get(slot).copied().unwrap_or(0))
+    }
+
+    /// The distinct term ids of base row `rowid` (from the forward index).
+    pub fn row_terms(&self, rowid: u32) -> Vec<u32> {
+        let Some(len) = self.row_len(rowid) else { return Vec::new() };
+        let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
+        let start = usize::try_from(self.doc_start.get(slot).copied().unwrap_or(0)).unwrap_or(0);
+        let mut terms: Vec<u32> = (start..start + usize::try_from(len).unwrap_or(0))
+            .map(|i| self.forward.get(i))
+            .filter(|t| *t != u32::MAX)
+            .collect();
+        terms.sort_unstable();
+        terms.dedup();
+        terms
+    }
+
+    /// [`Snapshot::knows`] for the current data: this snapshot brought up to date by `delta`.
+    pub fn knows_view(&self, token: &str, prefix: bool, delta: &Delta) -> bool {
+        let base = self.term_range(token, prefix).any(|t| self.df(t) > delta.removed(t));
+        base || delta_terms(delta, token, prefix).next().is_some()
+    }
+
+    /// [`Snapshot::correct`] for the current data: this snapshot brought up to date by `delta`.
+    pub fn correct_view(&self, token: &str, prefix: bool, delta: &Delta) -> Option<String> {
+        if self.knows_view(token, prefix, delta) {
+            return None;
+        }
+        // Base terms (rows adjusted) and delta terms, merged in byte order.
+        let mut base = self.terms.iter().enumerate().map(|(i, t)| (&**t, self.df(i) - delta.removed(i))).peekable();
+        let mut added = delta.added().iter().map(|(t, n)| (t.as_str(), *n as usize)).peekable();
+        let merged = std::iter::from_fn(move || match (base.peek(), added.peek()) {
+            (Some(b), Some(a)) if b.0 == a.0 => {
+                let (b, a) = (base.next()?, added.next()?);
+                Some((b.0, b.1 + a.1))
+            }
+            (Some(b), Some(a)) if b.0 < a.0 => base.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => added.next(),
+            (Some(_), None) => base.next(),
+            (None, None) => None,
+        });
+        crate::search::typo::correct_among(merged, token)
+    }
+
+    /// Rows holding base term `term`.
+    fn df(&self, term: usize) -> usize {
+        self.lists.get(term).map_or(0, Postings::len)
+    }
+}
+
+/// The delta's terms equal to `token` (or starting with it, when `prefix`).
+fn delta_terms<'d>(delta: &'d Delta, token: &'d str, prefix: bool) -> impl Iterator<Item = &'d String> + 'd {
+    delta
+        .added()
+        .range::<str, _>((std::ops::Bound::Included(token), std::ops::Bound::Unbounded))
+        .map(|(t, _)| t)
+        .take_while(move |t| if prefix { t.starts_with(token) } else { t.as_str() == token })
+}
+
+/// FTS5's weighted count of `phrase` in a delta row: each place in a column where
+/// the phrase's tokens stand in order (the last one as a prefix when it is one)
+/// adds that column's weight.
+fn weighted_in_row(row: &Row, phrase: &Phrase) -> f64 {
+    let n = phrase.tokens.len();
+    let last = n.saturating_sub(1);
+    let hits = |column: &[String]| -> usize {
+        if n == 0 || column.len() < n {
+            return 0;
+        }
+        (0..=column.len() - n)
+            .filter(|&p| {
+                phrase.tokens.iter().enumerate().all(|(j, t)| {
+                    column
+                        .get(p + j)
+                        .is_some_and(|c| if phrase.prefix && j == last { c.starts_with(t.as_str()) } else { c == t })
+                })
+            })
+            .count()
+    };
+    weighted((hits(&row.title) as f64, hits(&row.channel) as f64))
 }
 
 /// A set of row ids (a bitmap: 16 KB per million rows), for rows to leave out.
