@@ -1,13 +1,16 @@
-//! Live ingestion through the write API, and `/feed` latency with and without it, in one run.
+//! Live ingestion through the write API, and `/feed` with and without it, in one run.
 //!
 //! `cargo bench --bench ingest -- DB [QUERY_LOG]`
 //!
 //! Copies DB to a temporary file, starts `target/release/videofeed serve` on a
-//! Unix socket with a write token, then measures over FastCGI (our client, no
-//! web server): (1) `/feed` p50/p95 with 8 reader threads for 10 s, alone;
-//! (2) ingestion through `POST /feed/admin/videos` (batches of 500 demo videos)
-//! with 1 writer, then 8 writers, 10 s each, videos/s acknowledged, while the
-//! same 8 readers run; their p50/p95 during ingestion. Stops the server.
+//! Unix socket with a write token, 4 workers, response cache off, then measures
+//! over FastCGI (our client, no web server), 8 reader threads on the query log
+//! in every phase, 10 s each: (0) the feed alone; (1) one writer posting a
+//! 500-video batch every 0.5 s (1,000 new videos/s); (2) eight writers at 250
+//! videos/s each (a 125-video batch every 0.5 s); (3) one writer changing only
+//! view counts of existing videos (a 1,000-video batch every 0.5 s, 2,000/s);
+//! (4) one writer posting 500-video batches as fast as it can. Prints readers'
+//! requests/s and latency per phase, and each phase's ratio to phase 0.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, reason = "a benchmark reports on stdout and may fail loudly")]
 
@@ -71,31 +74,90 @@ fn pct(v: &[f64], p: usize) -> f64 {
     v.get((v.len() * p / 100).min(v.len().saturating_sub(1))).copied().unwrap_or(0.0)
 }
 
-fn writers(socket: &Path, n: usize, stop: &Arc<AtomicBool>, seed: u64) -> Vec<std::thread::JoinHandle<()>> {
-    let done = Arc::new(AtomicU64::new(0));
+/// What a writer sends.
+#[derive(Clone, Copy)]
+enum Load {
+    /// New demo videos, `batch` per request, one request every `every` (None: back to back).
+    New { batch: usize, every: Option<Duration> },
+    /// Existing videos with a new view count, `batch` per request every `every`.
+    Views { batch: usize, every: Duration },
+}
+
+fn writers(
+    socket: &Path,
+    n: usize,
+    load: Load,
+    existing: &Arc<Vec<serde_json::Value>>,
+    stop: &Arc<AtomicBool>,
+    seed: u64,
+) -> Vec<std::thread::JoinHandle<()>> {
     (0..n)
         .map(|w| {
-            let (socket, stop, _done) = (socket.to_path_buf(), Arc::clone(stop), Arc::clone(&done));
+            let (socket, stop, existing) = (socket.to_path_buf(), Arc::clone(stop), Arc::clone(existing));
             std::thread::spawn(move || {
                 let mut videos = videofeed::store::demo::videos(10_000_000, seed * 100 + w as u64);
+                let mut round = 0u64;
                 while !stop.load(Ordering::SeqCst) {
-                    let body: Vec<String> = videos
-                        .by_ref()
-                        .take(500)
-                        .map(|v| {
-                            serde_json::json!({"id": format!("b{seed}{w}{}", v.id), "title": v.title, "channel": v.channel,
-                                "duration_seconds": v.duration_seconds, "thumbnail": v.thumbnail, "region": v.region})
-                            .to_string()
-                        })
-                        .collect();
-                    let status = request(&socket, "POST", "/feed/admin/videos", body.join("\n").as_bytes());
-                    if status == 200 {
-                        COUNT.fetch_add(500, Ordering::SeqCst);
+                    let started = Instant::now();
+                    let (body, rows, every): (Vec<String>, usize, Option<Duration>) = match load {
+                        Load::New { batch, every } => (
+                            videos
+                                .by_ref()
+                                .take(batch)
+                                .map(|v| {
+                                    serde_json::json!({"id": format!("b{seed}{w}{}", v.id), "title": v.title, "channel": v.channel,
+                                        "duration_seconds": v.duration_seconds, "thumbnail": v.thumbnail, "region": v.region})
+                                    .to_string()
+                                })
+                                .collect(),
+                            batch,
+                            every,
+                        ),
+                        Load::Views { batch, every } => {
+                            round += 1;
+                            let start = (round as usize * batch) % existing.len().max(1);
+                            let body = existing
+                                .iter()
+                                .cycle()
+                                .skip(start)
+                                .take(batch)
+                                .map(|v| {
+                                    let mut v = v.clone();
+                                    v["view_count"] = serde_json::json!(round);
+                                    v.to_string()
+                                })
+                                .collect();
+                            (body, batch, Some(every))
+                        }
+                    };
+                    if request(&socket, "POST", "/feed/admin/videos", body.join("\n").as_bytes()) == 200 {
+                        COUNT.fetch_add(rows as u64, Ordering::SeqCst);
+                    }
+                    if let Some(every) = every {
+                        while started.elapsed() < every && !stop.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
                     }
                 }
             })
         })
         .collect()
+}
+
+/// The first `n` videos of `db`, as import lines (for view-count updates).
+fn existing_videos(db: &Path, n: usize) -> Vec<serde_json::Value> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, title, channel, duration_seconds, thumbnail, region, published_at FROM videos ORDER BY rowid LIMIT ?1")
+        .unwrap();
+    stmt.query_map([n as i64], |r| {
+        Ok(serde_json::json!({"id": r.get::<_, String>(0)?, "title": r.get::<_, String>(1)?, "channel": r.get::<_, String>(2)?,
+            "duration_seconds": r.get::<_, i64>(3)?, "thumbnail": r.get::<_, String>(4)?, "region": r.get::<_, String>(5)?,
+            "published_at": r.get::<_, Option<String>>(6)?}))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 static COUNT: AtomicU64 = AtomicU64::new(0);
@@ -115,6 +177,15 @@ fn main() {
     std::fs::copy(&src, &db).unwrap();
     let socket = dir.join("vf.sock");
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/videofeed");
+    // Upgrade the copy's schema in place if it is older than this build's.
+    assert!(
+        Command::new(&bin)
+            .args(["init", "--db", db.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut server = Command::new(&bin)
         .args(["serve", "--db", db.to_str().unwrap(), "--socket", socket.to_str().unwrap(), "--workers", "4"])
         .env("VIDEOFEED_ADMIN_TOKEN", TOKEN)
@@ -126,17 +197,27 @@ fn main() {
     while UnixStream::connect(&socket).is_err() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::thread::sleep(Duration::from_secs(4)); // the rank index builds in the background
+    std::thread::sleep(Duration::from_secs(8)); // the rank index builds in the background (4 s per 1M)
 
+    let existing = Arc::new(existing_videos(&db, 100_000));
     println!(
-        "| phase | writers | videos/s acknowledged | /feed p50 ms | /feed p95 ms | /feed requests | /feed errors |"
+        "| phase | writers | videos/s acknowledged | /feed req/s | /feed p50 ms | /feed p95 ms | /feed p99 ms | errors | req/s vs alone | p99 vs alone |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for (phase, n) in [("feed alone", 0usize), ("ingest, 1 writer", 1), ("ingest, 8 writers", 8)] {
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let half = Duration::from_millis(500);
+    let phases: [(&str, usize, Load); 5] = [
+        ("feed alone", 0, Load::New { batch: 0, every: None }),
+        ("1 writer, 500 new every 0.5 s", 1, Load::New { batch: 500, every: Some(half) }),
+        ("8 writers, 125 new every 0.5 s each", 8, Load::New { batch: 125, every: Some(half) }),
+        ("1 writer, 1,000 view counts every 0.5 s", 1, Load::Views { batch: 1000, every: half }),
+        ("1 writer, 500 new back to back", 1, Load::New { batch: 500, every: None }),
+    ];
+    let mut alone: Option<(f64, f64)> = None;
+    for (k, (phase, n, load)) in phases.into_iter().enumerate() {
         let stop = Arc::new(AtomicBool::new(false));
         COUNT.store(0, Ordering::SeqCst);
         let r = readers(&socket, &queries, &stop);
-        let w = writers(&socket, n, &stop, n as u64);
+        let w = writers(&socket, n, load, &existing, &stop, k as u64 + 1);
         let t = Instant::now();
         std::thread::sleep(Duration::from_secs(10));
         stop.store(true, Ordering::SeqCst);
@@ -145,12 +226,16 @@ fn main() {
         }
         let secs = t.elapsed().as_secs_f64();
         let (lat, errors) = r.join().unwrap();
+        let rps = lat.len() as f64 / secs;
+        let p99 = pct(&lat, 99);
+        let (base_rps, base_p99) = *alone.get_or_insert((rps, p99));
         println!(
-            "| {phase} | {n} | {:.0} | {:.2} | {:.2} | {} | {errors} |",
+            "| {phase} | {n} | {:.0} | {rps:.0} | {:.2} | {:.2} | {p99:.2} | {errors} | {:.2}x | {:.2}x |",
             COUNT.load(Ordering::SeqCst) as f64 / secs,
             pct(&lat, 50),
             pct(&lat, 95),
-            lat.len()
+            rps / base_rps,
+            p99 / base_p99
         );
     }
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();

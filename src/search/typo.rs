@@ -76,7 +76,7 @@ pub fn correct_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, tok
 }
 
 /// The index's terms and the number of rows holding each, without postings: what the
-/// typo correction needs when no current [`Snapshot`] is at hand (read from FTS5's
+/// typo correction needs when no current [`super::index::Snapshot`] is at hand (read from FTS5's
 /// `fts5vocab` row table by `search`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Vocabulary {
@@ -136,7 +136,7 @@ pub const MAX_CORRECTIONS: usize = 4;
 
 /// Where the typo correction reads the vocabulary: the current snapshot, or FTS5's.
 pub(super) enum Lexicon<'a> {
-    Index(&'a View),
+    Index(&'a View<'a>),
     Sql { tx: &'a Connection, index: &'a RankIndex, file: u64, generation: i64 },
 }
 

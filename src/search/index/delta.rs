@@ -18,7 +18,7 @@
     clippy::cast_possible_truncation
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::snapshot::{Hidden, Snapshot};
 
@@ -47,74 +47,106 @@ impl Row {
     }
 }
 
-/// The changes since a base snapshot, at one generation.
+/// The changes since a base snapshot, at one generation, updated in place
+/// ([`Delta::apply`]: the cost of an update is that of the rows it changes, not
+/// of the whole delta).
 #[derive(Debug, Clone, Default)]
 pub struct Delta {
     /// The generation this delta brings the base to.
     generation: i64,
-    /// Every changed row id and its state now (None: deleted).
-    changed: BTreeMap<u32, Option<Row>>,
-    /// Derived: base rows whose base entry no longer counts.
-    masked: Hidden,
-    /// Derived: the rows now present, by row id.
+    /// Every changed row id and its current version in `rows` (None: deleted).
+    changed: BTreeMap<u32, Option<usize>>,
+    /// Every version of a changed row, in the order applied; superseded ones are dead.
     rows: Vec<Row>,
-    /// Derived: rows and tokens to add to the base's totals (may be negative).
+    alive: Vec<bool>,
+    /// Base rows whose base entry no longer counts, as a bitmap and ascending.
+    masked: Hidden,
+    masked_list: BTreeSet<u32>,
+    /// Rows and tokens to add to the base's totals (may be negative).
     rows_adjust: i64,
     tokens_adjust: i64,
-    /// Derived: per base term id, masked rows that held it.
-    removed: HashMap<u32, u32>,
-    /// Derived: per term, delta rows that hold it.
+    /// Per base term id, masked rows that held it.
+    removed: BTreeMap<u32, u32>,
+    /// Per term, live delta rows that hold it.
     added: BTreeMap<String, u32>,
+    /// Per term, (index into `rows`, count in title, count in channel), by index (dead ones too).
+    postings: BTreeMap<String, Vec<(usize, u16, u16)>>,
 }
 
 impl Delta {
+    /// A delta with nothing in it (for a `static`).
+    pub const EMPTY: Delta = Delta {
+        generation: 0,
+        changed: BTreeMap::new(),
+        rows: Vec::new(),
+        alive: Vec::new(),
+        masked: Hidden::EMPTY,
+        masked_list: BTreeSet::new(),
+        rows_adjust: 0,
+        tokens_adjust: 0,
+        removed: BTreeMap::new(),
+        added: BTreeMap::new(),
+        postings: BTreeMap::new(),
+    };
+
     /// No change: the base at its own generation.
     pub fn empty(generation: i64) -> Delta {
         Delta { generation, ..Delta::default() }
     }
 
-    /// This delta with `updates` (row id → its state now) applied, at `generation`.
-    pub fn with(&self, base: &Snapshot, generation: i64, updates: Vec<(u32, Option<Row>)>) -> Delta {
-        let mut changed = self.changed.clone();
-        changed.extend(updates);
-        Delta::derive(base, generation, changed)
+    /// Applies `updates` (row id → its state now) made up to `generation`.
+    pub fn apply(&mut self, base: &Snapshot, generation: i64, updates: Vec<(u32, Option<Row>)>) {
+        for (rowid, state) in updates {
+            match self.changed.get(&rowid).copied() {
+                Some(Some(old)) => self.retire(old),
+                Some(None) => {}
+                None => {
+                    if let Some(len) = base.row_len(rowid) {
+                        self.masked.insert(rowid);
+                        self.masked_list.insert(rowid);
+                        self.rows_adjust -= 1;
+                        self.tokens_adjust -= i64::from(len);
+                        for term in base.row_terms(rowid) {
+                            *self.removed.entry(term).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            let version = state.map(|row| self.add(row));
+            self.changed.insert(rowid, version);
+        }
+        self.generation = generation;
     }
 
-    fn derive(base: &Snapshot, generation: i64, changed: BTreeMap<u32, Option<Row>>) -> Delta {
-        let mut masked = Vec::new();
-        let (mut rows_adjust, mut tokens_adjust) = (0i64, 0i64);
-        let mut removed: HashMap<u32, u32> = HashMap::new();
-        for &rowid in changed.keys() {
-            if let Some(len) = base.row_len(rowid) {
-                masked.push(i64::from(rowid));
-                rows_adjust -= 1;
-                tokens_adjust -= i64::from(len);
-                for term in base.row_terms(rowid) {
-                    *removed.entry(term).or_default() += 1;
+    /// Adds a row version; returns its index.
+    fn add(&mut self, row: Row) -> usize {
+        let index = self.rows.len();
+        self.rows_adjust += 1;
+        self.tokens_adjust += i64::try_from(row.len()).unwrap_or(i64::MAX);
+        for (term, (title, channel)) in counts(&row) {
+            *self.added.entry(term.clone()).or_default() += 1;
+            self.postings.entry(term.clone()).or_default().push((index, title, channel));
+        }
+        self.rows.push(row);
+        self.alive.push(true);
+        index
+    }
+
+    /// Retires the row version at `index` (a newer one or a delete replaced it).
+    fn retire(&mut self, index: usize) {
+        let Some(row) = self.rows.get(index) else { return };
+        self.rows_adjust -= 1;
+        self.tokens_adjust -= i64::try_from(row.len()).unwrap_or(i64::MAX);
+        for (term, _) in counts(row) {
+            if let Some(n) = self.added.get_mut(term) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.added.remove(term);
                 }
             }
         }
-        let rows: Vec<Row> = changed.values().flatten().cloned().collect();
-        let mut added: BTreeMap<String, u32> = BTreeMap::new();
-        for row in &rows {
-            rows_adjust += 1;
-            tokens_adjust += i64::try_from(row.len()).unwrap_or(i64::MAX);
-            let mut distinct: Vec<&String> = row.title.iter().chain(&row.channel).collect();
-            distinct.sort_unstable();
-            distinct.dedup();
-            for term in distinct {
-                *added.entry(term.clone()).or_default() += 1;
-            }
-        }
-        Delta {
-            generation,
-            changed,
-            masked: Hidden::from_rowids(masked),
-            rows,
-            rows_adjust,
-            tokens_adjust,
-            removed,
-            added,
+        if let Some(alive) = self.alive.get_mut(index) {
+            *alive = false;
         }
     }
 
@@ -140,12 +172,12 @@ impl Delta {
 
     /// The masked base rows, ascending.
     pub fn masked_rowids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.changed.keys().copied().filter(|r| self.masked.contains(*r))
+        self.masked_list.iter().copied()
     }
 
-    /// The changed rows as they are now (deleted ones left out), by row id.
-    pub fn rows(&self) -> &[Row] {
-        &self.rows
+    /// The row version at `index`, if it is the current one.
+    pub fn row(&self, index: usize) -> Option<&Row> {
+        self.alive.get(index).copied().unwrap_or(false).then(|| self.rows.get(index)).flatten()
     }
 
     /// (rows, tokens) to add to the base's totals.
@@ -158,19 +190,28 @@ impl Delta {
         u32::try_from(term).ok().and_then(|t| self.removed.get(&t)).map_or(0, |&n| n as usize)
     }
 
-    /// Per term (sorted), the delta rows that hold it.
+    /// Per term (sorted), the live delta rows that hold it.
     pub fn added(&self) -> &BTreeMap<String, u32> {
         &self.added
     }
 
-    /// Heap bytes, roughly (for logs).
-    pub fn heap_bytes(&self) -> usize {
-        self.rows
-            .iter()
-            .map(|r| 64 + r.title.iter().chain(&r.channel).map(|t| t.len() + 24).sum::<usize>())
-            .sum::<usize>()
-            * 2
-            + self.removed.len() * 16
-            + self.added.keys().map(|k| k.len() + 32).sum::<usize>()
+    /// Per term (sorted), the delta row versions holding it: (index for [`Delta::row`],
+    /// count in title, count in channel), by index; superseded versions included.
+    pub fn postings(&self) -> &BTreeMap<String, Vec<(usize, u16, u16)>> {
+        &self.postings
     }
+}
+
+/// A row's distinct terms with their counts in title and channel.
+fn counts(row: &Row) -> BTreeMap<&String, (u16, u16)> {
+    let mut counts: BTreeMap<&String, (u16, u16)> = BTreeMap::new();
+    for t in &row.title {
+        let c = counts.entry(t).or_default();
+        c.0 = c.0.saturating_add(1);
+    }
+    for t in &row.channel {
+        let c = counts.entry(t).or_default();
+        c.1 = c.1.saturating_add(1);
+    }
+    counts
 }

@@ -18,7 +18,7 @@ pub mod snapshot;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use rusqlite::Connection;
@@ -54,44 +54,56 @@ pub struct RankIndex {
     vocabulary: Mutex<Option<(u64, i64, Arc<Vocabulary>)>>,
     /// The (file, generation) whose build failed: not tried again until either moves.
     failed: Mutex<Option<(u64, i64)>>,
-    /// The delta of the current base: (file, base generation, delta).
-    delta: Mutex<Option<(u64, i64, Arc<Delta>)>>,
+    /// The delta of the current base, updated in place: (file, base generation, delta).
+    /// Readers hold the read lock while they answer from it, so it cannot move under them.
+    delta: RwLock<Option<(u64, i64, Delta)>>,
 }
 
 /// A delta of this many rows starts a rebuild of the base in the background (it keeps
 /// answering meanwhile): merging it costs about a microsecond per delta row per query.
 pub const COMPACT_ROWS: usize = 20_000;
 
-/// The rank index at one generation: an immutable base and the delta since it.
-pub struct View {
+/// The delta of a base that nothing changed since.
+static EMPTY: Delta = Delta::EMPTY;
+
+/// The rank index at one generation: an immutable base and the delta since it
+/// (held under the delta's read lock while the view lives).
+pub struct View<'a> {
     /// The snapshot built from the database at some earlier generation.
     pub base: Arc<Snapshot>,
-    /// The rows changed since, as they are at the view's generation.
-    pub delta: Arc<Delta>,
+    delta: DeltaRef<'a>,
 }
 
-impl View {
+/// The delta of a view: none, or the shared one under its read lock.
+enum DeltaRef<'a> {
+    Empty,
+    Shared(RwLockReadGuard<'a, Option<(u64, i64, Delta)>>),
+}
+
+impl View<'_> {
+    /// The rows changed since the base, as they are at the view's generation.
+    pub fn delta(&self) -> &Delta {
+        match &self.delta {
+            DeltaRef::Empty => &EMPTY,
+            DeltaRef::Shared(guard) => guard.as_ref().map_or(&EMPTY, |(_, _, d)| d),
+        }
+    }
+
     /// Whether `token` is a term of some row now (or starts one, when `prefix`).
     pub fn knows(&self, token: &str, prefix: bool) -> bool {
-        if self.delta.is_empty() {
-            self.base.knows(token, prefix)
-        } else {
-            self.base.knows_view(token, prefix, &self.delta)
-        }
+        let delta = self.delta();
+        if delta.is_empty() { self.base.knows(token, prefix) } else { self.base.knows_view(token, prefix, delta) }
     }
 
     /// The typo correction of `token` over the current vocabulary.
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
-        if self.delta.is_empty() {
-            self.base.correct(token, prefix)
-        } else {
-            self.base.correct_view(token, prefix, &self.delta)
-        }
+        let delta = self.delta();
+        if delta.is_empty() { self.base.correct(token, prefix) } else { self.base.correct_view(token, prefix, delta) }
     }
 
     /// The best `limit` rows now (see [`Snapshot::top_k_view`]).
     pub fn top_k(&self, phrases: &[Phrase], region: &str, limit: usize, hidden: &Hidden) -> Vec<Hit> {
-        self.base.top_k_view(phrases, region, limit, hidden, Some(&self.delta))
+        self.base.top_k_view(phrases, region, limit, hidden, Some(self.delta()))
     }
 }
 
@@ -172,7 +184,7 @@ impl RankIndex {
             hidden: Mutex::new(None),
             vocabulary: Mutex::new(None),
             failed: Mutex::new(None),
-            delta: Mutex::new(None),
+            delta: RwLock::new(None),
         })
     }
 
@@ -243,7 +255,7 @@ impl RankIndex {
     /// the last query caught up (None before the first build).
     pub fn generation(&self) -> Option<i64> {
         let (file, base) = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()?;
-        let delta = self.delta.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let delta = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         match delta.as_ref() {
             Some((f, g, d)) if *f == file && *g == base.generation() => Some(d.generation()),
             _ => Some(base.generation()),
@@ -252,7 +264,7 @@ impl RankIndex {
 
     /// The size of the current delta (rows changed since the base), for metrics.
     pub fn delta_rows(&self) -> usize {
-        self.delta.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map_or(0, |(_, _, d)| d.len())
+        self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map_or(0, |(_, _, d)| d.len())
     }
 
     /// The rank index at `generation` of file `file`, read in `tx`: the base
@@ -270,7 +282,7 @@ impl RankIndex {
         file: u64,
         generation: i64,
         tokenizer: &Tokenizer,
-    ) -> Result<Option<View>, Error> {
+    ) -> Result<Option<View<'_>>, Error> {
         if !self.enabled {
             return Ok(None);
         }
@@ -287,38 +299,44 @@ impl RankIndex {
             }
         };
         if base.generation() == generation {
-            return Ok(Some(View { delta: Arc::new(Delta::empty(generation)), base }));
+            return Ok(Some(View { delta: DeltaRef::Empty, base }));
         }
-        // One reader catches up at a time; the others wait for its result.
-        let mut stored = self.delta.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let delta = match stored.as_ref() {
-            Some((f, g, d)) if *f == file && *g == base.generation() => Arc::clone(d),
-            _ => Arc::new(Delta::empty(base.generation())),
+        let base_generation = base.generation();
+        let ours = |slot: &Option<(u64, i64, Delta)>| -> Option<i64> {
+            slot.as_ref().filter(|(f, g, _)| *f == file && *g == base_generation).map(|(_, _, d)| d.generation())
         };
-        if delta.generation() > generation {
-            return Ok(None);
+        // Usually the delta is already at this generation: answer under the read lock.
+        let read = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match ours(&read) {
+            Some(g) if g == generation => return Ok(Some(View { base, delta: DeltaRef::Shared(read) })),
+            Some(g) if g > generation => return Ok(None),
+            _ => drop(read),
         }
-        let delta = if delta.generation() == generation {
-            delta
-        } else {
-            let Some(updates) = changed_rows(tx, delta.generation(), generation, tokenizer)? else {
-                log::info!(
-                    "rank index: the change log does not cover generations {}..{}; rebuilding",
-                    delta.generation(),
-                    generation
-                );
-                drop(stored);
-                self.refresh();
-                return Ok(None);
-            };
-            let next = Arc::new(delta.with(&base, generation, updates));
-            *stored = Some((file, base.generation(), Arc::clone(&next)));
-            if next.len() >= COMPACT_ROWS {
-                self.refresh();
+        // Behind: one reader catches up (the rows changed since, in place), the others wait.
+        {
+            let mut slot = self.delta.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if ours(&slot).is_none() {
+                *slot = Some((file, base_generation, Delta::empty(base_generation)));
             }
-            next
-        };
-        Ok(Some(View { base, delta }))
+            if let Some((_, _, delta)) = slot.as_mut().filter(|(_, _, d)| d.generation() < generation) {
+                let Some(updates) = changed_rows(tx, delta.generation(), generation, tokenizer)? else {
+                    log::info!(
+                        "rank index: the change log does not cover generations {}..{}; rebuilding",
+                        delta.generation(),
+                        generation
+                    );
+                    drop(slot);
+                    self.refresh();
+                    return Ok(None);
+                };
+                delta.apply(&base, generation, updates);
+                if delta.len() >= COMPACT_ROWS {
+                    self.refresh();
+                }
+            }
+        }
+        let read = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ours(&read) == Some(generation) { Ok(Some(View { base, delta: DeltaRef::Shared(read) })) } else { Ok(None) }
     }
 
     /// Builds the snapshot now, on this thread (benchmarks, tools).

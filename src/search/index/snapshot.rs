@@ -30,6 +30,7 @@
 )]
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use super::delta::{Delta, Row};
 use crate::search::bm25::{B, CHANNEL_WEIGHT, CHANNEL_WEIGHT_INT, K1, TITLE_WEIGHT, TITLE_WEIGHT_INT};
@@ -355,17 +356,16 @@ impl Snapshot {
         let wanted: [Option<u16>; 2] = [code_of(region), code_of("GLOBAL")];
 
         let matches: Vec<PhraseMatches<'_>> = phrases.iter().map(|p| self.matches(p)).collect();
-        // The delta's rows: each phrase's weighted count in each row (0: no match).
-        let delta_rows = delta.map_or(&[][..], Delta::rows);
-        let delta_freq: Vec<Vec<f64>> =
-            delta_rows.iter().map(|row| phrases.iter().map(|p| weighted_in_row(row, p)).collect()).collect();
+        // The delta's rows: per phrase, the rows it matches with their weighted counts.
+        let delta_freq: Vec<BTreeMap<usize, f64>> =
+            delta.map_or_else(Vec::new, |d| phrases.iter().map(|p| delta_matches(d, p)).collect());
         // fts5Bm25GetData: avgdl and one IDF per phrase, from whole-table counts.
         let mut hits_per_phrase: Vec<usize> = matches.iter().map(|m| m.rowids().len()).collect();
         if let Some(delta) = delta {
             for (p, (m, hits)) in matches.iter().zip(hits_per_phrase.iter_mut()).enumerate() {
                 let ids = m.rowids();
                 let masked_here = delta.masked_rowids().filter(|r| ids.binary_search(r).is_ok()).count();
-                let added_here = delta_freq.iter().filter(|f| f.get(p).is_some_and(|f| *f > 0.0)).count();
+                let added_here = delta_freq.get(p).map_or(0, BTreeMap::len);
                 *hits = *hits - masked_here + added_here;
             }
         }
@@ -426,15 +426,19 @@ impl Snapshot {
                 offer(Candidate(Hit { rowid: i64::from(rowid), rank: -score })); // FTS5 returns -1.0 * score: the same bits
             }
         }
-        // The delta's rows.
-        for (row, freqs) in delta_rows.iter().zip(&delta_freq) {
-            let in_region = row.region == region || row.region == "GLOBAL";
-            if !in_region || hidden.contains(row.rowid) || freqs.iter().any(|f| *f <= 0.0) {
-                continue;
+        // The delta's rows matching every phrase, driven from the first phrase's rows.
+        if let Some(first) = delta_freq.first() {
+            for &i in first.keys() {
+                let Some(row) = delta.and_then(|d| d.row(i)) else { continue };
+                let in_region = row.region == region || row.region == "GLOBAL";
+                if !in_region || hidden.contains(row.rowid) {
+                    continue;
+                }
+                let freqs: Option<Vec<f64>> = delta_freq.iter().map(|m| m.get(&i).copied()).collect();
+                let Some(freqs) = freqs else { continue };
+                let score = score_of(&mut freqs.into_iter(), row.len() as f64);
+                offer(Candidate(Hit { rowid: i64::from(row.rowid), rank: -score }));
             }
-            let d = row.len() as f64;
-            let score = score_of(&mut freqs.iter().copied(), d);
-            offer(Candidate(Hit { rowid: i64::from(row.rowid), rank: -score }));
         }
         heap.into_sorted_vec().into_iter().map(|c| c.0).collect()
     }
@@ -502,6 +506,35 @@ fn delta_terms<'d>(delta: &'d Delta, token: &'d str, prefix: bool) -> impl Itera
         .take_while(move |t| if prefix { t.starts_with(token) } else { t.as_str() == token })
 }
 
+/// The delta rows `phrase` matches, with FTS5's weighted count in each: a one-token
+/// phrase from the delta's postings (every term with the prefix, for a prefix), a
+/// longer one by checking the rows that hold its first token.
+fn delta_matches(delta: &Delta, phrase: &Phrase) -> BTreeMap<usize, f64> {
+    let mut out: BTreeMap<usize, f64> = BTreeMap::new();
+    let Some(first) = phrase.tokens.first() else { return out };
+    let single_prefix = phrase.tokens.len() == 1 && phrase.prefix;
+    let range =
+        delta.postings().range::<str, _>((std::ops::Bound::Included(first.as_str()), std::ops::Bound::Unbounded));
+    for (term, list) in range {
+        let hit = if single_prefix { term.starts_with(first.as_str()) } else { term == first };
+        if !hit {
+            break;
+        }
+        for &(i, title, channel) in list {
+            let Some(row) = delta.row(i) else { continue };
+            let f = if phrase.tokens.len() == 1 {
+                weighted((f64::from(title), f64::from(channel)))
+            } else {
+                weighted_in_row(row, phrase)
+            };
+            if f > 0.0 {
+                *out.entry(i).or_default() += f;
+            }
+        }
+    }
+    out
+}
+
 /// FTS5's weighted count of `phrase` in a delta row: each place in a column where
 /// the phrase's tokens stand in order (the last one as a prefix when it is one)
 /// adds that column's weight.
@@ -533,6 +566,9 @@ pub struct Hidden {
 }
 
 impl Hidden {
+    /// The empty set (for a `static`).
+    pub const EMPTY: Hidden = Hidden { words: Vec::new(), len: 0 };
+
     /// The set of these row ids (ids below 0 or past the 32-bit range are ignored).
     pub fn from_rowids(rowids: impl IntoIterator<Item = i64>) -> Hidden {
         let mut set = Hidden::default();
@@ -553,6 +589,21 @@ impl Hidden {
             }
         }
         set
+    }
+
+    /// Adds `rowid` to the set.
+    pub fn insert(&mut self, rowid: u32) {
+        let r = rowid as usize;
+        let (word, bit) = (r / 64, r % 64);
+        if self.words.len() <= word {
+            self.words.resize(word + 1, 0);
+        }
+        if let Some(w) = self.words.get_mut(word) {
+            if *w & (1 << bit) == 0 {
+                self.len += 1;
+            }
+            *w |= 1 << bit;
+        }
     }
 
     /// Whether `rowid` is in the set.
