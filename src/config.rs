@@ -38,6 +38,8 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_ADMIN_TOKEN",
     "VIDEOFEED_ADMIN_MAX_BODY",
     "VIDEOFEED_WRITE_QUEUE",
+    "VIDEOFEED_ADMIN_CONCURRENCY",
+    "VIDEOFEED_ADMIN_WAIT_MS",
     "VIDEOFEED_SLOW_MS",
     "VIDEOFEED_FALLBACK_THUMBNAIL",
     "VIDEOFEED_BROKEN_THUMBNAILS",
@@ -96,6 +98,13 @@ pub struct Config {
     pub admin_max_body: usize,
     /// `VIDEOFEED_WRITE_QUEUE`: write requests that may wait for the writer at once.
     pub write_queue: usize,
+    /// `VIDEOFEED_ADMIN_CONCURRENCY`: write requests handled at once (default: a quarter
+    /// of the workers, at least 1); more are answered 503 at once, so writes never
+    /// occupy more than that share of the feed's workers.
+    pub admin_concurrency: usize,
+    /// `VIDEOFEED_ADMIN_WAIT_MS`: how long a write request waits for the writer
+    /// before it answers 503 (the write stays queued: its outcome shows in the next read).
+    pub admin_wait: Duration,
     /// `VIDEOFEED_TYPO_FALLBACK`: retry a short first page with typo corrections.
     pub typo_fallback: bool,
     /// `VIDEOFEED_QUERY_TIMEOUT_MS`: a search running longer is stopped (503).
@@ -195,6 +204,10 @@ impl Default for Config {
             admin_max_body: 16 << 20,
             // Enough for bursts from a few importers; past it, 503 + Retry-After.
             write_queue: 64,
+            // 0 = a quarter of the workers, at least 1 (settled once the workers are known).
+            admin_concurrency: 0,
+            // Longer than a group commit of 50,000 rows takes; short enough for a PHP client.
+            admin_wait: Duration::from_secs(5),
             // What people expect of a search box; costs a few ms only when a page is short.
             typo_fallback: true,
             // The slowest log query takes ~30 ms on 1M videos; 2 s only stops pathological ones.
@@ -402,13 +415,15 @@ impl Config {
                 c.admin_token = Some(v);
             }
         }
-        let (mut query_ms, mut request_ms) = (
+        let (mut query_ms, mut request_ms, mut admin_wait_ms) = (
             u64::try_from(c.query_timeout.as_millis()).unwrap_or(2000),
             u64::try_from(c.request_timeout.as_millis()).unwrap_or(10_000),
+            u64::try_from(c.admin_wait.as_millis()).unwrap_or(5000),
         );
         for (name, slot, max) in [
             ("VIDEOFEED_QUERY_TIMEOUT_MS", &mut query_ms, 60_000u64),
             ("VIDEOFEED_REQUEST_TIMEOUT_MS", &mut request_ms, 600_000),
+            ("VIDEOFEED_ADMIN_WAIT_MS", &mut admin_wait_ms, 600_000),
         ] {
             if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
                 *slot = v.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
@@ -418,10 +433,12 @@ impl Config {
         }
         c.query_timeout = Duration::from_millis(query_ms);
         c.request_timeout = Duration::from_millis(request_ms);
+        c.admin_wait = Duration::from_millis(admin_wait_ms);
         for (name, slot, max) in [
             ("VIDEOFEED_ADMIN_MAX_BODY", &mut c.admin_max_body, 1usize << 30),
             ("VIDEOFEED_WRITE_QUEUE", &mut c.write_queue, 100_000),
             ("VIDEOFEED_MAX_PARAMS", &mut c.max_param_count, 100_000),
+            ("VIDEOFEED_ADMIN_CONCURRENCY", &mut c.admin_concurrency, 1024),
         ] {
             if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
                 *slot = v
@@ -514,6 +531,9 @@ impl Config {
                 v.split(',').map(|a| a.trim().parse::<IpAddr>()).collect::<Result<_, _>>().map_err(|_| {
                     err("FCGI_WEB_SERVER_ADDRS", format!("must be a comma-separated list of IP addresses, got {v:?}"))
                 })?;
+        }
+        if c.admin_concurrency == 0 {
+            c.admin_concurrency = (c.workers.get() / 4).max(1);
         }
         Ok(c)
     }

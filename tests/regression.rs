@@ -404,3 +404,76 @@ fn issue_15_an_acknowledged_write_is_synced_before_the_answer() -> TestResult {
     assert!(synced, "no sync between the request and its answer:\n{}", lines[request..=answer].join("\n"));
     Ok(())
 }
+
+// See: #15 (3). The writer used bare SQL for its transaction: a failing RELEASE left
+// the connection inside the transaction, and every later write failed.
+#[test]
+fn issue_15_a_failing_release_leaves_no_transaction_open() -> TestResult {
+    let dir = TestDir::new("r15-release");
+    let db = fixture_db(&dir);
+    let server =
+        Server::start_with(&dir, &db, 2, &[("VIDEOFEED_ADMIN_TOKEN", TOKEN), ("VIDEOFEED_TEST_FAIL_RELEASE", "once")]);
+    let first = post(&server, &video("r15rel000001", "Releasefail one", "US", "https://x/1.jpg"));
+    assert_eq!(first.status(), 503, "{}", String::from_utf8_lossy(first.body()));
+    let second = post(&server, &video("r15rel000002", "Releasefail two", "US", "https://x/2.jpg"));
+    assert_eq!(second.status(), 200, "{}", String::from_utf8_lossy(second.body()));
+    assert_eq!(ids(&json(&server.get("/feed?q=releasefail"))), ["r15rel000002"], "the failed write left nothing");
+    Ok(())
+}
+
+// See: #15 (3). While another process holds SQLite's write lock for 30 s, the feed
+// answers as usual; write requests wait at most VIDEOFEED_ADMIN_WAIT_MS (then 503, the
+// write still queued), and no more than VIDEOFEED_ADMIN_CONCURRENCY are handled at once.
+#[test]
+fn issue_15_a_held_write_lock_never_slows_the_feed_and_bounds_writes() -> TestResult {
+    let dir = TestDir::new("r15-lock");
+    let db = fixture_db(&dir);
+    let server = Server::start_with(
+        &dir,
+        &db,
+        4,
+        &[("VIDEOFEED_ADMIN_TOKEN", TOKEN), ("VIDEOFEED_ADMIN_WAIT_MS", "1500"), ("VIDEOFEED_CACHE_BYTES", "0")],
+    );
+    server.wait_log("rank index ready");
+    let holder = rusqlite::Connection::open(&db)?;
+    holder.execute_batch("BEGIN IMMEDIATE")?;
+    let held = Instant::now();
+    // Two writes at once: 4 workers admit one (a quarter), the other is refused at once.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| post(&server, &video("r15lock00001", "Lockwait one", "US", "https://x/1.jpg")));
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let b = post(&server, &video("r15lock00002", "Lockwait two", "US", "https://x/2.jpg"));
+        let b_took = t.elapsed();
+        (a.join().map_err(|_| "writer thread panicked"), (b, b_took))
+    });
+    let a = a?;
+    let (b, b_took) = b;
+    assert_eq!(b.status(), 503, "{}", String::from_utf8_lossy(b.body()));
+    assert!(json(&b)["error"]["message"].as_str().unwrap_or("").contains("too many write requests"));
+    assert!(b_took < Duration::from_millis(500), "refused at once, took {b_took:?}: {}", server.log_text());
+    assert_eq!(a.status(), 503, "{}", String::from_utf8_lossy(a.body()));
+    assert!(json(&a)["error"]["message"].as_str().unwrap_or("").contains("still queued"));
+    // The feed meanwhile: every answer 200 and fast, for the whole 30 s.
+    let mut slowest = Duration::ZERO;
+    let mut answered = 0;
+    while held.elapsed() < Duration::from_secs(30) {
+        let t = Instant::now();
+        let r = server.get("/feed?q=music&limit=5");
+        assert_eq!(r.status(), 200);
+        slowest = slowest.max(t.elapsed());
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(slowest < Duration::from_millis(250), "slowest feed answer under the held lock: {slowest:?}");
+    assert!(answered > 100, "{answered}");
+    holder.execute_batch("ROLLBACK")?;
+    // The queued write lands once the lock is free: its outcome shows in the next read.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ids(&json(&server.get("/feed?q=lockwait"))).is_empty() {
+        assert!(Instant::now() < deadline, "the queued write never landed: {}", server.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ids(&json(&server.get("/feed?q=lockwait"))), ["r15lock00001"]);
+    Ok(())
+}

@@ -28,7 +28,8 @@ VIDEOFEED_MAX_PARAMS, FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cac
 VIDEOFEED_QUERY_TIMEOUT_MS (default 2000), VIDEOFEED_REQUEST_TIMEOUT_MS (default 10000),
 VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server starts a fresh process;
 default never), VIDEOFEED_ADMIN_TOKEN (turns the write API on), VIDEOFEED_ADMIN_MAX_BODY,
-VIDEOFEED_WRITE_QUEUE, VIDEOFEED_SLOW_MS (slow log threshold, default 250, 0 = off),
+VIDEOFEED_WRITE_QUEUE, VIDEOFEED_ADMIN_CONCURRENCY (write requests at once, default workers/4),
+VIDEOFEED_ADMIN_WAIT_MS (a write's wait for the writer before 503, default 5000), VIDEOFEED_SLOW_MS (slow log threshold, default 250, 0 = off),
 VIDEOFEED_METRICS_ALLOW (addresses or networks that may read /feed/metrics without the token,
 default 127.0.0.0/8,::1; none = token only), VIDEOFEED_FALLBACK_THUMBNAIL (image shown instead
 of a thumbnail check-thumbnails found broken), VIDEOFEED_BROKEN_THUMBNAILS (replace, the default,

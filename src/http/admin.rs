@@ -14,6 +14,7 @@
 )]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Handler;
 use super::response::{self, Response};
@@ -30,6 +31,32 @@ pub struct Admin {
     pub max_body: usize,
     /// The writer thread; None when the database could not be opened for writing.
     pub writer: Option<WriterThread>,
+    /// Write requests handled at once; more are answered 503 at once.
+    pub max_in_flight: usize,
+    /// How long a write request waits for the writer before answering 503.
+    pub wait: std::time::Duration,
+    /// Write requests being handled now.
+    pub in_flight: AtomicUsize,
+}
+
+/// One admitted write request; the slot is given back when it is dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Admin {
+    /// A slot for one more write request, unless `max_in_flight` are being handled.
+    fn admit(&self) -> Option<Slot<'_>> {
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.max_in_flight).then_some(n + 1))
+            .is_ok();
+        admitted.then(|| Slot(&self.in_flight))
+    }
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -93,6 +120,14 @@ impl Handler {
             Ok(a) => a,
             Err(resp) => return (0, resp),
         };
+        // Writes never take more than their share of the feed's workers.
+        let Some(_slot) = admin.admit() else {
+            let msg = format!(
+                "too many write requests at once (at most {}, VIDEOFEED_ADMIN_CONCURRENCY); retry shortly",
+                admin.max_in_flight
+            );
+            return (0, response::error(503, None, &msg, &[("Retry-After", "1")], false));
+        };
         let rest = path.get(ADMIN_PATH.len()..).unwrap_or("");
         let op = match (method, rest) {
             ("POST", "" | "/") => {
@@ -128,7 +163,7 @@ impl Handler {
         };
         let is_delete = matches!(op, Op::Delete(_));
         let rows = op.rows();
-        match writer.submit(op) {
+        match writer.submit_within(op, admin.wait) {
             Ok(done) => {
                 let c = done.applied.counts;
                 if is_delete && c.deleted == 0 {
@@ -147,6 +182,10 @@ impl Handler {
                 let extra: Vec<(&str, &str)> =
                     if purge.is_empty() { Vec::new() } else { vec![("X-LiteSpeed-Purge", purge.as_str())] };
                 (rows, response::admin(200, &body, &extra))
+            }
+            Err(e @ SubmitError::TimedOut(_)) => {
+                log::warn!("write API: {e}");
+                (0, response::error(503, None, &e.to_string(), &[("Retry-After", "5")], false))
             }
             Err(SubmitError::QueueFull) => {
                 (0, response::error(503, None, "too many writes queued; retry shortly", &[("Retry-After", "1")], false))

@@ -139,7 +139,14 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         .flatten();
     let admin = config.admin_token.as_ref().map(|token| {
         log::info!("write API on: POST/DELETE {} (bearer token required)", "/feed/admin/videos");
-        Arc::new(Admin { token: token.clone(), max_body: config.admin_max_body, writer: writer.clone() })
+        Arc::new(Admin {
+            token: token.clone(),
+            max_body: config.admin_max_body,
+            writer: writer.clone(),
+            max_in_flight: config.admin_concurrency,
+            wait: config.admin_wait,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        })
     });
     let checker = match (config.thumbnail_check_every, writer.clone()) {
         (Some(every), Some(writer)) => start_thumbnail_checker(&config, every, writer, Arc::clone(&stop)),

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, DropBehavior, Transaction, TransactionBehavior};
 
 use super::job_tables::{ChannelRecord, ThumbnailCheck, write_channels, write_thumbnail_checks};
 use super::video::Video;
@@ -66,28 +66,48 @@ impl Store {
     /// [`Error::Sql`] when the transaction cannot start or commit: then nothing
     /// of any op was written, and every op should be answered with the error.
     pub fn apply_group(&mut self, ops: &[&Op]) -> Result<Vec<Result<Applied, String>>, Error> {
-        retry_busy(|| Ok(self.conn.execute_batch("BEGIN IMMEDIATE")?))?;
+        // rusqlite's guards: whatever error leaves this function (a failed RELEASE or
+        // COMMIT included), the dropped guard rolls back, so the connection is never
+        // left inside a transaction.
+        let conn = &self.conn;
+        let mut tx = retry_busy(|| Ok(Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?))?;
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
-            self.conn.execute_batch("SAVEPOINT op")?;
-            match apply_op(&self.conn, op) {
+            let mut sp = tx.savepoint()?;
+            sp.set_drop_behavior(DropBehavior::Rollback);
+            match apply_op(&sp, op) {
                 Ok(applied) => {
-                    self.conn.execute_batch("RELEASE op")?;
+                    release(sp)?;
                     results.push(Ok(applied));
                 }
                 Err(e) => {
-                    self.conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+                    sp.rollback()?;
                     results.push(Err(e.to_string()));
                 }
             }
         }
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            return Err(Error::Sql(e));
-        }
+        tx.set_drop_behavior(DropBehavior::Rollback);
+        tx.commit()?;
         Ok(results)
     }
 }
+
+/// Releases a savepoint. Test hook `VIDEOFEED_TEST_FAIL_RELEASE=once`: the first
+/// release runs `RELEASE` of a savepoint that does not exist instead (a real SQLite
+/// error), to prove the guards leave no transaction open.
+fn release(sp: rusqlite::Savepoint<'_>) -> rusqlite::Result<()> {
+    #[cfg(feature = "test-hooks")]
+    if std::env::var_os("VIDEOFEED_TEST_FAIL_RELEASE").is_some_and(|v| v == "once")
+        && !FAILED_RELEASE.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        sp.execute_batch("RELEASE no_such_savepoint")?;
+    }
+    sp.commit()
+}
+
+/// Test hook state: the release failure happens once.
+#[cfg(feature = "test-hooks")]
+static FAILED_RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn apply_op(conn: &Connection, op: &Op) -> Result<Applied, Error> {
     let mut regions: Vec<String> = Vec::new();
@@ -132,6 +152,9 @@ pub enum SubmitError {
     Stopped,
     /// The transaction failed (busy past the retries, disk full, I/O error).
     Failed(String),
+    /// No answer from the writer within the wait: the write is still queued and will
+    /// be committed or fail later; its outcome shows in the next read.
+    TimedOut(Duration),
 }
 
 impl std::fmt::Display for SubmitError {
@@ -140,6 +163,11 @@ impl std::fmt::Display for SubmitError {
             SubmitError::QueueFull => write!(f, "the write queue is full"),
             SubmitError::Stopped => write!(f, "the writer is stopping"),
             SubmitError::Failed(e) => write!(f, "the write failed and was rolled back: {e}"),
+            SubmitError::TimedOut(d) => write!(
+                f,
+                "the writer did not answer within {} ms; the write is still queued (read to see whether it landed)",
+                d.as_millis()
+            ),
         }
     }
 }
@@ -150,6 +178,9 @@ struct Job {
     op: Op,
     reply: mpsc::Sender<Result<Done, SubmitError>>,
 }
+
+/// Where a queued op's outcome arrives.
+type Outcome = mpsc::Receiver<Result<Done, SubmitError>>;
 
 /// A cloneable handle to the writer thread.
 #[derive(Clone)]
@@ -178,12 +209,33 @@ impl WriterThread {
         self.submit_returning(op).map_err(|(e, _)| e)
     }
 
+    /// As [`WriterThread::submit`], waiting at most `wait` for the writer: past it the
+    /// op stays queued and [`SubmitError::TimedOut`] is returned (so a request worker
+    /// is never held longer than that).
+    ///
+    /// # Errors
+    /// [`SubmitError`]; with `TimedOut` the op may still be written later.
+    pub fn submit_within(&self, op: Op, wait: Duration) -> Result<Done, SubmitError> {
+        let answer = self.enqueue(op).map_err(|(e, _)| e)?;
+        match answer.recv_timeout(wait) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(SubmitError::TimedOut(wait)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(SubmitError::Stopped),
+        }
+    }
+
     /// As [`WriterThread::submit`], handing `op` back when it was not queued (a full
     /// queue), so a background job can wait and retry instead of losing its results.
     ///
     /// # Errors
     /// [`SubmitError`] and, when the op never reached the queue, the op.
     pub fn submit_returning(&self, op: Op) -> Result<Done, (SubmitError, Option<Op>)> {
+        let answer = self.enqueue(op)?;
+        answer.recv().unwrap_or(Err(SubmitError::Stopped)).map_err(|e| (e, None))
+    }
+
+    /// Queues `op`; the receiver gets its outcome after the commit.
+    fn enqueue(&self, op: Op) -> Result<Outcome, (SubmitError, Option<Op>)> {
         let (reply, answer) = mpsc::channel();
         // Counted before the send so the writer's decrement can never come first.
         let m = crate::obs::metrics::global();
@@ -195,7 +247,7 @@ impl WriterThread {
                 mpsc::TrySendError::Disconnected(job) => (SubmitError::Stopped, Some(job.op)),
             });
         }
-        answer.recv().unwrap_or(Err(SubmitError::Stopped)).map_err(|e| (e, None))
+        Ok(answer)
     }
 }
 
