@@ -11,6 +11,8 @@
 //! view counts of existing videos (a 1,000-video batch every 0.5 s, 2,000/s);
 //! (4) one writer posting 500-video batches as fast as it can. Prints readers'
 //! requests/s and latency per phase, and each phase's ratio to phase 0.
+//! `ADMIN_CONCURRENCY=N` sets the server's write admission bound (default 1, the
+//! server's own default for 4 workers); refused writes (503) are not retried.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, reason = "a benchmark reports on stdout and may fail loudly")]
 
@@ -190,6 +192,8 @@ fn main() {
         .args(["serve", "--db", db.to_str().unwrap(), "--socket", socket.to_str().unwrap(), "--workers", "4"])
         .env("VIDEOFEED_ADMIN_TOKEN", TOKEN)
         .env("VIDEOFEED_CACHE_BYTES", "0")
+        // The admission bound under test (default: a quarter of the 4 workers = 1).
+        .env("VIDEOFEED_ADMIN_CONCURRENCY", std::env::var("ADMIN_CONCURRENCY").unwrap_or_else(|_| "1".into()))
         .env("VIDEOFEED_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
