@@ -147,7 +147,10 @@ update_block() {
     say "$file: updated (backup: $file.videofeed-bak)"
   else
     say "$file: would change as follows (run again with --apply to write it):"
-    diff -u "$file" "$new" | sed 's/^/    /' || true
+    # diff exits 1 when the files differ: that is the answer here, not a failure.
+    diff -u "$file" "$new" > "$new.diff" || [ $? -eq 1 ]
+    sed 's/^/    /' "$new.diff"
+    rm -f "$new.diff"
   fi
   rm -f "$new"
 }
@@ -275,7 +278,7 @@ nohup "$bin" serve --db "$db" --socket "$socket" --workers "$workers" </dev/null
 echo $! > "$pidfile"
 for _ in $(seq 1 100); do [ -S "$socket" ] && break; sleep 0.05; done
 if ! [ -S "$socket" ]; then
-  tail -n 5 "$logfile" >&2 || true
+  if [ -f "$logfile" ]; then tail -n 5 "$logfile" >&2; fi
   die "the responder did not start; see $logfile"
 fi
 

@@ -77,8 +77,9 @@ measure() {  # LABEL [checker args...]
   if [ -n "$checker_pid" ]; then
     after=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM thumbnail_checks').fetchone()[0])" "$db")
     checks="checks_per_s=$(( (after - before) / ${DURATION:-20} ))"
-    kill -TERM "$checker_pid" 2>/dev/null || true   # it may have finished its pass already
-    wait "$checker_pid" || true
+    # It may have finished its pass already; a stopped checker exits 0 (it writes what it finished).
+    if kill -0 "$checker_pid" 2>/dev/null; then kill -TERM "$checker_pid"; fi
+    wait "$checker_pid"
     checks="$checks checker: $(cat "$run/checker.out")"
     checker_pid=""
   fi
