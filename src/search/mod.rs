@@ -38,7 +38,7 @@ pub use crate::config::ThumbnailPolicy;
 use crate::store::db::{self, file_id};
 pub use index::RankIndex;
 pub use query::{FeedQuery, Sort};
-use sql::{DATA_VERSION_SQL, FEED_SQL, GENERATION_SQL, Meta, ROW_SQL, read_meta, row_item};
+use sql::{DATA_VERSION_SQL, FEED_SQL, Meta, ROW_SQL, read_meta, row_item};
 use tokenize::{Phrase, Tokenizer, expression};
 pub use typo::{Corrections, MAX_CORRECTIONS};
 use typo::{Lexicon, correct_phrases};
@@ -223,14 +223,6 @@ impl Reader {
     /// The identity of the database file this reader opened.
     pub fn file(&self) -> u64 {
         self.file
-    }
-
-    /// The database generation now (bumped by every search-relevant write).
-    ///
-    /// # Errors
-    /// [`Error::Busy`] or [`Error::Sql`] from SQLite.
-    pub fn generation(&self) -> Result<i64, Error> {
-        Ok(self.conn.prepare_cached(GENERATION_SQL)?.query_row([], |r| r.get(0))?)
     }
 
     /// The data version now: what response caches and ETags are keyed on.

@@ -476,7 +476,8 @@ impl Snapshot {
             return None;
         }
         // Base terms (rows adjusted) and delta terms, merged in byte order.
-        let mut base = self.terms.iter().enumerate().map(|(i, t)| (&**t, self.df(i) - delta.removed(i))).peekable();
+        let mut base =
+            self.terms.iter().enumerate().map(|(i, t)| (&**t, self.df(i).saturating_sub(delta.removed(i)))).peekable();
         let mut added = delta.added().iter().map(|(t, n)| (t.as_str(), *n as usize)).peekable();
         let merged = std::iter::from_fn(move || match (base.peek(), added.peek()) {
             (Some(b), Some(a)) if b.0 == a.0 => {
@@ -572,21 +573,8 @@ impl Hidden {
     /// The set of these row ids (ids below 0 or past the 32-bit range are ignored).
     pub fn from_rowids(rowids: impl IntoIterator<Item = i64>) -> Hidden {
         let mut set = Hidden::default();
-        for rowid in rowids {
-            let Ok(r) = usize::try_from(rowid) else { continue };
-            if r > u32::MAX as usize {
-                continue;
-            }
-            let (word, bit) = (r / 64, r % 64);
-            if set.words.len() <= word {
-                set.words.resize(word + 1, 0);
-            }
-            if let Some(w) = set.words.get_mut(word) {
-                if *w & (1 << bit) == 0 {
-                    set.len += 1;
-                }
-                *w |= 1 << bit;
-            }
+        for rowid in rowids.into_iter().filter_map(|r| u32::try_from(r).ok()) {
+            set.insert(rowid);
         }
         set
     }
