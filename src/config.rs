@@ -212,8 +212,9 @@ impl Default for Config {
             typo_fallback: true,
             // The slowest log query takes ~30 ms on 1M videos; 2 s only stops pathological ones.
             query_timeout: DEFAULT_QUERY_TIMEOUT,
-            // Web servers send a whole request at once; 10 s is generous for any real client.
-            request_timeout: Duration::from_secs(10),
+            // Web servers send a whole request at once (LiteSpeed and nginx buffer the body
+            // first); 2 s is generous, and the poller, not a worker, waits for it.
+            request_timeout: Duration::from_secs(2),
             // nginx and LiteSpeed send ~20-40 variables; the HTTP headers add one each.
             max_param_count: 512,
             // 100x a typical answer: what is logged is worth a look (php-fpm's slowlog is per-site).
@@ -417,7 +418,7 @@ impl Config {
         }
         let (mut query_ms, mut request_ms, mut admin_wait_ms) = (
             u64::try_from(c.query_timeout.as_millis()).unwrap_or(2000),
-            u64::try_from(c.request_timeout.as_millis()).unwrap_or(10_000),
+            u64::try_from(c.request_timeout.as_millis()).unwrap_or(2_000),
             u64::try_from(c.admin_wait.as_millis()).unwrap_or(5000),
         );
         for (name, slot, max) in [

@@ -1,6 +1,7 @@
 //! The few operating-system calls std does not offer: finding a listening
 //! socket inherited on fd 0 (FastCGI spec §2.2, `FCGI_LISTENSOCK_FILENO`),
-//! polling sockets with a timeout, capping glibc's malloc arenas, and reading
+//! polling sockets with a timeout, reading a blocking socket without blocking
+//! (`MSG_DONTWAIT`), capping glibc's malloc arenas, and reading
 //! SQLite's per-connection page cache counters (not wrapped by rusqlite).
 //!
 //! This is the only module with `unsafe`; each block has a SAFETY comment.
@@ -82,6 +83,22 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     if rc < 0 {
         let e = io::Error::last_os_error();
         return if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) };
+    }
+    Ok(usize::try_from(rc).unwrap_or(0))
+}
+
+/// Reads what socket `fd` has without blocking (`recv(2)` with `MSG_DONTWAIT`), so
+/// the poller can read a socket the workers use in blocking mode, without a
+/// `fcntl` round trip per request. `Ok(0)` is end of stream.
+///
+/// # Errors
+/// The `recv(2)` error; `WouldBlock` when nothing is there.
+pub fn recv_nowait(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid, exclusively borrowed buffer of `buf.len()` bytes, and
+    // recv writes at most that many; a bad fd is reported as an error, not UB.
+    let rc = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(usize::try_from(rc).unwrap_or(0))
 }

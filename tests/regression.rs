@@ -477,3 +477,112 @@ fn issue_15_a_held_write_lock_never_slows_the_feed_and_bounds_writes() -> TestRe
     assert_eq!(ids(&json(&server.get("/feed?q=lockwait"))), ["r15lock00001"]);
     Ok(())
 }
+
+/// BEGIN_REQUEST and the complete PARAMS of a request, without its STDIN.
+fn head_only(method: &str, uri: &str, extra: &[(&str, &str)], keep: bool) -> Vec<u8> {
+    use videofeed::fcgi::record::{self, RecordType};
+    let mut params = videofeed::fcgi::client::get_params(method, uri);
+    params.extend(extra.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
+    let mut out = Vec::new();
+    record::encode_begin_request(&mut out, 1, record::ROLE_RESPONDER, u8::from(keep));
+    let mut body = Vec::new();
+    for (n, v) in &params {
+        record::encode_pair(&mut body, n.as_bytes(), v.as_bytes());
+    }
+    record::encode(&mut out, RecordType::Params, 1, &body);
+    record::encode(&mut out, RecordType::Params, 1, &[]);
+    out
+}
+
+// See: #15 (3). Only the write API's batch route reads a body: the feed answers at
+// the end of its PARAMS even when a body is still on its way (it is skipped unread);
+// a write request answered early (401, 403, 413) or refused (405) never makes a
+// worker wait for its body, and its connection serves the next request.
+#[test]
+fn issue_15_only_the_write_route_reads_a_body_and_early_answers_free_the_worker() -> TestResult {
+    use std::io::Write;
+    use videofeed::fcgi::client::{read_response, request};
+    use videofeed::fcgi::record::{self, RecordType};
+    let dir = TestDir::new("r15-body");
+    let server = Server::start_with(&dir, &fixture_db(&dir), 1, &[("VIDEOFEED_ADMIN_TOKEN", TOKEN)]);
+    // A GET with a body that never ends: answered anyway.
+    let mut s = server.connect();
+    s.write_all(&head_only("GET", "/feed?q=music", &[("CONTENT_LENGTH", "100000")], true))?;
+    let mut part = Vec::new();
+    record::encode(&mut part, RecordType::Stdin, 1, &[b'x'; 5000]);
+    s.write_all(&part)?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let r = read_response(&mut s, 1)?;
+    assert_eq!(r.status(), 200, "the feed did not wait for a body it does not take");
+    let wrong = "Bearer not-the-token";
+    let big = (32u64 << 20).to_string();
+    let token = bearer();
+    let cases = [
+        ("POST", "/feed/admin/videos", vec![("CONTENT_LENGTH", "900000")], 401),
+        ("POST", "/feed/admin/videos", vec![("CONTENT_LENGTH", "900000"), ("HTTP_AUTHORIZATION", wrong)], 403),
+        ("POST", "/feed/admin/videos", vec![("CONTENT_LENGTH", &big), ("HTTP_AUTHORIZATION", &token)], 413),
+        ("PUT", "/feed/admin/videos", vec![("CONTENT_LENGTH", "900000"), ("HTTP_AUTHORIZATION", &token)], 405),
+    ];
+    for (method, uri, extra, status) in cases {
+        let mut a = server.connect();
+        a.set_read_timeout(Some(Duration::from_secs(3)))?;
+        a.write_all(&head_only(method, uri, &extra, true))?;
+        let t = Instant::now();
+        let r = read_response(&mut a, 1)?;
+        assert_eq!(r.status(), status, "{method} {extra:?}: {}", String::from_utf8_lossy(r.body()));
+        // The only worker is free at once: another connection is answered while the
+        // first has still not sent its body.
+        assert_eq!(server.get("/feed?q=music&limit=1").status(), 200);
+        assert!(t.elapsed() < Duration::from_millis(1000), "{method} {status}: took {:?}", t.elapsed());
+        // The body arrives late and is skipped; the kept-alive connection goes on.
+        let mut rest = Vec::new();
+        record::encode(&mut rest, RecordType::Stdin, 1, &[b'y'; 3000]);
+        record::encode(&mut rest, RecordType::Stdin, 1, &[]);
+        a.write_all(&rest)?;
+        let params = videofeed::fcgi::client::get_params("GET", "/feed?q=jazz&limit=1");
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(request(&mut a, 1, true, &pairs, &[])?.status(), 200, "after {status} the connection serves on");
+    }
+    // The batch route does read its body, whole.
+    let line = video("r15body0001", "Bodyroute clip", "US", "https://x/b.jpg");
+    assert_eq!(post(&server, &line).status(), 200);
+    assert_eq!(ids(&json(&server.get("/feed?q=bodyroute"))), ["r15body0001"]);
+    Ok(())
+}
+
+// See: #15 (4). Partial requests are assembled by the poller: 64 connections that
+// sent 3 header bytes or half a PARAMS stream hold no worker of a 4-worker
+// responder, and a normal request through the same socket is answered in < 50 ms.
+#[test]
+fn issue_15_partial_requests_never_pin_a_worker() -> TestResult {
+    use std::io::Write;
+    let dir = TestDir::new("r15-partial");
+    let server = Server::start_with(&dir, &fixture_db(&dir), 4, &[("VIDEOFEED_CACHE_BYTES", "0")]);
+    // Every worker has opened its database connection (not part of what is measured).
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| assert_eq!(server.get("/feed?q=music&limit=3").status(), 200));
+        }
+    });
+    let mut partial = Vec::new();
+    for i in 0..64 {
+        let mut c = server.connect();
+        let whole = head_only("GET", "/feed?q=music", &[], true);
+        let cut = if i % 2 == 0 { 3 } else { 8 + (whole.len() - 16) / 2 };
+        c.write_all(&whole[..cut])?;
+        partial.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut took = Vec::new();
+    for q in ["music", "jazz", "rock", "news", "game"] {
+        let t = Instant::now();
+        assert_eq!(server.get(&format!("/feed?q={q}&limit=5")).status(), 200);
+        took.push(t.elapsed());
+    }
+    took.sort();
+    let median = took[took.len() / 2];
+    assert!(median < Duration::from_millis(50), "answers took {took:?} with 64 partial connections open");
+    // The partial connections are cut off at their deadline, never answered.
+    drop(partial);
+    Ok(())
+}

@@ -1,12 +1,18 @@
-//! One FastCGI connection over any `Read + Write` stream, serving requests one at a time.
+//! One FastCGI connection, serving requests one at a time: the sans-IO state
+//! machine [`Conn`] and [`serve`], a blocking loop over any `Read + Write` stream.
 //! (One state machine with its table-driven tests, kept whole: longer than most files.)
 //!
-//! [`serve`] reads records, assembles a responder request (BEGIN_REQUEST,
-//! PARAMS to their empty end, STDIN to its empty end), calls the handler,
-//! writes its CGI response as STDOUT records followed by an empty STDOUT and
-//! END_REQUEST(appStatus 0, REQUEST_COMPLETE), and then either waits for the
-//! next request (`FCGI_KEEP_CONN` set: the web server owns the connection's
-//! lifetime, §3.5) or returns so the caller closes it.
+//! [`Conn`] takes the bytes read ([`Conn::push`]) and assembles a responder
+//! request (BEGIN_REQUEST, PARAMS to their empty end, STDIN to its empty end);
+//! [`Conn::advance`] yields it only when it is complete, so a server can read
+//! in one thread (non-blocking, many connections) and answer in another. When
+//! PARAMS end, the responder's [`Respond::head`] decides, before any body is
+//! buffered: answer now (401, 413, ...), no body for this route (the request
+//! is complete; STDIN is skipped unread), or read the body up to a cap. The
+//! answer goes out as STDOUT records, an empty STDOUT and
+//! END_REQUEST(appStatus 0, REQUEST_COMPLETE) ([`Conn::answer`]); then the
+//! connection waits for the next request (`FCGI_KEEP_CONN` set: the web
+//! server owns the connection's lifetime, §3.5) or is closed.
 //!
 //! Also answered here, at library level: FCGI_GET_VALUES (§4.1) with the real
 //! worker count and `FCGI_MPXS_CONNS=0`; unknown management types with
@@ -15,9 +21,11 @@
 //! FCGI_UNKNOWN_ROLE; FCGI_ABORT_REQUEST (§5.4) and EOF mid-request as a quiet
 //! abort. Out of scope: sockets, threads, routing, the database.
 //!
-//! Bounds: the read buffer never holds more than one record plus one read
-//! chunk; PARAMS and STDIN are capped by [`Limits`]. A stream that breaks the
-//! protocol ends with [`Error`], and the caller closes only that connection.
+//! Bounds: the buffer holds at most one record plus one read chunk of
+//! undecoded bytes; PARAMS and STDIN are capped by [`Limits`] and the head's
+//! cap; a request must be complete within [`Limits::request_timeout`] of its
+//! first byte. A stream that breaks the protocol ends with [`Error`], and the
+//! caller closes only that connection.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -73,16 +81,27 @@ impl Request {
     }
 }
 
+/// What a responder does with a request once its PARAMS are in, before any of its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// Answer now with this CGI response (say 401, or 413 for a declared body over the cap);
+    /// the body, if any, is skipped unread (§3.3: its id is no longer active).
+    Answer(Vec<u8>),
+    /// The route takes no body: the request is complete now, and any STDIN is skipped unread.
+    NoBody,
+    /// Read the body to its end, keeping at most this many bytes (the rest is
+    /// discarded and [`Request::stdin_truncated`] set).
+    Body(usize),
+}
+
 /// What answers requests on a connection.
 ///
-/// Any `FnMut(&Request) -> Vec<u8>` is one (it answers after the whole body).
+/// Any `FnMut(&Request) -> Vec<u8>` is one (it reads every body, up to [`Limits::max_stdin`]).
 pub trait Respond {
-    /// Called when PARAMS are complete, before any of the body is buffered: an
-    /// answer here (say, 413 for a declared body over the cap, or 401) ends the
-    /// request at once; the rest of its STDIN is then ignored (§3.3: its id is
-    /// no longer active). `req.stdin` is empty here.
-    fn early(&mut self, _req: &Request) -> Option<Vec<u8>> {
-        None
+    /// Called when PARAMS are complete, before any of the body is buffered
+    /// (`req.stdin` is empty here). The default reads the body up to `limits.max_stdin`.
+    fn head(&mut self, _req: &Request, limits: &Limits) -> Head {
+        Head::Body(limits.max_stdin)
     }
 
     /// The complete CGI response to a complete request.
@@ -105,9 +124,6 @@ pub enum End {
     Aborted,
     /// `should_stop` said the process is stopping and no request was in progress.
     Stopping,
-    /// With [`serve_one`]: a kept-alive request was answered and nothing more is
-    /// buffered; the connection stays open, waiting for the web server's next request.
-    Idle,
 }
 
 /// Why a connection was closed on a protocol or I/O error.
@@ -154,7 +170,7 @@ impl From<record::Error> for Error {
 }
 
 /// Bytes asked of the stream per read.
-const READ_CHUNK: usize = 16 * 1024;
+pub const READ_CHUNK: usize = 16 * 1024;
 
 /// The request being assembled on this connection.
 struct Active {
@@ -162,23 +178,202 @@ struct Active {
     keep_conn: bool,
     params: Vec<u8>,
     params_done: bool,
+    /// Body bytes kept at most (set by [`Respond::head`] when PARAMS end).
+    stdin_cap: usize,
     stdin: Vec<u8>,
     stdin_truncated: bool,
     stdin_done: bool,
 }
 
-fn is_peer_gone(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof
-    )
+/// A request ready to be answered: what [`Conn::advance`] yields.
+#[derive(Debug)]
+pub enum Ready {
+    /// A complete request: answer it with [`Respond::respond`].
+    Request {
+        /// The request.
+        req: Request,
+        /// Whether the web server keeps the connection after the answer (`FCGI_KEEP_CONN`).
+        keep: bool,
+    },
+    /// A request answered from its head ([`Head::Answer`]): send this response.
+    Answered {
+        /// The FastCGI request id.
+        id: u16,
+        /// The complete CGI response.
+        response: Vec<u8>,
+        /// Whether the web server keeps the connection after the answer.
+        keep: bool,
+    },
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
+impl Ready {
+    /// Whether the web server keeps the connection after this answer.
+    pub fn keep(&self) -> bool {
+        match self {
+            Ready::Request { keep, .. } | Ready::Answered { keep, .. } => *keep,
+        }
+    }
+}
+
+/// One connection's protocol state, without I/O (sans-IO): bytes go in with
+/// [`Conn::push`], complete requests come out of [`Conn::advance`], and the
+/// bytes to send collect in [`Conn::out`]. A poller thread can assemble
+/// requests with it from non-blocking reads and hand only complete ones to a
+/// worker, which answers them ([`Conn::answer`]) and gives the connection back.
+pub struct Conn {
+    /// Bytes received and not decoded yet, from `pos` on.
+    buf: Vec<u8>,
+    pos: usize,
+    active: Option<Active>,
+    out: Vec<u8>,
+    /// When the request being received started (its first bytes), for the slow-sender limit.
+    since: Option<std::time::Instant>,
+    /// An abort on a connection the web server did not keep: close once `out` is sent.
+    finished: bool,
+}
+
+impl Default for Conn {
+    fn default() -> Self {
+        Conn::new()
+    }
+}
+
+impl Conn {
+    /// A connection with nothing received.
+    pub fn new() -> Conn {
+        Conn { buf: Vec::new(), pos: 0, active: None, out: Vec::new(), since: None, finished: false }
+    }
+
+    /// Adds bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.pos > 0 {
+            self.buf.drain(..self.pos.min(self.buf.len()));
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+        if self.since.is_none() {
+            self.since = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Decodes buffered records until a request is ready to answer (`Some`) or
+    /// more bytes are needed (`None`). Management replies, refusals and abort
+    /// acknowledgements collect in [`Conn::out`]. `head` is asked what to do
+    /// with each request when its PARAMS end.
+    ///
+    /// # Errors
+    /// [`Error`] on a malformed stream or an oversize request; close the connection.
+    pub fn advance(&mut self, limits: &Limits, head: &mut dyn FnMut(&Request) -> Head) -> Result<Option<Ready>, Error> {
+        let mut ready = None;
+        while ready.is_none() && !self.finished {
+            let rest = self.buf.get(self.pos..).unwrap_or_default();
+            let (rec, used) = match record::decode(rest)? {
+                Decoded::Record(rec, used) => (rec, used),
+                Decoded::NeedMore(_) => break,
+            };
+            self.pos += used;
+            log::trace!("fcgi record type={} id={} len={}", rec.kind.as_u8(), rec.request_id, rec.content.len());
+            ready = match on_record(rec, &mut self.active, limits, &mut self.out)? {
+                Step::Continue => None,
+                Step::ParamsDone => self.on_head(limits, head)?,
+                Step::Ready => match self.active.take() {
+                    Some(a) => Some(Ready::Request {
+                        req: Request {
+                            request_id: a.id,
+                            params: checked_pairs(&a.params, limits)?,
+                            stdin: a.stdin,
+                            stdin_truncated: a.stdin_truncated,
+                        },
+                        keep: a.keep_conn,
+                    }),
+                    None => None,
+                },
+                Step::Aborted { keep_conn } => {
+                    self.finished = !keep_conn;
+                    None
+                }
+            };
+        }
+        if self.pos >= self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if self.active.is_none() {
+                self.since = None;
+            }
+        }
+        Ok(ready)
+    }
+
+    /// PARAMS are complete: ask `head` what to do before reading any body.
+    fn on_head(&mut self, limits: &Limits, head: &mut dyn FnMut(&Request) -> Head) -> Result<Option<Ready>, Error> {
+        let Some(a) = self.active.as_mut() else { return Ok(None) };
+        let req = Request {
+            request_id: a.id,
+            params: checked_pairs(&a.params, limits)?,
+            stdin: Vec::new(),
+            stdin_truncated: false,
+        };
+        let keep = a.keep_conn;
+        match head(&req) {
+            Head::Answer(response) => {
+                self.active = None;
+                Ok(Some(Ready::Answered { id: req.request_id, response, keep }))
+            }
+            Head::NoBody => {
+                self.active = None;
+                Ok(Some(Ready::Request { req, keep }))
+            }
+            Head::Body(cap) => {
+                a.stdin_cap = cap;
+                if !a.stdin_done {
+                    return Ok(None);
+                }
+                // The body came before the end of PARAMS (unusual, but allowed): cut it to this cap.
+                a.stdin_truncated |= a.stdin.len() > cap;
+                a.stdin.truncate(cap);
+                Ok(self.active.take().map(|a| Ready::Request {
+                    req: Request { stdin: a.stdin, stdin_truncated: a.stdin_truncated, ..req },
+                    keep,
+                }))
+            }
+        }
+    }
+
+    /// Queues `response` to request `id` as STDOUT records, an empty STDOUT and
+    /// END_REQUEST(0, REQUEST_COMPLETE).
+    pub fn answer(&mut self, id: u16, response: &[u8]) {
+        record::encode_stream(&mut self.out, RecordType::Stdout, id, response);
+        record::encode_end_request(&mut self.out, id, 0, ProtocolStatus::RequestComplete);
+    }
+
+    /// Bytes waiting to be sent; clear them with [`Conn::sent`] once written.
+    pub fn out(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The bytes of [`Conn::out`] were written.
+    pub fn sent(&mut self) {
+        self.out.clear();
+    }
+
+    /// Whether a request has started arriving and is not complete yet.
+    pub fn is_receiving(&self) -> bool {
+        self.since.is_some()
+    }
+
+    /// Whether the request being received is over the time allowed to send it.
+    pub fn is_overdue(&self, limits: &Limits) -> bool {
+        self.since.is_some_and(|t| t.elapsed() > limits.request_timeout)
+    }
+
+    /// Whether the connection must close once [`Conn::out`] is sent (an abort
+    /// on a connection the web server did not keep).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
 }
 
 /// Serves requests on `stream` until the peer closes, a request without
@@ -192,119 +387,45 @@ fn is_timeout(e: &io::Error) -> bool {
 /// # Errors
 /// [`Error`] on a malformed stream, an oversize request, or an I/O failure
 /// other than the peer going away; the caller should close the connection.
-pub fn serve<S, H, F>(stream: &mut S, limits: &Limits, handler: H, should_stop: F) -> Result<End, Error>
+pub fn serve<S, H, F>(stream: &mut S, limits: &Limits, mut handler: H, should_stop: F) -> Result<End, Error>
 where
     S: Read + Write,
     H: Respond,
     F: Fn() -> bool,
 {
-    run(stream, limits, handler, should_stop, false)
-}
-
-/// Like [`serve`], but returns [`End::Idle`] after answering one kept-alive
-/// request when no further bytes are buffered, so the caller can park the
-/// connection (in a poller) instead of holding a thread on it.
-///
-/// # Errors
-/// As for [`serve`].
-pub fn serve_one<S, H, F>(stream: &mut S, limits: &Limits, handler: H, should_stop: F) -> Result<End, Error>
-where
-    S: Read + Write,
-    H: Respond,
-    F: Fn() -> bool,
-{
-    run(stream, limits, handler, should_stop, true)
-}
-
-fn run<S, H, F>(stream: &mut S, limits: &Limits, mut handler: H, should_stop: F, one: bool) -> Result<End, Error>
-where
-    S: Read + Write,
-    H: Respond,
-    F: Fn() -> bool,
-{
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut conn = Conn::new();
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut active: Option<Active> = None;
-    let mut out: Vec<u8> = Vec::new();
-    // When the request being received started (its first bytes), for the slow-sender limit.
-    let mut receiving_since: Option<std::time::Instant> = None;
     loop {
-        // Decode every complete record already buffered.
-        let mut used_total = 0;
-        loop {
-            let rest = buf.get(used_total..).unwrap_or_default();
-            let (rec, used) = match record::decode(rest)? {
-                Decoded::Record(rec, used) => (rec, used),
-                Decoded::NeedMore(_) => break,
-            };
-            used_total += used;
-            log::trace!("fcgi record type={} id={} len={}", rec.kind.as_u8(), rec.request_id, rec.content.len());
-            match on_record(rec, &mut active, limits, &mut out)? {
-                Step::Continue => {}
-                Step::ParamsDone => {
-                    let Some(a) = active.as_mut() else { continue };
-                    let req = Request {
-                        request_id: a.id,
-                        params: checked_pairs(&a.params, limits)?,
-                        stdin: Vec::new(),
-                        stdin_truncated: false,
-                    };
-                    let keep = a.keep_conn;
-                    if let Some(response) = handler.early(&req) {
-                        active = None;
-                        if let Some(end) = answer(stream, &mut out, req.request_id, &response, keep, &should_stop)? {
-                            return Ok(end);
-                        }
-                    }
-                }
-                Step::Ready => {
-                    let Some(a) = active.take() else { continue };
-                    let keep = a.keep_conn;
-                    let req = Request {
-                        request_id: a.id,
-                        params: checked_pairs(&a.params, limits)?,
-                        stdin: a.stdin,
-                        stdin_truncated: a.stdin_truncated,
-                    };
+        while let Some(ready) = conn.advance(limits, &mut |req| handler.head(req, limits))? {
+            let keep = ready.keep();
+            match ready {
+                Ready::Request { req, .. } => {
                     let response = handler.respond(&req);
-                    if let Some(end) = answer(stream, &mut out, req.request_id, &response, keep, &should_stop)? {
-                        return Ok(end);
-                    }
-                    if one && used_total >= buf.len() {
-                        return Ok(End::Idle);
-                    }
+                    conn.answer(req.request_id, &response);
                 }
-                Step::Aborted { keep_conn } => {
-                    if let Some(end) = flush(stream, &mut out)? {
-                        return Ok(end);
-                    }
-                    if !keep_conn {
-                        return Ok(End::Aborted);
-                    }
-                }
+                Ready::Answered { id, response, .. } => conn.answer(id, &response),
+            }
+            if let Some(end) = flush(stream, &mut conn)? {
+                return Ok(end);
+            }
+            if !keep || should_stop() {
+                return Ok(End::Closed);
             }
         }
-        buf.drain(..used_total.min(buf.len()));
-        if let Some(end) = flush(stream, &mut out)? {
+        if let Some(end) = flush(stream, &mut conn)? {
             return Ok(end);
         }
-
-        if active.is_none() && buf.is_empty() {
-            receiving_since = None;
-        } else if let Some(since) = receiving_since {
-            if since.elapsed() > limits.request_timeout {
-                return Err(Error::RequestTimeout(limits.request_timeout));
-            }
-        } else {
-            receiving_since = Some(std::time::Instant::now());
+        if conn.is_finished() {
+            return Ok(End::Aborted);
+        }
+        if conn.is_overdue(limits) {
+            return Err(Error::RequestTimeout(limits.request_timeout));
         }
         match stream.read(&mut chunk) {
-            Ok(0) => {
-                return Ok(if active.is_none() && buf.is_empty() { End::Closed } else { End::Aborted });
-            }
-            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Ok(0) => return Ok(if conn.is_receiving() { End::Aborted } else { End::Closed }),
+            Ok(n) => conn.push(chunk.get(..n).unwrap_or_default()),
             Err(e) if is_timeout(&e) => {
-                if active.is_none() && buf.is_empty() && should_stop() {
+                if !conn.is_receiving() && should_stop() {
                     return Ok(End::Stopping);
                 }
             }
@@ -314,22 +435,19 @@ where
     }
 }
 
-/// Sends `response` as STDOUT records, an empty STDOUT and END_REQUEST(0, REQUEST_COMPLETE);
-/// `Some(end)` when the connection is finished (peer gone, not kept, or stopping).
-fn answer<S: Write>(
-    stream: &mut S,
-    out: &mut Vec<u8>,
-    request_id: u16,
-    response: &[u8],
-    keep: bool,
-    should_stop: &dyn Fn() -> bool,
-) -> Result<Option<End>, Error> {
-    record::encode_stream(out, RecordType::Stdout, request_id, response);
-    record::encode_end_request(out, request_id, 0, ProtocolStatus::RequestComplete);
-    if let Some(end) = flush(stream, out)? {
-        return Ok(Some(end));
-    }
-    Ok((!keep || should_stop()).then_some(End::Closed))
+/// Whether an I/O error means the peer went away (EOF, reset, broken pipe).
+pub fn is_peer_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
 }
 
 fn checked_pairs(params: &[u8], limits: &Limits) -> Result<Vec<record::Pair>, Error> {
@@ -340,13 +458,16 @@ fn checked_pairs(params: &[u8], limits: &Limits) -> Result<Vec<record::Pair>, Er
     Ok(pairs)
 }
 
-/// Writes and clears `out`; `Some(End::Aborted)` when the peer has gone.
-fn flush<S: Write>(stream: &mut S, out: &mut Vec<u8>) -> Result<Option<End>, Error> {
-    if out.is_empty() {
+/// Writes what `conn` has to send; `Some(End::Aborted)` when the peer has gone.
+///
+/// # Errors
+/// [`Error::Io`] when writing fails other than by the peer leaving.
+pub fn flush<S: Write>(stream: &mut S, conn: &mut Conn) -> Result<Option<End>, Error> {
+    if conn.out().is_empty() {
         return Ok(None);
     }
-    let result = stream.write_all(out).and_then(|()| stream.flush());
-    out.clear();
+    let result = stream.write_all(conn.out()).and_then(|()| stream.flush());
+    conn.sent();
     match result {
         Ok(()) => Ok(None),
         Err(e) if is_peer_gone(&e) => Ok(Some(End::Aborted)),
@@ -388,6 +509,7 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
                     keep_conn: begin.keep_conn,
                     params: Vec::new(),
                     params_done: false,
+                    stdin_cap: limits.max_stdin,
                     stdin: Vec::new(),
                     stdin_truncated: false,
                     stdin_done: false,
@@ -404,9 +526,7 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
                 RecordType::Params if !a.params_done => {
                     if rec.content.is_empty() {
                         a.params_done = true;
-                        if !a.stdin_done {
-                            return Ok(Step::ParamsDone);
-                        }
+                        return Ok(Step::ParamsDone);
                     } else if a.params.len() + rec.content.len() > limits.max_params {
                         return Err(Error::ParamsTooLarge(limits.max_params));
                     } else {
@@ -417,7 +537,7 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
                     if rec.content.is_empty() {
                         a.stdin_done = true;
                     } else {
-                        let room = limits.max_stdin.saturating_sub(a.stdin.len());
+                        let room = a.stdin_cap.saturating_sub(a.stdin.len());
                         let take = rec.content.len().min(room);
                         a.stdin.extend_from_slice(rec.content.get(..take).unwrap_or_default());
                         a.stdin_truncated |= take < rec.content.len();
@@ -655,8 +775,12 @@ pub(crate) mod tests {
     fn an_early_answer_skips_the_body_and_the_connection_goes_on() {
         struct Gate<'a>(&'a std::cell::Cell<usize>);
         impl Respond for Gate<'_> {
-            fn early(&mut self, req: &Request) -> Option<Vec<u8>> {
-                (req.param("REQUEST_URI") == Some("/big")).then(|| b"Status: 413 Payload Too Large\r\n\r\n".to_vec())
+            fn head(&mut self, req: &Request, limits: &Limits) -> Head {
+                if req.param("REQUEST_URI") == Some("/big") {
+                    Head::Answer(b"Status: 413 Payload Too Large\r\n\r\n".to_vec())
+                } else {
+                    Head::Body(limits.max_stdin)
+                }
             }
             fn respond(&mut self, req: &Request) -> Vec<u8> {
                 self.0.set(self.0.get() + 1);
@@ -689,5 +813,82 @@ pub(crate) mod tests {
         let (end, _, calls) = run(input);
         assert_eq!(end.ok(), Some(End::Closed));
         assert_eq!(calls, 1);
+    }
+
+    /// Feeds `input` to a [`Conn`] one byte at a time, as a slow client would send it.
+    fn trickle(input: &[u8], head: &mut dyn FnMut(&Request) -> Head) -> Vec<Ready> {
+        let mut conn = Conn::new();
+        let mut ready = Vec::new();
+        for b in input {
+            conn.push(std::slice::from_ref(b));
+            while let Ok(Some(r)) = conn.advance(&LIMITS, head) {
+                ready.push(r);
+            }
+        }
+        ready
+    }
+
+    #[test]
+    fn a_conn_yields_a_request_only_once_it_is_complete() {
+        let mut input = Vec::new();
+        request(&mut input, 1, true, "/a");
+        let whole = input.len();
+        let mut conn = Conn::new();
+        conn.push(&input[..whole - 9]); // all but the last byte of the empty STDIN record's header... and more
+        assert!(matches!(conn.advance(&LIMITS, &mut |_| Head::Body(10)), Ok(None)));
+        assert!(conn.is_receiving());
+        conn.push(&input[whole - 9..]);
+        let ready = conn.advance(&LIMITS, &mut |_| Head::Body(10));
+        assert!(matches!(ready, Ok(Some(Ready::Request { keep: true, .. }))), "{ready:?}");
+        assert!(!conn.is_receiving(), "nothing is left half-received");
+        let got = trickle(&input, &mut |_| Head::Body(10));
+        assert_eq!(got.len(), 1, "byte by byte, the same single request");
+    }
+
+    #[test]
+    fn a_route_without_a_body_is_complete_at_the_end_of_params_and_its_stdin_is_skipped() {
+        let mut input = Vec::new();
+        encode_begin_request(&mut input, 1, 1, 1);
+        let mut p = Vec::new();
+        encode_pair(&mut p, b"REQUEST_URI", b"/feed");
+        encode(&mut input, RecordType::Params, 1, &p);
+        encode(&mut input, RecordType::Params, 1, &[]);
+        let mut conn = Conn::new();
+        conn.push(&input);
+        let first = conn.advance(&LIMITS, &mut |_| Head::NoBody);
+        let Ok(Some(Ready::Request { req, .. })) = first else { panic!("not ready at the end of PARAMS: {first:?}") };
+        assert!(req.stdin.is_empty());
+        // The body that follows is read and dropped, never kept; the next request is served.
+        let mut rest = Vec::new();
+        encode(&mut rest, RecordType::Stdin, 1, &[b'x'; 1000]);
+        encode(&mut rest, RecordType::Stdin, 1, &[]);
+        request(&mut rest, 1, true, "/next");
+        conn.push(&rest);
+        let next = conn.advance(&LIMITS, &mut |_| Head::NoBody);
+        let Ok(Some(Ready::Request { req, .. })) = next else { panic!("{next:?}") };
+        assert_eq!(req.param("REQUEST_URI"), Some("/next"));
+    }
+
+    #[test]
+    fn the_head_sets_the_body_cap_per_request() {
+        let mut input = Vec::new();
+        encode_begin_request(&mut input, 1, 1, 1);
+        encode(&mut input, RecordType::Params, 1, &[]);
+        encode(&mut input, RecordType::Stdin, 1, &[b'x'; 100]);
+        encode(&mut input, RecordType::Stdin, 1, &[]);
+        let got = trickle(&input, &mut |_| Head::Body(40));
+        let [Ready::Request { req, .. }] = got.as_slice() else { panic!("{got:?}") };
+        assert_eq!((req.stdin.len(), req.stdin_truncated), (40, true));
+    }
+
+    #[test]
+    fn a_request_not_complete_in_time_is_overdue() {
+        let limits = Limits { request_timeout: std::time::Duration::from_millis(30), ..LIMITS };
+        let mut conn = Conn::new();
+        conn.push(&[1, 1, 0]);
+        assert!(matches!(conn.advance(&limits, &mut |_| Head::NoBody), Ok(None)));
+        assert!(!conn.is_overdue(&limits));
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert!(conn.is_overdue(&limits));
     }
 }

@@ -68,56 +68,60 @@ pub(super) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
+/// The answer to a write request from its PARAMS alone, before its body is read:
+/// the write API is off (404), unauthorized (401/403), or the declared body is
+/// over the cap (413). None when the request must be read whole.
+pub(super) fn early(admin: Option<&Arc<Admin>>, req: &Request) -> Option<Response> {
+    match gate(admin, req) {
+        Err(answer) => Some(answer),
+        Ok(admin) => {
+            let declared = req.param("CONTENT_LENGTH").and_then(|l| l.trim().parse::<usize>().ok());
+            declared.filter(|n| *n > admin.max_body).map(|_| too_large(admin.max_body))
+        }
+    }
+}
+
+fn too_large(max_body: usize) -> Response {
+    let msg = format!("the body is larger than the {max_body}-byte limit: send smaller batches");
+    response::error(413, None, &msg, &[], false)
+}
+
+/// The write API's checks: enabled, authorized. Never logs the token.
+fn gate<'a>(admin: Option<&'a Arc<Admin>>, req: &Request) -> Result<&'a Arc<Admin>, Response> {
+    let Some(admin) = admin else {
+        return Err(response::error(
+            404,
+            None,
+            "no such endpoint: the write API is off (set VIDEOFEED_ADMIN_TOKEN)",
+            &[],
+            false,
+        ));
+    };
+    match bearer(req) {
+        None => Err(response::error(
+            401,
+            None,
+            "the write API needs Authorization: Bearer <token>",
+            &[("WWW-Authenticate", "Bearer")],
+            false,
+        )),
+        Some(token) if !same_secret(token.as_bytes(), admin.token.as_bytes()) => {
+            log::warn!("write API: wrong token from {}", req.param("REMOTE_ADDR").unwrap_or("-"));
+            Err(response::error(403, None, "the bearer token is not the configured one", &[], false))
+        }
+        Some(_) => Ok(admin),
+    }
+}
+
+/// Whether the write API request `method` on `path` carries a body (a batch to upsert).
+pub(super) fn takes_body(method: &str, path: &str) -> bool {
+    method.eq_ignore_ascii_case("POST") && matches!(path.get(ADMIN_PATH.len()..), Some("" | "/"))
+}
+
 impl Handler {
-    /// The early answer for the write API (see [`Handler::early`]): unauthorized, or a
-    /// declared body over the cap; None when the request must be read whole.
-    pub(super) fn admin_early(&self, req: &Request, path: &str) -> Option<Response> {
-        if !path.starts_with(ADMIN_PATH) {
-            return None;
-        }
-        match self.admin_gate(req) {
-            Err(answer) => Some(answer),
-            Ok(admin) => {
-                let declared = req.param("CONTENT_LENGTH").and_then(|l| l.trim().parse::<usize>().ok());
-                declared.filter(|n| *n > admin.max_body).map(|_| {
-                    let msg =
-                        format!("the body is larger than the {}-byte limit: send smaller batches", admin.max_body);
-                    response::error(413, None, &msg, &[], false)
-                })
-            }
-        }
-    }
-
-    /// The write API's checks: enabled, authorized. Never logs the token.
-    fn admin_gate(&self, req: &Request) -> Result<Arc<Admin>, Response> {
-        let Some(admin) = self.shared.admin.clone() else {
-            return Err(response::error(
-                404,
-                None,
-                "no such endpoint: the write API is off (set VIDEOFEED_ADMIN_TOKEN)",
-                &[],
-                false,
-            ));
-        };
-        match bearer(req) {
-            None => Err(response::error(
-                401,
-                None,
-                "the write API needs Authorization: Bearer <token>",
-                &[("WWW-Authenticate", "Bearer")],
-                false,
-            )),
-            Some(token) if !same_secret(token.as_bytes(), admin.token.as_bytes()) => {
-                log::warn!("write API: wrong token from {}", req.param("REMOTE_ADDR").unwrap_or("-"));
-                Err(response::error(403, None, "the bearer token is not the configured one", &[], false))
-            }
-            Some(_) => Ok(admin),
-        }
-    }
-
     pub(super) fn admin(&mut self, req: &Request, path: &str, method: &str) -> (usize, Response) {
-        let admin = match self.admin_gate(req) {
-            Ok(a) => a,
+        let admin = match gate(self.shared.admin.as_ref(), req) {
+            Ok(a) => Arc::clone(a),
             Err(resp) => return (0, resp),
         };
         // Writes never take more than their share of the feed's workers.
@@ -132,9 +136,7 @@ impl Handler {
         let op = match (method, rest) {
             ("POST", "" | "/") => {
                 if req.stdin_truncated || req.stdin.len() > admin.max_body {
-                    let msg =
-                        format!("the body is larger than the {}-byte limit: send smaller batches", admin.max_body);
-                    return (0, response::error(413, None, &msg, &[], false));
+                    return (0, too_large(admin.max_body));
                 }
                 match parse_batch(&req.stdin) {
                     Ok(videos) => Op::Upsert(videos),

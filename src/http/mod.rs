@@ -59,7 +59,7 @@ use response::Response;
 use route::{normalized, path_of, route_of};
 
 use crate::config::Config;
-use crate::fcgi::conn::Request;
+use crate::fcgi::conn::{Head, Request};
 use crate::obs::health::Health;
 use crate::obs::metrics::{self, Route};
 use crate::search::{self, RankIndex, Reader};
@@ -75,6 +75,42 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// The write API, when an admin token is configured.
     pub admin: Option<Arc<Admin>>,
+}
+
+/// What a request gets from its PARAMS alone, before any body is read: the
+/// poller asks this while it assembles requests, so it needs no database and
+/// never blocks. Only the write API's batch route (`POST /feed/admin/videos`)
+/// reads a body, up to `VIDEOFEED_ADMIN_MAX_BODY`; every other route is
+/// complete at the end of its PARAMS (a body sent anyway is skipped unread).
+/// Write requests that are unauthorized or declare a body over the cap are
+/// answered at once (401/403/404/413), their body never read.
+#[derive(Clone)]
+pub struct Gate {
+    /// The write API, when an admin token is configured.
+    pub admin: Option<Arc<Admin>>,
+}
+
+impl Gate {
+    /// The route's decision for `req` (answer now, no body, or a body up to a cap).
+    pub fn head(&self, req: &Request) -> Head {
+        let path = path_of(req);
+        if route_of(&path) != Route::Admin {
+            return Head::NoBody;
+        }
+        if let Some(resp) = admin::early(self.admin.as_ref(), req) {
+            log::debug!(
+                "request method={} path={path} status={} early=1",
+                req.param("REQUEST_METHOD").unwrap_or("-"),
+                resp.status
+            );
+            metrics::global().record(Route::Admin, resp.status, 0, std::time::Duration::ZERO, false);
+            return Head::Answer(resp.render());
+        }
+        match &self.admin {
+            Some(a) if admin::takes_body(req.param("REQUEST_METHOD").unwrap_or(""), &path) => Head::Body(a.max_body),
+            _ => Head::NoBody,
+        }
+    }
 }
 
 /// Per-worker request handler; owns the worker's database connection.
@@ -110,19 +146,9 @@ impl Handler {
         std::mem::take(&mut self.kill_worker)
     }
 
-    /// The answer (rendered) to a request whose body has not been read yet, when
-    /// its PARAMS are enough: a write request that is unauthorized or whose declared
-    /// body is over the cap (413 before anything is buffered).
-    pub fn early(&mut self, req: &Request) -> Option<Vec<u8>> {
-        let path = path_of(req);
-        let resp = self.admin_early(req, &path)?;
-        log::debug!(
-            "request method={} path={path} status={} early=1",
-            req.param("REQUEST_METHOD").unwrap_or("-"),
-            resp.status
-        );
-        metrics::global().record(Route::Admin, resp.status, 0, std::time::Duration::ZERO, false);
-        Some(resp.render())
+    /// What to do with `req` before its body is read (see [`Gate::head`]).
+    pub fn head(&self, req: &Request) -> Head {
+        Gate { admin: self.shared.admin.clone() }.head(req)
     }
 
     /// Makes sure the connection is open and still reads the file at the database

@@ -8,18 +8,22 @@
 //! or unlinked. Otherwise the configured Unix socket (a stale file replaced,
 //! mode 0660) or TCP address is bound; the Unix socket file is removed at stop.
 //!
-//! Threads: one poller accepts connections and watches the idle ones (kept
-//! alive by the web server between requests) with `poll(2)`; when one becomes
-//! readable it hands it to the `workers` worker threads through a queue. A
-//! worker owns one read-only SQLite connection, answers one request, and gives
-//! a kept-alive connection back to the poller. So idle connections never hold
-//! a worker, however many the web server keeps open (up to [`MAX_CONNS`]; past
-//! that the kernel backlog queues). Accept errors back off and retry, never
-//! stop the loop. A worker or poller that dies is replaced.
+//! Threads: one poller accepts connections, watches every connection not in
+//! service with `poll(2)` and reads it without blocking, assembling its
+//! FastCGI request; a complete request goes to the `workers` worker threads
+//! through a queue. A worker owns one read-only SQLite connection, answers the
+//! request, and gives a kept-alive connection back to the poller. So neither
+//! idle connections (kept alive by the web server between requests) nor
+//! clients that send part of a request ever hold a worker, however many there
+//! are (up to [`MAX_CONNS`]; past that the kernel backlog queues). Accept
+//! errors back off and retry, never stop the loop. A worker or poller that
+//! dies is replaced.
 //!
 //! Stop: SIGTERM, SIGUSR1 (LiteSpeed sends both) and SIGINT set a flag.
-//! Workers stop accepting, finish the request in flight, close idle kept-alive
-//! connections, and the process exits 0 within `shutdown_grace`. SIGHUP is ignored.
+//! The poller stops accepting, still serves requests already on their way
+//! (and reads one being received to its end), closes idle kept-alive
+//! connections; workers finish the requests in flight, and the process exits 0
+//! within `shutdown_grace`. SIGHUP is ignored.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -42,13 +46,13 @@ use std::time::{Duration, Instant};
 
 use listener::{describe, open_listener};
 pub use poller::MAX_CONNS;
-use poller::{Returns, Stream, poller};
+use poller::{Connection, Context, Job, Returns, poller};
 use pool::{Counters, worker};
 
 use crate::config::Config;
 use crate::fcgi::conn::Limits;
 use crate::http::cache::Cache;
-use crate::http::{Admin, Handler, Shared};
+use crate::http::{Admin, Gate, Handler, Shared};
 use crate::search::{self, RankIndex, Reader};
 use crate::store::writer::WriterThread;
 use crate::sys;
@@ -154,7 +158,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     };
     let limits = Limits {
         max_params: config.max_params,
-        max_stdin: if admin.is_some() { config.max_stdin.max(config.admin_max_body) } else { config.max_stdin },
+        max_stdin: config.max_stdin,
         max_conns: MAX_CONNS,
         max_reqs: config.workers.get(),
         max_param_count: config.max_param_count,
@@ -167,17 +171,23 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     if let Err(e) = crate::store::facts::start(&health, Arc::clone(&stop)) {
         log::error!("cannot start the health thread ({e}); /feed/health reports the state at start");
     }
+    let gate = Arc::new(Gate { admin: admin.clone() });
     let shared = Shared { index, cache, health, admin };
-    let (work_tx, work_rx) = mpsc::channel::<Stream>();
+    let (work_tx, work_rx) = mpsc::channel::<Job>();
     let work_rx = Arc::new(Mutex::new(work_rx));
-    let (back_tx, back_rx) = mpsc::channel::<Stream>();
+    let (back_tx, back_rx) = mpsc::channel::<Connection>();
     let (wake_tx, wake_rx) =
         UnixStream::pair().map_err(|source| Error::Bind { what: "a wake-up socket pair".into(), source })?;
     for s in [&wake_tx, &wake_rx] {
         s.set_nonblocking(true).map_err(|source| Error::Bind { what: "a wake-up socket pair".into(), source })?;
     }
     let wake_tx = Arc::new(wake_tx);
-    let returns = Arc::new(Returns { back_rx: Mutex::new(back_rx), wake_rx, in_service: AtomicUsize::new(0) });
+    let returns = Arc::new(Returns {
+        back_rx: Mutex::new(back_rx),
+        wake_rx,
+        in_service: AtomicUsize::new(0),
+        stop_deadline: std::sync::OnceLock::new(),
+    });
     let spawn = |n: usize| -> io::Result<JoinHandle<()>> {
         let (config, stop) = (Arc::clone(&config), Arc::clone(&stop));
         let served = Arc::clone(&served);
@@ -189,12 +199,13 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
             worker(&work_rx, &back_tx, &wake_tx, &returns, &config, &limits, &counters, handler);
         })
     };
-    let spawn_poller = |work_tx: mpsc::Sender<Stream>| -> io::Result<JoinHandle<()>> {
-        let (listener, config, stop, returns) =
-            (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop), Arc::clone(&returns));
-        thread::Builder::new()
-            .name("poller".into())
-            .spawn(move || poller(&listener, &config, &stop, &returns, &work_tx))
+    let spawn_poller = |work_tx: mpsc::Sender<Job>| -> io::Result<JoinHandle<()>> {
+        let (listener, config, stop, returns, gate) =
+            (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop), Arc::clone(&returns), Arc::clone(&gate));
+        thread::Builder::new().name("poller".into()).spawn(move || {
+            let cx = Context { config: &config, limits: &limits, gate: &gate };
+            poller(&listener, &cx, &stop, &returns, &work_tx);
+        })
     };
     let mut poller_handle =
         Some(spawn_poller(work_tx.clone()).map_err(|source| Error::Bind { what: "the poller thread".into(), source })?);
@@ -243,11 +254,16 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     // Workers drain the queue, then see it closed once the poller has dropped its sender.
     drop(work_tx);
 
-    let deadline = Instant::now() + config.shutdown_grace;
+    let deadline = *returns.stop_deadline.get_or_init(|| Instant::now() + config.shutdown_grace);
     log::info!("stopping: no new connections, draining requests in flight");
     if let Some(path) = &owned_path {
         // New connections now fail at connect() instead of waiting in a backlog no one reads.
         let _ = std::fs::remove_file(path);
+    }
+    // The poller serves what is on its way, then gives up at the same deadline (and says what it left).
+    let poller_done = deadline + Duration::from_millis(50);
+    while poller_handle.as_ref().is_some_and(|h| !h.is_finished()) && Instant::now() < poller_done {
+        thread::sleep(Duration::from_millis(10));
     }
     for handle in workers.iter_mut() {
         while handle.as_ref().is_some_and(|h| !h.is_finished()) && Instant::now() < deadline {
@@ -271,9 +287,11 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
             log::warn!("stopping with thumbnail checks in flight; every check finished before the stop is written");
         }
     }
-    let left = workers.iter().filter(|h| h.is_some()).count();
-    if left > 0 {
-        log::warn!("stopped with {left} worker(s) still busy after the grace period");
+    let busy = returns.in_service.load(Ordering::SeqCst);
+    if busy > 0 {
+        log::warn!("stopped with {busy} request(s) still being answered after the grace period");
+    } else if poller_handle.as_ref().is_some_and(|h| !h.is_finished()) {
+        log::warn!("stopped with the poller still reading requests after the grace period");
     } else {
         log::info!("stopped cleanly");
     }

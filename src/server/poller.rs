@@ -1,9 +1,12 @@
-//! The poller thread: accepts connections and watches the idle ones (kept alive
-//! by the web server between requests) with `poll(2)`; when one becomes
-//! readable it hands it to the worker pool through a queue. So idle
-//! connections never hold a worker, however many the web server keeps open (up
-//! to [`MAX_CONNS`]; past that the kernel backlog queues). Accept errors back
-//! off and retry, never stop the loop.
+//! The poller thread: accepts connections, reads every connection that is not
+//! in service (non-blocking), and assembles its FastCGI request there
+//! ([`Conn`]); only a complete request goes to the worker pool, through a
+//! queue. So neither an idle kept-alive connection nor a client that sends
+//! part of a request (a few header bytes, half a PARAMS stream) ever holds a
+//! worker, however many there are (up to [`MAX_CONNS`]; past that the kernel
+//! backlog queues). A request not complete within `VIDEOFEED_REQUEST_TIMEOUT_MS`
+//! of its first byte is cut off here. Accept errors back off and retry, never
+//! stop the loop.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,79 +20,103 @@ use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError, mpsc};
+use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::listener::Listener;
-use super::pool::{CONN_TICK, WRITE_TIMEOUT};
+use super::pool::WRITE_TIMEOUT;
 use crate::config::Config;
+use crate::fcgi::conn::{self, Conn, Limits, Ready};
+use crate::http::Gate;
 use crate::sys;
 
-/// How often the poller looks at the stop flag.
+/// How often the poller looks at the stop flag and the request deadlines.
 const TICK: Duration = Duration::from_millis(100);
 /// After a stop, how long idle connections may still deliver a request already sent.
 const STOP_QUIET: Duration = Duration::from_millis(200);
 /// Connections held open at once (idle and in service); reported as FCGI_MAX_CONNS.
 pub const MAX_CONNS: usize = 1024;
+/// Bytes read from one connection per wake-up, so one large body cannot starve the others.
+const READ_PER_WAKE: usize = 1 << 20;
 
 /// Connections workers give back to the poller, and the socket that wakes it.
 pub(super) struct Returns {
-    pub(super) back_rx: Mutex<mpsc::Receiver<Stream>>,
+    pub(super) back_rx: Mutex<mpsc::Receiver<Connection>>,
     pub(super) wake_rx: UnixStream,
     /// Connections handed to workers and not yet closed or given back.
     pub(super) in_service: AtomicUsize,
+    /// When a stop must be over (set once by whichever thread sees the stop first).
+    pub(super) stop_deadline: OnceLock<Instant>,
 }
 
-/// Accepts connections and watches idle ones; hands readable ones to the workers.
+/// A connection and its protocol state (what was received of the next request).
+pub(super) struct Connection {
+    pub(super) stream: Stream,
+    pub(super) conn: Conn,
+}
+
+/// Work for a worker: a connection with a complete request to answer, or only
+/// bytes to send (management replies, refusals) when `ready` is None.
+pub(super) struct Job {
+    pub(super) connection: Connection,
+    pub(super) ready: Option<Ready>,
+}
+
+/// What the poller needs besides the listener and the stop flag.
+pub(super) struct Context<'a> {
+    pub(super) config: &'a Config,
+    pub(super) limits: &'a Limits,
+    pub(super) gate: &'a Gate,
+}
+
+/// What reading a connection came to.
+enum Outcome {
+    /// Nothing complete yet: keep watching it.
+    Wait,
+    /// Hand it to a worker.
+    Work(Option<Ready>),
+    /// Close it.
+    Close,
+}
+
+/// Accepts connections and watches the ones not in service; hands complete requests to the workers.
 pub(super) fn poller(
     listener: &Listener,
-    config: &Config,
+    cx: &Context<'_>,
     stop: &AtomicBool,
     returns: &Returns,
-    work_tx: &mpsc::Sender<Stream>,
+    work_tx: &mpsc::Sender<Job>,
 ) {
-    let mut idle: Vec<Stream> = Vec::new();
+    let mut idle: Vec<Connection> = Vec::new();
     let mut backoff = Duration::from_millis(5);
     let mut accept_paused_until: Option<Instant> = None;
     let mut fds: Vec<libc::pollfd> = Vec::new();
-    let mut drain = [0u8; 256];
+    let mut chunk = vec![0u8; conn::READ_CHUNK];
     while !stop.load(Ordering::SeqCst) {
-        {
-            let back = returns.back_rx.lock().unwrap_or_else(PoisonError::into_inner);
-            while let Ok(stream) = back.try_recv() {
-                idle.push(stream);
-            }
-        }
+        take_returns(returns, &mut idle);
         let in_service = returns.in_service.load(Ordering::SeqCst);
         let accepting = idle.len() + in_service < MAX_CONNS && accept_paused_until.is_none_or(|t| Instant::now() >= t);
         fds.clear();
         fds.push(libc::pollfd { fd: returns.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         fds.push(libc::pollfd { fd: if accepting { listener.fd() } else { -1 }, events: libc::POLLIN, revents: 0 });
-        fds.extend(idle.iter().map(|s| libc::pollfd { fd: s.fd(), events: libc::POLLIN, revents: 0 }));
+        fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: libc::POLLIN, revents: 0 }));
         let tick = if accepting { TICK } else { backoff.min(TICK) };
-        match sys::poll(&mut fds, i32::try_from(tick.as_millis()).unwrap_or(100)) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(e) => {
-                log::warn!("poll failed: {e}");
-                thread::sleep(TICK);
-                continue;
-            }
+        let polled = sys::poll(&mut fds, i32::try_from(tick.as_millis()).unwrap_or(100));
+        if let Err(e) = polled {
+            log::warn!("poll failed: {e}");
+            thread::sleep(TICK);
+            continue;
         }
         if fds.first().is_some_and(|f| f.revents != 0) {
+            let mut drain = [0u8; 256];
             while (&returns.wake_rx).read(&mut drain).is_ok_and(|n| n > 0) {}
         }
-        // Idle connections with data (or EOF) go to the workers; walk backwards to remove in place.
-        for i in (0..idle.len()).rev() {
-            if fds.get(i + 2).is_some_and(|f| f.revents != 0) {
-                let stream = idle.swap_remove(i);
-                returns.in_service.fetch_add(1, Ordering::SeqCst);
-                if work_tx.send(stream).is_err() {
-                    return;
-                }
-            }
+        // Read the connections with data (or EOF); walk backwards to remove in place.
+        if !serve_readable(&mut idle, &fds, 2, cx, returns, work_tx, &mut chunk) {
+            return;
         }
+        cut_off_overdue(&mut idle, cx.limits);
         if fds.get(1).is_some_and(|f| f.fd >= 0 && f.revents != 0) {
             loop {
                 let accepted = match listener {
@@ -100,8 +127,8 @@ pub(super) fn poller(
                     Ok(stream) => {
                         backoff = Duration::from_millis(5);
                         accept_paused_until = None;
-                        if let Some(stream) = admit(stream, config) {
-                            idle.push(stream);
+                        if let Some(stream) = admit(stream, cx.config) {
+                            idle.push(Connection { stream, conn: Conn::new() });
                         }
                         if idle.len() + returns.in_service.load(Ordering::SeqCst) >= MAX_CONNS {
                             break;
@@ -124,25 +151,133 @@ pub(super) fn poller(
             }
         }
     }
-    // Stopping: no more accepts. A request already on its way on an idle kept-alive
-    // connection is still served; connections that stay quiet are closed.
-    let quiet_until = Instant::now() + STOP_QUIET;
-    while !idle.is_empty() && Instant::now() < quiet_until {
+    drain_at_stop(&mut idle, cx, returns, work_tx, &mut chunk);
+}
+
+/// Stopping: no more accepts. A request already on its way on an idle kept-alive
+/// connection is still served, and one being received is read to its end (or its
+/// deadline, or the grace period); connections that stay quiet are closed.
+fn drain_at_stop(
+    idle: &mut Vec<Connection>,
+    cx: &Context<'_>,
+    returns: &Returns,
+    work_tx: &mpsc::Sender<Job>,
+    chunk: &mut [u8],
+) {
+    let started = Instant::now();
+    let quiet_until = started + STOP_QUIET;
+    let grace_until = *returns.stop_deadline.get_or_init(|| started + cx.config.shutdown_grace);
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    loop {
+        let now = Instant::now();
+        let receiving = idle.iter().any(|c| c.conn.is_receiving());
+        if idle.is_empty() || now >= grace_until || (now >= quiet_until && !receiving) {
+            break;
+        }
         fds.clear();
-        fds.extend(idle.iter().map(|s| libc::pollfd { fd: s.fd(), events: libc::POLLIN, revents: 0 }));
+        fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: libc::POLLIN, revents: 0 }));
         if sys::poll(&mut fds, 20).is_err() {
             break;
         }
-        for i in (0..idle.len()).rev() {
-            if fds.get(i).is_some_and(|f| f.revents != 0) {
-                let stream = idle.swap_remove(i);
+        if !serve_readable(idle, &fds, 0, cx, returns, work_tx, chunk) {
+            return;
+        }
+        cut_off_overdue(idle, cx.limits);
+    }
+    let unfinished = idle.iter().filter(|c| c.conn.is_receiving()).count();
+    if unfinished > 0 {
+        log::warn!("stopping with {unfinished} request(s) still being received after the grace period");
+    }
+}
+
+/// Connections the workers gave back join the watched ones.
+fn take_returns(returns: &Returns, idle: &mut Vec<Connection>) {
+    let back = returns.back_rx.lock().unwrap_or_else(PoisonError::into_inner);
+    while let Ok(c) = back.try_recv() {
+        idle.push(c);
+    }
+}
+
+/// Reads every connection `fds` (from `offset` on, in `idle`'s order) says is
+/// readable; hands those with a complete request to the workers and drops
+/// closed ones. False when the workers' queue is gone.
+fn serve_readable(
+    idle: &mut Vec<Connection>,
+    fds: &[libc::pollfd],
+    offset: usize,
+    cx: &Context<'_>,
+    returns: &Returns,
+    work_tx: &mpsc::Sender<Job>,
+    chunk: &mut [u8],
+) -> bool {
+    for i in (0..idle.len()).rev() {
+        if fds.get(i + offset).is_none_or(|f| f.revents == 0) {
+            continue;
+        }
+        let Some(c) = idle.get_mut(i) else { continue };
+        match read_ready(c, cx, chunk) {
+            Outcome::Wait => {}
+            Outcome::Close => drop(idle.swap_remove(i)),
+            Outcome::Work(ready) => {
+                let connection = idle.swap_remove(i);
                 returns.in_service.fetch_add(1, Ordering::SeqCst);
-                if work_tx.send(stream).is_err() {
-                    return;
+                if work_tx.send(Job { connection, ready }).is_err() {
+                    return false;
                 }
             }
         }
     }
+    true
+}
+
+/// Closes connections whose request was not complete in time.
+fn cut_off_overdue(idle: &mut Vec<Connection>, limits: &Limits) {
+    idle.retain(|c| {
+        let overdue = c.conn.is_overdue(limits);
+        if overdue {
+            log::warn!("closing connection: {}", conn::Error::RequestTimeout(limits.request_timeout));
+        }
+        !overdue
+    });
+}
+
+/// Reads what `c` has (without blocking) into its request state.
+fn read_ready(c: &mut Connection, cx: &Context<'_>, chunk: &mut [u8]) -> Outcome {
+    let mut total = 0;
+    loop {
+        match sys::recv_nowait(c.stream.fd(), chunk) {
+            Ok(0) => {
+                if c.conn.is_receiving() {
+                    log::debug!("connection ended mid-request by the peer");
+                }
+                return Outcome::Close;
+            }
+            Ok(n) => {
+                c.conn.push(chunk.get(..n).unwrap_or_default());
+                total += n;
+                match c.conn.advance(cx.limits, &mut |req| cx.gate.head(req)) {
+                    Ok(Some(ready)) => return Outcome::Work(Some(ready)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        log::warn!("closing connection: {e}");
+                        return Outcome::Close;
+                    }
+                }
+                if c.conn.is_finished() || n < chunk.len() || total >= READ_PER_WAKE {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                if !conn::is_peer_gone(&e) {
+                    log::warn!("closing connection: {e}");
+                }
+                return Outcome::Close;
+            }
+        }
+    }
+    if c.conn.out().is_empty() && !c.conn.is_finished() { Outcome::Wait } else { Outcome::Work(None) }
 }
 
 /// Prepares an accepted connection, or refuses a TCP peer not in FCGI_WEB_SERVER_ADDRS.
@@ -150,7 +285,6 @@ fn admit(stream: Stream, config: &Config) -> Option<Stream> {
     match &stream {
         Stream::Unix(s) => {
             let _ = s.set_nonblocking(false);
-            let _ = s.set_read_timeout(Some(CONN_TICK));
             let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
         }
         Stream::Tcp(s) => {
@@ -163,7 +297,6 @@ fn admit(stream: Stream, config: &Config) -> Option<Stream> {
             }
             let _ = s.set_nonblocking(false);
             let _ = s.set_nodelay(true);
-            let _ = s.set_read_timeout(Some(CONN_TICK));
             let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
         }
     }
@@ -180,6 +313,23 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.as_raw_fd(),
             Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// Workers write answers in blocking mode, bounded by the write timeout.
+impl io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
         }
     }
 }

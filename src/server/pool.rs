@@ -1,6 +1,7 @@
 //! The fixed pool of worker threads: a worker takes a connection with a
-//! complete request from the poller's queue, answers it through its own
-//! [`Handler`] (one read-only SQLite connection each), and gives a kept-alive
+//! complete request from the poller's queue (never a partial one: it never
+//! reads a socket), answers it through its own [`Handler`] (one read-only
+//! SQLite connection each), writes the answer, and gives a kept-alive
 //! connection back to the poller. `VIDEOFEED_MAX_REQUESTS` is counted here.
 #![deny(
     clippy::unwrap_used,
@@ -16,13 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
-use super::poller::{Returns, Stream};
+use super::poller::{Connection, Job, Returns};
 use crate::config::Config;
-use crate::fcgi::conn::{self, End, Limits};
+use crate::fcgi::conn::{self, Limits, Ready};
 use crate::http::Handler;
 
-/// Read timeout on a connection: how often an idle kept-alive connection checks the stop flag.
-pub(super) const CONN_TICK: Duration = Duration::from_millis(200);
 /// A peer that does not read its answer for this long loses the connection.
 pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -49,8 +48,8 @@ impl Counters<'_> {
 
 #[expect(clippy::too_many_arguments, reason = "the worker's whole context, passed once at spawn")]
 pub(super) fn worker(
-    work_rx: &Mutex<mpsc::Receiver<Stream>>,
-    back_tx: &mpsc::Sender<Stream>,
+    work_rx: &Mutex<mpsc::Receiver<Job>>,
+    back_tx: &mpsc::Sender<Connection>,
     wake_tx: &UnixStream,
     returns: &Returns,
     config: &Config,
@@ -62,64 +61,67 @@ pub(super) fn worker(
     // LiteSpeed's initTimeout runs from the first request).
     loop {
         let next = work_rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(mut stream) = next else { return };
-        let keep = serve_stream(&mut stream, config, limits, shared, &mut handler) == Some(End::Idle);
+        let Ok(Job { mut connection, ready }) = next else { return };
+        let keep = answer(&mut connection, ready, config, limits, shared, &mut handler);
         #[cfg(feature = "test-hooks")]
         if handler.take_test_worker_kill() {
             returns.in_service.fetch_sub(1, Ordering::SeqCst);
             crate::sys::test_hook_panic("worker thread dies");
         }
         returns.in_service.fetch_sub(1, Ordering::SeqCst);
-        if keep && back_tx.send(stream).is_ok() {
+        if keep && back_tx.send(connection).is_ok() {
             let _ = (&*wake_tx).write(&[1]);
         }
     }
 }
 
-/// The handler as the connection layer sees it, counting answered requests.
-struct Responder<'a, 'b> {
-    handler: &'a mut Handler,
-    shared: &'a Counters<'b>,
-    max_requests: Option<u64>,
-}
-
-impl conn::Respond for Responder<'_, '_> {
-    fn early(&mut self, req: &conn::Request) -> Option<Vec<u8>> {
-        let response = self.handler.early(req)?;
-        self.shared.count(self.max_requests);
-        Some(response)
-    }
-
-    fn respond(&mut self, req: &conn::Request) -> Vec<u8> {
-        let response = self.handler.handle(req);
-        self.shared.count(self.max_requests);
-        response
-    }
-}
-
-/// Serves one request (or a closing connection) on `stream`; `Some(End::Idle)`
-/// when the connection should go back to the poller.
-fn serve_stream(
-    stream: &mut Stream,
+/// Answers `ready` (and any further request already buffered), sends what the
+/// connection has to send, and says whether it goes back to the poller. It never
+/// reads the socket: the poller gave it a complete request.
+fn answer(
+    c: &mut Connection,
+    mut ready: Option<Ready>,
     config: &Config,
     limits: &Limits,
     shared: &Counters<'_>,
     handler: &mut Handler,
-) -> Option<End> {
-    let answer = Responder { handler, shared, max_requests: config.max_requests };
-    let result = match stream {
-        Stream::Unix(s) => conn::serve_one(s, limits, answer, || shared.is_stopping()),
-        Stream::Tcp(s) => conn::serve_one(s, limits, answer, || shared.is_stopping()),
-    };
-    match result {
-        Ok(End::Aborted) => {
-            log::debug!("connection ended mid-request by the peer");
-            Some(End::Aborted)
+) -> bool {
+    loop {
+        let keep = ready.as_ref().map(Ready::keep);
+        match ready.take() {
+            Some(Ready::Request { req, .. }) => {
+                let response = handler.handle(&req);
+                shared.count(config.max_requests);
+                c.conn.answer(req.request_id, &response);
+            }
+            Some(Ready::Answered { id, response, .. }) => {
+                shared.count(config.max_requests);
+                c.conn.answer(id, &response);
+            }
+            None => {}
         }
-        Ok(end) => Some(end),
-        Err(e) => {
-            log::warn!("closing connection: {e}");
-            None
+        match conn::flush(&mut c.stream, &mut c.conn) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                log::debug!("the peer left before reading its answer");
+                return false;
+            }
+            Err(e) => {
+                log::warn!("closing connection: {e}");
+                return false;
+            }
+        }
+        // Not kept by the web server, aborted on a connection it does not keep, or stopping.
+        if keep == Some(false) || c.conn.is_finished() || (keep.is_some() && shared.is_stopping()) {
+            return false;
+        }
+        match c.conn.advance(limits, &mut |req| handler.head(req)) {
+            Ok(Some(next)) => ready = Some(next),
+            Ok(None) => return true,
+            Err(e) => {
+                log::warn!("closing connection: {e}");
+                return false;
+            }
         }
     }
 }
