@@ -1,8 +1,9 @@
--- videofeed schema, version 6 (PRAGMA user_version = 6).
+-- videofeed schema, version 7 (PRAGMA user_version = 7).
 -- Applied by `videofeed init` / `import` / `demo` inside one transaction when
 -- user_version is 0; embedded in the binary with include_str!. Older databases
 -- are upgraded in place by sql/migrations/ (002_generation.sql, 003_changes.sql,
--- 004_thumbnails_channels.sql, 005_exact_answers.sql, 006_change_log.sql).
+-- 004_thumbnails_channels.sql, 005_exact_answers.sql, 006_change_log.sql,
+-- 007_column_changes.sql).
 
 -- One row per video. `rowid` is explicit so the FTS index can refer to it
 -- (external content, https://sqlite.org/fts5.html#external_content_tables).
@@ -34,7 +35,8 @@ CREATE VIRTUAL TABLE videos_fts USING fts5(
 
 -- Counters kept in the same transaction as every write:
 --   generation  bumped by every change that can alter search results (rows added
---               or removed, title, channel or region changed): the responder's
+--               or removed, title, channel or region changed, and the duration,
+--               published_at and view count filters and orders read): the responder's
 --               in-memory rank index is valid exactly while it is unchanged;
 --   changes     bumped by every change to any column of any video: the version
 --               of the data that response caches and ETags are keyed on;
@@ -49,9 +51,12 @@ INSERT INTO videofeed_meta (key, value) VALUES ('generation', 0), ('changes', 0)
 -- or deleted. A responder whose index is at generation G reads the entries after
 -- G; a gap (a bulk load, which bumps the generation once for many rows, or
 -- entries pruned below) makes it rebuild instead.
+-- `kind` 1: only the row's duration, published_at or view count changed (the
+-- index updates its columns without re-tokenizing the row); 0: anything else.
 CREATE TABLE videofeed_changes (
     generation INTEGER PRIMARY KEY,
-    row        INTEGER NOT NULL
+    row        INTEGER NOT NULL,
+    kind       INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN
@@ -87,6 +92,16 @@ WHEN old.region IS NOT new.region BEGIN
     UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
     INSERT INTO videofeed_changes (generation, row)
     SELECT value, new.rowid FROM videofeed_meta WHERE key = 'generation';
+END;
+
+-- The columns the rank index filters and sorts on (duration, published_at, views):
+-- a new generation, logged as a column-only change.
+CREATE TRIGGER videos_au_columns AFTER UPDATE OF duration_seconds, published_at, view_count ON videos
+WHEN old.duration_seconds IS NOT new.duration_seconds OR old.published_at IS NOT new.published_at
+  OR old.view_count IS NOT new.view_count BEGIN
+    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO videofeed_changes (generation, row, kind)
+    SELECT value, new.rowid, 1 FROM videofeed_meta WHERE key = 'generation';
 END;
 
 -- Any change to a video (a new thumbnail, duration or view count included)
@@ -178,4 +193,4 @@ WHEN new.generation % 1000 = 0 BEGIN
     DELETE FROM videofeed_changes WHERE generation <= new.generation - 200000;
 END;
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;

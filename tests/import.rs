@@ -62,7 +62,7 @@ fn strict_stops_at_the_first_bad_line_with_nothing_of_its_batch_written() -> Tes
     assert!(err.contains("line 2: not valid JSON") && err.contains("--strict"), "{err}");
     assert_eq!(count(&db, "SELECT count(*) FROM videos"), 0, "line 1 was in the same batch");
     // A bulk load (the database was empty) is one batch: its triggers are back after the rollback.
-    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 13);
+    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 14);
     // With --no-bulk and batches of one row, the batch before the bad line stays committed.
     let out = run(&[
         "import",
@@ -290,7 +290,7 @@ fn bulk_load_into_an_empty_database_indexes_everything_once() -> TestResult {
     assert!(out.status.success());
     for db in [&bulk, &batched] {
         assert_eq!(count(db, "SELECT count(*) FROM videos"), 609);
-        assert_eq!(count(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 13);
+        assert_eq!(count(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 14);
         rusqlite::Connection::open(db)?.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
     }
     // Same search answers either way.

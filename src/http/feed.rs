@@ -92,7 +92,8 @@ impl Handler {
             }
         }
         let answer = reader.answer(query)?;
-        metrics::global().ranked(answer.path == search::RankPath::Index, !answer.corrected.is_empty());
+        let by_index = answer.path == search::RankPath::Index;
+        metrics::global().ranked(by_index, !answer.corrected.is_empty(), query.is_filtered());
         // The search reads one row past the page to learn whether another page follows.
         let shown = answer.items.len().min(usize::try_from(query.limit).unwrap_or(usize::MAX));
         match response::feed_json_corrected(query, &answer.items, &answer.corrected) {

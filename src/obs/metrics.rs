@@ -121,6 +121,8 @@ pub struct Metrics {
     /// Feed answers ranked by the rank index, by SQL, and those with typo corrections.
     ranked_index: AtomicU64,
     ranked_sql: AtomicU64,
+    filtered_index: AtomicU64,
+    filtered_sql: AtomicU64,
     corrected: AtomicU64,
     page_cache_misses: AtomicU64,
     queue_depth: AtomicUsize,
@@ -183,6 +185,8 @@ impl Metrics {
             page_cache_hits: AtomicU64::new(0),
             ranked_index: AtomicU64::new(0),
             ranked_sql: AtomicU64::new(0),
+            filtered_index: AtomicU64::new(0),
+            filtered_sql: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
             page_cache_misses: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
@@ -238,9 +242,13 @@ impl Metrics {
 
     /// Records which ranking computed a feed answer (not counting cache hits), and
     /// whether the typo correction changed the query.
-    pub fn ranked(&self, by_index: bool, corrected: bool) {
+    pub fn ranked(&self, by_index: bool, corrected: bool, filtered: bool) {
         let counter = if by_index { &self.ranked_index } else { &self.ranked_sql };
         counter.fetch_add(1, Relaxed);
+        if filtered {
+            let counter = if by_index { &self.filtered_index } else { &self.filtered_sql };
+            counter.fetch_add(1, Relaxed);
+        }
         if corrected {
             self.corrected.fetch_add(1, Relaxed);
         }
@@ -351,6 +359,15 @@ impl Metrics {
         );
         for (path, counter) in [("index", &self.ranked_index), ("sql", &self.ranked_sql)] {
             let _ = writeln!(out, "videofeed_searches_total{{path=\"{path}\"}} {}", counter.load(Relaxed));
+        }
+        help(
+            &mut out,
+            "videofeed_filtered_searches_total",
+            "counter",
+            "Of those, answers to filtered or re-ordered queries (channel, durations, sort), by ranking.",
+        );
+        for (path, counter) in [("index", &self.filtered_index), ("sql", &self.filtered_sql)] {
+            let _ = writeln!(out, "videofeed_filtered_searches_total{{path=\"{path}\"}} {}", counter.load(Relaxed));
         }
         help(&mut out, "videofeed_typo_corrections_total", "counter", "Feed answers whose query was typo-corrected.");
         let _ = writeln!(out, "videofeed_typo_corrections_total {}", self.corrected.load(Relaxed));

@@ -5,8 +5,10 @@
 //! path ([`sql`]) ranks with FTS5's `bm25()` ([`bm25`]: title weighted 8,
 //! channel 2), keeps rows whose region is the requested one or `GLOBAL`, and
 //! breaks ties by row id. The fast path asks the shared in-memory rank index
-//! ([`index`]) for the same top rows when its snapshot is of the transaction's
-//! generation, then reads them by row id in that transaction. Queries are
+//! ([`index`]) for the same top rows when it is at the transaction's
+//! generation (a base snapshot and the delta since), filtered and re-ordered
+//! queries included (`channel`, durations, `sort`), then reads them by row id
+//! in that transaction. Queries are
 //! tokenized by FTS5's own tokenizer ([`tokenize`]); unknown words are
 //! corrected by one rule ([`typo`]). `score` is the negated bm25 (higher is
 //! better). No socket I/O; no writes.
@@ -314,11 +316,13 @@ impl Reader {
         }
         let corrected_expr = (!corrected.is_empty()).then(|| effective.as_deref().map(expression)).flatten();
         let match_expr = corrected_expr.as_deref().unwrap_or(&query.match_expr);
-        let (items, path) = match (&view, &effective) {
-            (Some(view), Some(phrases)) if !query.is_filtered() => {
-                (self.ranked(&tx, view, phrases, query, &meta)?, RankPath::Index)
-            }
-            _ => (self.ranked_by_sql(&tx, match_expr, query)?, RankPath::Sql),
+        let by_index = match (&view, &effective) {
+            (Some(view), Some(phrases)) => self.ranked(&tx, view, phrases, query, &meta)?,
+            _ => None,
+        };
+        let (items, path) = match by_index {
+            Some(items) => (items, RankPath::Index),
+            None => (self.ranked_by_sql(&tx, match_expr, query)?, RankPath::Sql),
         };
         drop(tx);
         Ok(Answer { items, corrected, version: meta.version, path })
@@ -341,12 +345,10 @@ impl Reader {
         let Some(view) = self.index.view_at(&tx, self.file, meta.generation, &self.tokenizer)? else {
             return Ok(None);
         };
-        if query.is_filtered() {
-            return Ok(None);
-        }
         let t = Instant::now();
         let hidden = self.index.hidden(&tx, (self.file, meta.generation, meta.thumbs))?;
-        let hits = page(view.top_k(&phrases, &query.region, wanted(query), &hidden), query);
+        let Some(hits) = rank(&view, &phrases, query, &hidden) else { return Ok(None) };
+        let hits = page(hits, query);
         stages.rank = t.elapsed();
         let t = Instant::now();
         let items = self.fetch(&tx, &hits)?;
@@ -354,7 +356,8 @@ impl Reader {
         Ok(Some((items, stages)))
     }
 
-    /// Ranks `phrases` in `view` (of the transaction's generation) and reads the rows in `tx`.
+    /// Ranks `phrases` in `view` (of the transaction's generation) and reads the rows in
+    /// `tx`; None when the index cannot answer this query exactly (see [`rank`]).
     fn ranked(
         &self,
         tx: &Connection,
@@ -362,10 +365,10 @@ impl Reader {
         phrases: &[Phrase],
         query: &FeedQuery,
         meta: &Meta,
-    ) -> Result<Vec<FeedItem>, Error> {
+    ) -> Result<Option<Vec<FeedItem>>, Error> {
         let hidden = self.index.hidden(tx, (self.file, meta.generation, meta.thumbs))?;
-        let hits = page(view.top_k(phrases, &query.region, wanted(query), &hidden), query);
-        self.fetch(tx, &hits)
+        let Some(hits) = rank(view, phrases, query, &hidden) else { return Ok(None) };
+        self.fetch(tx, &page(hits, query)).map(Some)
     }
 
     /// The rows of `hits`, by row id, in order.
@@ -407,6 +410,21 @@ impl Reader {
         }
         Ok(items)
     }
+}
+
+/// The first rows of `query`'s order in `view` (skipped ones included), with its filters;
+/// None when a column a filter reads holds a value the index cannot compare as SQL does.
+fn rank(view: &index::View, phrases: &[Phrase], query: &FeedQuery, hidden: &index::Hidden) -> Option<Vec<index::Hit>> {
+    if !query.is_filtered() {
+        return Some(view.top_k(phrases, &query.region, wanted(query), hidden));
+    }
+    let filter = index::Filter {
+        channel: query.channel.as_deref(),
+        min_duration: query.min_duration,
+        max_duration: query.max_duration,
+        sort: query.sort,
+    };
+    view.top_k_filtered(phrases, &query.region, wanted(query), hidden, &filter)
 }
 
 /// Rows to rank for a page: those skipped, those shown, and one more that says a next page exists.

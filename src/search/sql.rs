@@ -175,7 +175,10 @@ pub fn row_item(r: &rusqlite::Row<'_>, rank: f64, policy: &ThumbnailPolicy) -> r
 pub const CHANGES_COUNT_SQL: &str =
     "SELECT count(*), min(generation) FROM videofeed_changes WHERE generation > ?1 AND generation <= ?2";
 
-/// The rows changed in generations (`?1`, `?2`] as they are now (NULLs: deleted).
-pub const CHANGED_ROWS_SQL: &str = "SELECT c.row, v.title, v.channel, v.region \
-     FROM (SELECT DISTINCT row FROM videofeed_changes WHERE generation > ?1 AND generation <= ?2) c \
+/// The rows changed in generations (`?1`, `?2`] as they are now (NULLs: deleted), with
+/// the least `kind` of their log entries (1: only their columns changed).
+pub const CHANGED_ROWS_SQL: &str = "SELECT c.row, c.kind, v.title, v.channel, v.region, \
+     v.duration_seconds, v.published_at, v.view_count, v.channel \
+     FROM (SELECT row, min(kind) AS kind FROM videofeed_changes \
+           WHERE generation > ?1 AND generation <= ?2 GROUP BY row) c \
      LEFT JOIN videos v ON v.rowid = c.row";

@@ -16,7 +16,7 @@ use rusqlite::OpenFlags;
 /// The schema, applied as one transaction to a new database.
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// The `user_version` this binary writes and expects.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 /// Upgrades, applied in order to an older database: (version it produces, SQL).
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../sql/migrations/002_generation.sql")),
@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../sql/migrations/004_thumbnails_channels.sql")),
     (5, include_str!("../../sql/migrations/005_exact_answers.sql")),
     (6, include_str!("../../sql/migrations/006_change_log.sql")),
+    (7, include_str!("../../sql/migrations/007_column_changes.sql")),
 ];
 
 /// Page cache per read-only connection, in KiB (SQLite's negative `cache_size`).

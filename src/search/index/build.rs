@@ -1,5 +1,5 @@
 //! Building a [`Snapshot`] from FTS5's own tokens, term by term: the loader
-//! (`index::load`) feeds it each row's sizes and region, then every term with
+//! (`index::load`) feeds it each row's sizes, region and filter columns, then every term with
 //! its instances in row order. Pure data: no SQLite here.
 #![deny(
     clippy::unwrap_used,
@@ -9,6 +9,7 @@
     clippy::cast_possible_truncation
 )]
 
+use super::columns::{BaseCols, Cols, Inexact};
 use super::snapshot::{Forward, Postings, Snapshot};
 
 /// Builder input: one instance of a term in a row.
@@ -78,6 +79,7 @@ impl Builder {
                 forward: Forward::Narrow(Vec::new()),
                 region: Vec::new(),
                 regions: vec![String::new()],
+                cols: BaseCols::default(),
                 n_rows,
                 n_tokens: 0,
                 postings: 0,
@@ -162,6 +164,16 @@ impl Builder {
         Ok(())
     }
 
+    /// Records a row's filter and sort columns (`inexact`: what of them SQL compares differently).
+    ///
+    /// # Errors
+    /// [`BuildError::RowidOutOfRange`].
+    pub fn set_cols(&mut self, rowid: i64, cols: &Cols, inexact: Inexact) -> Result<(), BuildError> {
+        let slot = Self::slot(rowid)?;
+        self.s.cols.set(slot, cols, inexact);
+        Ok(())
+    }
+
     /// Adds one term with its instances, sorted by row id (as fts5vocab yields them).
     ///
     /// # Errors
@@ -222,6 +234,7 @@ impl Builder {
         }
         s.terms.shrink_to_fit();
         s.region.shrink_to_fit();
+        s.cols.shrink();
         s.postings = s.lists.iter().map(Postings::len).sum();
         self.s
     }

@@ -8,7 +8,11 @@
 //! postings no longer count) and counted from the delta instead, and the
 //! totals bm25 needs are adjusted the same way: rows, tokens, and per term the
 //! rows that hold it. So base + delta rank, correct and count exactly as FTS5
-//! over the current data does (`Snapshot::top_k_view`). Pure data: the rows are
+//! over the current data does (`Snapshot::top_k_view`). A row whose duration,
+//! published_at or view count changed and nothing else (a `kind` 1 log entry,
+//! schema 7) keeps its base postings: only its columns are overridden, so a
+//! stream of view-count updates costs neither tokenizing nor ranking work.
+//! Pure data: the rows are
 //! read and tokenized by `index::RankIndex` in the answer's read transaction.
 #![deny(
     clippy::unwrap_used,
@@ -20,6 +24,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::collections::HashMap;
+
+use super::columns::{Cols, Inexact};
 use super::snapshot::{Hidden, Snapshot};
 
 /// One changed row as it is now: its region and its tokens per column, in order.
@@ -33,6 +40,17 @@ pub struct Row {
     pub title: Vec<String>,
     /// The channel's tokens.
     pub channel: Vec<String>,
+    /// Its filter and sort columns.
+    pub cols: Cols,
+}
+
+/// What the change log says happened to a row since the delta's generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Its indexed text or region changed, or it was added (the row now) or deleted (None).
+    Row(Option<Row>),
+    /// Only its duration, published_at or view count changed (its columns now).
+    Cols(Cols),
 }
 
 impl Row {
@@ -71,6 +89,10 @@ pub struct Delta {
     added: BTreeMap<String, u32>,
     /// Per term, (index into `rows`, count in title, count in channel), by index (dead ones too).
     postings: BTreeMap<String, Vec<(usize, u16, u16)>>,
+    /// Base rows whose columns changed and nothing else: their columns now.
+    columns: Option<HashMap<u32, Cols>>,
+    /// Columns some changed row holds an inexact value in.
+    inexact: Inexact,
 }
 
 impl Delta {
@@ -87,6 +109,8 @@ impl Delta {
         removed: BTreeMap::new(),
         added: BTreeMap::new(),
         postings: BTreeMap::new(),
+        columns: None,
+        inexact: Inexact { duration: false, published: false, views: false, channel: false },
     };
 
     /// No change: the base at its own generation.
@@ -94,9 +118,21 @@ impl Delta {
         Delta { generation, ..Delta::default() }
     }
 
-    /// Applies `updates` (row id → its state now) made up to `generation`.
-    pub fn apply(&mut self, base: &Snapshot, generation: i64, updates: Vec<(u32, Option<Row>)>) {
-        for (rowid, state) in updates {
+    /// Applies `updates` (row id → what changed) made up to `generation`; `inexact`
+    /// marks the columns of those rows the index cannot compare as SQL does.
+    pub fn apply(&mut self, base: &Snapshot, generation: i64, updates: Vec<(u32, Change)>, inexact: Inexact) {
+        self.inexact.merge(inexact);
+        for (rowid, change) in updates {
+            let state = match change {
+                Change::Row(state) => state,
+                Change::Cols(cols) => {
+                    self.set_columns(rowid, cols);
+                    continue;
+                }
+            };
+            if let Some(columns) = self.columns.as_mut() {
+                columns.remove(&rowid);
+            }
             match self.changed.get(&rowid).copied() {
                 Some(Some(old)) => self.retire(old),
                 Some(None) => {}
@@ -116,6 +152,21 @@ impl Delta {
             self.changed.insert(rowid, version);
         }
         self.generation = generation;
+    }
+
+    /// A column-only change: in place for a row the delta holds, as an override for a base row.
+    fn set_columns(&mut self, rowid: u32, cols: Cols) {
+        match self.changed.get(&rowid).copied() {
+            Some(Some(index)) => {
+                if let Some(row) = self.rows.get_mut(index) {
+                    row.cols = cols;
+                }
+            }
+            Some(None) => {}
+            None => {
+                self.columns.get_or_insert_with(HashMap::new).insert(rowid, cols);
+            }
+        }
     }
 
     /// Adds a row version; returns its index.
@@ -163,6 +214,26 @@ impl Delta {
     /// Whether nothing changed since the base.
     pub fn is_empty(&self) -> bool {
         self.changed.is_empty()
+    }
+
+    /// Whether some base row's columns changed (and nothing else of it).
+    pub fn has_column_changes(&self) -> bool {
+        self.columns.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// Base rows whose columns changed and nothing else.
+    pub fn column_changes(&self) -> usize {
+        self.columns.as_ref().map_or(0, HashMap::len)
+    }
+
+    /// The columns of base row `rowid` now, when only they changed.
+    pub fn column_change(&self, rowid: u32) -> Option<&Cols> {
+        self.columns.as_ref()?.get(&rowid)
+    }
+
+    /// Columns some changed row holds an inexact value in.
+    pub fn inexact(&self) -> Inexact {
+        self.inexact
     }
 
     /// Base rows whose base entry no longer counts.

@@ -14,6 +14,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use super::build::{Builder, Instance};
+use super::columns::{Cols, Inexact};
 use super::snapshot::Snapshot;
 use crate::search::Error;
 use crate::search::sql::GENERATION_SQL;
@@ -40,11 +41,14 @@ pub(super) fn load(path: &Path) -> Result<Snapshot, Error> {
     let n_rows: i64 = tx.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
     let mut builder = Builder::new(generation, n_rows);
     {
-        let mut stmt = tx.prepare("SELECT rowid, region FROM videos")?;
+        let mut stmt =
+            tx.prepare("SELECT rowid, region, duration_seconds, published_at, view_count, channel FROM videos")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let region: String = row.get(1)?;
             builder.set_region(row.get(0)?, &region).map_err(|e| Error::Index(e.to_string()))?;
+            let (cols, inexact) = cols_of(row, 2)?;
+            builder.set_cols(row.get(0)?, &cols, inexact).map_err(|e| Error::Index(e.to_string()))?;
         }
     }
     {
@@ -87,6 +91,57 @@ pub(super) fn load(path: &Path) -> Result<Snapshot, Error> {
     drop(rows);
     drop(stmt);
     Ok(builder.finish())
+}
+
+/// A row's filter and sort columns from `duration_seconds, published_at, view_count,
+/// channel` at columns `at..at + 4`, with the ones SQL would compare differently marked.
+///
+/// # Errors
+/// A column index out of range (a bug in the statement).
+pub(super) fn cols_of(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Cols, Inexact)> {
+    use rusqlite::types::ValueRef;
+    let mut inexact = Inexact::default();
+    let duration = match row.get_ref(at)? {
+        ValueRef::Integer(i) => i,
+        _ => {
+            inexact.duration = true;
+            0
+        }
+    };
+    let published = match row.get_ref(at + 1)? {
+        ValueRef::Null => None,
+        ValueRef::Text(t) => {
+            let canonical = std::str::from_utf8(t).ok().and_then(canonical_time);
+            inexact.published |= canonical.is_none();
+            canonical
+        }
+        _ => {
+            inexact.published = true;
+            None
+        }
+    };
+    let views = match row.get_ref(at + 2)? {
+        ValueRef::Integer(i) => i,
+        _ => {
+            inexact.views = true;
+            0
+        }
+    };
+    let channel = match row.get_ref(at + 3)? {
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        _ => {
+            inexact.channel = true;
+            String::new()
+        }
+    };
+    Ok((Cols { duration, published, views, channel }, inexact))
+}
+
+/// Unix seconds of a canonical `YYYY-MM-DDTHH:MM:SSZ` (the form imports store), where
+/// text order is time order; None for any other text.
+fn canonical_time(text: &str) -> Option<i64> {
+    let unix = crate::timefmt::parse_rfc3339(text).ok()?;
+    (text.len() == 20 && crate::timefmt::rfc3339(unix) == text).then_some(unix)
 }
 
 /// Decodes one SQLite varint (as FTS5 writes `%_docsize`); a short blob gives 0.

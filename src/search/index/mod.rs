@@ -12,6 +12,7 @@
 )]
 
 pub mod build;
+pub mod columns;
 pub mod delta;
 mod load;
 pub mod snapshot;
@@ -24,8 +25,9 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 pub use build::{BuildError, Builder, Instance, MAX_REGIONS, MAX_ROWID};
-pub use delta::{Delta, Row};
-use load::{current_generation, load};
+pub use columns::{Cols, Filter, Inexact};
+pub use delta::{Change, Delta, Row};
+use load::{cols_of, current_generation, load};
 pub use snapshot::{Hidden, Hit, Postings, Snapshot};
 
 use super::tokenize::{Phrase, Tokenizer};
@@ -62,6 +64,10 @@ pub struct RankIndex {
 /// A delta of this many rows starts a rebuild of the base in the background (it keeps
 /// answering meanwhile): merging it costs about a microsecond per delta row per query.
 pub const COMPACT_ROWS: usize = 20_000;
+
+/// Base rows with changed columns (and nothing else) that start a rebuild: an override
+/// costs a hash lookup per matching row of a filtered query, and ~100 bytes.
+pub const COMPACT_COLUMNS: usize = 500_000;
 
 /// The delta of a base that nothing changed since.
 static EMPTY: Delta = Delta::EMPTY;
@@ -103,12 +109,31 @@ impl View<'_> {
 
     /// The best `limit` rows now (see [`Snapshot::top_k_view`]).
     pub fn top_k(&self, phrases: &[Phrase], region: &str, limit: usize, hidden: &Hidden) -> Vec<Hit> {
-        self.base.top_k_view(phrases, region, limit, hidden, Some(self.delta()))
+        self.base.top_k_view(phrases, region, limit, hidden, Some(self.delta()), None)
+    }
+
+    /// The first `limit` rows now that pass `filter`, in its order; None when a
+    /// column it reads holds a value the index cannot compare as SQL does (then SQL answers).
+    pub fn top_k_filtered(
+        &self,
+        phrases: &[Phrase],
+        region: &str,
+        limit: usize,
+        hidden: &Hidden,
+        filter: &Filter<'_>,
+    ) -> Option<Vec<Hit>> {
+        let delta = self.delta();
+        let mut inexact = self.base.cols.inexact;
+        inexact.merge(delta.inexact());
+        if inexact.blocks(filter) {
+            return None;
+        }
+        Some(self.base.top_k_view(phrases, region, limit, hidden, Some(delta), Some(filter)))
     }
 }
 
-/// Changed rows: (row id, the row now, or None when deleted).
-type Updates = Vec<(u32, Option<Row>)>;
+/// Changed rows: (row id, what changed), and the inexact columns among them.
+type Updates = (Vec<(u32, Change)>, Inexact);
 
 /// The rows written in generations (`from`, `to`], with their tokens now (None for a
 /// deleted row); None when the change log does not hold every one of those generations.
@@ -119,31 +144,32 @@ fn changed_rows(tx: &Connection, from: i64, to: i64, tokenizer: &Tokenizer) -> R
         return Ok(None);
     }
     let mut stmt = tx.prepare_cached(sql::CHANGED_ROWS_SQL)?;
-    let rows = stmt.query_map([from, to], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, Option<String>>(3)?,
-        ))
-    })?;
+    let mut rows = stmt.query([from, to])?;
     let mut present = Vec::new();
-    let mut gone = Vec::new();
-    for row in rows {
-        let (rowid, title, channel, region) = row?;
-        let Ok(rowid) = u32::try_from(rowid) else { return Ok(None) };
-        match (title, channel, region) {
-            (Some(t), Some(c), Some(r)) => present.push((rowid, t, c, r)),
-            _ => gone.push(rowid),
+    let mut updates = Vec::new();
+    let mut inexact = Inexact::default();
+    while let Some(r) = rows.next()? {
+        let Ok(rowid) = u32::try_from(r.get::<_, i64>(0)?) else { return Ok(None) };
+        let kind: i64 = r.get(1)?;
+        let text: (Option<String>, Option<String>, Option<String>) = (r.get(2)?, r.get(3)?, r.get(4)?);
+        let (Some(title), Some(channel), Some(region)) = text else {
+            updates.push((rowid, Change::Row(None)));
+            continue;
+        };
+        let (cols, marks) = cols_of(r, 5)?;
+        inexact.merge(marks);
+        if kind == 1 {
+            updates.push((rowid, Change::Cols(cols)));
+        } else {
+            present.push((rowid, title, channel, region, cols));
         }
     }
-    let texts: Vec<(&str, &str)> = present.iter().map(|(_, t, c, _)| (t.as_str(), c.as_str())).collect();
+    let texts: Vec<(&str, &str)> = present.iter().map(|(_, t, c, _, _)| (t.as_str(), c.as_str())).collect();
     let tokens = tokenizer.row_tokens(&texts)?;
-    let mut updates: Updates = gone.into_iter().map(|r| (r, None)).collect();
-    for ((rowid, _, _, region), (title, channel)) in present.into_iter().zip(tokens) {
-        updates.push((rowid, Some(Row { rowid, region, title, channel })));
+    for ((rowid, _, _, region, cols), (title, channel)) in present.into_iter().zip(tokens) {
+        updates.push((rowid, Change::Row(Some(Row { rowid, region, title, channel, cols }))));
     }
-    Ok(Some(updates))
+    Ok(Some((updates, inexact)))
 }
 
 /// What the set of videos left out depends on: (file, generation, thumbs).
@@ -329,8 +355,9 @@ impl RankIndex {
                     self.refresh();
                     return Ok(None);
                 };
-                delta.apply(&base, generation, updates);
-                if delta.len() >= COMPACT_ROWS {
+                let (updates, inexact) = updates;
+                delta.apply(&base, generation, updates, inexact);
+                if delta.len() >= COMPACT_ROWS || delta.column_changes() >= COMPACT_COLUMNS {
                     self.refresh();
                 }
             }

@@ -32,8 +32,10 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use super::columns::{BaseCols, Filter, Key};
 use super::delta::{Delta, Row};
 use crate::search::bm25::{B, CHANNEL_WEIGHT, CHANNEL_WEIGHT_INT, K1, TITLE_WEIGHT, TITLE_WEIGHT_INT};
+use crate::search::query::Sort;
 use crate::search::tokenize::Phrase;
 
 /// One term's postings: row ids ascending, with title/channel counts packed in a byte.
@@ -107,6 +109,8 @@ pub struct Snapshot {
     pub(super) forward: Forward,
     pub(super) region: Vec<u16>,
     pub(super) regions: Vec<String>,
+    /// Per row: duration, published_at, views, channel (for filtered and sorted queries).
+    pub(super) cols: BaseCols,
     pub(super) n_rows: i64,
     pub(super) n_tokens: i64,
     pub(super) postings: usize,
@@ -152,7 +156,8 @@ fn weighted((title, channel): (f64, f64)) -> f64 {
 
 /// A candidate in the bounded heap; the worst (highest rank, then highest rowid) is on top.
 #[derive(Clone, Copy)]
-struct Candidate(Hit);
+/// A row in the running top k, ordered by its [`Key`] (best first).
+struct Candidate(Key);
 
 impl PartialEq for Candidate {
     fn eq(&self, other: &Self) -> bool {
@@ -167,7 +172,7 @@ impl PartialOrd for Candidate {
 }
 impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.rank.total_cmp(&other.0.rank).then(self.0.rowid.cmp(&other.0.rowid))
+        self.0.order(&other.0)
     }
 }
 
@@ -197,6 +202,7 @@ impl Snapshot {
             + self.forward.bytes()
             + self.region.capacity() * 2
             + self.overflow.capacity() * 12
+            + self.cols.bytes()
     }
 
     fn term_range(&self, token: &str, prefix: bool) -> std::ops::Range<usize> {
@@ -332,7 +338,7 @@ impl Snapshot {
     /// As [`Snapshot::top_k`], skipping the rows in `hidden` (videos the feed leaves
     /// out; they still count in bm25's statistics, as they do in FTS5's).
     pub fn top_k_visible(&self, phrases: &[Phrase], region: &str, limit: usize, hidden: &Hidden) -> Vec<Hit> {
-        self.top_k_view(phrases, region, limit, hidden, None)
+        self.top_k_view(phrases, region, limit, hidden, None, None)
     }
 
     /// As [`Snapshot::top_k_visible`] over this snapshot brought up to date by
@@ -345,8 +351,9 @@ impl Snapshot {
         limit: usize,
         hidden: &Hidden,
         delta: Option<&Delta>,
+        filter: Option<&Filter<'_>>,
     ) -> Vec<Hit> {
-        let delta = delta.filter(|d| !d.is_empty());
+        let delta = delta.filter(|d| !d.is_empty() || d.has_column_changes());
         let (rows_adjust, tokens_adjust) = delta.map_or((0, 0), Delta::adjust);
         let total_rows = self.n_rows + rows_adjust;
         if phrases.is_empty() || limit == 0 || total_rows <= 0 {
@@ -389,6 +396,9 @@ impl Snapshot {
             }
             score
         };
+        // With a filter: the base's id of the channel asked for (None: no base row has it).
+        let channel_id = filter.and_then(|f| f.channel).map(|c| self.cols.channel_id(c));
+        let overrides = delta.filter(|d| d.has_column_changes());
         let mut heap: std::collections::BinaryHeap<Candidate> = std::collections::BinaryHeap::with_capacity(limit + 1);
         let mut offer = |candidate: Candidate| {
             if heap.len() < limit {
@@ -421,9 +431,29 @@ impl Snapshot {
                         continue 'rows;
                     }
                 }
+                let mut major = (0, 0);
+                if let Some(f) = filter {
+                    let (duration, published, views, channel) = match overrides.and_then(|d| d.column_change(rowid)) {
+                        Some(c) => (c.duration, c.published, c.views, Err(c.channel.as_str())),
+                        None => {
+                            let (d, p, v, c) = self.cols.get(slot);
+                            (d, p, v, Ok(c))
+                        }
+                    };
+                    let is_asked = |asked: &str| match channel {
+                        Ok(id) => channel_id.flatten() == Some(id),
+                        Err(name) => name == asked,
+                    };
+                    if !f.admits(duration, is_asked) {
+                        continue;
+                    }
+                    major = f.key(published, views);
+                }
                 let d = f64::from(self.doc_len.get(slot).copied().unwrap_or(0));
                 let score = score_of(&mut matches.iter().zip(&cursors).map(|(m, c)| m.freq(*c)), d);
-                offer(Candidate(Hit { rowid: i64::from(rowid), rank: -score })); // FTS5 returns -1.0 * score: the same bits
+                // FTS5 returns -1.0 * score: the same bits.
+                let rank = if filter.is_some_and(|f| f.sort != Sort::Relevance) { 0.0 } else { -score };
+                offer(Candidate(Key { major, rank, rowid: i64::from(rowid), score: -score }));
             }
         }
         // The delta's rows matching every phrase, driven from the first phrase's rows.
@@ -434,13 +464,21 @@ impl Snapshot {
                 if !in_region || hidden.contains(row.rowid) {
                     continue;
                 }
+                let mut major = (0, 0);
+                if let Some(f) = filter {
+                    if !f.admits(row.cols.duration, |asked| row.cols.channel == asked) {
+                        continue;
+                    }
+                    major = f.key(row.cols.published, row.cols.views);
+                }
                 let freqs: Option<Vec<f64>> = delta_freq.iter().map(|m| m.get(&i).copied()).collect();
                 let Some(freqs) = freqs else { continue };
                 let score = score_of(&mut freqs.into_iter(), row.len() as f64);
-                offer(Candidate(Hit { rowid: i64::from(row.rowid), rank: -score }));
+                let rank = if filter.is_some_and(|f| f.sort != Sort::Relevance) { 0.0 } else { -score };
+                offer(Candidate(Key { major, rank, rowid: i64::from(row.rowid), score: -score }));
             }
         }
-        heap.into_sorted_vec().into_iter().map(|c| c.0).collect()
+        heap.into_sorted_vec().into_iter().map(|c| Hit { rowid: c.0.rowid, rank: c.0.score }).collect()
     }
 
     /// The token count of base row `rowid`, when the base holds that row.
