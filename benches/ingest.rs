@@ -9,8 +9,9 @@
 //! 500-video batch every 0.5 s (1,000 new videos/s); (2) eight writers at 250
 //! videos/s each (a 125-video batch every 0.5 s); (3) one writer changing only
 //! view counts of existing videos (a 1,000-video batch every 0.5 s, 2,000/s);
-//! (4) one writer posting 500-video batches as fast as it can. Prints readers'
-//! requests/s and latency per phase, and each phase's ratio to phase 0.
+//! (4) one writer posting 500-video batches as fast as it can; (5) the feed
+//! alone again (how much the run drifted). A 5 s unmeasured warm-up comes first.
+//! Prints readers' requests/s and latency per phase, and each phase's ratio to phase 0.
 //! `ADMIN_CONCURRENCY=N` sets the server's write admission bound (default 1, the
 //! server's own default for 4 workers); refused writes (503) are not retried.
 
@@ -202,6 +203,14 @@ fn main() {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_secs(8)); // the rank index builds in the background (4 s per 1M)
+    // Warm-up, not measured: every worker's connection and page cache, as in a serving process.
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let r = readers(&socket, &queries, &stop);
+        std::thread::sleep(Duration::from_secs(5));
+        stop.store(true, Ordering::SeqCst);
+        let _ = r.join().unwrap();
+    }
 
     let existing = Arc::new(existing_videos(&db, 100_000));
     println!(
@@ -209,12 +218,13 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let half = Duration::from_millis(500);
-    let phases: [(&str, usize, Load); 5] = [
+    let phases: [(&str, usize, Load); 6] = [
         ("feed alone", 0, Load::New { batch: 0, every: None }),
         ("1 writer, 500 new every 0.5 s", 1, Load::New { batch: 500, every: Some(half) }),
         ("8 writers, 125 new every 0.5 s each", 8, Load::New { batch: 125, every: Some(half) }),
         ("1 writer, 1,000 view counts every 0.5 s", 1, Load::Views { batch: 1000, every: half }),
         ("1 writer, 500 new back to back", 1, Load::New { batch: 500, every: None }),
+        ("feed alone, again (drift check)", 0, Load::New { batch: 0, every: None }),
     ];
     let mut alone: Option<(f64, f64)> = None;
     for (k, (phase, n, load)) in phases.into_iter().enumerate() {
@@ -241,6 +251,15 @@ fn main() {
             rps / base_rps,
             p99 / base_p99
         );
+        // What the phase left behind that the next one pays for (stderr: not part of the table).
+        let wal = std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len());
+        let metrics = Command::new(&bin)
+            .args(["get", "--socket", socket.to_str().unwrap(), "/feed/metrics"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let delta = metrics.lines().find(|l| l.starts_with("videofeed_rank_index_delta_rows ")).unwrap_or("");
+        eprintln!("after phase {k}: WAL {} MB, {delta}", wal >> 20);
     }
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let _ = server.wait();

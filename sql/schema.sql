@@ -32,6 +32,11 @@ CREATE VIRTUAL TABLE videos_fts USING fts5(
     tokenize = 'unicode61 remove_diacritics 2',
     prefix = '2 3'
 );
+-- Merge index segments 16 at a time instead of FTS5's default 4: a live write
+-- costs ~10x less (a 500-video batch commits in ~15 ms instead of ~150 ms on
+-- 1M videos; most of the default's time was incremental merging), for a few
+-- more segments per level that an FTS5 query reads (issue 15).
+INSERT INTO videos_fts (videos_fts, rank) VALUES ('automerge', 16);
 
 -- Counters kept in the same transaction as every write:
 --   generation  bumped by every change that can alter search results (rows added

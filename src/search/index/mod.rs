@@ -65,6 +65,10 @@ pub struct RankIndex {
 /// answering meanwhile): merging it costs about a microsecond per delta row per query.
 pub const COMPACT_ROWS: usize = 20_000;
 
+/// The nice value of a compaction's thread: under full load it gets about a tenth
+/// of a worker's CPU share (CFS weight 110 against 1024), and all of an idle core.
+pub const COMPACT_NICE: i32 = 10;
+
 /// Base rows with changed columns (and nothing else) that start a rebuild: an override
 /// costs a hash lookup per matching row of a filtered query, and ~100 bytes.
 pub const COMPACT_COLUMNS: usize = 500_000;
@@ -345,6 +349,8 @@ impl RankIndex {
                 *slot = Some((file, base_generation, Delta::empty(base_generation)));
             }
             if let Some((_, _, delta)) = slot.as_mut().filter(|(_, _, d)| d.generation() < generation) {
+                let started = Instant::now();
+                let from = delta.generation();
                 let Some(updates) = changed_rows(tx, delta.generation(), generation, tokenizer)? else {
                     log::info!(
                         "rank index: the change log does not cover generations {}..{}; rebuilding",
@@ -356,9 +362,15 @@ impl RankIndex {
                     return Ok(None);
                 };
                 let (updates, inexact) = updates;
+                let rows = updates.len();
                 delta.apply(&base, generation, updates, inexact);
+                log::debug!(
+                    "rank index: caught up generations {from}..{generation} ({rows} rows) in {} us; delta {} rows",
+                    started.elapsed().as_micros(),
+                    delta.len()
+                );
                 if delta.len() >= COMPACT_ROWS || delta.column_changes() >= COMPACT_COLUMNS {
-                    self.refresh();
+                    self.start_build(true);
                 }
             }
         }
@@ -380,11 +392,22 @@ impl RankIndex {
     /// Starts a background rebuild unless one is running (or the index is disabled).
     /// Queries are ranked by SQL meanwhile, with the same answers.
     pub fn refresh(self: &Arc<Self>) {
+        self.start_build(false);
+    }
+
+    /// Starts a build on its own thread. A compaction (the delta grew past its bound;
+    /// the index keeps answering meanwhile) runs at a low CPU priority
+    /// ([`COMPACT_NICE`]), so on a busy machine it takes the CPU the request
+    /// workers leave; a build SQL waits for (no base, or a gap in the log) does not.
+    fn start_build(self: &Arc<Self>, compaction: bool) {
         if !self.enabled || self.building.swap(true, Ordering::SeqCst) {
             return;
         }
         let index = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("rank-index".into()).spawn(move || {
+            if compaction {
+                crate::sys::set_thread_nice(COMPACT_NICE);
+            }
             let _building = Building(&index.building);
             // A panic in the loader must not leave the flag set (no rebuild ever again).
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index.rebuild()));
