@@ -23,6 +23,8 @@ use std::time::Duration;
 pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_DB",
     "VIDEOFEED_SOCKET",
+    "VIDEOFEED_SOCKET_MODE",
+    "VIDEOFEED_SOCKET_GROUP",
     "VIDEOFEED_LISTEN",
     "VIDEOFEED_WORKERS",
     "LSAPI_CHILDREN",
@@ -77,8 +79,11 @@ pub struct Config {
     pub max_params: usize,
     /// Cap on the STDIN bytes of one request (GET needs none).
     pub max_stdin: usize,
-    /// Permission bits of a Unix socket we bind.
+    /// `--socket-mode` / `VIDEOFEED_SOCKET_MODE`: permission bits of a Unix socket we bind.
     pub socket_mode: u32,
+    /// `--socket-group` / `VIDEOFEED_SOCKET_GROUP`: the group a Unix socket we bind
+    /// belongs to (the web server's, so its workers can connect); None = ours.
+    pub socket_group: Option<u32>,
     /// `FCGI_WEB_SERVER_ADDRS`: TCP peers allowed to connect (empty = any).
     pub web_server_addrs: Vec<IpAddr>,
     /// How long a stop waits for requests in flight before exiting anyway.
@@ -189,6 +194,7 @@ impl Default for Config {
             max_stdin: 64 * 1024,
             // Owner and group (the web server's group) may connect; others may not.
             socket_mode: 0o660,
+            socket_group: None,
             web_server_addrs: Vec::new(),
             // LiteSpeed SIGKILLs ~100 ms after its worker exits on some paths; 1.8 s keeps us under 2 s.
             shutdown_grace: Duration::from_millis(1800),
@@ -250,6 +256,10 @@ pub struct RawServe {
     pub cache_bytes: Option<String>,
     /// `--check-thumbnails-every`
     pub check_thumbnails_every: Option<String>,
+    /// `--socket-mode`
+    pub socket_mode: Option<String>,
+    /// `--socket-group`
+    pub socket_group: Option<String>,
 }
 
 /// How long one search may run before SQLite's progress handler stops it (503).
@@ -338,6 +348,15 @@ fn err(setting: &str, message: impl Into<String>) -> Error {
     Error { setting: setting.into(), message: message.into() }
 }
 
+/// The id of group `name`, from /etc/group.
+fn group_id(name: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name)).then(|| fields.nth(1).and_then(|g| g.parse().ok())).flatten()
+    })
+}
+
 /// Picks the flag, else the first set and non-empty environment variable, with its name.
 fn pick(
     flag: &Option<String>,
@@ -372,6 +391,24 @@ impl Config {
             (None, Some((name, addr))) => Listen::Tcp(parse_tcp(&name, &addr)?),
             (None, None) => Listen::InheritedOnly,
         };
+
+        if let Some((name, v)) = pick(&raw.socket_mode, "--socket-mode", env, &["VIDEOFEED_SOCKET_MODE"]) {
+            c.socket_mode = u32::from_str_radix(v.trim().trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o777 && m & 0o600 == 0o600)
+                .ok_or_else(|| {
+                    err(&name, format!("must be octal permission bits with owner rw, like 0660 or 0666, got {v:?}"))
+                })?;
+        }
+        if let Some((name, v)) = pick(&raw.socket_group, "--socket-group", env, &["VIDEOFEED_SOCKET_GROUP"]) {
+            let v = v.trim();
+            c.socket_group = Some(match v.parse::<u32>() {
+                Ok(gid) => gid,
+                Err(_) => group_id(v).ok_or_else(|| {
+                    err(&name, format!("no group named {v:?} (see /etc/group); give a group name or number"))
+                })?,
+            });
+        }
 
         if let Some((name, v)) =
             pick(&raw.workers, "--workers", env, &["VIDEOFEED_WORKERS", "LSAPI_CHILDREN", "PHP_FCGI_CHILDREN"])
@@ -558,6 +595,25 @@ mod tests {
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn socket_mode_and_group_from_flags_or_environment() {
+        let raw = RawServe { db: Some("x".into()), ..Default::default() };
+        let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_SOCKET_MODE", "0666"), ("VIDEOFEED_SOCKET_GROUP", "0")]));
+        let c = c.unwrap();
+        assert_eq!((c.socket_mode, c.socket_group), (0o666, Some(0)));
+        let flag = RawServe { socket_mode: Some("640".into()), socket_group: Some("root".into()), ..raw.clone() };
+        let c = Config::from_raw(&flag, &env_of(&[("VIDEOFEED_SOCKET_MODE", "0666")])).unwrap();
+        assert_eq!((c.socket_mode, c.socket_group), (0o640, Some(0)), "flags win; names resolve");
+        for bad in ["999", "0066", "rw", "01777"] {
+            let r = RawServe { socket_mode: Some(bad.into()), ..raw.clone() };
+            let e = Config::from_raw(&r, &env_of(&[])).err().unwrap();
+            assert_eq!(e.setting, "--socket-mode", "{bad}");
+        }
+        let r = RawServe { socket_group: Some("no-such-group-here".into()), ..raw.clone() };
+        let e = Config::from_raw(&r, &env_of(&[])).err().unwrap();
+        assert!(e.message.contains("no group named"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The few operating-system calls std does not offer: finding a listening
-//! socket inherited on fd 0 (FastCGI spec §2.2, `FCGI_LISTENSOCK_FILENO`),
+//! socket inherited on fd 0 (FastCGI spec §2.2, `FCGI_LISTENSOCK_FILENO`) or
+//! from systemd (fd 3), the pid behind a Unix socket and signalling it,
 //! polling sockets with a timeout, reading a blocking socket without blocking
 //! (`MSG_DONTWAIT`), capping glibc's malloc arenas, and reading
 //! SQLite's per-connection page cache counters (not wrapped by rusqlite).
@@ -20,16 +21,35 @@ pub enum Inherited {
     Tcp(TcpListener),
 }
 
-/// Adopts fd 0 if it is a listening socket (`SO_ACCEPTCONN`), else `None`.
+/// Adopts an inherited listening socket, else `None`: the one systemd passes
+/// (`LISTEN_PID` is this process and `LISTEN_FDS` ≥ 1: fd 3, socket activation),
+/// else fd 0 when it is a listening socket (`SO_ACCEPTCONN`: LiteSpeed,
+/// lighttpd, spawn-fcgi).
 ///
-/// The adopted fd stays fd 0: it is never closed before exit and nothing is
-/// bound or unlinked, because the web server owns the socket's path.
+/// The adopted fd stays open until exit and nothing is bound or unlinked,
+/// because whoever passed it owns the socket's path.
 pub fn inherited_listener() -> Option<Inherited> {
+    let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.trim().parse::<u32>().ok()) == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.trim().parse::<u32>().ok()).unwrap_or(0);
+    if ours && count >= 1 {
+        if let Some(listener) = adopt(SD_LISTEN_FDS_START) {
+            return Some(listener);
+        }
+    }
+    adopt(0)
+}
+
+/// The first fd systemd passes (`sd_listen_fds(3)`).
+const SD_LISTEN_FDS_START: libc::c_int = 3;
+
+/// Adopts `fd` if it is a listening Unix or TCP socket.
+fn adopt(fd: libc::c_int) -> Option<Inherited> {
     let mut accepting: libc::c_int = 0;
     let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).ok()?;
-    // SAFETY: getsockopt writes at most `len` bytes into `accepting`, a c_int we own.
+    // SAFETY: getsockopt writes at most `len` bytes into `accepting`, a c_int we own;
+    // a bad fd is an error return, not UB.
     let rc = unsafe {
-        libc::getsockopt(0, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&raw mut accepting).cast(), &raw mut len)
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&raw mut accepting).cast(), &raw mut len)
     };
     if rc != 0 || accepting == 0 {
         return None;
@@ -38,18 +58,49 @@ pub fn inherited_listener() -> Option<Inherited> {
     let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut alen = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_storage>()).ok()?;
     // SAFETY: getsockname writes at most `alen` bytes into `addr`, which is that large.
-    let rc = unsafe { libc::getsockname(0, (&raw mut addr).cast(), &raw mut alen) };
+    let rc = unsafe { libc::getsockname(fd, (&raw mut addr).cast(), &raw mut alen) };
     if rc != 0 {
         return None;
     }
     match i32::from(addr.ss_family) {
-        // SAFETY: fd 0 is an open listening socket of this family (checked above); ownership of
-        // the fd passes to the listener, and nothing else in this process uses fd 0.
-        libc::AF_UNIX => Some(Inherited::Unix(unsafe { UnixListener::from_raw_fd(0) })),
+        // SAFETY: `fd` is an open listening socket of this family (checked above); ownership of
+        // the fd passes to the listener, and nothing else in this process uses it.
+        libc::AF_UNIX => Some(Inherited::Unix(unsafe { UnixListener::from_raw_fd(fd) })),
         // SAFETY: as above, for an IPv4/IPv6 listener.
-        libc::AF_INET | libc::AF_INET6 => Some(Inherited::Tcp(unsafe { TcpListener::from_raw_fd(0) })),
+        libc::AF_INET | libc::AF_INET6 => Some(Inherited::Tcp(unsafe { TcpListener::from_raw_fd(fd) })),
         _ => None,
     }
+}
+
+/// The process id of the peer of a connected Unix socket (`SO_PEERCRED`: for a
+/// connection to a listening socket, the process that called `listen`).
+pub fn peer_pid(stream: &std::os::unix::net::UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: ucred is plain data for which all-zero bytes are valid.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>()).ok()?;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which is that large;
+    // the fd is open for the borrow of `stream`.
+    let rc = unsafe {
+        libc::getsockopt(stream.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &raw mut len)
+    };
+    if rc != 0 {
+        return None;
+    }
+    u32::try_from(cred.pid).ok().filter(|p| *p > 0)
+}
+
+/// Sends `SIGTERM` to process `pid` (a videofeed we took the socket over from).
+///
+/// # Errors
+/// The `kill(2)` error.
+pub fn terminate(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Keeps glibc's malloc from multiplying resident memory: two arenas instead

@@ -298,7 +298,7 @@ fn a_large_body_is_read_and_answered_not_dropped() -> TestResult {
 }
 
 #[test]
-fn bound_socket_is_0660_a_stale_one_is_replaced_and_a_live_one_is_not() -> TestResult {
+fn bound_socket_is_0660_a_stale_one_is_replaced_and_another_programs_is_not() -> TestResult {
     use std::os::unix::fs::PermissionsExt;
     let dir = TestDir::new("sockmode");
     let db = fixture_db(&dir);
@@ -309,10 +309,13 @@ fn bound_socket_is_0660_a_stale_one_is_replaced_and_a_live_one_is_not() -> TestR
     let mode = std::fs::metadata(&server.socket)?.permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
     assert_eq!(server.get("/feed?q=music").status(), 200);
-    // A second instance on the same live socket refuses to steal it.
-    let out = crate::util::run(&["serve", "--db", db.to_str().unwrap(), "--socket", server.socket.to_str().unwrap()]);
+    // A live socket of another program is never taken.
+    let other = dir.path("other.sock");
+    let _held = std::os::unix::net::UnixListener::bind(&other)?;
+    let out = crate::util::run(&["serve", "--db", db.to_str().unwrap(), "--socket", other.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another process is serving"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another process is serving on this socket") && err.contains("pid"), "{err}");
     assert_eq!(server.get("/feed?q=music").status(), 200);
     Ok(())
 }

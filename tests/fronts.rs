@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{Server, TestDir, TestResult, bin, fixture_db, free_port, have, wait_for_port};
 
-fn render(template: &str, dir: &TestDir, vars: &[(&str, String)]) -> PathBuf {
+pub(crate) fn render(template: &str, dir: &TestDir, vars: &[(&str, String)]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fronts").join(template);
     let mut text = std::fs::read_to_string(&src).unwrap();
     // Workers of a server started as root must still reach the socket in our temp dir.
@@ -28,7 +28,7 @@ fn render(template: &str, dir: &TestDir, vars: &[(&str, String)]) -> PathBuf {
     out
 }
 
-struct Guard(Child);
+pub(crate) struct Guard(pub(crate) Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {

@@ -8,6 +8,7 @@ mod faults;
 mod fcgi_wire;
 mod feed_api;
 mod fronts;
+mod fronts_matrix;
 mod import;
 mod jobs;
 mod layout;

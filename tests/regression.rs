@@ -494,26 +494,39 @@ fn head_only(method: &str, uri: &str, extra: &[(&str, &str)], keep: bool) -> Vec
     out
 }
 
-// See: #15 (3). Only the write API's batch route reads a body: the feed answers at
-// the end of its PARAMS even when a body is still on its way (it is skipped unread);
-// a write request answered early (401, 403, 413) or refused (405) never makes a
-// worker wait for its body, and its connection serves the next request.
+// See: #15 (3) and #16 (1). Only the write API's batch route reads a body; any other
+// route, and a write request answered early (401, 403, 413) or refused (405), is
+// answered without its body being buffered, and never makes a worker wait for it.
+// On a connection the web server does not keep, the answer goes at once and the
+// body is then read off before the close (closing on a front still writing makes
+// it fail the request); on a kept connection the answer waits until the body has
+// ended (h2o 2.2 aborts when answered mid-body) and the connection serves on.
 #[test]
 fn issue_15_only_the_write_route_reads_a_body_and_early_answers_free_the_worker() -> TestResult {
-    use std::io::Write;
+    use std::io::{Read, Write};
     use videofeed::fcgi::client::{read_response, request};
     use videofeed::fcgi::record::{self, RecordType};
     let dir = TestDir::new("r15-body");
     let server = Server::start_with(&dir, &fixture_db(&dir), 1, &[("VIDEOFEED_ADMIN_TOKEN", TOKEN)]);
-    // A GET with a body that never ends: answered anyway.
+    let chunk = |bytes: usize, end: bool| {
+        let mut out = Vec::new();
+        record::encode(&mut out, RecordType::Stdin, 1, &vec![b'x'; bytes]);
+        if end {
+            record::encode(&mut out, RecordType::Stdin, 1, &[]);
+        }
+        out
+    };
+    // Not kept: a GET whose body has not ended is answered, then the connection is
+    // kept open until the body ends, and closed after.
     let mut s = server.connect();
-    s.write_all(&head_only("GET", "/feed?q=music", &[("CONTENT_LENGTH", "100000")], true))?;
-    let mut part = Vec::new();
-    record::encode(&mut part, RecordType::Stdin, 1, &[b'x'; 5000]);
-    s.write_all(&part)?;
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    let r = read_response(&mut s, 1)?;
-    assert_eq!(r.status(), 200, "the feed did not wait for a body it does not take");
+    s.write_all(&head_only("GET", "/feed?q=music", &[("CONTENT_LENGTH", "100000")], false))?;
+    s.write_all(&chunk(5000, false))?;
+    assert_eq!(read_response(&mut s, 1)?.status(), 200, "the feed did not wait for a body it does not take");
+    s.write_all(&chunk(60_000, false))?; // still accepted: the front's write does not fail
+    s.write_all(&chunk(100, true))?;
+    let mut rest = Vec::new();
+    assert_eq!(s.read_to_end(&mut rest)?, 0, "closed once the body ended");
     let wrong = "Bearer not-the-token";
     let big = (32u64 << 20).to_string();
     let token = bearer();
@@ -527,18 +540,16 @@ fn issue_15_only_the_write_route_reads_a_body_and_early_answers_free_the_worker(
         let mut a = server.connect();
         a.set_read_timeout(Some(Duration::from_secs(3)))?;
         a.write_all(&head_only(method, uri, &extra, true))?;
+        a.write_all(&chunk(3000, false))?;
+        // The only worker is free: another connection is answered while the first
+        // has still not sent its body.
         let t = Instant::now();
-        let r = read_response(&mut a, 1)?;
-        assert_eq!(r.status(), status, "{method} {extra:?}: {}", String::from_utf8_lossy(r.body()));
-        // The only worker is free at once: another connection is answered while the
-        // first has still not sent its body.
         assert_eq!(server.get("/feed?q=music&limit=1").status(), 200);
         assert!(t.elapsed() < Duration::from_millis(1000), "{method} {status}: took {:?}", t.elapsed());
-        // The body arrives late and is skipped; the kept-alive connection goes on.
-        let mut rest = Vec::new();
-        record::encode(&mut rest, RecordType::Stdin, 1, &[b'y'; 3000]);
-        record::encode(&mut rest, RecordType::Stdin, 1, &[]);
-        a.write_all(&rest)?;
+        // The body ends; the answer comes, and the kept-alive connection goes on.
+        a.write_all(&chunk(3000, true))?;
+        let r = read_response(&mut a, 1)?;
+        assert_eq!(r.status(), status, "{method} {extra:?}: {}", String::from_utf8_lossy(r.body()));
         let params = videofeed::fcgi::client::get_params("GET", "/feed?q=jazz&limit=1");
         let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         assert_eq!(request(&mut a, 1, true, &pairs, &[])?.status(), 200, "after {status} the connection serves on");

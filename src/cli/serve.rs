@@ -10,18 +10,22 @@ use super::{Fatal, help, parse_args};
 
 pub(super) const SERVE_HELP: &str = "\
 videofeed serve --db PATH [--socket PATH | --listen [HOST:]PORT] [--workers N] [--cache-bytes N]
-                [--check-thumbnails-every DURATION]
+                [--socket-mode MODE] [--socket-group GROUP] [--check-thumbnails-every DURATION]
 
-Answers GET /feed as a FastCGI responder. When fd 0 is a listening socket (LiteSpeed,
-lighttpd and spawn-fcgi start apps that way) it is used and nothing is bound or removed;
-otherwise --socket binds a Unix socket (a stale one is replaced, mode 0660) or --listen a
-TCP address (a bare PORT means 127.0.0.1).
+Answers GET /feed as a FastCGI responder. When systemd passes a socket (LISTEN_FDS, fd 3)
+or fd 0 is a listening socket (LiteSpeed, lighttpd and spawn-fcgi start apps that way) it
+is used and nothing is bound or removed; otherwise --socket binds a Unix socket (a stale one
+is replaced; mode --socket-mode, default 0660, and group --socket-group, both set before
+anyone can connect) or --listen a TCP address (a bare PORT means 127.0.0.1). When another
+videofeed serves the --socket path, this one takes it over without a gap (the old one serves
+what it accepted and exits).
 
 Endpoints: GET /feed?q=&region=&limit= (the feed), /feed/health (200 or 503),
 /feed/metrics (Prometheus; loopback or the admin token), /feed/openapi.json (the contract),
 POST /feed/admin/videos and DELETE /feed/admin/videos/{id} (with VIDEOFEED_ADMIN_TOKEN).
 
-Environment (flags win): VIDEOFEED_DB, VIDEOFEED_SOCKET, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
+Environment (flags win): VIDEOFEED_DB, VIDEOFEED_SOCKET, VIDEOFEED_SOCKET_MODE,
+VIDEOFEED_SOCKET_GROUP, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
 then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 16), VIDEOFEED_MAX_PARAMS_BYTES,
 VIDEOFEED_MAX_PARAMS, FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cache, default
 33554432, 0 = off), VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_TYPO_FALLBACK (on/off),
@@ -43,7 +47,16 @@ Example:
   videofeed serve --db /srv/videofeed/videos.db --socket /run/videofeed/videofeed.sock --workers 8";
 
 pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
-    let valued = ["--db", "--socket", "--listen", "--workers", "--cache-bytes", "--check-thumbnails-every"];
+    let valued = [
+        "--db",
+        "--socket",
+        "--listen",
+        "--workers",
+        "--cache-bytes",
+        "--check-thumbnails-every",
+        "--socket-mode",
+        "--socket-group",
+    ];
     let a = parse_args(raw, &valued, &[], SERVE_HELP)?;
     if a.help {
         return help(SERVE_HELP);
@@ -55,6 +68,8 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
         workers: a.get("--workers"),
         cache_bytes: a.get("--cache-bytes"),
         check_thumbnails_every: a.get("--check-thumbnails-every"),
+        socket_mode: a.get("--socket-mode"),
+        socket_group: a.get("--socket-group"),
     };
     let config = Config::from_raw(&flags, &|k| std::env::var(k).ok())?;
     log::info!(

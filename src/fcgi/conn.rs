@@ -230,7 +230,25 @@ pub struct Conn {
     since: Option<std::time::Instant>,
     /// An abort on a connection the web server did not keep: close once `out` is sent.
     finished: bool,
+    /// A request answered before its body ended: its STDIN still to skip.
+    skipping: Option<Skip>,
+    /// Close once the skipped body has ended, by this deadline ([`Conn::close_when_drained`]).
+    closing: Option<std::time::Instant>,
+    /// On a kept connection, the answer to a request whose body is being skipped:
+    /// yielded once the body has ended (see [`Conn::advance`]).
+    held: Option<Ready>,
 }
+
+/// The rest of a body being skipped unread: the request id and bytes still allowed.
+#[derive(Debug, Clone, Copy)]
+struct Skip {
+    id: u16,
+    left: usize,
+}
+
+/// The most body bytes skipped after an early answer before a connection that is
+/// to close is closed anyway (a front sends a body it buffered, fast).
+pub const DRAIN_MAX: usize = 64 << 20;
 
 impl Default for Conn {
     fn default() -> Self {
@@ -241,7 +259,17 @@ impl Default for Conn {
 impl Conn {
     /// A connection with nothing received.
     pub fn new() -> Conn {
-        Conn { buf: Vec::new(), pos: 0, active: None, out: Vec::new(), since: None, finished: false }
+        Conn {
+            buf: Vec::new(),
+            pos: 0,
+            active: None,
+            out: Vec::new(),
+            since: None,
+            finished: false,
+            skipping: None,
+            closing: None,
+            held: None,
+        }
     }
 
     /// Adds bytes read from the stream.
@@ -276,6 +304,12 @@ impl Conn {
             };
             self.pos += used;
             log::trace!("fcgi record type={} id={} len={}", rec.kind.as_u8(), rec.request_id, rec.content.len());
+            if self.skip(&rec) {
+                if self.skipping.is_none() {
+                    ready = self.held.take();
+                }
+                continue;
+            }
             ready = match on_record(rec, &mut self.active, limits, &mut self.out)? {
                 Step::Continue => None,
                 Step::ParamsDone => self.on_head(limits, head)?,
@@ -300,11 +334,36 @@ impl Conn {
         if self.pos >= self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-            if self.active.is_none() {
+            if self.active.is_none() && self.held.is_none() {
                 self.since = None;
             }
         }
         Ok(ready)
+    }
+
+    /// Whether `rec` is part of a body being skipped (then it is consumed here).
+    fn skip(&mut self, rec: &Record) -> bool {
+        let Some(skip) = self.skipping.as_mut() else { return false };
+        if rec.kind == RecordType::BeginRequest {
+            // The web server moved on: whatever it did not send of that body, it never will.
+            self.skipping = None;
+            return false;
+        }
+        let active_here = self.active.as_ref().is_some_and(|a| a.id == rec.request_id);
+        if rec.kind != RecordType::Stdin || rec.request_id != skip.id || active_here {
+            return false;
+        }
+        if rec.content.is_empty() {
+            self.skipping = None;
+        } else {
+            skip.left = skip.left.saturating_sub(rec.content.len());
+            if skip.left == 0 {
+                log::debug!("fcgi request id={}: more than {DRAIN_MAX} body bytes after its answer", skip.id);
+                self.skipping = None;
+                self.finished |= self.closing.is_some();
+            }
+        }
+        true
     }
 
     /// PARAMS are complete: ask `head` what to do before reading any body.
@@ -317,15 +376,11 @@ impl Conn {
             stdin_truncated: false,
         };
         let keep = a.keep_conn;
-        match head(&req) {
-            Head::Answer(response) => {
-                self.active = None;
-                Ok(Some(Ready::Answered { id: req.request_id, response, keep }))
-            }
-            Head::NoBody => {
-                self.active = None;
-                Ok(Some(Ready::Request { req, keep }))
-            }
+        let body_ends_later = !a.stdin_done;
+        let id = a.id;
+        let ready = match head(&req) {
+            Head::Answer(response) => Ready::Answered { id: req.request_id, response, keep },
+            Head::NoBody => Ready::Request { req, keep },
             Head::Body(cap) => {
                 a.stdin_cap = cap;
                 if !a.stdin_done {
@@ -334,12 +389,26 @@ impl Conn {
                 // The body came before the end of PARAMS (unusual, but allowed): cut it to this cap.
                 a.stdin_truncated |= a.stdin.len() > cap;
                 a.stdin.truncate(cap);
-                Ok(self.active.take().map(|a| Ready::Request {
+                return Ok(self.active.take().map(|a| Ready::Request {
                     req: Request { stdin: a.stdin, stdin_truncated: a.stdin_truncated, ..req },
                     keep,
-                }))
+                }));
             }
+        };
+        // Answered without its body: the rest of the body is skipped unread. On a kept
+        // connection the answer waits until the body has ended (a web server that reuses
+        // the connection may not expect an answer while it still writes: h2o 2.2 aborts);
+        // on one that closes, the answer goes now and the body is drained before the close.
+        self.active = None;
+        if !body_ends_later {
+            return Ok(Some(ready));
         }
+        self.skipping = Some(Skip { id, left: DRAIN_MAX });
+        if keep {
+            self.held = Some(ready);
+            return Ok(None);
+        }
+        Ok(Some(ready))
     }
 
     /// Queues `response` to request `id` as STDOUT records, an empty STDOUT and
@@ -359,14 +428,41 @@ impl Conn {
         self.out.clear();
     }
 
-    /// Whether a request has started arriving and is not complete yet.
+    /// Whether a request has started arriving and is not complete yet (its body
+    /// included, when its answer waits for the body to end).
     pub fn is_receiving(&self) -> bool {
         self.since.is_some()
     }
 
-    /// Whether the request being received is over the time allowed to send it.
+    /// Whether the request being received is over the time allowed to send it,
+    /// or a connection to close is still sent a skipped body past its deadline.
     pub fn is_overdue(&self, limits: &Limits) -> bool {
         self.since.is_some_and(|t| t.elapsed() > limits.request_timeout)
+            || self.closing.is_some_and(|t| std::time::Instant::now() > t)
+    }
+
+    /// The last request was answered and the connection is to close (not kept):
+    /// when the web server is still sending that request's body, which it does not
+    /// expect to be refused, keep reading (and dropping) it until it ends, up to
+    /// [`DRAIN_MAX`] bytes and the request timeout; true when there is such a body
+    /// (then close once [`Conn::wants_close`] says so). Closing at once would make
+    /// the web server's write fail, and some turn that into a 502 or worse.
+    pub fn close_when_drained(&mut self, limits: &Limits) -> bool {
+        if self.skipping.is_none() || self.finished {
+            return false;
+        }
+        self.closing = Some(std::time::Instant::now() + limits.request_timeout);
+        true
+    }
+
+    /// Whether the connection is to close once a skipped body has been read off.
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// Whether a connection to close has drained the body it was skipping.
+    pub fn wants_close(&self) -> bool {
+        self.closing.is_some() && (self.skipping.is_none() || self.finished)
     }
 
     /// Whether the connection must close once [`Conn::out`] is sent (an abort
@@ -846,24 +942,38 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_route_without_a_body_is_complete_at_the_end_of_params_and_its_stdin_is_skipped() {
-        let mut input = Vec::new();
-        encode_begin_request(&mut input, 1, 1, 1);
-        let mut p = Vec::new();
-        encode_pair(&mut p, b"REQUEST_URI", b"/feed");
-        encode(&mut input, RecordType::Params, 1, &p);
-        encode(&mut input, RecordType::Params, 1, &[]);
+    fn a_route_without_a_body_skips_its_stdin_unread() {
+        let head_of = |keep: u8| {
+            let mut input = Vec::new();
+            encode_begin_request(&mut input, 1, 1, keep);
+            let mut p = Vec::new();
+            encode_pair(&mut p, b"REQUEST_URI", b"/feed");
+            encode(&mut input, RecordType::Params, 1, &p);
+            encode(&mut input, RecordType::Params, 1, &[]);
+            input
+        };
+        let mut body = Vec::new();
+        encode(&mut body, RecordType::Stdin, 1, &[b'x'; 1000]);
+        encode(&mut body, RecordType::Stdin, 1, &[]);
+        // Not kept: complete at the end of PARAMS (answered while the body is drained).
         let mut conn = Conn::new();
-        conn.push(&input);
+        conn.push(&head_of(0));
         let first = conn.advance(&LIMITS, &mut |_| Head::NoBody);
-        let Ok(Some(Ready::Request { req, .. })) = first else { panic!("not ready at the end of PARAMS: {first:?}") };
+        let Ok(Some(Ready::Request { req, keep: false })) = first else { panic!("not ready: {first:?}") };
         assert!(req.stdin.is_empty());
-        // The body that follows is read and dropped, never kept; the next request is served.
-        let mut rest = Vec::new();
-        encode(&mut rest, RecordType::Stdin, 1, &[b'x'; 1000]);
-        encode(&mut rest, RecordType::Stdin, 1, &[]);
-        request(&mut rest, 1, true, "/next");
-        conn.push(&rest);
+        // Kept: the answer waits for the body's end (read and dropped, never kept), so a
+        // web server reusing the connection is not answered while it writes.
+        let mut conn = Conn::new();
+        conn.push(&head_of(1));
+        assert!(matches!(conn.advance(&LIMITS, &mut |_| Head::NoBody), Ok(None)));
+        assert!(conn.is_receiving(), "the body is still part of the request");
+        conn.push(&body);
+        let ready = conn.advance(&LIMITS, &mut |_| Head::NoBody);
+        let Ok(Some(Ready::Request { req, keep: true })) = ready else { panic!("{ready:?}") };
+        assert!(req.stdin.is_empty(), "the body was not buffered");
+        let mut next = Vec::new();
+        request(&mut next, 1, true, "/next");
+        conn.push(&next);
         let next = conn.advance(&LIMITS, &mut |_| Head::NoBody);
         let Ok(Some(Ready::Request { req, .. })) = next else { panic!("{next:?}") };
         assert_eq!(req.param("REQUEST_URI"), Some("/next"));
@@ -890,5 +1000,50 @@ pub(crate) mod tests {
         assert!(!conn.is_overdue(&limits));
         std::thread::sleep(std::time::Duration::from_millis(40));
         assert!(conn.is_overdue(&limits));
+    }
+
+    #[test]
+    fn a_connection_to_close_drains_the_body_of_an_early_answer_first() {
+        let mut input = Vec::new();
+        encode_begin_request(&mut input, 1, 1, 0); // not kept
+        encode(&mut input, RecordType::Params, 1, &[]);
+        let mut conn = Conn::new();
+        conn.push(&input);
+        let first = conn.advance(&LIMITS, &mut |_| Head::Answer(b"Status: 401\r\n\r\n".to_vec()));
+        assert!(matches!(first, Ok(Some(Ready::Answered { keep: false, .. }))), "{first:?}");
+        assert!(conn.close_when_drained(&LIMITS), "the body is still coming: keep reading");
+        assert!(!conn.wants_close());
+        let mut body = Vec::new();
+        encode(&mut body, RecordType::Stdin, 1, &[b'x'; 60_000]);
+        conn.push(&body);
+        assert!(matches!(conn.advance(&LIMITS, &mut |_| Head::NoBody), Ok(None)));
+        assert!(!conn.wants_close(), "not before the body ended");
+        let mut end = Vec::new();
+        encode(&mut end, RecordType::Stdin, 1, &[]);
+        conn.push(&end);
+        assert!(matches!(conn.advance(&LIMITS, &mut |_| Head::NoBody), Ok(None)));
+        assert!(conn.wants_close(), "drained: close now");
+        // A request whose body had ended needs no draining.
+        let mut whole = Vec::new();
+        request(&mut whole, 1, false, "/a");
+        let mut conn = Conn::new();
+        conn.push(&whole);
+        assert!(matches!(conn.advance(&LIMITS, &mut |_| Head::NoBody), Ok(Some(_))));
+        let _ = conn.advance(&LIMITS, &mut |_| Head::NoBody);
+        assert!(!conn.close_when_drained(&LIMITS));
+    }
+
+    #[test]
+    fn draining_is_bounded_by_time() {
+        let limits = Limits { request_timeout: std::time::Duration::from_millis(20), ..LIMITS };
+        let mut input = Vec::new();
+        encode_begin_request(&mut input, 1, 1, 0);
+        encode(&mut input, RecordType::Params, 1, &[]);
+        let mut conn = Conn::new();
+        conn.push(&input);
+        assert!(matches!(conn.advance(&limits, &mut |_| Head::NoBody), Ok(Some(_))));
+        assert!(conn.close_when_drained(&limits));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(conn.is_overdue(&limits), "a body that never ends is cut off");
     }
 }

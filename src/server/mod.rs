@@ -202,8 +202,9 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     let spawn_poller = |work_tx: mpsc::Sender<Job>| -> io::Result<JoinHandle<()>> {
         let (listener, config, stop, returns, gate) =
             (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop), Arc::clone(&returns), Arc::clone(&gate));
+        let owned = owned_path.clone();
         thread::Builder::new().name("poller".into()).spawn(move || {
-            let cx = Context { config: &config, limits: &limits, gate: &gate };
+            let cx = Context { config: &config, limits: &limits, gate: &gate, owned: owned.as_ref() };
             poller(&listener, &cx, &stop, &returns, &work_tx);
         })
     };
@@ -223,7 +224,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         "serving db={} workers={} listener={} pid={}",
         config.db.display(),
         config.workers,
-        owned_path.as_ref().map_or_else(|| describe(&config.listen), |p| p.display().to_string()),
+        owned_path.as_ref().map_or_else(|| describe(&config.listen), |p| p.path.display().to_string()),
         std::process::id()
     );
 
@@ -256,10 +257,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
 
     let deadline = *returns.stop_deadline.get_or_init(|| Instant::now() + config.shutdown_grace);
     log::info!("stopping: no new connections, draining requests in flight");
-    if let Some(path) = &owned_path {
-        // New connections now fail at connect() instead of waiting in a backlog no one reads.
-        let _ = std::fs::remove_file(path);
-    }
+    // (The poller unlinks our socket path, unless it was taken over, and serves the backlog.)
     // The poller serves what is on its way, then gives up at the same deadline (and says what it left).
     let poller_done = deadline + Duration::from_millis(50);
     while poller_handle.as_ref().is_some_and(|h| !h.is_finished()) && Instant::now() < poller_done {
@@ -286,6 +284,9 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         } else {
             log::warn!("stopping with thumbnail checks in flight; every check finished before the stop is written");
         }
+    }
+    if let Some(owned) = owned_path.as_ref().filter(|o| o.is_ours()) {
+        let _ = std::fs::remove_file(&owned.path);
     }
     let busy = returns.in_service.load(Ordering::SeqCst);
     if busy > 0 {

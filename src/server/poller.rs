@@ -24,7 +24,7 @@ use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::listener::Listener;
+use super::listener::{Listener, OwnedPath};
 use super::pool::WRITE_TIMEOUT;
 use crate::config::Config;
 use crate::fcgi::conn::{self, Conn, Limits, Ready};
@@ -68,6 +68,8 @@ pub(super) struct Context<'a> {
     pub(super) config: &'a Config,
     pub(super) limits: &'a Limits,
     pub(super) gate: &'a Gate,
+    /// The Unix socket path we bound, if we did.
+    pub(super) owned: Option<&'a OwnedPath>,
 }
 
 /// What reading a connection came to.
@@ -151,7 +153,38 @@ pub(super) fn poller(
             }
         }
     }
+    // Stopping. New connections must go elsewhere: our path is unlinked unless another
+    // videofeed has taken it over (then it already points there). What is already in
+    // the backlog was sent to us: accept it and serve it, never reset it.
+    if let Some(owned) = cx.owned.filter(|o| o.is_ours()) {
+        let _ = std::fs::remove_file(&owned.path);
+    }
+    let backlog = accept_all(listener, cx.config, &mut idle);
+    if backlog > 0 {
+        log::info!("stopping: serving {backlog} connection(s) from the backlog");
+    }
     drain_at_stop(&mut idle, cx, returns, work_tx, &mut chunk);
+}
+
+/// Accepts every connection waiting in the backlog; how many.
+fn accept_all(listener: &Listener, config: &Config, idle: &mut Vec<Connection>) -> usize {
+    let mut n = 0;
+    loop {
+        let accepted = match listener {
+            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+        };
+        match accepted {
+            Ok(stream) => {
+                if let Some(stream) = admit(stream, config) {
+                    idle.push(Connection { stream, conn: Conn::new() });
+                    n += 1;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return n,
+        }
+    }
 }
 
 /// Stopping: no more accepts. A request already on its way on an idle kept-alive
@@ -169,9 +202,12 @@ fn drain_at_stop(
     let grace_until = *returns.stop_deadline.get_or_init(|| started + cx.config.shutdown_grace);
     let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
+        // Connections answered meanwhile that still drain a body come back too.
+        take_returns(returns, idle);
         let now = Instant::now();
-        let receiving = idle.iter().any(|c| c.conn.is_receiving());
-        if idle.is_empty() || now >= grace_until || (now >= quiet_until && !receiving) {
+        let busy = idle.iter().any(|c| c.conn.is_receiving() || c.conn.is_closing())
+            || returns.in_service.load(Ordering::SeqCst) > 0;
+        if now >= grace_until || (now >= quiet_until && !busy) {
             break;
         }
         fds.clear();
@@ -234,7 +270,9 @@ fn serve_readable(
 fn cut_off_overdue(idle: &mut Vec<Connection>, limits: &Limits) {
     idle.retain(|c| {
         let overdue = c.conn.is_overdue(limits);
-        if overdue {
+        if overdue && c.conn.is_closing() {
+            log::debug!("closing connection: the body after an early answer did not end in time");
+        } else if overdue {
             log::warn!("closing connection: {}", conn::Error::RequestTimeout(limits.request_timeout));
         }
         !overdue
@@ -257,6 +295,7 @@ fn read_ready(c: &mut Connection, cx: &Context<'_>, chunk: &mut [u8]) -> Outcome
                 total += n;
                 match c.conn.advance(cx.limits, &mut |req| cx.gate.head(req)) {
                     Ok(Some(ready)) => return Outcome::Work(Some(ready)),
+                    Ok(None) if c.conn.wants_close() => return Outcome::Close,
                     Ok(None) => {}
                     Err(e) => {
                         log::warn!("closing connection: {e}");

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::poller::{Connection, Job, Returns};
 use crate::config::Config;
-use crate::fcgi::conn::{self, Limits, Ready};
+use crate::fcgi::conn::{self, Head, Limits, Ready};
 use crate::http::Handler;
 
 /// A peer that does not read its answer for this long loses the connection.
@@ -111,9 +111,21 @@ fn answer(
                 return false;
             }
         }
-        // Not kept by the web server, aborted on a connection it does not keep, or stopping.
-        if keep == Some(false) || c.conn.is_finished() || (keep.is_some() && shared.is_stopping()) {
-            return false;
+        if c.conn.is_finished() {
+            return false; // aborted on a connection the web server does not keep
+        }
+        // Not kept by the web server, or stopping: close, once a body the web server is
+        // still sending for an early answer has been read off (by the poller).
+        if keep == Some(false) || (keep.is_some() && shared.is_stopping()) {
+            if !c.conn.close_when_drained(limits) {
+                return false;
+            }
+            // Skip what is already here; the poller reads the rest. A new request on a
+            // connection the web server did not keep is not served.
+            return match c.conn.advance(limits, &mut |_| Head::NoBody) {
+                Ok(_) => !c.conn.wants_close(),
+                Err(_) => false,
+            };
         }
         match c.conn.advance(limits, &mut |req| handler.head(req)) {
             Ok(Some(next)) => ready = Some(next),

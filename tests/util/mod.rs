@@ -289,3 +289,12 @@ pub fn wait_index_current(server: &Server, db: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// One FastCGI GET of the feed over a Unix socket (readiness checks).
+pub fn http_get_unix(socket: &Path) -> std::io::Result<u16> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let params = videofeed::fcgi::client::get_params("GET", "/feed?q=music&limit=1");
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    Ok(videofeed::fcgi::client::request(&mut s, 1, false, &pairs, &[])?.status())
+}
