@@ -24,7 +24,7 @@ Usage: ./install.sh [options]
   --binary PATH      install this prebuilt binary instead of building with cargo
   --socket PATH      Unix socket to serve on (default /run/videofeed/videofeed.sock as root,
                      else ${XDG_RUNTIME_DIR:-/tmp}/videofeed-$UID/videofeed.sock)
-  --workers N        worker threads (default 16)
+  --workers N        worker threads (default 2 per CPU, 2 to 64, as videofeed's own)
   --run-dir DIR      where the pid file and log go (default /run/videofeed as root,
                      else ${XDG_RUNTIME_DIR:-/tmp}/videofeed-$UID)
   --no-start         install and create the database, but do not start the responder
@@ -58,7 +58,7 @@ fi
 socket=""
 binary=""
 demo=""
-workers=16
+workers=""   # default: 2 per CPU, 2 to 64 (as videofeed's own default)
 start=1
 action=install
 lsws_root=/usr/local/lsws
@@ -92,6 +92,11 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+if [ -z "$workers" ]; then
+  workers=$(( $(nproc 2>/dev/null || echo 1) * 2 ))
+  [ "$workers" -lt 2 ] && workers=2
+  [ "$workers" -gt 64 ] && workers=64
+fi
 [[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "--workers must be a whole number of at least 1, got '$workers'"
 socket="${socket:-$rundir/videofeed.sock}"
 pidfile="$rundir/videofeed.pid"
@@ -165,6 +170,11 @@ render_lsws() {
       -e "s|^\(  env  *LS_STDERR_LOG=\).*|\1$lsws_log|" \
       -e '/^#/d' "$here/lsws-config/extprocessor.conf" > "$out/extprocessor.conf"
   sed -e '/^#/d' "$here/lsws-config/context.conf" > "$out/context.conf"
+  # The server config must hold a CGIRLimit block, or LiteSpeed cannot start any app.
+  if ! without_block "$server_conf" | grep -Eq '^[[:space:]]*CGIRLimit[[:space:]]*\{'; then
+    say "warning: $server_conf has no CGIRLimit block; without it every app start fails (cgidSuEXEC failed, clients get 503); the change below adds the stock one (lsws-config/cgirlimit.conf)"
+    sed -e '/^#/d' "$here/lsws-config/cgirlimit.conf" >> "$out/extprocessor.conf"
+  fi
 }
 
 # Configures LiteSpeed when it is installed; returns 1 when it is not there.
@@ -184,9 +194,6 @@ configure_lsws() {
   update_block "$server_conf" "$tmp/extprocessor.conf"
   update_block "$vhost_conf" "$tmp/context.conf"
   rm -rf "$tmp"
-  if ! awk -v v="$lsws_vhost" '$1 == "virtualhost" && $2 == v {inside = 1} inside && $1 == "enableScript" && $2 == "1" {found = 1} inside && /^}/ {inside = 0} END {exit !found}' "$server_conf"; then
-    say "warning: the '$lsws_vhost' virtualhost entry in $server_conf has no 'enableScript 1'; without it LiteSpeed answers 403 on /feed (see lsws-config/vhost-entry.conf)"
-  fi
   if [ "$apply" = 1 ]; then
     # The run-as user must read the database and create its -shm/-wal files (WAL mode),
     # and write its log.

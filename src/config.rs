@@ -37,6 +37,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_REQUEST_TIMEOUT_MS",
     "VIDEOFEED_MAX_PARAMS",
     "VIDEOFEED_CACHE_BYTES",
+    "VIDEOFEED_LSCACHE",
     "VIDEOFEED_ADMIN_TOKEN",
     "VIDEOFEED_ADMIN_MAX_BODY",
     "VIDEOFEED_WRITE_QUEUE",
@@ -54,6 +55,30 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_LOG",
     "RUST_LOG",
 ];
+
+/// `VIDEOFEED_LSCACHE`: which feed answers LSCache may store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LsCache {
+    /// Every 200 feed answer (the behaviour before issue 17).
+    Always,
+    /// A query asked a second time within five minutes (`http::admission`) (the default).
+    #[default]
+    Repeat,
+    /// None: LSCache never stores a feed answer.
+    Off,
+}
+
+impl LsCache {
+    /// Parses `always`, `repeat` or `off`.
+    pub fn parse(v: &str) -> Option<LsCache> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "always" => Some(LsCache::Always),
+            "repeat" => Some(LsCache::Repeat),
+            "off" => Some(LsCache::Off),
+            _ => None,
+        }
+    }
+}
 
 /// Where to listen when fd 0 is not an inherited listening socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +104,9 @@ pub struct Config {
     pub max_params: usize,
     /// Cap on the STDIN bytes of one request (GET needs none).
     pub max_stdin: usize,
+    /// `VIDEOFEED_LSCACHE`: which feed answers LiteSpeed's cache may store
+    /// (`always`, `repeat` = a query asked twice within 5 minutes, `off`).
+    pub lscache: LsCache,
     /// `--socket-mode` / `VIDEOFEED_SOCKET_MODE`: permission bits of a Unix socket we bind.
     pub socket_mode: u32,
     /// `--socket-group` / `VIDEOFEED_SOCKET_GROUP`: the group a Unix socket we bind
@@ -187,7 +215,7 @@ impl Default for Config {
             listen: Listen::InheritedOnly,
             // Matches the lsws-config template's maxConns/LSAPI_CHILDREN: the web server may keep
             // this many connections open and each needs a worker (docs/decisions/0012-poller-for-idle-connections.md).
-            workers: NonZeroUsize::MIN.saturating_add(15),
+            workers: default_workers(),
             // Generous for CGI params (nginx and LiteSpeed send 1-4 KiB), small enough to bound memory.
             max_params: 64 * 1024,
             // /feed is GET-only; a small body is read and ignored.
@@ -195,6 +223,7 @@ impl Default for Config {
             // Owner and group (the web server's group) may connect; others may not.
             socket_mode: 0o660,
             socket_group: None,
+            lscache: LsCache::default(),
             web_server_addrs: Vec::new(),
             // LiteSpeed SIGKILLs ~100 ms after its worker exits on some paths; 1.8 s keeps us under 2 s.
             shutdown_grace: Duration::from_millis(1800),
@@ -348,6 +377,14 @@ fn err(setting: &str, message: impl Into<String>) -> Error {
     Error { setting: setting.into(), message: message.into() }
 }
 
+/// The default worker count: twice the CPUs this process may run on (workers are
+/// CPU, not connections: the poller holds idle ones), at least 2 and at most 64.
+/// 2 cores → 4 workers (what the benchmarks run), 8 → 16.
+pub fn default_workers() -> NonZeroUsize {
+    let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    NonZeroUsize::new((cpus * 2).clamp(2, 64)).unwrap_or(NonZeroUsize::MIN)
+}
+
 /// The id of group `name`, from /etc/group.
 fn group_id(name: &str) -> Option<u32> {
     let groups = std::fs::read_to_string("/etc/group").ok()?;
@@ -391,6 +428,11 @@ impl Config {
             (None, Some((name, addr))) => Listen::Tcp(parse_tcp(&name, &addr)?),
             (None, None) => Listen::InheritedOnly,
         };
+
+        if let Some(v) = env("VIDEOFEED_LSCACHE").filter(|v| !v.trim().is_empty()) {
+            c.lscache = LsCache::parse(&v)
+                .ok_or_else(|| err("VIDEOFEED_LSCACHE", format!("must be always, repeat or off, got {v:?}")))?;
+        }
 
         if let Some((name, v)) = pick(&raw.socket_mode, "--socket-mode", env, &["VIDEOFEED_SOCKET_MODE"]) {
             c.socket_mode = u32::from_str_radix(v.trim().trim_start_matches("0o"), 8)
@@ -625,7 +667,8 @@ mod tests {
         assert_eq!(c.workers.get(), 7);
         let raw2 = RawServe { workers: Some("2".into()), ..raw.clone() };
         assert_eq!(Config::from_raw(&raw2, &env_of(&[("VIDEOFEED_WORKERS", "7")]))?.workers.get(), 2);
-        assert_eq!(Config::from_raw(&raw, &env_of(&[]))?.workers.get(), 16);
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        assert_eq!(Config::from_raw(&raw, &env_of(&[]))?.workers.get(), (cpus * 2).clamp(2, 64));
         Ok(())
     }
 

@@ -104,10 +104,12 @@ fn extprocessor_matches_binary_defaults_and_install_sh() -> TestResult {
     assert!(one(&ext, "initTimeout").parse::<u32>()? >= 10);
 
     let env = env_map(&ext["env"]);
-    let workers = defaults.workers.get().to_string();
-    assert_eq!(one(&ext, "maxConns"), workers, "maxConns = the binary's default worker count");
-    assert_eq!(env["LSAPI_CHILDREN"], workers, "LSAPI_CHILDREN = maxConns");
-    assert_eq!(install["workers"], workers, "install.sh renders the same worker count");
+    // The snippet's worker count is the worked example of lsws-config/README.md (an
+    // 8-core box: 2 per CPU); install.sh renders the box's own (tested below).
+    assert_eq!(one(&ext, "maxConns"), "16", "maxConns = 2 x 8 cores, the README's example");
+    assert_eq!(env["LSAPI_CHILDREN"], "16", "LSAPI_CHILDREN = maxConns");
+    assert!(install["workers"].starts_with("\"\""), "install.sh computes its default from the CPU count");
+    let _ = defaults;
 
     for name in env.keys() {
         assert!(ENV_VARS.contains(&name.as_str()) || name.starts_with("LS_"), "{name} is not read by videofeed");
@@ -140,8 +142,8 @@ fn context_cache_and_vhost_snippets_fit_the_app() -> TestResult {
     assert_eq!(one(&ctx, "type"), "fcgi");
     assert_eq!(one(&ctx, "handler"), "videofeed");
     assert!(ext.contains_key("type"));
-    let vhost = ols_block(&std::fs::read_to_string(repo("lsws-config/vhost-entry.conf"))?, "virtualhost");
-    assert_eq!(one(&vhost, "enableScript"), "1");
+    let limits = ols_block(&std::fs::read_to_string(repo("lsws-config/cgirlimit.conf"))?, "CGIRLimit");
+    assert!(one(&limits, "procHardLimit").parse::<u32>()? >= 400, "the stock CGIRLimit block");
     let cache = ols_block(&std::fs::read_to_string(repo("lsws-config/cache.conf"))?, "module cache");
     assert_eq!(one(&cache, "enableCache"), "0", "only answers that opt in are cached");
     assert_eq!(one(&cache, "qsCache"), "1", "every /feed URL has a query string");
@@ -173,7 +175,7 @@ fn fake_lsws(dir: &TestDir) -> PathBuf {
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::write(
         root.join("conf/httpd_config.conf"),
-        "serverName test\nuser nobody\ngroup nogroup\nvirtualhost Example {\n  vhRoot Example/\n  enableScript 1\n}\n",
+        "serverName test\nuser nobody\ngroup nogroup\nvirtualhost Example {\n  vhRoot Example/\n}\n",
     )
     .unwrap();
     std::fs::write(root.join("conf/vhosts/Example/vhconf.conf"), "docRoot $VH_ROOT/html/\n").unwrap();
@@ -222,6 +224,7 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
     let (code, text) = install_sh(&common);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("would change as follows") && text.contains("+  maxConns                6"), "{text}");
+    assert!(text.contains("no CGIRLimit block") && text.contains("+CGIRLimit"), "{text}");
     assert_eq!(std::fs::read_to_string(&server_conf)?, original);
     assert!(db.exists(), "the database is created");
 
@@ -232,6 +235,7 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
     assert_eq!(code, 0, "{text}");
     let conf = std::fs::read_to_string(&server_conf)?;
     let ext = ols_block(&conf, "extprocessor videofeed");
+    assert_eq!(conf.matches("CGIRLimit").count(), 1, "the stock CGIRLimit block was added once: {conf}");
     assert_eq!(one(&ext, "path"), format!("{}/bin/videofeed serve", prefix.display()));
     assert_eq!(one(&ext, "maxConns"), "6");
     let env = env_map(&ext["env"]);
@@ -241,6 +245,13 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
     assert!(std::fs::read_to_string(vhost_conf.clone())?.contains("context /feed {"));
     assert_eq!(std::fs::read_to_string(lsws.join("calls.log"))?.trim(), "restart");
     assert!(prefix.join("bin/videofeed").exists());
+
+    // Without --workers, install.sh renders the binary's own default for this box.
+    let without: Vec<&str> = common.iter().copied().filter(|a| *a != "--workers" && *a != "6").collect();
+    let (code, text) = install_sh(&without);
+    assert_eq!(code, 0, "{text}");
+    let expected = format!("maxConns                {}", Config::default().workers);
+    assert!(text.contains(&expected), "{expected} not in {text}");
 
     // Idempotent: a second run changes nothing and keeps one block.
     let (code, text) = install_sh(&args);

@@ -644,3 +644,39 @@ fn issue_15_filtered_and_sorted_queries_go_through_the_index() -> TestResult {
     assert_eq!(by_index(&server), 4.0);
     Ok(())
 }
+
+// See: #17 (3). LSCache keeps an fd per stored answer, so only repeated queries are
+// marked cacheable for it (VIDEOFEED_LSCACHE=repeat, the default): a flood of 10,000
+// distinct queries gets at most 1% cacheable answers, a query asked twice is
+// cacheable on its second answer, and Cache-Control for CDNs stays as it is.
+#[test]
+fn issue_17_lscache_stores_only_repeated_queries() -> TestResult {
+    use crate::util::get_on;
+    let dir = TestDir::new("r17-lscache");
+    let db = fixture_db(&dir);
+    let server = Server::start(&dir, &db, 2);
+    let lscache =
+        |r: &videofeed::fcgi::client::Response| r.header("X-LiteSpeed-Cache-Control").unwrap_or("").to_owned();
+    let mut s = server.connect();
+    let first = get_on(&mut s, "/feed?q=music&limit=3", true);
+    assert_eq!(lscache(&first), "no-cache");
+    assert_eq!(first.header("Cache-Control"), Some("public, max-age=300, stale-while-revalidate=3600"));
+    let second = get_on(&mut s, "/feed?q=music&limit=3", true);
+    assert_eq!(lscache(&second), "public, max-age=300", "asked twice: cacheable");
+    let mut cacheable = 0;
+    for i in 0..10_000 {
+        let r = get_on(&mut s, &format!("/feed?q=zzbuster{i}&limit=1"), true);
+        assert_eq!(r.status(), 200);
+        cacheable += usize::from(lscache(&r).starts_with("public"));
+    }
+    assert!(cacheable <= 100, "{cacheable} of 10,000 distinct queries were cacheable");
+    // always / off.
+    drop(server);
+    let always = Server::start_with(&dir, &db, 1, &[("VIDEOFEED_LSCACHE", "always")]);
+    assert_eq!(lscache(&always.get("/feed?q=jazz")), "public, max-age=300");
+    drop(always);
+    let off = Server::start_with(&dir, &db, 1, &[("VIDEOFEED_LSCACHE", "off")]);
+    off.get("/feed?q=jazz");
+    assert_eq!(lscache(&off.get("/feed?q=jazz")), "no-cache");
+    Ok(())
+}

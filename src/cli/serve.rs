@@ -26,9 +26,10 @@ POST /feed/admin/videos and DELETE /feed/admin/videos/{id} (with VIDEOFEED_ADMIN
 
 Environment (flags win): VIDEOFEED_DB, VIDEOFEED_SOCKET, VIDEOFEED_SOCKET_MODE,
 VIDEOFEED_SOCKET_GROUP, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
-then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 16), VIDEOFEED_MAX_PARAMS_BYTES,
+then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 2 per CPU, 2 to 64), VIDEOFEED_MAX_PARAMS_BYTES,
 VIDEOFEED_MAX_PARAMS, FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cache, default
-33554432, 0 = off), VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_TYPO_FALLBACK (on/off),
+33554432, 0 = off), VIDEOFEED_LSCACHE (which answers LiteSpeed's cache may store: repeat, the
+default = a query asked twice within 5 minutes; always; off), VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_TYPO_FALLBACK (on/off),
 VIDEOFEED_QUERY_TIMEOUT_MS (default 2000), VIDEOFEED_REQUEST_TIMEOUT_MS (default 2000),
 VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server starts a fresh process;
 default never), VIDEOFEED_ADMIN_TOKEN (turns the write API on), VIDEOFEED_ADMIN_MAX_BODY,

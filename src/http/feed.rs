@@ -76,6 +76,8 @@ impl Handler {
         if_none_match: Option<&str>,
     ) -> Result<(usize, Response), search::Error> {
         let cache = self.shared.cache.is_enabled().then(|| Arc::clone(&self.shared.cache));
+        // Asked before, recently? Then LSCache may store this answer (http::admission).
+        let lscache = self.shared.admission.admit(query);
         let reader = self.reader_for_current_file()?;
         let validated = |json: &[u8], data: search::DataVersion| {
             let v = response::Validators {
@@ -83,7 +85,7 @@ impl Handler {
                 last_modified: Some(data.last_write),
                 if_none_match,
             };
-            response::feed_validated(json, &query.region, head, &v)
+            response::feed_validated(json, &query.region, head, &v, lscache)
         };
         if let Some(cache) = &cache {
             let now = reader.data_version()?;

@@ -41,6 +41,7 @@
 )]
 
 pub mod admin;
+pub mod admission;
 pub mod cache;
 pub mod feed;
 pub mod ops;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub index: Arc<RankIndex>,
     /// The response cache (disabled when its budget is 0).
     pub cache: Arc<Cache>,
+    /// Which answers LSCache may store (`VIDEOFEED_LSCACHE`).
+    pub admission: Arc<admission::Admission>,
     /// The database facts `/feed/health` reports.
     pub health: Arc<Health>,
     /// The write API, when an admin token is configured.

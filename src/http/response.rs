@@ -20,8 +20,10 @@ use crate::search::FeedItem;
 
 /// `Cache-Control` of a 200 feed answer.
 pub const FEED_CACHE_CONTROL: &str = "public, max-age=300, stale-while-revalidate=3600";
-/// `X-LiteSpeed-Cache-Control` of a 200 feed answer: lets LSCache store it.
+/// `X-LiteSpeed-Cache-Control` of a 200 feed answer LSCache may store (see `http::admission`).
 pub const LSCACHE_CONTROL: &str = "public, max-age=300";
+/// `X-LiteSpeed-Cache-Control` of one it may not (a query not asked before, by default).
+pub const LSCACHE_NO_CACHE: &str = "no-cache";
 /// `Content-Type` of every answer.
 pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
@@ -185,7 +187,7 @@ pub fn feed_json_corrected(
 
 /// A 200 feed answer around an already-encoded JSON body (from [`feed_json`] or the cache).
 pub fn feed_from_json(json: &[u8], region: &str, head: bool) -> Response {
-    feed_validated(json, region, head, &Validators::default())
+    feed_validated(json, region, head, &Validators::default(), true)
 }
 
 /// The validators of a 200 feed answer and the client's `If-None-Match`.
@@ -238,12 +240,13 @@ pub fn etag(changes: i64, body: &[u8]) -> String {
 
 /// A 200 feed answer with `ETag` and `Last-Modified`, or a 304 without a body when
 /// the client's copy is current.
-pub fn feed_validated(json: &[u8], region: &str, head: bool, v: &Validators<'_>) -> Response {
+/// `lscache`: whether LiteSpeed's cache may store it (`Cache-Control` is the same either way).
+pub fn feed_validated(json: &[u8], region: &str, head: bool, v: &Validators<'_>, lscache: bool) -> Response {
     let tags = feed_tags(region);
     let last_modified = v.last_modified.filter(|t| *t > 0).map(crate::timefmt::http_date);
     let mut headers: Vec<(&str, &str)> = vec![
         ("Cache-Control", FEED_CACHE_CONTROL),
-        ("X-LiteSpeed-Cache-Control", LSCACHE_CONTROL),
+        ("X-LiteSpeed-Cache-Control", if lscache { LSCACHE_CONTROL } else { LSCACHE_NO_CACHE }),
         ("X-LiteSpeed-Tag", &tags),
     ];
     if !v.etag.is_empty() {
@@ -381,7 +384,7 @@ mod tests {
         };
         for matching in [tag.as_str(), "*", "\"x\", W/PLACEHOLDER"] {
             let inm: &'static str = Box::leak(matching.replace("PLACEHOLDER", &tag).into_boxed_str());
-            let resp = feed_validated(b"{}", "US", false, &v(inm));
+            let resp = feed_validated(b"{}", "US", false, &v(inm), true);
             assert_eq!(resp.status, 304);
             let text = String::from_utf8(resp.render()).unwrap();
             assert!(text.starts_with("Status: 304 Not Modified\r\n"), "{inm}: {text}");
@@ -389,7 +392,7 @@ mod tests {
             assert!(text.contains(&format!("ETag: {tag}\r\n")));
             assert!(text.contains("Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
         }
-        let text = String::from_utf8(feed_validated(b"{}", "US", false, &v("\"other\"")).render()).unwrap();
+        let text = String::from_utf8(feed_validated(b"{}", "US", false, &v("\"other\""), true).render()).unwrap();
         assert!(text.starts_with("Status: 200 OK") && text.ends_with("{}"));
     }
 

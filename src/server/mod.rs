@@ -172,7 +172,8 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         log::error!("cannot start the health thread ({e}); /feed/health reports the state at start");
     }
     let gate = Arc::new(Gate { admin: admin.clone() });
-    let shared = Shared { index, cache, health, admin };
+    let admission = Arc::new(crate::http::admission::Admission::new(config.lscache));
+    let shared = Shared { index, cache, health, admin, admission };
     let (work_tx, work_rx) = mpsc::channel::<Job>();
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (back_tx, back_rx) = mpsc::channel::<Connection>();
