@@ -1,6 +1,7 @@
 //! The few operating-system calls std does not offer: finding a listening
 //! socket inherited on fd 0 (FastCGI spec §2.2, `FCGI_LISTENSOCK_FILENO`) or
-//! from systemd (fd 3), the pid behind a Unix socket and signalling it,
+//! from systemd (fd 3), the pid behind a Unix socket and signalling it, mapping
+//! a file read-only (the shared rank index file) and viewing plain data as bytes,
 //! polling sockets with a timeout, reading a blocking socket without blocking
 //! (`MSG_DONTWAIT`), capping glibc's malloc arenas, and reading
 //! SQLite's per-connection page cache counters (not wrapped by rusqlite).
@@ -140,6 +141,97 @@ pub fn set_thread_nice(nice: i32) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = nice;
+}
+
+/// Plain data that any bit pattern of its size is a valid value of (the types the
+/// rank index file stores), so bytes can be viewed as a slice of it.
+pub trait Plain: Copy + Send + Sync + 'static + sealed::Sealed {}
+impl Plain for u8 {}
+impl Plain for u16 {}
+impl Plain for u32 {}
+impl Plain for u64 {}
+impl Plain for i64 {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+    impl Sealed for u64 {}
+    impl Sealed for i64 {}
+}
+
+/// The bytes of a slice of plain data (for writing it to a file as it is in memory).
+pub fn as_bytes<T: Plain>(items: &[T]) -> &[u8] {
+    // SAFETY: T is plain data without padding (the sealed impls above), so its
+    // memory is `size_of_val(items)` initialized bytes, borrowed for as long as `items`.
+    unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items)) }
+}
+
+/// A read-only, shared mapping of a whole file. The rank index file is mapped so
+/// that every process on the box reads one copy from the page cache. The file must
+/// never be written in place while mapped (it is replaced by rename instead).
+pub struct Mmap {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value; shared references only read.
+unsafe impl Send for Mmap {}
+// SAFETY: as above: nothing mutates the mapped bytes through this value.
+unsafe impl Sync for Mmap {}
+
+impl Mmap {
+    /// Maps all of `file` read-only.
+    ///
+    /// # Errors
+    /// The `mmap(2)` error, or `InvalidData` for an empty file.
+    pub fn map(file: &std::fs::File) -> io::Result<Mmap> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(file.metadata()?.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        if len == 0 {
+            return Err(io::Error::from(io::ErrorKind::InvalidData));
+        }
+        // SAFETY: a fresh read-only shared mapping of an open file; the kernel chooses the
+        // address; the result is checked for MAP_FAILED before use.
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+        Ok(Mmap { ptr, len })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// `len` items of `T` at byte offset `off`; empty when out of bounds or misaligned.
+    pub fn slice<T: Plain>(&self, off: usize, len: usize) -> &[T] {
+        let size = std::mem::size_of::<T>();
+        let Some(end) = len.checked_mul(size).and_then(|n| n.checked_add(off)) else { return &[] };
+        let Some(bytes) = self.bytes().get(off..end) else { return &[] };
+        if bytes.as_ptr().align_offset(std::mem::align_of::<T>()) != 0 {
+            return &[];
+        }
+        // SAFETY: `bytes` holds exactly `len * size_of::<T>()` bytes, suitably aligned
+        // (checked), of plain data any bit pattern of which is a valid `T`, borrowed
+        // from the mapping for as long as `self`.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), len) }
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`; no slice of it outlives
+        // `self` (they borrow from it).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
 }
 
 /// Polls `fds` for up to `timeout_ms`; returns how many have events.

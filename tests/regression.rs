@@ -680,3 +680,98 @@ fn issue_17_lscache_stores_only_repeated_queries() -> TestResult {
     assert_eq!(lscache(&off.get("/feed?q=jazz")), "no-cache");
     Ok(())
 }
+
+/// RssAnon of process `pid`, in bytes.
+fn rss_anon(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+// See: #17 (1). The rank index is written next to the database and mapped: a second
+// process on the same database answers from the file at once, identically, with
+// private memory (RssAnon) under 20% of the index's size; a torn file or one of
+// another database file is detected, never used, and rebuilt.
+#[test]
+fn issue_17_processes_share_one_rank_index_file() -> TestResult {
+    use std::io::Write;
+    let dir = TestDir::new("r17-shared");
+    let jsonl = dir.path("big.jsonl");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&jsonl)?);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let common = ["music", "lofi", "jazz", "rain", "live", "mix", "news", "cook"];
+        for i in 0..400_000u64 {
+            let words: Vec<String> = (0..4 + next() % 6)
+                .map(|_| match next() % 4 {
+                    0 => common[(next() % 8) as usize].to_owned(),
+                    _ => format!("w{}", next() % 30_000),
+                })
+                .collect();
+            writeln!(
+                f,
+                r#"{{"id":"s{i:08}","title":"{}","channel":"Channel {}","duration_seconds":{},"thumbnail":"https://x/{i}.jpg","region":"{}","view_count":{}}}"#,
+                words.join(" "),
+                next() % 3000,
+                next() % 4000,
+                ["US", "DE", "GB", "GLOBAL"][(next() % 4) as usize],
+                next() % 1_000_000
+            )?;
+        }
+    }
+    let db = dir.path("videos.db");
+    let out = run(&["import", "--db", db.to_str().unwrap(), jsonl.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rank = dir.path("videos.db.rank");
+    let start = |name: &str, env: &[(&str, &str)]| {
+        let sub = TestDir::new(name);
+        let server = Server::start_with(&sub, &db, 4, env);
+        server.wait_log("rank index ready");
+        (sub, server)
+    };
+    let (_a_dir, a) = start("r17-a", &[("VIDEOFEED_CACHE_BYTES", "0")]);
+    assert!(a.log_text().contains("written to"), "{}", a.log_text());
+    let size = std::fs::metadata(&rank)?.len();
+    let (_b_dir, b) = start("r17-b", &[("VIDEOFEED_CACHE_BYTES", "0")]);
+    assert!(b.log_text().contains("mapped from"), "the second process used the file: {}", b.log_text());
+    let queries = ["music", "lofi jazz", "w12", "mu", "rain&sort=popular", "live&region=de", "w7&min_duration=100"];
+    for q in queries {
+        let uri = format!("/feed?q={q}&limit=20");
+        assert_eq!(a.get(&uri).body(), b.get(&uri).body(), "{uri}");
+    }
+    let private = rss_anon(b.child.id());
+    eprintln!("rank file {} MB; second process RssAnon {} MB", size >> 20, private >> 20);
+    assert!(private * 5 < size, "RssAnon {private} is not under 20% of the index file's {size} bytes");
+
+    // A torn or damaged file is never used: rebuilt, and the answers are the same.
+    let mut bytes = std::fs::read(&rank)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&rank, &bytes)?;
+    let (_c_dir, c) = start("r17-c", &[("VIDEOFEED_CACHE_BYTES", "0")]);
+    assert!(c.log_text().contains("checksum does not match"), "{}", c.log_text());
+    assert!(c.log_text().contains("written to"), "rebuilt and replaced: {}", c.log_text());
+    for q in queries {
+        let uri = format!("/feed?q={q}&limit=20");
+        assert_eq!(a.get(&uri).body(), c.get(&uri).body(), "{uri}");
+    }
+    // The index file of another database file (a copied database) is not used either.
+    let copy_dir = TestDir::new("r17-copy");
+    let copy = copy_dir.path("videos.db");
+    std::fs::copy(&db, &copy)?;
+    std::fs::copy(&rank, copy_dir.path("videos.db.rank"))?;
+    let d = Server::start_with(&copy_dir, &copy, 2, &[]);
+    d.wait_log("rank index ready");
+    assert!(d.log_text().contains("another database file"), "{}", d.log_text());
+    assert_eq!(a.get("/feed?q=music&limit=20").body(), d.get("/feed?q=music&limit=20").body());
+    Ok(())
+}

@@ -9,8 +9,9 @@
     clippy::cast_possible_truncation
 )]
 
+use super::arr::Arr;
 use super::columns::{BaseCols, Cols, Inexact};
-use super::snapshot::{Forward, Postings, Snapshot};
+use super::snapshot::{Forward, Lists, Snapshot};
 
 /// Builder input: one instance of a term in a row.
 #[derive(Debug, Clone, Copy)]
@@ -71,13 +72,13 @@ impl Builder {
             s: Snapshot {
                 generation,
                 terms: Vec::new(),
-                lists: Vec::new(),
+                lists: Lists::default(),
                 overflow: Vec::new(),
-                doc_len: Vec::new(),
-                title_len: Vec::new(),
-                doc_start: Vec::new(),
-                forward: Forward::Narrow(Vec::new()),
-                region: Vec::new(),
+                doc_len: Arr::default(),
+                title_len: Arr::default(),
+                doc_start: Arr::default(),
+                forward: Forward::Narrow(Arr::default()),
+                region: Arr::default(),
                 regions: vec![String::new()],
                 cols: BaseCols::default(),
                 n_rows,
@@ -96,10 +97,10 @@ impl Builder {
     pub fn set_sizes(&mut self, rowid: i64, title: u32, channel: u32) -> Result<(), BuildError> {
         let slot = Self::slot(rowid)?;
         if self.s.doc_len.len() <= slot {
-            self.s.doc_len.resize(slot + 1, 0);
-            self.s.title_len.resize(slot + 1, 0);
+            self.s.doc_len.vec().resize(slot + 1, 0);
+            self.s.title_len.vec().resize(slot + 1, 0);
         }
-        if let (Some(d), Some(t)) = (self.s.doc_len.get_mut(slot), self.s.title_len.get_mut(slot)) {
+        if let (Some(d), Some(t)) = (self.s.doc_len.vec().get_mut(slot), self.s.title_len.vec().get_mut(slot)) {
             *d = title.saturating_add(channel);
             *t = title;
         }
@@ -120,12 +121,13 @@ impl Builder {
                 start = start.saturating_add(len);
                 here
             })
-            .collect();
+            .collect::<Vec<u32>>()
+            .into();
         let total = usize::try_from(start).unwrap_or(0);
         self.s.forward = if terms < usize::from(u16::MAX) {
-            Forward::Narrow(vec![u16::MAX; total])
+            Forward::Narrow(vec![u16::MAX; total].into())
         } else {
-            Forward::Wide(vec![u32::MAX; total])
+            Forward::Wide(vec![u32::MAX; total].into())
         };
     }
 
@@ -156,9 +158,9 @@ impl Builder {
             }
         };
         if self.s.region.len() <= slot {
-            self.s.region.resize(slot + 1, 0);
+            self.s.region.vec().resize(slot + 1, 0);
         }
-        if let Some(r) = self.s.region.get_mut(slot) {
+        if let Some(r) = self.s.region.vec().get_mut(slot) {
             *r = code;
         }
         Ok(())
@@ -193,7 +195,7 @@ impl Builder {
                 self.s.forward.set(usize::try_from(at).unwrap_or(usize::MAX), term_index);
             }
         }
-        let mut list = Postings::default();
+        let (rowids, counts) = (self.s.lists.rowids.vec(), self.s.lists.counts.vec());
         let mut i = 0;
         while let Some(first) = instances.get(i) {
             let rowid = first.rowid;
@@ -216,11 +218,12 @@ impl Builder {
                     0xFF
                 }
             };
-            list.rowids.push(rowid32);
-            list.counts.push(packed);
+            rowids.push(rowid32);
+            counts.push(packed);
         }
+        let end = u32::try_from(rowids.len()).map_err(|_| BuildError::TermsOutOfOrder)?;
+        self.s.lists.ends.vec().push(end);
         self.s.terms.push(term.into());
-        self.s.lists.push(list);
         Ok(())
     }
 
@@ -228,14 +231,12 @@ impl Builder {
     pub fn finish(mut self) -> Snapshot {
         let s = &mut self.s;
         s.overflow.sort_unstable_by_key(|&(t, r, _, _)| (t, r));
-        for list in &mut s.lists {
-            list.rowids.shrink_to_fit();
-            list.counts.shrink_to_fit();
-        }
         s.terms.shrink_to_fit();
-        s.region.shrink_to_fit();
+        s.region.vec().shrink_to_fit();
         s.cols.shrink();
-        s.postings = s.lists.iter().map(Postings::len).sum();
+        s.lists.rowids.vec().shrink_to_fit();
+        s.lists.counts.vec().shrink_to_fit();
+        s.postings = s.lists.rowids.len();
         self.s
     }
 }

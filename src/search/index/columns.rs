@@ -20,6 +20,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use super::arr::Arr;
 use crate::search::query::Sort;
 
 /// One row's filter and sort columns.
@@ -124,12 +125,12 @@ const NO_DATE: i64 = i64::MIN;
 /// The columns of every base row, by row id (dense, like the snapshot's other per-row arrays).
 #[derive(Debug, Default)]
 pub struct BaseCols {
-    duration: Vec<u32>,
-    published: Vec<i64>,
-    views: Vec<i64>,
-    channel: Vec<u32>,
-    channel_names: Vec<Box<str>>,
-    channel_ids: HashMap<Box<str>, u32>,
+    pub(super) duration: Arr<u32>,
+    pub(super) published: Arr<i64>,
+    pub(super) views: Arr<i64>,
+    pub(super) channel: Arr<u32>,
+    pub(super) channel_names: Vec<Box<str>>,
+    pub(super) channel_ids: HashMap<Box<str>, u32>,
     /// Columns some base row holds an inexact value in.
     pub inexact: Inexact,
 }
@@ -139,10 +140,10 @@ impl BaseCols {
     pub fn set(&mut self, slot: usize, cols: &Cols, inexact: Inexact) {
         let mut inexact = inexact;
         if self.duration.len() <= slot {
-            self.duration.resize(slot + 1, 0);
-            self.published.resize(slot + 1, NO_DATE);
-            self.views.resize(slot + 1, 0);
-            self.channel.resize(slot + 1, 0);
+            self.duration.vec().resize(slot + 1, 0);
+            self.published.vec().resize(slot + 1, NO_DATE);
+            self.views.vec().resize(slot + 1, 0);
+            self.channel.vec().resize(slot + 1, 0);
         }
         let duration = u32::try_from(cols.duration).unwrap_or_else(|_| {
             inexact.duration = true;
@@ -161,10 +162,10 @@ impl BaseCols {
             inexact.published = true;
         }
         if let (Some(d), Some(p), Some(v), Some(c)) = (
-            self.duration.get_mut(slot),
-            self.published.get_mut(slot),
-            self.views.get_mut(slot),
-            self.channel.get_mut(slot),
+            self.duration.vec().get_mut(slot),
+            self.published.vec().get_mut(slot),
+            self.views.vec().get_mut(slot),
+            self.channel.vec().get_mut(slot),
         ) {
             *d = duration;
             *p = cols.published.unwrap_or(NO_DATE);
@@ -192,17 +193,18 @@ impl BaseCols {
 
     /// Frees spare capacity once every row is set.
     pub fn shrink(&mut self) {
-        self.duration.shrink_to_fit();
-        self.published.shrink_to_fit();
-        self.views.shrink_to_fit();
-        self.channel.shrink_to_fit();
+        self.duration.vec().shrink_to_fit();
+        self.published.vec().shrink_to_fit();
+        self.views.vec().shrink_to_fit();
+        self.channel.vec().shrink_to_fit();
     }
 
     /// Heap bytes held.
     pub fn bytes(&self) -> usize {
-        self.duration.capacity() * 4
-            + (self.published.capacity() + self.views.capacity()) * 8
-            + self.channel.capacity() * 4
+        self.duration.heap_bytes()
+            + self.published.heap_bytes()
+            + self.views.heap_bytes()
+            + self.channel.heap_bytes()
             + self.channel_names.iter().map(|n| n.len() * 2 + 40).sum::<usize>()
     }
 }

@@ -29,6 +29,23 @@ pub(super) fn current_generation(path: &Path) -> rusqlite::Result<i64> {
     open_plain_reader(path)?.query_row(GENERATION_SQL, [], |r| r.get(0))
 }
 
+/// Whether the change log holds every generation after `from` up to the current
+/// one, so a base snapshot at `from` can be brought up to date from it.
+pub(super) fn log_reaches(path: &Path, from: i64) -> bool {
+    let check = || -> rusqlite::Result<bool> {
+        let conn = open_plain_reader(path)?;
+        let tx = conn.unchecked_transaction()?;
+        let now: i64 = tx.query_row(GENERATION_SQL, [], |r| r.get(0))?;
+        if from >= now {
+            return Ok(from == now);
+        }
+        let (entries, lowest): (i64, Option<i64>) =
+            tx.query_row(crate::search::sql::CHANGES_COUNT_SQL, [from, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(entries == now - from && lowest == Some(from + 1))
+    };
+    check().unwrap_or(false)
+}
+
 /// Builds a snapshot from FTS5's own tokens, in one read transaction.
 pub(super) fn load(path: &Path) -> Result<Snapshot, Error> {
     let conn = open_plain_reader(path)?;

@@ -11,10 +11,12 @@
     clippy::cast_possible_truncation
 )]
 
+mod arr;
 pub mod build;
 pub mod columns;
 pub mod delta;
 mod load;
+pub mod persist;
 pub mod snapshot;
 
 use std::path::PathBuf;
@@ -27,7 +29,7 @@ use rusqlite::Connection;
 pub use build::{BuildError, Builder, Instance, MAX_REGIONS, MAX_ROWID};
 pub use columns::{Cols, Filter, Inexact};
 pub use delta::{Change, Delta, Row};
-use load::{cols_of, current_generation, load};
+use load::{cols_of, current_generation, load, log_reaches};
 pub use snapshot::{Hidden, Hit, Postings, Snapshot};
 
 use super::tokenize::{Phrase, Tokenizer};
@@ -54,6 +56,8 @@ pub struct RankIndex {
     hidden: Mutex<Option<(HiddenVersion, Arc<Hidden>)>>,
     /// The vocabulary for one (file, generation), read from `fts5vocab` when needed.
     vocabulary: Mutex<Option<(u64, i64, Arc<Vocabulary>)>>,
+    /// Whether a failure to write the index file was logged already.
+    save_warned: AtomicBool,
     /// The (file, generation) whose build failed: not tried again until either moves.
     failed: Mutex<Option<(u64, i64)>>,
     /// The delta of the current base, updated in place: (file, base generation, delta).
@@ -214,6 +218,7 @@ impl RankIndex {
             hidden: Mutex::new(None),
             vocabulary: Mutex::new(None),
             failed: Mutex::new(None),
+            save_warned: AtomicBool::new(false),
             delta: RwLock::new(None),
         })
     }
@@ -378,6 +383,29 @@ impl RankIndex {
         if ours(&read) == Some(generation) { Ok(Some(View { base, delta: DeltaRef::Shared(read) })) } else { Ok(None) }
     }
 
+    /// Writes `snap` to the shared index file and maps it back, so its memory is the
+    /// page cache's (one copy for every process on the box); `snap` itself when the
+    /// file cannot be written (a read-only directory: each process keeps its own).
+    fn share(&self, snap: Snapshot, file: u64, path: &std::path::Path) -> Snapshot {
+        if let Err(e) = persist::save(&snap, file, path) {
+            if !self.save_warned.swap(true, Ordering::SeqCst) {
+                log::warn!(
+                    "cannot write the rank index file {} ({e}); each process keeps its own copy in memory",
+                    path.display()
+                );
+            }
+            return snap;
+        }
+        match persist::load(path, file) {
+            Ok(Some(mapped)) if mapped.generation() == snap.generation() => mapped,
+            Ok(_) => snap,
+            Err(why) => {
+                log::warn!("the rank index file {} just written is not usable ({why})", path.display());
+                snap
+            }
+        }
+    }
+
     /// Builds the snapshot now, on this thread (benchmarks, tools).
     ///
     /// # Errors
@@ -435,15 +463,41 @@ impl RankIndex {
         {
             crate::sys::test_hook_panic("rank index build");
         }
-        match load(&self.db) {
-            Ok(snap) => {
+        // A file another process (or an earlier run) wrote: newer than our base, and
+        // the change log can bring it up to date? Then map it instead of building.
+        let path = persist::path_for(&self.db);
+        let ours = self.snapshot().map(|s| s.generation());
+        match persist::load(&path, file) {
+            Ok(Some(snap))
+                if ours.is_none_or(|g| snap.generation() > g) && log_reaches(&self.db, snap.generation()) =>
+            {
                 log::info!(
-                    "rank index ready generation={} terms={} postings={} heap_mb={} ms={}",
+                    "rank index ready generation={} terms={} postings={} heap_mb={} mapped from {} ms={}",
                     snap.generation(),
                     snap.term_count(),
                     snap.posting_count(),
                     snap.heap_bytes() / (1 << 20),
+                    path.display(),
                     started.elapsed().as_millis()
+                );
+                *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
+                return;
+            }
+            Ok(_) => {}
+            Err(why) => log::info!("rank index file {} not used: {why}; building it again", path.display()),
+        }
+        match load(&self.db) {
+            Ok(snap) => {
+                let built = started.elapsed();
+                let snap = self.share(snap, file, &path);
+                log::info!(
+                    "rank index ready generation={} terms={} postings={} heap_mb={} ms={}{}",
+                    snap.generation(),
+                    snap.term_count(),
+                    snap.posting_count(),
+                    snap.heap_bytes() / (1 << 20),
+                    built.as_millis(),
+                    if snap.is_mapped() { format!(" written to {} and mapped", path.display()) } else { String::new() }
                 );
                 *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
                 crate::sys::trim_heap();

@@ -32,21 +32,59 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use super::arr::Arr;
 use super::columns::{BaseCols, Filter, Key};
 use super::delta::{Delta, Row};
 use crate::search::bm25::{B, CHANNEL_WEIGHT, CHANNEL_WEIGHT_INT, K1, TITLE_WEIGHT, TITLE_WEIGHT_INT};
 use crate::search::query::Sort;
 use crate::search::tokenize::Phrase;
 
-/// One term's postings: row ids ascending, with title/channel counts packed in a byte.
+/// Every term's postings, one after the other in term order: row ids ascending
+/// per term, and title/channel counts packed in a byte (low nibble: count in
+/// title; high nibble: count in channel; 0xFF: see `overflow`). Three arrays
+/// in all, however many terms: mapped from the index file, they cost no heap.
 #[derive(Debug, Default, Clone)]
-pub struct Postings {
-    pub(super) rowids: Vec<u32>,
-    /// Low nibble: count in title; high nibble: count in channel; 0xFF: see `overflow`.
-    pub(super) counts: Vec<u8>,
+pub struct Lists {
+    pub(super) rowids: Arr<u32>,
+    pub(super) counts: Arr<u8>,
+    /// Per term, the end of its postings in `rowids` and `counts`.
+    pub(super) ends: Arr<u32>,
 }
 
-impl Postings {
+impl Lists {
+    /// Term `term`'s postings.
+    pub fn get(&self, term: usize) -> Option<Postings<'_>> {
+        let end = usize::try_from(*self.ends.get(term)?).ok()?;
+        let start = match term.checked_sub(1) {
+            Some(before) => usize::try_from(*self.ends.get(before)?).ok()?,
+            None => 0,
+        };
+        Some(Postings { rowids: self.rowids.get(start..end)?, counts: self.counts.get(start..end)? })
+    }
+
+    /// Terms.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is no term.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.rowids.heap_bytes() + self.counts.heap_bytes() + self.ends.heap_bytes()
+    }
+}
+
+/// One term's postings (see [`Lists`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Postings<'a> {
+    pub(super) rowids: &'a [u32],
+    pub(super) counts: &'a [u8],
+}
+
+impl Postings<'_> {
     /// Number of rows containing the term.
     pub fn len(&self) -> usize {
         self.rowids.len()
@@ -61,8 +99,8 @@ impl Postings {
 /// Each row's tokens as term ids, in order (title, then channel).
 #[derive(Debug)]
 pub(super) enum Forward {
-    Narrow(Vec<u16>),
-    Wide(Vec<u32>),
+    Narrow(Arr<u16>),
+    Wide(Arr<u32>),
 }
 
 impl Forward {
@@ -76,12 +114,12 @@ impl Forward {
     pub(super) fn set(&mut self, i: usize, term: u32) {
         match self {
             Forward::Narrow(v) => {
-                if let (Some(slot), Ok(t)) = (v.get_mut(i), u16::try_from(term)) {
+                if let (Some(slot), Ok(t)) = (v.vec().get_mut(i), u16::try_from(term)) {
                     *slot = t;
                 }
             }
             Forward::Wide(v) => {
-                if let Some(slot) = v.get_mut(i) {
+                if let Some(slot) = v.vec().get_mut(i) {
                     *slot = term;
                 }
             }
@@ -90,8 +128,8 @@ impl Forward {
 
     pub(super) fn bytes(&self) -> usize {
         match self {
-            Forward::Narrow(v) => v.capacity() * 2,
-            Forward::Wide(v) => v.capacity() * 4,
+            Forward::Narrow(v) => v.heap_bytes(),
+            Forward::Wide(v) => v.heap_bytes(),
         }
     }
 }
@@ -101,13 +139,13 @@ impl Forward {
 pub struct Snapshot {
     pub(super) generation: i64,
     pub(super) terms: Vec<Box<str>>,
-    pub(super) lists: Vec<Postings>,
+    pub(super) lists: Lists,
     pub(super) overflow: Vec<(u32, u32, u16, u16)>,
-    pub(super) doc_len: Vec<u32>,
-    pub(super) title_len: Vec<u32>,
-    pub(super) doc_start: Vec<u32>,
+    pub(super) doc_len: Arr<u32>,
+    pub(super) title_len: Arr<u32>,
+    pub(super) doc_start: Arr<u32>,
     pub(super) forward: Forward,
-    pub(super) region: Vec<u16>,
+    pub(super) region: Arr<u16>,
     pub(super) regions: Vec<String>,
     /// Per row: duration, published_at, views, channel (for filtered and sorted queries).
     pub(super) cols: BaseCols,
@@ -182,6 +220,11 @@ impl Snapshot {
         self.generation
     }
 
+    /// Whether the large arrays are read from a mapped index file (see `persist`).
+    pub fn is_mapped(&self) -> bool {
+        self.doc_len.is_mapped()
+    }
+
     /// Distinct terms.
     pub fn term_count(&self) -> usize {
         self.terms.len()
@@ -194,13 +237,15 @@ impl Snapshot {
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        let lists: usize = self.lists.iter().map(|l| l.rowids.capacity() * 4 + l.counts.capacity()).sum();
+        let lists = self.lists.heap_bytes();
         let terms: usize = self.terms.iter().map(|t| t.len() + 16).sum();
         lists
             + terms
-            + (self.doc_len.capacity() + self.title_len.capacity() + self.doc_start.capacity()) * 4
+            + self.doc_len.heap_bytes()
+            + self.title_len.heap_bytes()
+            + self.doc_start.heap_bytes()
             + self.forward.bytes()
-            + self.region.capacity() * 2
+            + self.region.heap_bytes()
             + self.overflow.capacity() * 12
             + self.cols.bytes()
     }
@@ -236,14 +281,14 @@ impl Snapshot {
         let range = self.term_range(phrase.tokens.first().map_or("", String::as_str), phrase.prefix);
         if range.len() == 1 {
             let term = range.start;
-            let rowids = self.lists.get(term).map_or(&[][..], |l| l.rowids.as_slice());
+            let rowids = self.lists.get(term).map_or(&[][..], |l| l.rowids);
             return PhraseMatches::Term { snapshot: self, term, rowids };
         }
         // A prefix spanning several terms: merge their postings. Each (row, weighted count)
         // is packed in one u64 (row id high, count low) so the merge is a sort of plain
         // integers, then equal rows are summed.
         let mut packed: Vec<u64> =
-            Vec::with_capacity(range.clone().map(|t| self.lists.get(t).map_or(0, Postings::len)).sum());
+            Vec::with_capacity(range.clone().map(|t| self.lists.get(t).map_or(0, |l| l.len())).sum());
         for term in range {
             if let Some(list) = self.lists.get(term) {
                 packed.extend(list.rowids.iter().enumerate().map(|(i, &r)| {
@@ -278,7 +323,7 @@ impl Snapshot {
 
     /// The typo correction of `token` in this snapshot's vocabulary: see [`crate::search::typo::correct`].
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
-        crate::search::typo::correct(&self.terms, |i| self.lists.get(i).map_or(0, Postings::len), token, prefix)
+        crate::search::typo::correct(&self.terms, |i| self.lists.get(i).map_or(0, |l| l.len()), token, prefix)
     }
 
     /// Rows where the phrase's tokens stand next to each other in one column, with
@@ -301,7 +346,7 @@ impl Snapshot {
         let Some(driver) = driver else { return empty };
         let n = ranges.len();
         let (mut rowids, mut freq) = (Vec::new(), Vec::new());
-        for &rowid in &driver.rowids {
+        for &rowid in driver.rowids.iter() {
             let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
             let start = self.doc_start.get(slot).copied().unwrap_or(0);
             let title = self.title_len.get(slot).copied().unwrap_or(0);
@@ -532,7 +577,7 @@ impl Snapshot {
 
     /// Rows holding base term `term`.
     fn df(&self, term: usize) -> usize {
-        self.lists.get(term).map_or(0, Postings::len)
+        self.lists.get(term).map_or(0, |l| l.len())
     }
 }
 
