@@ -383,6 +383,35 @@ fn sigterm_stops_a_run_and_keeps_every_finished_check() -> TestResult {
     Ok(())
 }
 
+// See: #17 (4). SIGKILL (LiteSpeed may kill ~14 ms after its SIGTERM) mid-run: the
+// checker loses at most the checks it had not yet written (a batch: at most 200 rows
+// or 1 s), the database is sound, and the next run checks exactly what is left.
+#[test]
+fn sigkill_mid_run_loses_at_most_the_unwritten_batch() -> TestResult {
+    let origin = Origin::start();
+    let dir = TestDir::new("jobs-sigkill");
+    let lines: Vec<String> =
+        (0..400).map(|i| video(&format!("k{i}"), "Slow origin", "C", &origin.url("/slow-ok.jpg"))).collect();
+    let db = import(&dir, &lines);
+    let mut child = Command::new(bin())
+        .args(["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(Command::new("kill").args(["-KILL", &child.id().to_string()]).status()?.success());
+    let _ = child.wait();
+    let conn = rusqlite::Connection::open(&db)?;
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    assert_eq!(check, "ok");
+    let kept = checks(&db).len();
+    assert!(kept > 0 && kept < 400, "some batches were written before the kill: {kept}");
+    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "16"]);
+    assert!(String::from_utf8(out.stdout)?.contains(&format!("planned={}", 400 - kept)), "exactly the rest");
+    assert_eq!(checks(&db).len(), 400);
+    Ok(())
+}
+
 #[test]
 fn sigterm_stops_channel_enrichment_and_keeps_every_finished_channel() -> TestResult {
     let origin = Origin::start();
