@@ -82,7 +82,11 @@ fn health_reports_cached_facts_and_turns_503_when_the_database_cannot_be_read() 
         let key = format!("videofeed_request_duration_seconds_bucket{{route=\"/feed/health\",le=\"{le}\"}} ");
         metrics.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.parse().ok()).unwrap_or(0)
     };
-    assert!(bucket("0.001") >= 50 && bucket("0.001") == bucket("+Inf"), "health over 1 ms:\n{metrics}");
+    // Timed by the handler itself; on a busy CI machine a request may be descheduled, so
+    // the bound is on nearly all of them (a health check that touched the database would
+    // take milliseconds every time).
+    let (fast, all) = (bucket("0.001"), bucket("+Inf"));
+    assert!(fast >= 50 && fast * 100 >= all * 90, "health over 1 ms ({fast} of {all} under):\n{metrics}");
 
     // The file replaced by something that is not a database: 503 with the reason, then back.
     let saved = dir.path("saved.db");

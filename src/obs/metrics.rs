@@ -123,6 +123,7 @@ pub struct Metrics {
     ranked_sql: AtomicU64,
     filtered_index: AtomicU64,
     filtered_sql: AtomicU64,
+    tokenized_by_fts5: AtomicU64,
     corrected: AtomicU64,
     page_cache_misses: AtomicU64,
     queue_depth: AtomicUsize,
@@ -187,6 +188,7 @@ impl Metrics {
             ranked_sql: AtomicU64::new(0),
             filtered_index: AtomicU64::new(0),
             filtered_sql: AtomicU64::new(0),
+            tokenized_by_fts5: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
             page_cache_misses: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
@@ -252,6 +254,12 @@ impl Metrics {
         if corrected {
             self.corrected.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Counts a query tokenized by FTS5 instead of the Rust tokenizer (a code point
+    /// `search::unicode61` cannot vouch for).
+    pub fn tokenized_by_fts5(&self) {
+        self.tokenized_by_fts5.fetch_add(1, Relaxed);
     }
 
     /// Adds page cache hits and misses read off a worker's connection.
@@ -369,6 +377,13 @@ impl Metrics {
         for (path, counter) in [("index", &self.filtered_index), ("sql", &self.filtered_sql)] {
             let _ = writeln!(out, "videofeed_filtered_searches_total{{path=\"{path}\"}} {}", counter.load(Relaxed));
         }
+        help(
+            &mut out,
+            "videofeed_tokenizer_fallbacks_total",
+            "counter",
+            "Queries tokenized by FTS5 because the Rust tokenizer could not vouch for a code point.",
+        );
+        let _ = writeln!(out, "videofeed_tokenizer_fallbacks_total {}", self.tokenized_by_fts5.load(Relaxed));
         help(&mut out, "videofeed_typo_corrections_total", "counter", "Feed answers whose query was typo-corrected.");
         let _ = writeln!(out, "videofeed_typo_corrections_total {}", self.corrected.load(Relaxed));
         let (hits, misses) = (self.page_cache_hits.load(Relaxed), self.page_cache_misses.load(Relaxed));

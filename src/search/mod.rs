@@ -26,6 +26,7 @@ mod query;
 pub mod sql;
 pub mod tokenize;
 pub mod typo;
+pub mod unicode61;
 
 use std::fmt;
 use std::path::Path;

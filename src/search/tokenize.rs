@@ -103,6 +103,14 @@ impl Tokenizer {
     /// # Errors
     /// Only SQLite failures of the in-memory table.
     pub fn row_tokens(&self, rows: &[(&str, &str)]) -> rusqlite::Result<Vec<(Vec<String>, Vec<String>)>> {
+        let rust: Option<Vec<(Vec<String>, Vec<String>)>> = rows
+            .iter()
+            .map(|(title, channel)| Some((super::unicode61::tokens(title)?, super::unicode61::tokens(channel)?)))
+            .collect();
+        if let Some(tokens) = rust {
+            return Ok(tokens);
+        }
+        crate::obs::metrics::global().tokenized_by_fts5();
         let tx = self.conn.unchecked_transaction()?;
         {
             let mut insert = tx.prepare_cached("INSERT INTO r (rowid, title, channel) VALUES (?1, ?2, ?3)")?;
@@ -133,6 +141,27 @@ impl Tokenizer {
     /// Only SQLite failures of the in-memory table.
     pub fn phrases(&self, q: &str) -> rusqlite::Result<Option<Vec<Phrase>>> {
         let chunks = chunks(q);
+        // FTS5's tokenizer in Rust (proven equal by property tests): no SQLite round trip.
+        let rust: Option<Vec<Vec<String>>> = chunks.iter().map(|c| super::unicode61::tokens(c)).collect();
+        let tokens = match rust {
+            Some(tokens) => tokens,
+            None => {
+                crate::obs::metrics::global().tokenized_by_fts5();
+                self.fts5_tokens(&chunks)?
+            }
+        };
+        if tokens.is_empty() || tokens.iter().any(Vec::is_empty) {
+            return Ok(None);
+        }
+        let last = tokens.len().saturating_sub(1);
+        let prefix = last_is_prefix(q);
+        Ok(Some(
+            tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: prefix && i == last }).collect(),
+        ))
+    }
+
+    /// Each chunk's tokens, from FTS5 itself.
+    fn fts5_tokens(&self, chunks: &[&str]) -> rusqlite::Result<Vec<Vec<String>>> {
         let tx = self.conn.unchecked_transaction()?;
         {
             let mut insert = tx.prepare_cached("INSERT INTO q (rowid, x) VALUES (?1, ?2)")?;
@@ -153,14 +182,7 @@ impl Tokenizer {
         }
         tx.execute("DELETE FROM q", [])?;
         tx.commit()?;
-        if tokens.is_empty() || tokens.iter().any(Vec::is_empty) {
-            return Ok(None);
-        }
-        let last = tokens.len().saturating_sub(1);
-        let prefix = last_is_prefix(q);
-        Ok(Some(
-            tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: prefix && i == last }).collect(),
-        ))
+        Ok(tokens)
     }
 }
 
