@@ -230,6 +230,20 @@ fn bursty_ingestion_while_serving_loses_nothing_and_fails_nothing() -> TestResul
     Ok(())
 }
 
+/// The database after a kill: integrity and FTS5 checks pass, and every acknowledged id is there.
+fn assert_sound_with(db: &std::path::Path, acked: &[String], round: u64) -> TestResult {
+    let conn = rusqlite::Connection::open(db)?;
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    assert_eq!(check, "ok");
+    conn.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
+    let mut present = conn.prepare("SELECT count(*) FROM videos WHERE id = ?1")?;
+    for id in acked {
+        let n: i64 = present.query_row([id], |r| r.get(0))?;
+        assert_eq!(n, 1, "round {round}: acknowledged {id} is missing");
+    }
+    Ok(())
+}
+
 #[test]
 fn kill_9_during_ingestion_keeps_every_acknowledged_write_and_a_consistent_database() -> TestResult {
     for round in 0..4u64 {
@@ -255,15 +269,7 @@ fn kill_9_during_ingestion_keeps_every_acknowledged_write_and_a_consistent_datab
             acked.extend(w.join().map_err(|_| "writer panicked")?);
         }
         assert!(!acked.is_empty(), "round {round}: some writes were acknowledged before the kill");
-        let conn = rusqlite::Connection::open(&db)?;
-        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        assert_eq!(check, "ok");
-        conn.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
-        let mut present = conn.prepare("SELECT count(*) FROM videos WHERE id = ?1")?;
-        for id in &acked {
-            let n: i64 = present.query_row([id], |r| r.get(0))?;
-            assert_eq!(n, 1, "round {round}: acknowledged {id} is missing");
-        }
+        assert_sound_with(&db, &acked, round)?;
     }
     Ok(())
 }
@@ -336,15 +342,7 @@ fn sigterm_then_sigkill_within_15_ms_loses_nothing_acknowledged() -> TestResult 
             "round {round}: the load ran ({} writes, {answered} reads)",
             acked.len()
         );
-        let conn = rusqlite::Connection::open(&db)?;
-        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        assert_eq!(check, "ok");
-        conn.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
-        let mut present = conn.prepare("SELECT count(*) FROM videos WHERE id = ?1")?;
-        for id in &acked {
-            let n: i64 = present.query_row([id], |r| r.get(0))?;
-            assert_eq!(n, 1, "round {round}: acknowledged {id} is missing");
-        }
+        assert_sound_with(&db, &acked, round)?;
     }
     Ok(())
 }

@@ -124,6 +124,7 @@ pub struct Metrics {
     filtered_index: AtomicU64,
     filtered_sql: AtomicU64,
     tokenized_by_fts5: AtomicU64,
+    prefix_memo_bytes: AtomicU64,
     corrected: AtomicU64,
     page_cache_misses: AtomicU64,
     queue_depth: AtomicUsize,
@@ -189,6 +190,7 @@ impl Metrics {
             filtered_index: AtomicU64::new(0),
             filtered_sql: AtomicU64::new(0),
             tokenized_by_fts5: AtomicU64::new(0),
+            prefix_memo_bytes: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
             page_cache_misses: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
@@ -260,6 +262,11 @@ impl Metrics {
     /// `search::unicode61` cannot vouch for).
     pub fn tokenized_by_fts5(&self) {
         self.tokenized_by_fts5.fetch_add(1, Relaxed);
+    }
+
+    /// Records the bytes of merged prefix postings the current rank index keeps.
+    pub fn prefix_memo(&self, bytes: usize) {
+        self.prefix_memo_bytes.store(u64::try_from(bytes).unwrap_or(u64::MAX), Relaxed);
     }
 
     /// Adds page cache hits and misses read off a worker's connection.
@@ -384,6 +391,13 @@ impl Metrics {
             "Queries tokenized by FTS5 because the Rust tokenizer could not vouch for a code point.",
         );
         let _ = writeln!(out, "videofeed_tokenizer_fallbacks_total {}", self.tokenized_by_fts5.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_prefix_memo_bytes",
+            "gauge",
+            "Bytes of merged prefix postings the rank index keeps (short prefixes merged once).",
+        );
+        let _ = writeln!(out, "videofeed_prefix_memo_bytes {}", self.prefix_memo_bytes.load(Relaxed));
         help(&mut out, "videofeed_typo_corrections_total", "counter", "Feed answers whose query was typo-corrected.");
         let _ = writeln!(out, "videofeed_typo_corrections_total {}", self.corrected.load(Relaxed));
         let (hits, misses) = (self.page_cache_hits.load(Relaxed), self.page_cache_misses.load(Relaxed));

@@ -84,6 +84,7 @@ impl Builder {
                 n_rows,
                 n_tokens: 0,
                 postings: 0,
+                memo: super::snapshot::Memo::default(),
             },
             codes: std::collections::HashMap::new(),
         }

@@ -152,6 +152,59 @@ pub struct Snapshot {
     pub(super) n_rows: i64,
     pub(super) n_tokens: i64,
     pub(super) postings: usize,
+    /// Merged postings of prefixes already asked (see [`Memo`]).
+    pub(super) memo: Memo,
+}
+
+/// The merged postings of a prefix (several terms): rows ascending with FTS5's
+/// weighted frequency in each, exactly as a query computes them.
+#[derive(Debug)]
+struct Merged {
+    rowids: Vec<u32>,
+    freq: Vec<f64>,
+}
+
+/// Prefixes whose merge is expensive (many rows: `mo`, `be`, `th` merge up to
+/// hundreds of thousands), merged once per snapshot and kept, up to
+/// [`MEMO_BYTES`] (12 bytes a row). A pure function of the snapshot and the
+/// prefix, so answers are the same bits; a later query pays the intersection
+/// and the scoring only. Filled on demand: what the traffic asks is what is kept.
+#[derive(Debug, Default)]
+pub struct Memo {
+    lists: std::sync::Mutex<(Kept, usize)>,
+}
+
+/// Kept merges by prefix.
+type Kept = std::collections::HashMap<Box<str>, std::sync::Arc<Merged>>;
+
+/// A merge of at least this many rows is kept.
+pub const MEMO_MIN_ROWS: usize = 20_000;
+/// Bytes of merged postings kept per snapshot (about 2.8M rows).
+pub const MEMO_BYTES: usize = 32 << 20;
+
+impl Memo {
+    fn get(&self, prefix: &str) -> Option<std::sync::Arc<Merged>> {
+        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.get(prefix).cloned()
+    }
+
+    fn keep(&self, prefix: &str, merged: Merged) -> std::sync::Arc<Merged> {
+        let merged = std::sync::Arc::new(merged);
+        let bytes = merged.rowids.len() * 12;
+        if merged.rowids.len() >= MEMO_MIN_ROWS {
+            let mut guard = self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.1 + bytes <= MEMO_BYTES && !guard.0.contains_key(prefix) {
+                guard.0.insert(prefix.into(), std::sync::Arc::clone(&merged));
+                guard.1 += bytes;
+                crate::obs::metrics::global().prefix_memo(guard.1);
+            }
+        }
+        merged
+    }
+
+    /// Bytes kept.
+    pub fn bytes(&self) -> usize {
+        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1
+    }
 }
 
 /// A ranked result: the row id and FTS5's `bm25()` value (lower is better).
@@ -169,6 +222,8 @@ enum PhraseMatches<'a> {
     Term { snapshot: &'a Snapshot, term: usize, rowids: &'a [u32] },
     /// Several terms (a prefix) merged: a row's frequency sums its instances.
     Merged { rowids: Vec<u32>, freq: Vec<f64> },
+    /// A merge kept in the snapshot's [`Memo`].
+    Kept(std::sync::Arc<Merged>),
 }
 
 impl PhraseMatches<'_> {
@@ -176,6 +231,7 @@ impl PhraseMatches<'_> {
         match self {
             PhraseMatches::Term { rowids, .. } => rowids,
             PhraseMatches::Merged { rowids, .. } => rowids,
+            PhraseMatches::Kept(m) => &m.rowids,
         }
     }
 
@@ -183,6 +239,7 @@ impl PhraseMatches<'_> {
         match self {
             PhraseMatches::Term { snapshot, term, .. } => weighted(snapshot.counts(*term, at)),
             PhraseMatches::Merged { freq, .. } => freq.get(at).copied().unwrap_or(0.0),
+            PhraseMatches::Kept(m) => m.freq.get(at).copied().unwrap_or(0.0),
         }
     }
 }
@@ -278,11 +335,15 @@ impl Snapshot {
         if phrase.tokens.len() > 1 {
             return self.phrase_matches(phrase);
         }
-        let range = self.term_range(phrase.tokens.first().map_or("", String::as_str), phrase.prefix);
+        let token = phrase.tokens.first().map_or("", String::as_str);
+        let range = self.term_range(token, phrase.prefix);
         if range.len() == 1 {
             let term = range.start;
             let rowids = self.lists.get(term).map_or(&[][..], |l| l.rowids);
             return PhraseMatches::Term { snapshot: self, term, rowids };
+        }
+        if let Some(kept) = self.memo.get(token) {
+            return PhraseMatches::Kept(kept);
         }
         // A prefix spanning several terms: merge their postings. Each (row, weighted count)
         // is packed in one u64 (row id high, count low) so the merge is a sort of plain
@@ -312,6 +373,9 @@ impl Snapshot {
                 rowids.push(r);
                 freq.push(f);
             }
+        }
+        if rowids.len() >= MEMO_MIN_ROWS {
+            return PhraseMatches::Kept(self.memo.keep(token, Merged { rowids, freq }));
         }
         PhraseMatches::Merged { rowids, freq }
     }
@@ -805,5 +869,31 @@ mod tests {
         let s = b.finish();
         let hits = s.top_k(&ph(&["la"], false), "US", 5);
         assert_eq!(hits.first().map(|h| h.rowid), Some(1), "20 occurrences beat 3");
+    }
+
+    #[test]
+    fn an_expensive_prefix_is_merged_once_and_answers_the_same() {
+        let rows = 25_000i64;
+        let mut b = Builder::new(1, rows);
+        for r in 1..=rows {
+            b.set_region(r, "US").unwrap();
+            b.set_sizes(r, 1, 0).unwrap();
+        }
+        b.begin_terms(50);
+        let mut terms: Vec<String> = (0..50).map(|k| format!("pa{k:02}")).collect();
+        terms.sort();
+        for (k, term) in terms.iter().enumerate() {
+            let instances: Vec<Instance> =
+                (1..=rows).filter(|r| usize::try_from(r % 50) == Ok(k)).map(|r| inst(r, 0, 0)).collect();
+            b.add_term(term, &instances).unwrap();
+        }
+        let s = b.finish();
+        let p = ph(&["pa"], true);
+        assert_eq!(s.memo.bytes(), 0);
+        let first = s.top_k(&p, "US", 30);
+        assert!(s.memo.bytes() >= 25_000 * 12, "the merge was kept: {}", s.memo.bytes());
+        assert!(matches!(s.matches(&p[0]), PhraseMatches::Kept(_)), "the next query reads the kept merge");
+        assert_eq!(s.top_k(&p, "US", 30), first, "the same answer, bit for bit");
+        assert_eq!(first.len(), 30);
     }
 }
