@@ -182,19 +182,17 @@ fn check_front(front: Front) -> TestResult {
                 assert!(t.elapsed() < Duration::from_secs(15), "{front:?} took {:?}", t.elapsed());
             }
         }
-        // The front and videofeed still serve, and nothing was logged above info.
+        // The front and videofeed still serve.
         assert_eq!(curl(&[&format!("{base}/feed?q=jazz")]).0, 200, "{front:?}");
     }
     {
         // The write API off: 404 before the body.
         let server = backend(&dir, &db, &[]);
         let (_front, port) = front.start(&dir, &server.socket);
-        let data = format!("@{}", seventeen.display());
         for file in [&two, &seventeen] {
-            let data_small = format!("@{}", file.display());
-            let data = if file == &two { &data_small } else { &data };
+            let data = format!("@{}", file.display());
             let (status, _, body) =
-                curl(&["-X", "POST", "--data-binary", data, &format!("http://127.0.0.1:{port}/feed/admin/videos")]);
+                curl(&["-X", "POST", "--data-binary", &data, &format!("http://127.0.0.1:{port}/feed/admin/videos")]);
             assert_eq!((status, json(&body)["error"]["status"].as_u64()), (404, Some(404)), "{front:?}: {body}");
         }
     }

@@ -302,6 +302,13 @@ impl Conn {
                 Decoded::Record(rec, used) => (rec, used),
                 Decoded::NeedMore(_) => break,
             };
+            if rec.kind == RecordType::BeginRequest && self.held.is_some() {
+                // A new request before the held one's body ended (the web server gave up
+                // on that body): answer the held request first; the BEGIN is read next time.
+                self.skipping = None;
+                ready = self.held.take();
+                continue;
+            }
             self.pos += used;
             log::trace!("fcgi record type={} id={} len={}", rec.kind.as_u8(), rec.request_id, rec.content.len());
             if self.skip(&rec) {
@@ -1045,5 +1052,23 @@ pub(crate) mod tests {
         assert!(conn.close_when_drained(&limits));
         std::thread::sleep(std::time::Duration::from_millis(30));
         assert!(conn.is_overdue(&limits), "a body that never ends is cut off");
+    }
+
+    #[test]
+    fn a_held_answer_is_not_lost_when_the_next_request_begins_before_its_body_ended() {
+        let mut input = Vec::new();
+        encode_begin_request(&mut input, 1, 1, 1);
+        encode(&mut input, RecordType::Params, 1, &[]);
+        encode(&mut input, RecordType::Stdin, 1, &[b'x'; 10]);
+        request(&mut input, 1, true, "/next");
+        let mut conn = Conn::new();
+        conn.push(&input);
+        let first = conn.advance(&LIMITS, &mut |_| Head::NoBody);
+        let Ok(Some(Ready::Request { req, .. })) = first else { panic!("{first:?}") };
+        assert_eq!(req.param("REQUEST_URI"), None, "the held request (no params) is answered first");
+        let next = conn.advance(&LIMITS, &mut |_| Head::NoBody);
+        let Ok(Some(Ready::Request { req, .. })) = next else { panic!("{next:?}") };
+        assert_eq!(req.param("REQUEST_URI"), Some("/next"));
+        assert!(!conn.is_receiving());
     }
 }

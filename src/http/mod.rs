@@ -96,23 +96,28 @@ pub struct Gate {
 impl Gate {
     /// The route's decision for `req` (answer now, no body, or a body up to a cap).
     pub fn head(&self, req: &Request) -> Head {
-        let path = path_of(req);
-        if route_of(&path) != Route::Admin {
-            return Head::NoBody;
-        }
-        if let Some(resp) = admin::early(self.admin.as_ref(), req) {
-            log::debug!(
-                "request method={} path={path} status={} early=1",
-                req.param("REQUEST_METHOD").unwrap_or("-"),
-                resp.status
-            );
-            metrics::global().record(Route::Admin, resp.status, 0, std::time::Duration::ZERO, false);
-            return Head::Answer(resp.render());
-        }
-        match &self.admin {
-            Some(a) if admin::takes_body(req.param("REQUEST_METHOD").unwrap_or(""), &path) => Head::Body(a.max_body),
-            _ => Head::NoBody,
-        }
+        head_of(self.admin.as_ref(), req)
+    }
+}
+
+/// [`Gate::head`] for the write API `admin` (shared by the poller's gate and each handler).
+fn head_of(admin: Option<&Arc<Admin>>, req: &Request) -> Head {
+    let path = path_of(req);
+    if route_of(&path) != Route::Admin {
+        return Head::NoBody;
+    }
+    if let Some(resp) = admin::early(admin, req) {
+        log::debug!(
+            "request method={} path={path} status={} early=1",
+            req.param("REQUEST_METHOD").unwrap_or("-"),
+            resp.status
+        );
+        metrics::global().record(Route::Admin, resp.status, 0, std::time::Duration::ZERO, false);
+        return Head::Answer(resp.render());
+    }
+    match admin {
+        Some(a) if admin::takes_body(req.param("REQUEST_METHOD").unwrap_or(""), &path) => Head::Body(a.max_body),
+        _ => Head::NoBody,
     }
 }
 
@@ -151,7 +156,7 @@ impl Handler {
 
     /// What to do with `req` before its body is read (see [`Gate::head`]).
     pub fn head(&self, req: &Request) -> Head {
-        Gate { admin: self.shared.admin.clone() }.head(req)
+        head_of(self.shared.admin.as_ref(), req)
     }
 
     /// Makes sure the connection is open and still reads the file at the database
