@@ -75,7 +75,7 @@ t1=$(date +%s%N)
 "$bin" get --socket "$run/videofeed.sock" '/feed?q=music&limit=24' >/dev/null
 t2=$(date +%s%N)
 echo "bench: videofeed start to first answer: $(( (t1 - t0) / 1000000 )) ms; then a common word before the rank index is ready: $(( (t2 - t1) / 1000000 )) ms"
-for _ in $(seq 1 300); do grep -q "rank index ready" "$run/videofeed.log" && break; sleep 0.1; done
+for _ in $(seq 1 3000); do grep -q "rank index ready" "$run/videofeed.log" && break; sleep 0.1; done
 grep "rank index ready" "$run/videofeed.log" | sed 's/^/bench: /'
 
 # nginx workers must reach the socket (mode 0660, owned by whoever runs this).

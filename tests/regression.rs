@@ -778,3 +778,52 @@ fn issue_17_processes_share_one_rank_index_file() -> TestResult {
     assert_eq!(a.get("/feed?q=music&limit=20").body(), d.get("/feed?q=music&limit=20").body());
     Ok(())
 }
+
+// Found while measuring issue 18: the index file was checked against the database's
+// inode and generation only. A database deleted and imported again often gets the
+// freed inode back (ext4 reuses it at once) at the same generation, and a restored
+// backup copied over the file keeps the inode: then a new catalogue was answered
+// from the old catalogue's index (wrong rows for every query). Here the new
+// catalogue is written over the old file in place, so the inode is the same
+// whatever the file system does.
+#[test]
+fn issue_18_a_database_replaced_in_place_never_adopts_the_old_index_file() -> TestResult {
+    let dir = TestDir::new("reimport");
+    let db = dir.path("videos.db");
+    let old: Vec<String> = (0..50)
+        .map(|i| video(&format!("old{i:03}"), &format!("walrus video {i}"), "GLOBAL", "https://img.example/o.jpg"))
+        .collect();
+    import(&db, &dir, &old.join("\n"));
+    {
+        let server = Server::start(&dir, &db, 2);
+        server.wait_log("written to");
+        assert_eq!(json(&server.get("/feed?q=walrus&limit=100"))["count"], 50);
+    }
+    // Another catalogue, imported once (the same generation), copied over the file in place.
+    let other = dir.path("other.db");
+    let new: Vec<String> = (0..50)
+        .map(|i| video(&format!("new{i:03}"), &format!("narwhal clip {i}"), "GLOBAL", "https://img.example/n.jpg"))
+        .collect();
+    import(&other, &dir, &new.join("\n"));
+    let copy = dir.path("copy.db");
+    let out = run(&["backup", "--db", other.to_str().unwrap(), copy.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&db);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::write(&db, std::fs::read(&copy)?)?;
+    assert_eq!(inode(&db), before, "replaced in place");
+    let dir2 = TestDir::new("reimport-serve");
+    let server = Server::start(&dir2, &db, 2);
+    server.wait_log("rank index ready");
+    assert!(!server.log_text().contains("mapped from"), "the old catalogue's index file was adopted");
+    wait_index_current(&server, &db);
+    let found = json(&server.get("/feed?q=narwhal&limit=100"));
+    assert_eq!(found["count"], 50, "{found}");
+    assert!(ids(&found).iter().all(|id| id.starts_with("new")), "{found}");
+    assert_eq!(json(&server.get("/feed?q=walrus"))["count"], 0);
+    assert!(index_answers(&server) > 0.0, "the index answered");
+    Ok(())
+}

@@ -185,6 +185,8 @@ pub fn open_writer(path: &Path) -> Result<Connection, Error> {
         }
     }
     check(&conn, path)?;
+    // This database's own identity, for the rank index file (search::index::persist_key).
+    conn.execute("INSERT OR IGNORE INTO videofeed_meta (key, value) VALUES ('instance', random())", [])?;
     Ok(conn)
 }
 

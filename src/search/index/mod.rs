@@ -383,11 +383,11 @@ impl RankIndex {
         if ours(&read) == Some(generation) { Ok(Some(View { base, delta: DeltaRef::Shared(read) })) } else { Ok(None) }
     }
 
-    /// Writes `snap` to the shared index file and maps it back, so its memory is the
+    /// Writes `snap` (of the database whose [`persist_key`] is `key`) to the shared index file and maps it back, so its memory is the
     /// page cache's (one copy for every process on the box); `snap` itself when the
     /// file cannot be written (a read-only directory: each process keeps its own).
-    fn share(&self, snap: Snapshot, file: u64, path: &std::path::Path) -> Snapshot {
-        if let Err(e) = persist::save(&snap, file, path) {
+    fn share(&self, snap: Snapshot, key: u64, path: &std::path::Path) -> Snapshot {
+        if let Err(e) = persist::save(&snap, key, path) {
             if !self.save_warned.swap(true, Ordering::SeqCst) {
                 log::warn!(
                     "cannot write the rank index file {} ({e}); each process keeps its own copy in memory",
@@ -396,7 +396,7 @@ impl RankIndex {
             }
             return snap;
         }
-        match persist::load(path, file) {
+        match persist::load(path, key) {
             Ok(Some(mapped)) if mapped.generation() == snap.generation() => mapped,
             Ok(_) => snap,
             Err(why) => {
@@ -467,7 +467,8 @@ impl RankIndex {
         // the change log can bring it up to date? Then map it instead of building.
         let path = persist::path_for(&self.db);
         let ours = self.snapshot().map(|s| s.generation());
-        match persist::load(&path, file) {
+        let key = persist_key(&self.db, file);
+        match persist::load(&path, key) {
             Ok(Some(snap))
                 if ours.is_none_or(|g| snap.generation() > g) && log_reaches(&self.db, snap.generation()) =>
             {
@@ -489,7 +490,7 @@ impl RankIndex {
         match load(&self.db) {
             Ok(snap) => {
                 let built = started.elapsed();
-                let snap = self.share(snap, file, &path);
+                let snap = self.share(snap, key, &path);
                 log::info!(
                     "rank index ready generation={} terms={} postings={} heap_mb={} ms={}{}",
                     snap.generation(),
@@ -508,6 +509,23 @@ impl RankIndex {
                 *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, generation));
             }
         }
+    }
+}
+
+/// What an index file is checked against: the database file's identity (`file`, its
+/// inode) mixed with the database's own random `instance` (`videofeed_meta`, set
+/// by the first writer that opens it). The inode alone is not enough: a database
+/// deleted and imported again often gets the freed inode back, at the same
+/// generation, and must not adopt the old file's index. `file` alone for a
+/// database no writer has opened since the instance was introduced.
+fn persist_key(db: &std::path::Path, file: u64) -> u64 {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let instance = Connection::open_with_flags(db, flags).ok().and_then(|c| {
+        c.query_row("SELECT value FROM videofeed_meta WHERE key = 'instance'", [], |r| r.get::<_, i64>(0)).ok()
+    });
+    match instance {
+        Some(i) => file ^ u64::from_ne_bytes(i.to_ne_bytes()).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29),
+        None => file,
     }
 }
 
