@@ -140,6 +140,9 @@ pub struct Config {
     pub admin_wait: Duration,
     /// `VIDEOFEED_TYPO_FALLBACK`: retry a short first page with typo corrections.
     pub typo_fallback: bool,
+    /// `VIDEOFEED_RELAX`: when all the query's words fill less than the page, drop words
+    /// (least distinctive first) and append what the shorter queries find; off = strict AND.
+    pub relax: bool,
     /// `VIDEOFEED_QUERY_TIMEOUT_MS`: a search running longer is stopped (503).
     pub query_timeout: Duration,
     /// `VIDEOFEED_REQUEST_TIMEOUT_MS`: time a client has to finish sending a request once it
@@ -245,6 +248,7 @@ impl Default for Config {
             admin_wait: Duration::from_secs(5),
             // What people expect of a search box; costs a few ms only when a page is short.
             typo_fallback: true,
+            relax: true,
             // The slowest log query takes ~30 ms on 1M videos; 2 s only stops pathological ones.
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             // Web servers send a whole request at once (LiteSpeed and nginx buffer the body
@@ -530,9 +534,11 @@ impl Config {
             }
         }
 
-        for (name, slot) in
-            [("VIDEOFEED_RANK_INDEX", &mut c.rank_index), ("VIDEOFEED_TYPO_FALLBACK", &mut c.typo_fallback)]
-        {
+        for (name, slot) in [
+            ("VIDEOFEED_RANK_INDEX", &mut c.rank_index),
+            ("VIDEOFEED_TYPO_FALLBACK", &mut c.typo_fallback),
+            ("VIDEOFEED_RELAX", &mut c.relax),
+        ] {
             if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
                 *slot = match v.trim().to_ascii_lowercase().as_str() {
                     "1" | "on" | "true" | "yes" => true,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::util::{Server, TestDir, TestResult, fixture_db, json, run};
+use crate::util::{Server, TestDir, TestResult, fixture_db, json, metric, run};
 
 #[test]
 fn feed_answer_has_the_contract_shape_and_headers() -> TestResult {
@@ -21,6 +21,9 @@ fn feed_answer_has_the_contract_shape_and_headers() -> TestResult {
     let body = json(&r);
     let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
+    // `relaxed` only when words were dropped to fill the page (here: few videos have both).
+    assert!(body["relaxed"]["dropped"].is_array(), "{body}");
+    keys.retain(|k| *k != "relaxed");
     assert_eq!(keys, ["count", "has_more", "next", "query", "region", "results", "truncated"]);
     assert_eq!(body["query"], "lofi hip");
     assert_eq!(body["region"], "DE");
@@ -256,7 +259,8 @@ fn a_reader_that_cannot_create_the_wal_files_gets_a_clear_error() -> TestResult 
 fn writes_are_visible_on_the_next_request_through_cache_and_rank_index() -> TestResult {
     let dir = TestDir::new("fresh");
     let db = fixture_db(&dir);
-    let server = Server::start(&dir, &db, 2);
+    // Strict AND, so "zebracorn music" counts the videos holding both words.
+    let server = Server::start_with(&dir, &db, 2, &[("VIDEOFEED_RELAX", "off")]);
     server.wait_log("rank index ready");
     let uri = "/feed?q=zebracorn+music&limit=5";
     let before = json(&server.get(uri));
@@ -455,4 +459,100 @@ fn filters_and_orders_do_what_they_say() -> TestResult {
         assert_eq!(json(&r)["error"]["param"], param, "{uri}");
     }
     Ok(())
+}
+
+#[test]
+fn natural_queries_drop_words_and_pages_walk_the_combined_list() -> TestResult {
+    for rank_index in ["off", "on"] {
+        let dir = TestDir::new(&format!("relax{rank_index}"));
+        let db = fixture_db(&dir);
+        let env = [("VIDEOFEED_RANK_INDEX", rank_index), ("VIDEOFEED_CACHE_BYTES", "0")];
+        let server = Server::start_with(&dir, &db, 2, &env);
+        let strict_dir = TestDir::new(&format!("strict{rank_index}"));
+        let strict = Server::start_with(&strict_dir, &db, 2, &[env[0], env[1], ("VIDEOFEED_RELAX", "off")]);
+        if rank_index == "on" {
+            server.wait_log("rank index ready");
+            strict.wait_log("rank index ready");
+        }
+        let ids = |body: &serde_json::Value| -> Vec<String> {
+            body["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+        };
+        for q in ["night+walk+music", "music+rain", "piano+jazz+rain", "music+seconds"] {
+            let exact = json(&strict.get(&format!("/feed?q={q}&limit=100")));
+            assert!(exact.get("relaxed").is_none(), "VIDEOFEED_RELAX=off is strict AND: {exact}");
+            let all = json(&server.get(&format!("/feed?q={q}&limit=100")));
+            let (exact_ids, all_ids) = (ids(&exact), ids(&all));
+            assert!(all_ids.len() > exact_ids.len(), "{q}: dropping words found more: {all}");
+            assert_eq!(all_ids[..exact_ids.len()], exact_ids[..], "{q}: full matches come first, in bm25 order");
+            let dropped = all["relaxed"]["dropped"].as_array().unwrap();
+            assert!(!dropped.is_empty() && dropped.len() < q.split('+').count(), "{q}: {all}");
+            let unique: std::collections::HashSet<&String> = all_ids.iter().collect();
+            assert_eq!(unique.len(), all_ids.len(), "{q}: no row twice");
+            // Pages of 3 walk the same list: no gap, no repeat, `next` exactly when `has_more`.
+            let mut paged = Vec::new();
+            let mut offset = 0;
+            loop {
+                let page = json(&server.get(&format!("/feed?q={q}&limit=3&offset={offset}")));
+                paged.extend(ids(&page));
+                if page["has_more"] == false {
+                    assert!(page["next"].is_null(), "{page}");
+                    break;
+                }
+                assert_eq!(page["next"], offset + 3);
+                offset += 3;
+            }
+            assert_eq!(paged, all_ids, "{q}: pages concatenate to the single long page");
+        }
+        // A query whose words together fill the page is not relaxed.
+        assert!(json(&server.get("/feed?q=music&limit=5")).get("relaxed").is_none());
+        assert!(metric(&server, "videofeed_relaxed_searches_total{outcome=\"added\"}") >= 4.0);
+    }
+    Ok(())
+}
+
+#[test]
+fn highlights_mark_matched_words_and_escape_the_rest() -> TestResult {
+    let dir = TestDir::new("highlight");
+    let db = dir.path("h.db");
+    let lines = [
+        r#"{"id":"h1","title":"Rock & <b>Roll</b> \"Live\" – Cafe Rocking","channel":"Rocky's Channel","duration_seconds":60,"thumbnail":"https://img.example/1.jpg","region":"GLOBAL"}"#,
+        r#"{"id":"h2","title":"Café music","channel":"Music Co","duration_seconds":60,"thumbnail":"https://img.example/2.jpg","region":"GLOBAL"}"#,
+        r#"{"id":"h3","title":"Capítulo 1º completo","channel":"Novela","duration_seconds":60,"thumbnail":"https://img.example/3.jpg","region":"GLOBAL"}"#,
+    ];
+    let corpus = dir.path("h.jsonl");
+    std::fs::write(&corpus, lines.join("\n"))?;
+    assert!(run(&["import", "--db", db.to_str().unwrap(), corpus.to_str().unwrap()]).status.success());
+    let server = Server::start(&dir, &db, 2);
+    let body = json(&server.get("/feed?q=roll+rock&highlight=1"));
+    let r = &body["results"][0];
+    assert_eq!(
+        r["title_highlighted"],
+        "<mark>Rock</mark> &amp; &lt;b&gt;<mark>Roll</mark>&lt;/b&gt; &quot;Live&quot; – Cafe <mark>Rocking</mark>",
+        "the last word is a prefix: rock* marks Rocking"
+    );
+    assert_eq!(r["channel_highlighted"], "<mark>Rocky</mark>&#39;s Channel");
+    // Accents fold, typo corrections are marked as the word found.
+    let body = json(&server.get("/feed?q=CAFE+musci&highlight=true"));
+    assert_eq!(body["corrected"]["musci"], "music", "{body}");
+    assert_eq!(body["results"][0]["title_highlighted"], "<mark>Café</mark> <mark>music</mark>");
+    assert_eq!(body["results"][0]["channel_highlighted"], "<mark>Music</mark> Co");
+    // Off by default; a bad value is a 400 naming the parameter.
+    assert!(json(&server.get("/feed?q=cafe"))["results"][0].get("title_highlighted").is_none());
+    assert_eq!(json(&server.get("/feed?q=cafe&highlight=yes"))["error"]["param"], "highlight");
+    // Full-width input (CJK keyboards) is NFKC-folded before searching.
+    let wide = json(&server.get(&format!("/feed?q={}", url_encode("ＣＡＦＥ ｍｕｓｉｃ"))));
+    assert_eq!(wide["count"], 1, "{wide}");
+    assert_eq!(wide["query"], "ＣＡＦＥ ｍｕｓｉｃ", "the answer echoes the query as typed");
+    // A compatibility character stored in a title (`º`, which NFKC folds to `o`) is
+    // still found as typed: the folded words are unknown, the typed ones are not.
+    for q in ["capitulo 1º", "1º completo"] {
+        let found = json(&server.get(&format!("/feed?q={}&highlight=1", url_encode(q))));
+        assert_eq!(found["results"][0]["id"], "h3", "{q}: {found}");
+        assert!(found["results"][0]["title_highlighted"].as_str().unwrap().contains("<mark>1º</mark>"), "{found}");
+    }
+    Ok(())
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -183,7 +183,7 @@ fn nginx_fastcgi_pass_and_the_php_client() -> TestResult {
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "phpunit failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains("OK (7 tests"), "{text}");
+        assert!(text.contains("OK (8 tests"), "{text}");
     }
     Ok(())
 }

@@ -20,9 +20,21 @@
  *   timeout_ms int       default 400 (total, including connect)
  *   fallback   array|callable(Throwable): array   default []
  *   on_error   callable(Throwable): void           called on every failure (logging); default error_log()
+ *   params     array     more /feed parameters: offset, channel, min_duration,
+ *                        max_duration, sort, highlight (e.g. ['highlight' => 1, 'offset' => 24])
  *
  * Each result is an array with id, title, channel, duration_seconds,
- * thumbnail, region and score (see the README's API section).
+ * thumbnail, region and score (see the README's API section), plus
+ * title_highlighted and channel_highlighted with 'params' => ['highlight' => 1]
+ * (HTML-escaped, matched words in <mark>: print them as they are).
+ *
+ * fetch_feed_answer() takes the same arguments and returns the whole answer:
+ * results, count, has_more, next (the offset of the next page), corrected
+ * (typed word => known word) and relaxed (['dropped' => [...]] when words were
+ * dropped to fill the page), plus 'fallback' => true when it is the fallback.
+ *
+ *   $answer = fetch_feed_answer('relaxing rain sounds', 'US', 12, ['params' => ['highlight' => 1]]);
+ *   if (isset($answer['relaxed'])) { echo 'Showing results without: ' . implode(', ', $answer['relaxed']['dropped']); }
  */
 
 declare(strict_types=1);
@@ -44,18 +56,59 @@ if (!function_exists('fetch_feed')) {
     }
 
     /**
+     * The whole /feed answer for $query (results, count, has_more, next, corrected,
+     * relaxed), or, on any failure, the fallback's results in the same shape with
+     * 'fallback' => true. Never throws.
+     *
+     * @param array{base_url?: string, timeout_ms?: int, fallback?: array|callable, on_error?: callable, params?: array} $options
+     * @return array<string, mixed>
+     */
+    function fetch_feed_answer(string $query, string $region = 'US', int $limit = 24, array $options = []): array
+    {
+        try {
+            return videofeed_answer($query, $region, $limit, $options);
+        } catch (Throwable $e) {
+            $results = videofeed_fallback($e, $options);
+            return [
+                'query' => $query, 'region' => $region, 'count' => count($results), 'results' => $results,
+                'has_more' => false, 'next' => null, 'truncated' => false, 'fallback' => true,
+            ];
+        }
+    }
+
+    /**
      * The request itself; throws on any failure. Not for templates: use fetch_feed().
      *
      * @return list<array<string, mixed>>
      */
     function videofeed_request(string $query, string $region, int $limit, array $options): array
     {
+        return videofeed_answer($query, $region, $limit, $options)['results'];
+    }
+
+    /**
+     * The decoded answer; throws on any failure. Not for templates: use fetch_feed_answer().
+     *
+     * @return array<string, mixed>
+     */
+    function videofeed_answer(string $query, string $region, int $limit, array $options): array
+    {
         if (!function_exists('curl_init')) {
             throw new RuntimeException('videofeed: the PHP curl extension is not installed');
         }
         $base = (string) ($options['base_url'] ?? 'http://127.0.0.1/feed');
         $timeout = max(1, (int) ($options['timeout_ms'] ?? 400));
-        $qs = http_build_query(['q' => $query, 'region' => $region, 'limit' => $limit], '', '&', PHP_QUERY_RFC3986);
+        $params = ['q' => $query, 'region' => $region, 'limit' => $limit];
+        $allowed = ['offset', 'channel', 'min_duration', 'max_duration', 'sort', 'highlight'];
+        foreach ((array) ($options['params'] ?? []) as $name => $value) {
+            if (!in_array($name, $allowed, true)) {
+                throw new InvalidArgumentException("videofeed: unknown parameter '$name' (known: " . implode(', ', $allowed) . ')');
+            }
+            if ($value !== null) {
+                $params[$name] = is_bool($value) ? (int) $value : $value;
+            }
+        }
+        $qs = http_build_query($params, '', '&', PHP_QUERY_RFC3986);
         $url = $base . (str_contains($base, '?') ? '&' : '?') . $qs;
 
         $ch = curl_init($url);
@@ -89,7 +142,7 @@ if (!function_exists('fetch_feed')) {
                 throw new UnexpectedValueException("videofeed: $url answered a result without id or title");
             }
         }
-        return $data['results'];
+        return $data;
     }
 
     /** Reports $e and returns the caller's fallback; never throws. */

@@ -9,7 +9,7 @@ use super::{Fatal, fatal, help, parse_args};
 
 pub(super) const QUERY_HELP: &str = "\
 videofeed query --db PATH --q TEXT [--region CC] [--limit N] [--offset N] [--channel NAME]
-                [--min-duration S] [--max-duration S] [--sort relevance|recent|popular]
+                [--min-duration S] [--max-duration S] [--sort relevance|recent|popular] [--highlight 1]
 
 Runs the /feed search directly against the database and prints the same JSON body
 /feed answers for the same parameters (typo corrections and paging included), with
@@ -21,7 +21,7 @@ Example:
   videofeed query --db videos.db --q 'lofi hip' --region DE --limit 5 --offset 5";
 
 pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
-    const PARAMS: [(&str, &str); 8] = [
+    const PARAMS: [(&str, &str); 9] = [
         ("--q", "q"),
         ("--region", "region"),
         ("--limit", "limit"),
@@ -30,6 +30,7 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
         ("--min-duration", "min_duration"),
         ("--max-duration", "max_duration"),
         ("--sort", "sort"),
+        ("--highlight", "highlight"),
     ];
     let flags: Vec<&str> = std::iter::once("--db").chain(PARAMS.iter().map(|(flag, _)| *flag)).collect();
     let a = parse_args(raw, &flags, &[], QUERY_HELP)?;
@@ -51,8 +52,10 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
     let mut reader = search::Reader::with_index(&db, shared)?;
     reader.set_typo_correction(config.typo_fallback);
     reader.set_time_limit(config.query_timeout);
+    reader.set_relax(config.relax);
     let answer = reader.answer(&query)?;
-    let json = response::feed_json_corrected(&query, &answer.items, &answer.corrected)
+    let notes = response::Notes { corrected: &answer.corrected, dropped: &answer.relaxed };
+    let json = response::feed_json_noted(&query, &answer.items, notes)
         .map_err(|e| fatal(format!("could not encode the answer: {e}")))?;
     let mut out = io::stdout().lock();
     out.write_all(&json)?;

@@ -96,6 +96,7 @@ mod tests {
             min_duration: None,
             max_duration: None,
             sort: Sort::Relevance,
+            highlight: false,
         }
     }
 

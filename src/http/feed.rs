@@ -98,7 +98,8 @@ impl Handler {
         metrics::global().ranked(by_index, !answer.corrected.is_empty(), query.is_filtered());
         // The search reads one row past the page to learn whether another page follows.
         let shown = answer.items.len().min(usize::try_from(query.limit).unwrap_or(usize::MAX));
-        match response::feed_json_corrected(query, &answer.items, &answer.corrected) {
+        let notes = response::Notes { corrected: &answer.corrected, dropped: &answer.relaxed };
+        match response::feed_json_noted(query, &answer.items, notes) {
             Ok(json) => {
                 let resp = validated(&json, answer.version);
                 if let Some(cache) = &cache {

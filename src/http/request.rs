@@ -67,6 +67,7 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
     let mut limit = None;
     let mut offset = None;
     let (mut channel, mut min_duration, mut max_duration, mut sort) = (None, None, None, None);
+    let mut highlight: Option<String> = None;
     for (name, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
         match name.as_ref() {
             "q" => q = Some(value.into_owned()),
@@ -77,6 +78,7 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
             "min_duration" => min_duration = Some(value.into_owned()).filter(|v| !v.is_empty()),
             "max_duration" => max_duration = Some(value.into_owned()).filter(|v| !v.is_empty()),
             "sort" => sort = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            "highlight" => highlight = Some(value.into_owned()).filter(|v| !v.is_empty()),
             _ => {}
         }
     }
@@ -90,7 +92,7 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
     if chars > MAX_Q_CHARS {
         return Err(bad("q", format!("must be at most {MAX_Q_CHARS} characters, got {chars}")));
     }
-    let match_expr = tokenize::match_expression(&q)
+    let match_expr = tokenize::match_expression(&tokenize::normalize(&q))
         .ok_or_else(|| bad("q", "has no searchable word: it needs at least one letter or digit"))?;
 
     let region = match region {
@@ -138,8 +140,13 @@ pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
         Some("popular") => Sort::Popular,
         Some(_) => return Err(bad("sort", "must be relevance, recent or popular")),
     };
+    let highlight = match highlight.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return Err(bad("highlight", "must be 1 (or true) to mark matched words, 0 (or false) not to")),
+    };
 
-    Ok(FeedQuery { q, match_expr, region, limit, offset, channel, min_duration, max_duration, sort })
+    Ok(FeedQuery { q, match_expr, region, limit, offset, channel, min_duration, max_duration, sort, highlight })
 }
 
 #[cfg(test)]

@@ -42,6 +42,24 @@ struct FeedBody<'a> {
     /// Words the typo correction replaced (typed → known); absent when none.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     corrected: std::collections::BTreeMap<&'a str, &'a str>,
+    /// Words dropped to fill the page (word dropping); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relaxed: Option<Relaxed<'a>>,
+}
+
+#[derive(Serialize)]
+struct Relaxed<'a> {
+    /// The dropped words (as tokenized: lower case, accents folded), in the order dropped.
+    dropped: &'a [String],
+}
+
+/// What an answer adds to its rows besides them: typo corrections and dropped words.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Notes<'a> {
+    /// Typo corrections (typed → known word), in query order.
+    pub corrected: &'a [(String, String)],
+    /// Words dropped to fill the page, in the order dropped.
+    pub dropped: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -166,6 +184,15 @@ pub fn feed_json_corrected(
     items: &[FeedItem],
     corrected: &[(String, String)],
 ) -> Result<Vec<u8>, serde_json::Error> {
+    feed_json_noted(query, items, Notes { corrected, dropped: &[] })
+}
+
+/// As [`feed_json`], with the answer's [`Notes`].
+///
+/// # Errors
+/// As for [`feed_json`].
+pub fn feed_json_noted(query: &FeedQuery, items: &[FeedItem], notes: Notes<'_>) -> Result<Vec<u8>, serde_json::Error> {
+    let corrected = notes.corrected;
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let more = items.len() > limit;
     let shown = items.get(..limit.min(items.len())).unwrap_or(items);
@@ -181,6 +208,7 @@ pub fn feed_json_corrected(
         next,
         truncated,
         corrected,
+        relaxed: (!notes.dropped.is_empty()).then_some(Relaxed { dropped: notes.dropped }),
     };
     serde_json::to_vec(&body)
 }

@@ -124,6 +124,9 @@ pub struct Metrics {
     filtered_index: AtomicU64,
     filtered_sql: AtomicU64,
     tokenized_by_fts5: AtomicU64,
+    /// Answers that dropped words to fill the page (word dropping), and those that tried but found nothing more.
+    relaxed: AtomicU64,
+    relaxed_empty: AtomicU64,
     prefix_memo_bytes: AtomicU64,
     corrected: AtomicU64,
     page_cache_misses: AtomicU64,
@@ -190,6 +193,8 @@ impl Metrics {
             filtered_index: AtomicU64::new(0),
             filtered_sql: AtomicU64::new(0),
             tokenized_by_fts5: AtomicU64::new(0),
+            relaxed: AtomicU64::new(0),
+            relaxed_empty: AtomicU64::new(0),
             prefix_memo_bytes: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
             page_cache_misses: AtomicU64::new(0),
@@ -262,6 +267,11 @@ impl Metrics {
     /// `search::unicode61` cannot vouch for).
     pub fn tokenized_by_fts5(&self) {
         self.tokenized_by_fts5.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an answer that tried word dropping: `added` when dropping words added rows.
+    pub fn relaxed(&self, added: bool) {
+        if added { &self.relaxed } else { &self.relaxed_empty }.fetch_add(1, Relaxed);
     }
 
     /// Records the bytes of merged prefix postings the current rank index keeps.
@@ -391,6 +401,16 @@ impl Metrics {
             "Queries tokenized by FTS5 because the Rust tokenizer could not vouch for a code point.",
         );
         let _ = writeln!(out, "videofeed_tokenizer_fallbacks_total {}", self.tokenized_by_fts5.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_relaxed_searches_total",
+            "counter",
+            "Answers whose words together filled less than the page and that dropped words (word dropping), by outcome.",
+        );
+        for (outcome, counter) in [("added", &self.relaxed), ("nothing_more", &self.relaxed_empty)] {
+            let _ =
+                writeln!(out, "videofeed_relaxed_searches_total{{outcome=\"{outcome}\"}} {}", counter.load(Relaxed));
+        }
         help(
             &mut out,
             "videofeed_prefix_memo_bytes",

@@ -9,9 +9,12 @@
 //! generation (a base snapshot and the delta since), filtered and re-ordered
 //! queries included (`channel`, durations, `sort`), then reads them by row id
 //! in that transaction. Queries are
-//! tokenized by FTS5's own tokenizer ([`tokenize`]); unknown words are
-//! corrected by one rule ([`typo`]). `score` is the negated bm25 (higher is
-//! better). No socket I/O; no writes.
+//! NFKC-folded and tokenized as FTS5 tokenizes ([`tokenize`], [`unicode61`]);
+//! unknown words are corrected by one rule ([`typo`]); when the words together
+//! fill less than the page, words are dropped and the shorter queries' rows
+//! appended (`Reader::relaxed`); `highlight=1` marks the matched words
+//! ([`highlight`]). `score` is the negated bm25 (higher is better). No socket
+//! I/O; no writes.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -21,6 +24,7 @@
 )]
 
 pub mod bm25;
+pub mod highlight;
 pub mod index;
 mod query;
 pub mod sql;
@@ -75,6 +79,12 @@ pub struct FeedItem {
     /// The channel's subscriber count, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_subscribers: Option<i64>,
+    /// With `highlight=1`: the title HTML-escaped, matched words in `<mark>`…`</mark>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title_highlighted: Option<String>,
+    /// With `highlight=1`: the channel, marked the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_highlighted: Option<String>,
 }
 
 /// Why a search failed.
@@ -147,6 +157,8 @@ pub struct Reader {
     tokenizer: Tokenizer,
     /// Correct unknown words (`VIDEOFEED_TYPO_FALLBACK`).
     typo: bool,
+    /// Drop words when all of them fill less than the page (`VIDEOFEED_RELAX`).
+    relax: bool,
     /// Broken thumbnails: what is shown instead, or left out.
     policy: ThumbnailPolicy,
     /// `FEED_SQL` and `ROW_SQL` for `policy`.
@@ -170,6 +182,10 @@ pub struct Answer {
     pub items: Vec<FeedItem>,
     /// Words the typo correction replaced (typed token → known word), in query order.
     pub corrected: Corrections,
+    /// Words dropped to fill the page (word dropping), in the order they were dropped.
+    pub relaxed: Vec<String>,
+    /// The query's phrases as searched (typo corrections applied): what highlights mark.
+    pub phrases: Vec<Phrase>,
     /// The data version the answer was made from (what ETags and caches are keyed on).
     pub version: DataVersion,
     /// Which ranking answered.
@@ -217,6 +233,7 @@ impl Reader {
             index,
             tokenizer,
             typo: true,
+            relax: true,
             feed_sql: sql::statement(FEED_SQL, &policy),
             row_sql: sql::statement(ROW_SQL, &policy),
             policy,
@@ -262,6 +279,11 @@ impl Reader {
         self.typo = on;
     }
 
+    /// Turns word dropping on or off (`VIDEOFEED_RELAX`; on by default).
+    pub fn set_relax(&mut self, on: bool) {
+        self.relax = on;
+    }
+
     /// The rows of [`Reader::answer`].
     ///
     /// # Errors
@@ -302,31 +324,198 @@ impl Reader {
     }
 
     fn answer_in_transaction(&self, query: &FeedQuery) -> Result<Answer, Error> {
-        let phrases = self.tokenizer.phrases(&query.q)?;
+        let folded = tokenize::normalize(&query.q);
+        let phrases = self.tokenizer.phrases(&folded)?;
         let tx = self.conn.unchecked_transaction()?;
         let meta = read_meta(&tx)?;
         let view = self.index.view_at(&tx, self.file, meta.generation, &self.tokenizer)?;
+        let lexicon = match &view {
+            Some(v) => Lexicon::Index(v),
+            None => Lexicon::Sql { tx: &tx, index: &self.index, file: self.file, generation: meta.generation },
+        };
+        // NFKC folded the query (`ｍｕｓｉｃ` → `music`), but titles are stored as
+        // written: when every word as typed is a known term (`º` in a title; folded it
+        // is `o`), the words are searched as typed; otherwise folded.
+        let mut as_typed_ok = true;
+        let phrases = match (&folded, phrases) {
+            (std::borrow::Cow::Owned(_), Some(folded_phrases)) => match self.tokenizer.phrases(&query.q)? {
+                Some(raw) if all_known(&lexicon, &raw)? => {
+                    as_typed_ok = false;
+                    Some(raw)
+                }
+                _ => Some(folded_phrases),
+            },
+            (_, phrases) => phrases,
+        };
         let mut corrected = Vec::new();
         let mut effective = phrases;
         if let (true, Some(phrases)) = (self.typo, effective.as_mut()) {
-            let lexicon = match &view {
-                Some(v) => Lexicon::Index(v),
-                None => Lexicon::Sql { tx: &tx, index: &self.index, file: self.file, generation: meta.generation },
-            };
-            corrected = correct_phrases(&lexicon, phrases)?;
+            let probe = FeedQuery { offset: 0, limit: 0, ..query.clone() };
+            let matches = |p: &[Phrase]| Ok(!self.group(&tx, view.as_ref(), p, None, &probe, &meta)?.is_empty());
+            corrected = correct_phrases(&lexicon, phrases, matches)?;
         }
-        let corrected_expr = (!corrected.is_empty()).then(|| effective.as_deref().map(expression)).flatten();
-        let match_expr = corrected_expr.as_deref().unwrap_or(&query.match_expr);
-        let by_index = match (&view, &effective) {
-            (Some(view), Some(phrases)) => self.ranked(&tx, view, phrases, query, &meta)?,
-            _ => None,
+        let rows = match &effective {
+            Some(phrases) => {
+                let as_typed = (corrected.is_empty() && as_typed_ok).then_some(query.match_expr.as_str());
+                self.group(&tx, view.as_ref(), phrases, as_typed, query, &meta)?
+            }
+            None => Rows::Items(self.ranked_by_sql(&tx, &query.match_expr, query)?),
         };
-        let (items, path) = match by_index {
-            Some(items) => (items, RankPath::Index),
-            None => (self.ranked_by_sql(&tx, match_expr, query)?, RankPath::Sql),
+        let path = if matches!(rows, Rows::Hits(_)) { RankPath::Index } else { RankPath::Sql };
+        let mut relaxed = Vec::new();
+        let page_rows = wanted(query).saturating_sub(usize::try_from(query.offset).unwrap_or(usize::MAX));
+        let rows = match (self.relax, effective.as_deref()) {
+            (true, Some(phrases)) if rows.len() < page_rows && phrases.len() >= 2 => {
+                let (rows, dropped) = self.relaxed(&tx, view.as_ref(), &lexicon, phrases, query, &meta, rows)?;
+                relaxed = dropped;
+                rows
+            }
+            _ => rows,
         };
+        let mut items = match rows {
+            Rows::Hits(hits) => self.fetch(&tx, &hits)?,
+            Rows::Items(items) => items,
+        };
+        drop(view);
         drop(tx);
-        Ok(Answer { items, corrected, version: meta.version, path })
+        if query.highlight {
+            let marker = highlight::Marker::new(effective.as_deref().unwrap_or_default());
+            for item in &mut items {
+                item.title_highlighted = Some(marker.mark(&item.title));
+                item.channel_highlighted = Some(marker.mark(&item.channel));
+            }
+        }
+        Ok(Answer { items, corrected, relaxed, phrases: effective.unwrap_or_default(), version: meta.version, path })
+    }
+
+    /// The rows of `query`'s page for `phrases`: ranked by the index when its view is
+    /// current and can answer (row ids and ranks, not read yet), by SQL otherwise
+    /// (`as_typed`: the match expression the query string gave, when `phrases` are
+    /// exactly its words).
+    fn group(
+        &self,
+        tx: &Connection,
+        view: Option<&index::View>,
+        phrases: &[Phrase],
+        as_typed: Option<&str>,
+        query: &FeedQuery,
+        meta: &Meta,
+    ) -> Result<Rows, Error> {
+        if let Some(view) = view {
+            let hidden = self.index.hidden(tx, (self.file, meta.generation, meta.thumbs))?;
+            if let Some(hits) = rank(view, phrases, query, &hidden) {
+                return Ok(Rows::Hits(page(hits, query)));
+            }
+        }
+        let expr = match as_typed {
+            Some(e) => std::borrow::Cow::Borrowed(e),
+            None => std::borrow::Cow::Owned(expression(phrases)),
+        };
+        Ok(Rows::Items(self.ranked_by_sql(tx, &expr, query)?))
+    }
+
+    /// Word dropping (`VIDEOFEED_RELAX`), when the query's words together fill less
+    /// than the page: the words that matter least are dropped ([`Reader::least_needed`]),
+    /// the rows the shorter query adds come after the ones before (each group in its own
+    /// bm25 order, no row twice), and so on down to one word or a full page. The
+    /// combined list is the same whatever the page, so `offset` walks it without gaps or
+    /// repeats. Returns the page (one row more when another follows) and the dropped
+    /// words, in order, up to the last drop that added a row.
+    #[allow(clippy::too_many_arguments)]
+    fn relaxed(
+        &self,
+        tx: &Connection,
+        view: Option<&index::View>,
+        lexicon: &Lexicon<'_>,
+        phrases: &[Phrase],
+        query: &FeedQuery,
+        meta: &Meta,
+        page_rows: Rows,
+    ) -> Result<(Rows, Vec<String>), Error> {
+        let want = wanted(query);
+        // The whole list up to the end of this page (and one more row), from the top.
+        let whole = FeedQuery { offset: 0, limit: query.offset.saturating_add(query.limit), ..query.clone() };
+        let mut list = if query.offset == 0 { page_rows } else { self.group(tx, view, phrases, None, &whole, meta)? };
+        let mut seen: std::collections::HashSet<Key> = list.keys().collect();
+        let mut kept = phrases.to_vec();
+        let mut dropped = Vec::new();
+        let mut useful = 0;
+        while list.len() < want && kept.len() >= 2 {
+            let (drop, found) = self.least_needed(tx, view, lexicon, &kept, &whole, meta)?;
+            if drop.is_empty() || drop.iter().any(|i| *i >= kept.len()) {
+                break;
+            }
+            dropped.extend(drop.iter().filter_map(|i| kept.get(*i)).map(|p| p.tokens.join(" ")));
+            kept = kept.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, p)| p).collect();
+            let found = match found {
+                Some(rows) => rows,
+                None => self.group(tx, view, &kept, None, &whole, meta)?,
+            };
+            let before = list.len();
+            list.append_new(found, &mut seen);
+            if list.len() > before {
+                useful = dropped.len();
+            }
+        }
+        dropped.truncate(useful);
+        crate::obs::metrics::global().relaxed(useful > 0);
+        list.skip(usize::try_from(query.offset).unwrap_or(usize::MAX));
+        Ok((list, dropped))
+    }
+
+    /// Which of `kept` (two or more phrases) to drop next, in ascending order (one
+    /// phrase, or two at once), with the rows of the query left when a probe found them.
+    /// Candidates are every query left by removing one phrase and, for queries of up to
+    /// [`MAX_PAIR_WORDS`] phrases, by removing two; of those that match some row (of
+    /// the region, with the filters), the one whose best row scores highest wins: bm25
+    /// decides, so the rare, distinctive words that go together are kept and words no
+    /// video has with them are dropped. Ties go to the fewer dropped, then the later
+    /// words. When no candidate matches, the phrase held by most rows (the least
+    /// distinctive: lowest IDF) is dropped. Queries of more than [`MAX_PROBED_WORDS`]
+    /// phrases drop by rows alone. `whole` is the query of the combined list (probes
+    /// rank as many rows, so the winner's are reused).
+    fn least_needed(
+        &self,
+        tx: &Connection,
+        view: Option<&index::View>,
+        lexicon: &Lexicon<'_>,
+        kept: &[Phrase],
+        whole: &FeedQuery,
+        meta: &Meta,
+    ) -> Result<(Vec<usize>, Option<Rows>), Error> {
+        let n = kept.len();
+        if n <= MAX_PROBED_WORDS {
+            let mut candidates: Vec<Vec<usize>> = (0..n).rev().map(|i| vec![i]).collect();
+            if (3..=MAX_PAIR_WORDS).contains(&n) {
+                for i in (0..n).rev() {
+                    for j in (i + 1..n).rev() {
+                        candidates.push(vec![i, j]);
+                    }
+                }
+            }
+            let mut best: Option<(f64, Vec<usize>, Rows)> = None;
+            for drop in candidates {
+                let rest: Vec<Phrase> =
+                    kept.iter().enumerate().filter(|(j, _)| !drop.contains(j)).map(|(_, p)| p.clone()).collect();
+                let rows = self.group(tx, view, &rest, None, whole, meta)?;
+                if let Some(top) = rows.top_score() {
+                    if best.as_ref().is_none_or(|(score, _, _)| top > *score) {
+                        best = Some((top, drop, rows));
+                    }
+                }
+            }
+            if let Some((_, drop, rows)) = best {
+                return Ok((drop, Some(rows)));
+            }
+        }
+        let mut most = (0usize, 0usize); // (rows, index)
+        for (i, phrase) in kept.iter().enumerate() {
+            let rows = lexicon.phrase_docs(phrase)?;
+            if rows >= most.0 {
+                most = (rows, i);
+            }
+        }
+        Ok((vec![most.1], None))
     }
 
     /// The fast path, timing its stages (for the benchmarks' profile); `None` when
@@ -337,7 +526,7 @@ impl Reader {
     pub fn search_timed(&self, query: &FeedQuery) -> Result<Option<(Vec<FeedItem>, Stages)>, Error> {
         let mut stages = Stages::default();
         let t = Instant::now();
-        let Some(phrases) = self.tokenizer.phrases(&query.q)? else { return Ok(None) };
+        let Some(phrases) = self.tokenizer.phrases(&tokenize::normalize(&query.q))? else { return Ok(None) };
         stages.tokenize = t.elapsed();
         let t = Instant::now();
         let tx = self.conn.unchecked_transaction()?;
@@ -355,21 +544,6 @@ impl Reader {
         let items = self.fetch(&tx, &hits)?;
         stages.fetch = t.elapsed();
         Ok(Some((items, stages)))
-    }
-
-    /// Ranks `phrases` in `view` (of the transaction's generation) and reads the rows in
-    /// `tx`; None when the index cannot answer this query exactly (see [`rank`]).
-    fn ranked(
-        &self,
-        tx: &Connection,
-        view: &index::View,
-        phrases: &[Phrase],
-        query: &FeedQuery,
-        meta: &Meta,
-    ) -> Result<Option<Vec<FeedItem>>, Error> {
-        let hidden = self.index.hidden(tx, (self.file, meta.generation, meta.thumbs))?;
-        let Some(hits) = rank(view, phrases, query, &hidden) else { return Ok(None) };
-        self.fetch(tx, &page(hits, query)).map(Some)
     }
 
     /// The rows of `hits`, by row id, in order.
@@ -428,6 +602,92 @@ fn rank(view: &index::View, phrases: &[Phrase], query: &FeedQuery, hidden: &inde
     view.top_k_filtered(phrases, &query.region, wanted(query), hidden, &filter)
 }
 
+/// Whether every token of every phrase is a known term (the last one as a prefix when it is one).
+fn all_known(lexicon: &Lexicon<'_>, phrases: &[Phrase]) -> Result<bool, Error> {
+    for phrase in phrases {
+        let last = phrase.tokens.len().saturating_sub(1);
+        for (i, token) in phrase.tokens.iter().enumerate() {
+            if !lexicon.knows(token, phrase.prefix && i == last)? {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// A group's rows in order: ranked by the index (row ids and ranks, read at the end,
+/// only those on the page) or read by SQL. One answer's groups are all of one kind
+/// (the view and the filters decide, not the words).
+enum Rows {
+    Hits(Vec<index::Hit>),
+    Items(Vec<FeedItem>),
+}
+
+/// What tells two rows of one answer apart: the row id, or the video id for SQL rows.
+#[derive(PartialEq, Eq, Hash)]
+enum Key {
+    Row(i64),
+    Id(String),
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Hits(h) => h.len(),
+            Rows::Items(i) => i.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first row's `score` as the answer shows it (negated bm25).
+    fn top_score(&self) -> Option<f64> {
+        match self {
+            Rows::Hits(h) => h.first().map(|h| if h.rank == 0.0 { 0.0 } else { -h.rank }),
+            Rows::Items(i) => i.first().map(|i| i.score),
+        }
+    }
+
+    fn keys(&self) -> Box<dyn Iterator<Item = Key> + '_> {
+        match self {
+            Rows::Hits(h) => Box::new(h.iter().map(|h| Key::Row(h.rowid))),
+            Rows::Items(i) => Box::new(i.iter().map(|i| Key::Id(i.id.clone()))),
+        }
+    }
+
+    /// Appends the rows of `more` not in `seen` (and records them there).
+    fn append_new(&mut self, more: Rows, seen: &mut std::collections::HashSet<Key>) {
+        match (self, more) {
+            (Rows::Hits(list), Rows::Hits(more)) => {
+                list.extend(more.into_iter().filter(|h| seen.insert(Key::Row(h.rowid))));
+            }
+            (Rows::Items(list), Rows::Items(more)) => {
+                list.extend(more.into_iter().filter(|i| seen.insert(Key::Id(i.id.clone()))));
+            }
+            // Cannot happen (one answer's groups are of one kind); nothing is added.
+            (Rows::Hits(_), Rows::Items(_)) | (Rows::Items(_), Rows::Hits(_)) => {}
+        }
+    }
+
+    /// Drops the first `n` rows (the pages before this one).
+    fn skip(&mut self, n: usize) {
+        match self {
+            Rows::Hits(h) => drop(h.drain(..n.min(h.len()))),
+            Rows::Items(i) => drop(i.drain(..n.min(i.len()))),
+        }
+    }
+}
+
+/// At most this many phrases are tried one by one when word dropping picks the next
+/// word to drop (see `Reader::least_needed`); longer queries drop by rows alone.
+pub const MAX_PROBED_WORDS: usize = 8;
+
+/// Queries of up to this many phrases also try dropping two at once (see
+/// `Reader::least_needed`): 15 more probes at 6.
+pub const MAX_PAIR_WORDS: usize = 4;
+
 /// Rows to rank for a page: those skipped, those shown, and one more that says a next page exists.
 fn wanted(query: &FeedQuery) -> usize {
     usize::try_from(query.offset.saturating_add(query.limit).saturating_add(1)).unwrap_or(usize::MAX)
@@ -481,6 +741,7 @@ mod tests {
             min_duration: None,
             max_duration: None,
             sort: Sort::Relevance,
+            highlight: false,
         };
         assert!(reader.search(&q).is_ok());
         reader.set_time_limit(std::time::Duration::ZERO);

@@ -55,6 +55,8 @@ pub struct FeedQuery {
     pub max_duration: Option<i64>,
     /// Result order.
     pub sort: Sort,
+    /// Add `title_highlighted`/`channel_highlighted` (matched words in `<mark>`).
+    pub highlight: bool,
 }
 
 impl FeedQuery {

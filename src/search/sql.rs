@@ -168,6 +168,8 @@ pub fn row_item(r: &rusqlite::Row<'_>, rank: f64, policy: &ThumbnailPolicy) -> r
         channel_avatar: r.get(10)?,
         channel_verified: r.get::<_, Option<i64>>(11)?.map(|v| v != 0),
         channel_subscribers: r.get(12)?,
+        title_highlighted: None,
+        channel_highlighted: None,
     })
 }
 

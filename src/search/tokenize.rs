@@ -23,6 +23,18 @@
     clippy::cast_possible_truncation
 )]
 
+/// The query text as it is tokenized: NFKC-folded, so full-width and compatibility
+/// forms (`ｍｕｓｉｃ`, `ﬁ`, `①`) search as the plain characters they stand for.
+/// Unchanged (borrowed) when already in NFKC, the common case.
+pub fn normalize(q: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::{IsNormalized, is_nfkc_quick};
+    if q.is_ascii() || is_nfkc_quick(q.chars()) == IsNormalized::Yes {
+        return std::borrow::Cow::Borrowed(q);
+    }
+    std::borrow::Cow::Owned(q.nfkc().collect())
+}
+
 /// A query phrase: consecutive tokens, the last one whole or as a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phrase {

@@ -42,21 +42,38 @@ pub const MAX_TYPO_CHARS: usize = 40;
 /// [`MAX_TYPO_CHARS`]. Among candidates the one in most rows (`docs`) wins, then the
 /// closer, then the first in byte order. `terms` are sorted; scans them once.
 pub fn correct(terms: &[Box<str>], docs: impl Fn(usize) -> usize, token: &str, prefix: bool) -> Option<String> {
+    candidates(terms, docs, token, prefix, 1).into_iter().next()
+}
+
+/// The first `n` candidates of [`correct`], best first (none when `token` is known).
+pub fn candidates(
+    terms: &[Box<str>],
+    docs: impl Fn(usize) -> usize,
+    token: &str,
+    prefix: bool,
+    n: usize,
+) -> Vec<String> {
     if !term_range(terms, token, prefix).is_empty() {
-        return None;
+        return Vec::new();
     }
-    correct_among(terms.iter().enumerate().map(|(i, t)| (&**t, docs(i))), token)
+    candidates_among(terms.iter().enumerate().map(|(i, t)| (&**t, docs(i))), token, n)
 }
 
 /// [`correct`] over `candidates`, (term, rows holding it) in byte order, once `token`
 /// is known to be unknown; terms held by no row are skipped.
 pub fn correct_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, token: &str) -> Option<String> {
+    candidates_among(candidates, token, 1).into_iter().next()
+}
+
+/// The best `n` of `candidates` for `token` in the order of [`correct`]: most rows,
+/// then the closer, then byte order.
+pub fn candidates_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, token: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = token.chars().collect();
-    if !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars.len()) {
-        return None;
+    if n == 0 || !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars.len()) {
+        return Vec::new();
     }
     let max = if chars.len() >= 8 { 2 } else { 1 };
-    let mut best: Option<(usize, usize, &str)> = None; // (rows, distance, term)
+    let mut found: Vec<(usize, usize, &str)> = Vec::new(); // (rows, distance, term), terms in byte order
     for (term, freq) in candidates {
         // A char count is never above the byte length nor below a quarter of it.
         if freq == 0 || term.len() + max < chars.len() || term.len() > (chars.len() + max) * 4 {
@@ -67,12 +84,17 @@ pub fn correct_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, tok
             continue;
         }
         let Some(d) = bounded_distance(&chars, term, max) else { continue };
-        let better = best.is_none_or(|(bf, bd, _)| freq > bf || (freq == bf && d < bd));
-        if better {
-            best = Some((freq, d, term));
-        }
+        found.push((freq, d, term));
     }
-    best.map(|(_, _, t)| t.to_owned())
+    // Stable: equal (rows, distance) keep byte order.
+    found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    found.into_iter().take(n).map(|(_, _, t)| t.to_owned()).collect()
+}
+
+/// Rows holding `token` (every term starting with it, summed, when `prefix`) in a
+/// sorted vocabulary; what word dropping weighs words by.
+pub fn docs_of(terms: &[Box<str>], docs: impl Fn(usize) -> usize, token: &str, prefix: bool) -> usize {
+    term_range(terms, token, prefix).map(docs).fold(0usize, usize::saturating_add)
 }
 
 /// The index's terms and the number of rows holding each, without postings: what the
@@ -117,12 +139,21 @@ impl Vocabulary {
 
     /// The typo correction of `token`: see [`correct`].
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
-        correct(
-            &self.terms,
-            |i| self.docs.get(i).map_or(0, |&d| usize::try_from(d).unwrap_or(usize::MAX)),
-            token,
-            prefix,
-        )
+        self.candidates(token, prefix, 1).into_iter().next()
+    }
+
+    /// The first `n` corrections of `token`, best first: see [`candidates`].
+    pub fn candidates(&self, token: &str, prefix: bool, n: usize) -> Vec<String> {
+        candidates(&self.terms, |i| self.doc_count(i), token, prefix, n)
+    }
+
+    /// Rows holding `token` (or a term starting with it, summed, when `prefix`).
+    pub fn docs(&self, token: &str, prefix: bool) -> usize {
+        docs_of(&self.terms, |i| self.doc_count(i), token, prefix)
+    }
+
+    fn doc_count(&self, i: usize) -> usize {
+        self.docs.get(i).map_or(0, |&d| usize::try_from(d).unwrap_or(usize::MAX))
     }
 }
 
@@ -133,6 +164,10 @@ pub type Corrections = Vec<(String, String)>;
 /// (each lookup scans the vocabulary once); later ones stay as typed. A fixed count,
 /// not a time budget, so the answer never depends on how busy the machine is.
 pub const MAX_CORRECTIONS: usize = 4;
+
+/// At most this many candidates of one unknown word are tried against the rest of
+/// the query (see `correct_phrases`).
+pub const MAX_CANDIDATES: usize = 8;
 
 /// Where the typo correction reads the vocabulary: the current snapshot, or FTS5's.
 pub(super) enum Lexicon<'a> {
@@ -152,35 +187,95 @@ impl Lexicon<'_> {
         }
     }
 
-    pub(super) fn correct(&self, token: &str, prefix: bool) -> Result<Option<String>, Error> {
+    /// The first `n` corrections of `token`, best first ([`candidates`]).
+    pub(super) fn candidates(&self, token: &str, prefix: bool, n: usize) -> Result<Vec<String>, Error> {
         match self {
-            Lexicon::Index(v) => Ok(v.correct(token, prefix)),
+            Lexicon::Index(v) => Ok(v.candidates(token, prefix, n)),
             Lexicon::Sql { tx, index, file, generation } => {
-                Ok(index.vocabulary(tx, *file, *generation)?.correct(token, prefix))
+                Ok(index.vocabulary(tx, *file, *generation)?.candidates(token, prefix, n))
             }
         }
     }
+
+    /// Rows holding `token` (summed over the terms it starts, when `prefix`).
+    pub(super) fn docs(&self, token: &str, prefix: bool) -> Result<usize, Error> {
+        match self {
+            Lexicon::Index(v) => Ok(v.docs(token, prefix)),
+            Lexicon::Sql { tx, index, file, generation } => {
+                Ok(index.vocabulary(tx, *file, *generation)?.docs(token, prefix))
+            }
+        }
+    }
+
+    /// Rows a phrase can match at most: the fewest rows of any of its tokens.
+    pub(super) fn phrase_docs(&self, phrase: &Phrase) -> Result<usize, Error> {
+        let last = phrase.tokens.len().saturating_sub(1);
+        let mut fewest = usize::MAX;
+        for (i, token) in phrase.tokens.iter().enumerate() {
+            fewest = fewest.min(self.docs(token, phrase.prefix && i == last)?);
+        }
+        Ok(if phrase.tokens.is_empty() { 0 } else { fewest })
+    }
 }
 
-/// Replaces unknown one-token phrases by their corrections (at most
-/// [`MAX_CORRECTIONS`] looked up, in query order); returns (typed, known) pairs.
-pub(super) fn correct_phrases(lexicon: &Lexicon<'_>, phrases: &mut [Phrase]) -> Result<Corrections, Error> {
-    let mut corrected = Vec::new();
-    let mut looked_up = 0;
-    for phrase in phrases.iter_mut() {
-        if looked_up >= MAX_CORRECTIONS {
+/// Replaces unknown one-token phrases by corrections (at most [`MAX_CORRECTIONS`]
+/// looked up, in query order); returns (typed, known) pairs.
+///
+/// For each unknown word the vocabulary's best [`MAX_CANDIDATES`] ([`candidates`]:
+/// most rows first) are tried in that order against the rest of the query: the first
+/// one with which the query (its other words as they stand, corrected ones
+/// corrected, words still unknown left out) matches a row of the answer's region
+/// and filters (`matches`) wins; when none does, the first candidate. So the other
+/// words decide between neighbours (`brxad bread` → `bread`, not the more frequent
+/// `broad`), and a one-word query takes the most frequent neighbour.
+pub(super) fn correct_phrases(
+    lexicon: &Lexicon<'_>,
+    phrases: &mut [Phrase],
+    mut matches: impl FnMut(&[Phrase]) -> Result<bool, Error>,
+) -> Result<Corrections, Error> {
+    let mut unknown: Vec<usize> = Vec::new();
+    for (i, phrase) in phrases.iter().enumerate() {
+        if unknown.len() >= MAX_CORRECTIONS {
             break;
         }
         let [token] = phrase.tokens.as_slice() else { continue };
         let chars = token.chars().count();
-        if !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars) || lexicon.knows(token, phrase.prefix)? {
-            continue;
+        if (MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars) && !lexicon.knows(token, phrase.prefix)? {
+            unknown.push(i);
         }
-        looked_up += 1;
-        if let Some(known) = lexicon.correct(token, phrase.prefix)? {
-            corrected.push((token.clone(), known.clone()));
-            *phrase = Phrase { tokens: vec![known], prefix: false };
+    }
+    let mut corrected = Vec::new();
+    // Phrases left out of the context: unknown ones not yet corrected, or without a correction.
+    let mut left_out: Vec<usize> = unknown.clone();
+    for &i in &unknown {
+        let Some(phrase) = phrases.get(i) else { continue };
+        let Some(token) = phrase.tokens.first().cloned() else { continue };
+        let found = lexicon.candidates(&token, phrase.prefix, MAX_CANDIDATES)?;
+        let mut chosen = None;
+        if found.len() > 1 {
+            for candidate in &found {
+                let probe: Vec<Phrase> = phrases
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j == i || !left_out.contains(j))
+                    .map(
+                        |(j, p)| {
+                            if j == i { Phrase { tokens: vec![candidate.clone()], prefix: false } } else { p.clone() }
+                        },
+                    )
+                    .collect();
+                if matches(&probe)? {
+                    chosen = Some(candidate.clone());
+                    break;
+                }
+            }
         }
+        let Some(known) = chosen.or_else(|| found.into_iter().next()) else { continue };
+        corrected.push((token, known.clone()));
+        if let Some(p) = phrases.get_mut(i) {
+            *p = Phrase { tokens: vec![known], prefix: false };
+        }
+        left_out.retain(|j| *j != i);
     }
     Ok(corrected)
 }

@@ -101,6 +101,32 @@ pub fn tokens(text: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// The tokens of `text` with their byte ranges in it (a token's range runs from its
+/// first code point to its last, diacritics included), as [`tokens`] makes them; a
+/// code point the table cannot vouch for counts as a separator here. For marking
+/// matched words (highlights), where a best effort is right.
+pub fn spans(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize, String)> = None;
+    for (at, c) in text.char_indices() {
+        let (class, fold) = classify(c);
+        let end = at + c.len_utf8();
+        match (class, current.as_mut()) {
+            (Class::Alnum | Class::Diacritic, Some((_, e, token))) => {
+                token.extend(fold);
+                *e = end;
+            }
+            (Class::Alnum, None) => current = Some((at, end, fold.map(String::from).unwrap_or_default())),
+            (Class::Diacritic | Class::Separator | Class::Unknown, None) => {}
+            (Class::Separator | Class::Unknown, Some(_)) => {
+                out.extend(current.take().filter(|(_, _, t)| !t.is_empty()).map(|(s, e, t)| (s..e, t)));
+            }
+        }
+    }
+    out.extend(current.filter(|(_, _, t)| !t.is_empty()).map(|(s, e, t)| (s..e, t)));
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation, clippy::indexing_slicing, clippy::unwrap_used, reason = "test code")]
 mod tests {

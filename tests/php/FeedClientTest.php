@@ -68,6 +68,46 @@ final class FeedClientTest extends TestCase
         $this->assertStringNotContainsString('trend-1', $html);
     }
 
+    public function testTheWholeAnswerPagesHighlightsAndSaysWhatWasDropped(): void
+    {
+        $base = self::url('VF_BASE_URL');
+        $opts = ['base_url' => $base, 'on_error' => function (Throwable $e) { $this->fail($e->getMessage()); }];
+        // Word dropping: no video has all three words; the answer says which were dropped.
+        $answer = fetch_feed_answer('night walk music', 'US', 3, $opts + ['params' => ['highlight' => 1]]);
+        $this->assertArrayNotHasKey('fallback', $answer);
+        $this->assertNotEmpty($answer['relaxed']['dropped']);
+        $this->assertTrue($answer['has_more']);
+        $this->assertSame(3, $answer['next']);
+        $this->assertStringContainsString('<mark>', $answer['results'][0]['title_highlighted']);
+        // Paging with next walks the list without repeats.
+        $seen = [];
+        $offset = 0;
+        do {
+            $page = fetch_feed_answer('night walk music', 'US', 3, $opts + ['params' => ['offset' => $offset]]);
+            foreach ($page['results'] as $v) {
+                $this->assertArrayNotHasKey($v['id'], $seen, 'a video appeared twice');
+                $seen[$v['id']] = true;
+            }
+            $offset = $page['next'];
+        } while ($page['has_more']);
+        $this->assertGreaterThan(3, count($seen));
+        // Typo corrections reach the template too.
+        $typo = fetch_feed_answer('muisc', 'US', 3, $opts);
+        $this->assertSame('music', $typo['corrected']['muisc']);
+        // A failure is the fallback, in the same shape.
+        $down = fetch_feed_answer('x', 'US', 5, ['base_url' => self::url('VF_DOWN_URL'), 'fallback' => self::TRENDING, 'on_error' => fn () => null]);
+        $this->assertTrue($down['fallback']);
+        $this->assertSame(self::TRENDING, $down['results']);
+        $this->assertFalse($down['has_more']);
+        // An unknown parameter is a mistake in the template: reported, fallback returned.
+        $errors = [];
+        $bad = fetch_feed('x', 'US', 5, ['base_url' => $base, 'params' => ['colour' => 'red'], 'on_error' => function (Throwable $e) use (&$errors) {
+            $errors[] = $e->getMessage();
+        }]);
+        $this->assertSame([], $bad);
+        $this->assertStringContainsString("unknown parameter 'colour'", $errors[0]);
+    }
+
     public function testStoppedServiceFallsBackQuickly(): void
     {
         // Nothing listening at all: connection refused.

@@ -111,8 +111,23 @@ impl View<'_> {
 
     /// The typo correction of `token` over the current vocabulary.
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
+        self.candidates(token, prefix, 1).into_iter().next()
+    }
+
+    /// The first `n` corrections of `token` over the current vocabulary, best first.
+    pub fn candidates(&self, token: &str, prefix: bool, n: usize) -> Vec<String> {
         let delta = self.delta();
-        if delta.is_empty() { self.base.correct(token, prefix) } else { self.base.correct_view(token, prefix, delta) }
+        if delta.is_empty() {
+            self.base.candidates(token, prefix, n)
+        } else {
+            self.base.candidates_view(token, prefix, delta, n)
+        }
+    }
+
+    /// Rows holding `token` now (summed over the terms it starts, when `prefix`).
+    pub fn docs(&self, token: &str, prefix: bool) -> usize {
+        let delta = self.delta();
+        if delta.is_empty() { self.base.docs(token, prefix) } else { self.base.docs_view(token, prefix, delta) }
     }
 
     /// The best `limit` rows now (see [`Snapshot::top_k_view`]).

@@ -387,7 +387,17 @@ impl Snapshot {
 
     /// The typo correction of `token` in this snapshot's vocabulary: see [`crate::search::typo::correct`].
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
-        crate::search::typo::correct(&self.terms, |i| self.lists.get(i).map_or(0, |l| l.len()), token, prefix)
+        self.candidates(token, prefix, 1).into_iter().next()
+    }
+
+    /// The first `n` corrections of `token`, best first: see [`crate::search::typo::candidates`].
+    pub fn candidates(&self, token: &str, prefix: bool, n: usize) -> Vec<String> {
+        crate::search::typo::candidates(&self.terms, |i| self.df(i), token, prefix, n)
+    }
+
+    /// Rows holding `token` (summed over the terms it starts, when `prefix`).
+    pub fn docs(&self, token: &str, prefix: bool) -> usize {
+        crate::search::typo::docs_of(&self.terms, |i| self.df(i), token, prefix)
     }
 
     /// Rows where the phrase's tokens stand next to each other in one column, with
@@ -617,10 +627,10 @@ impl Snapshot {
         base || delta_terms(delta, token, prefix).next().is_some()
     }
 
-    /// [`Snapshot::correct`] for the current data: this snapshot brought up to date by `delta`.
-    pub fn correct_view(&self, token: &str, prefix: bool, delta: &Delta) -> Option<String> {
+    /// [`Snapshot::candidates`] for the current data: this snapshot brought up to date by `delta`.
+    pub fn candidates_view(&self, token: &str, prefix: bool, delta: &Delta, n: usize) -> Vec<String> {
         if self.knows_view(token, prefix, delta) {
-            return None;
+            return Vec::new();
         }
         // Base terms (rows adjusted) and delta terms, merged in byte order.
         let mut base =
@@ -636,7 +646,22 @@ impl Snapshot {
             (Some(_), None) => base.next(),
             (None, None) => None,
         });
-        crate::search::typo::correct_among(merged, token)
+        crate::search::typo::candidates_among(merged, token, n)
+    }
+
+    /// [`Snapshot::docs`] for the current data: this snapshot brought up to date by `delta`.
+    pub fn docs_view(&self, token: &str, prefix: bool, delta: &Delta) -> usize {
+        let base = self
+            .term_range(token, prefix)
+            .map(|t| self.df(t).saturating_sub(delta.removed(t)))
+            .fold(0usize, usize::saturating_add);
+        let added = delta
+            .added()
+            .range::<str, _>((std::ops::Bound::Included(token), std::ops::Bound::Unbounded))
+            .take_while(|(t, _)| if prefix { t.starts_with(token) } else { t.as_str() == token })
+            .map(|(_, n)| *n as usize)
+            .fold(0usize, usize::saturating_add);
+        base.saturating_add(added)
     }
 
     /// Rows holding base term `term`.
