@@ -33,6 +33,8 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_MAX_REQUESTS",
     "VIDEOFEED_RANK_INDEX",
     "VIDEOFEED_TYPO_FALLBACK",
+    "VIDEOFEED_RELAX",
+    "VIDEOFEED_MAX_STALENESS",
     "VIDEOFEED_QUERY_TIMEOUT_MS",
     "VIDEOFEED_REQUEST_TIMEOUT_MS",
     "VIDEOFEED_MAX_PARAMS",
@@ -140,6 +142,9 @@ pub struct Config {
     pub admin_wait: Duration,
     /// `VIDEOFEED_TYPO_FALLBACK`: retry a short first page with typo corrections.
     pub typo_fallback: bool,
+    /// `VIDEOFEED_MAX_STALENESS`: data older than this (by the writer's heartbeat) makes
+    /// `/feed/health` say `degraded` (and `?strict=1` answer 503).
+    pub max_staleness: Duration,
     /// `VIDEOFEED_RELAX`: when all the query's words fill less than the page, drop words
     /// (least distinctive first) and append what the shorter queries find; off = strict AND.
     pub relax: bool,
@@ -249,6 +254,7 @@ impl Default for Config {
             // What people expect of a search box; costs a few ms only when a page is short.
             typo_fallback: true,
             relax: true,
+            max_staleness: Duration::from_secs(60),
             // The slowest log query takes ~30 ms on 1M videos; 2 s only stops pathological ones.
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             // Web servers send a whole request at once (LiteSpeed and nginx buffer the body
@@ -514,6 +520,12 @@ impl Config {
                     err(name, format!("must be a whole number of milliseconds from 1 to {max}, got {v:?}"))
                 })?;
             }
+        }
+        if let Some(v) = env("VIDEOFEED_MAX_STALENESS").filter(|v| !v.trim().is_empty()) {
+            let secs = v.trim().trim_end_matches('s').parse::<u64>().ok().filter(|n| (1..=604_800).contains(n));
+            c.max_staleness = Duration::from_secs(secs.ok_or_else(|| {
+                err("VIDEOFEED_MAX_STALENESS", format!("must be a whole number of seconds from 1 to 604800, got {v:?}"))
+            })?);
         }
         c.query_timeout = Duration::from_millis(query_ms);
         c.request_timeout = Duration::from_millis(request_ms);

@@ -285,3 +285,60 @@ pub fn take_cache_stats(conn: &rusqlite::Connection) -> (u64, u64) {
 pub fn test_hook_panic(what: &str) -> ! {
     panic!("test hook: {what}")
 }
+
+/// Watches directory `dir` (inotify) and calls `on_change` whenever a file named
+/// `name` is created, moved in (a rename over it, as `videofeed replica` swaps) or
+/// closed after writing, until `stop` is set (checked every 500 ms). Runs on the
+/// calling thread.
+///
+/// # Errors
+/// When inotify is not available or `dir` cannot be watched.
+pub fn watch_file(
+    dir: &std::path::Path,
+    name: &std::ffi::OsStr,
+    stop: &std::sync::atomic::AtomicBool,
+    mut on_change: impl FnMut(),
+) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: inotify_init1 takes flags only and returns a new fd or -1.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by inotify_init1 and is owned by nothing else.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let mask = libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE;
+    // SAFETY: fd is a valid inotify fd; path is a NUL-terminated string that outlives the call.
+    if unsafe { libc::inotify_add_watch(fd, path.as_ptr(), mask) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: pfd is one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&raw mut pfd, 1, 500) };
+        if ready <= 0 {
+            continue;
+        }
+        // SAFETY: buf is valid for writes of buf.len() bytes; fd is open (owned above).
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let Ok(n) = usize::try_from(n) else { continue };
+        // Events: a 16-byte header (wd, mask, cookie, len) and `len` bytes of NUL-padded name.
+        let mut at = 0;
+        let mut hit = false;
+        while let Some(header) = buf.get(at..at + 16).filter(|_| at + 16 <= n) {
+            let len = header.get(12..16).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_ne_bytes);
+            let len = usize::try_from(len).unwrap_or(0);
+            let event_name = buf.get(at + 16..(at + 16 + len).min(n)).unwrap_or(&[]);
+            let event_name = event_name.split(|b| *b == 0).next().unwrap_or(&[]);
+            hit |= event_name == name.as_bytes();
+            at += 16 + len;
+        }
+        if hit {
+            on_change();
+        }
+    }
+    drop(owned);
+    Ok(())
+}

@@ -212,6 +212,10 @@ fn database_failure_while_serving_is_503_not_a_panic() -> TestResult {
     let dir = TestDir::new("db503");
     let db = fixture_db(&dir);
     let server = Server::start(&dir, &db, 1);
+    // Ranked by the index, so a request reads only its own rows: answered by SQL before
+    // the index is ready, "music" would read (and cache) most of this small file, and
+    // later requests could be answered from the page cache whatever the file holds.
+    server.wait_log("rank index ready");
     assert_eq!(server.get("/feed?q=music").status(), 200);
     // Overwrite the file with garbage in place, under the running responder.
     let len = std::fs::metadata(&db)?.len();

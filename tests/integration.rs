@@ -15,4 +15,5 @@ mod layout;
 mod lsws_config;
 mod operability;
 mod regression;
+mod replica;
 mod util;

@@ -9,10 +9,12 @@ mod check_thumbnails;
 mod demo;
 mod enrich_channels;
 mod get;
+mod heartbeat;
 mod import;
 mod init;
 mod job;
 mod query;
+mod replica;
 mod serve;
 
 use std::collections::HashMap;
@@ -33,6 +35,8 @@ Commands:
   query    run one feed query against the database and print the JSON
   get      send one FastCGI request to a running responder and print the answer
   backup   write a consistent copy of the database while it serves (VACUUM INTO)
+  heartbeat          stamp the writer's heartbeat every few seconds (replicas report their data's age)
+  replica            keep a read replica's database current from a Litestream replica
   check-thumbnails   check thumbnail URLs in the background; the feed then hides broken ones
   enrich-channels    fetch channel metadata (verified, avatar, ...) from an HTTP JSON source
 
@@ -144,6 +148,8 @@ pub fn run() -> ExitCode {
         Some("query") => query::run(&args[1..]),
         Some("get") => get::run(&args[1..]),
         Some("backup") => backup::run(&args[1..]),
+        Some("heartbeat") => heartbeat::run(&args[1..]),
+        Some("replica") => replica::run(&args[1..]),
         Some("check-thumbnails") => check_thumbnails::run(&args[1..]),
         Some("enrich-channels") => enrich_channels::run(&args[1..]),
         Some("-V" | "--version" | "version") => {

@@ -13,7 +13,7 @@ videofeed query --db PATH --q TEXT [--region CC] [--limit N] [--offset N] [--cha
 
 Runs the /feed search directly against the database and prints the same JSON body
 /feed answers for the same parameters (typo corrections and paging included), with
-the same settings from the environment as serve (VIDEOFEED_TYPO_FALLBACK,
+the same settings from the environment as serve (VIDEOFEED_TYPO_FALLBACK, VIDEOFEED_RELAX,
 VIDEOFEED_FALLBACK_THUMBNAIL, VIDEOFEED_BROKEN_THUMBNAILS, VIDEOFEED_QUERY_TIMEOUT_MS).
 Exit status 2 with the parameter error when the query is invalid.
 

@@ -78,6 +78,8 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// The write API, when an admin token is configured.
     pub admin: Option<Arc<Admin>>,
+    /// Bumped when the database file is seen replaced (inotify): workers look at once.
+    pub file_epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What a request gets from its PARAMS alone, before any body is read: the
@@ -128,12 +130,20 @@ pub struct Handler {
     reader: Option<Reader>,
     /// When the database path was last checked for a replaced file.
     checked_file: Instant,
+    /// The `file_epoch` this handler last looked at.
+    seen_epoch: u64,
+    /// Since when a replaced file waits for its rank index (the old one serves meanwhile).
+    switch_pending: Option<Instant>,
     #[cfg(feature = "test-hooks")]
     kill_worker: bool,
 }
 
-/// How often a worker checks whether the database file was replaced.
+/// How often a worker checks whether the database file was replaced (at once when
+/// the watcher saw it replaced: `Shared::file_epoch`).
 const FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a replaced file waits for its rank index before workers switch anyway.
+const SWITCH_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Handler {
     /// A handler for `config`'s database and settings; the connection opens on first use.
@@ -143,6 +153,8 @@ impl Handler {
             shared,
             reader: None,
             checked_file: Instant::now(),
+            seen_epoch: 0,
+            switch_pending: None,
             #[cfg(feature = "test-hooks")]
             kill_worker: false,
         }
@@ -167,12 +179,24 @@ impl Handler {
     /// # Errors
     /// As [`Reader::with_index`]; requests will retry the open.
     fn reader_for_current_file(&mut self) -> Result<&Reader, search::Error> {
-        if self.checked_file.elapsed() >= FILE_CHECK {
+        let epoch = self.shared.file_epoch.load(std::sync::atomic::Ordering::Relaxed);
+        if self.checked_file.elapsed() >= FILE_CHECK || epoch != self.seen_epoch || self.switch_pending.is_some() {
             self.checked_file = Instant::now();
+            self.seen_epoch = epoch;
             let now = crate::store::db::file_id(&self.config.db);
             if now != 0 && self.reader.as_ref().is_some_and(|r| r.file() != now) {
-                log::info!("database file replaced on disk; reopening {}", self.config.db.display());
-                self.reader = None;
+                // The old file (still open) keeps answering through its rank index until
+                // the new file's is built, so a swap costs no slow answers.
+                let since = *self.switch_pending.get_or_insert_with(Instant::now);
+                if self.shared.index.ready_for(now) || since.elapsed() >= SWITCH_WAIT {
+                    log::info!("database file replaced on disk; reopening {}", self.config.db.display());
+                    self.reader = None;
+                    self.switch_pending = None;
+                } else {
+                    self.shared.index.refresh();
+                }
+            } else {
+                self.switch_pending = None;
             }
         }
         if self.reader.is_none() {
@@ -246,7 +270,7 @@ impl Handler {
             return (0, response::error(405, None, &msg, &[("Allow", "GET, HEAD")], false));
         }
         match route {
-            Route::Health => (0, self.health(head)),
+            Route::Health => (0, self.health(req, head)),
             Route::Metrics => (0, self.metrics(req, head)),
             Route::OpenApi => (0, ops::openapi(head)),
             _ => self.feed(req, head),

@@ -29,11 +29,14 @@ pub(super) fn openapi(head: bool) -> Response {
 }
 
 impl Handler {
-    /// `/feed/health`: 200 with the database facts, 503 when it cannot be read.
-    pub(super) fn health(&self, head: bool) -> Response {
+    /// `/feed/health`: 200 with the database facts, 503 when it cannot be read (and,
+    /// with `?strict=1`, when the data is staler than `VIDEOFEED_MAX_STALENESS`).
+    pub(super) fn health(&self, req: &Request, head: bool) -> Response {
         let m = metrics::global();
         let live = Live { workers: m.workers(), uptime: m.uptime(), queue_depth: m.queue_depth() };
-        let (status, json) = self.shared.health.answer(&live);
+        let strict = url::form_urlencoded::parse(req.param("QUERY_STRING").unwrap_or("").as_bytes())
+            .any(|(k, v)| k == "strict" && matches!(v.as_ref(), "1" | "true"));
+        let (status, json) = self.shared.health.answer(&live, self.config.max_staleness, strict);
         let mut extra = vec![("Cache-Control", "no-store")];
         if status == 503 {
             extra.push(("Retry-After", "5"));
@@ -65,6 +68,11 @@ impl Handler {
             rank_index_generation: self.shared.index.generation(),
             rank_index_delta_rows: self.shared.index.delta_rows(),
             jobs: readable.then(|| facts.jobs.clone()),
+            data_age_seconds: crate::obs::health::data_age(&facts),
+            replica_follower_up: facts
+                .replica
+                .as_ref()
+                .map(|r| r.get("follower").and_then(|f| f.as_str()) == Some("running")),
         };
         let text = metrics::global().render(&extra);
         response::with_type(200, METRICS_CONTENT_TYPE, &[("Cache-Control", "no-store")], text.into_bytes(), head)

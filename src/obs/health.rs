@@ -45,6 +45,24 @@ pub struct Facts {
     pub jobs_read_at: i64,
     /// The data version when `jobs` was read.
     pub jobs_version: i64,
+    /// The writer's newest heartbeat, Unix milliseconds (0: none ever seen).
+    pub heartbeat_ms: i64,
+    /// The state `videofeed replica` keeps beside the served file (`<db>.replica.json`),
+    /// when one does.
+    pub replica: Option<serde_json::Value>,
+}
+
+/// Seconds since the writer's newest heartbeat in `facts` (now − heartbeat, at least
+/// 0), with millisecond precision; None when none was ever seen.
+pub fn data_age(facts: &Facts) -> Option<f64> {
+    if facts.heartbeat_ms <= 0 {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let ms = now.saturating_sub(facts.heartbeat_ms).max(0);
+    Some(ms as f64 / 1000.0)
 }
 
 /// What `check-thumbnails` and `enrich-channels` have recorded so far.
@@ -92,6 +110,12 @@ struct HealthBody<'a> {
     status: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// Seconds since the writer's newest heartbeat; null when none was ever seen.
+    data_age_seconds: Option<f64>,
+    /// The staleness past which `status` is `degraded` (`VIDEOFEED_MAX_STALENESS`).
+    max_staleness_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<&'a serde_json::Value>,
     version: &'a str,
     uptime_seconds: u64,
     database: Database<'a>,
@@ -133,14 +157,26 @@ impl Health {
         self.snapshot.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// The health answer: (status, JSON body). 200 when the database can be read, else 503.
-    pub fn answer(&self, live: &Live) -> (u16, Vec<u8>) {
+    /// The health answer: (status, JSON body). 200 when the database can be read, else
+    /// 503; `status` is `degraded` when the data is older than `max_staleness` (the
+    /// writer's heartbeat), and then `strict` answers 503 too.
+    pub fn answer(&self, live: &Live, max_staleness: Duration, strict: bool) -> (u16, Vec<u8>) {
         let snap = self.snapshot();
         let (busy, total) = live.workers;
         let path = self.db.display().to_string();
+        let age = data_age(&snap);
+        let stale = age.is_some_and(|a| a > max_staleness.as_secs_f64());
+        let status = match (&snap.error, stale) {
+            (Some(_), _) => "unavailable",
+            (None, true) => "degraded",
+            (None, false) => "ok",
+        };
         let body = HealthBody {
-            status: if snap.error.is_none() { "ok" } else { "unavailable" },
+            status,
             error: snap.error.as_deref(),
+            data_age_seconds: age,
+            max_staleness_seconds: max_staleness.as_secs(),
+            replica: snap.replica.as_ref(),
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: live.uptime.as_secs(),
             database: Database {
@@ -157,7 +193,7 @@ impl Health {
             jobs: &snap.jobs,
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"status\":\"unavailable\"}".to_vec());
-        (if snap.error.is_none() { 200 } else { 503 }, json)
+        (if snap.error.is_none() && !(strict && stale) { 200 } else { 503 }, json)
     }
 
     /// Replaces the facts (the refresher in `store::facts` calls this).

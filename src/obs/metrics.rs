@@ -174,6 +174,10 @@ pub struct Extra {
     pub rank_index_delta_rows: usize,
     /// What the background jobs recorded, when the health thread has read it.
     pub jobs: Option<crate::obs::health::JobStats>,
+    /// Seconds since the writer's newest heartbeat, when one was seen.
+    pub data_age_seconds: Option<f64>,
+    /// Whether `videofeed replica`'s follower runs, when the served file is a replica.
+    pub replica_follower_up: Option<bool>,
 }
 
 impl Metrics {
@@ -491,6 +495,24 @@ impl Metrics {
             );
             help(&mut out, "videofeed_channels_known", "gauge", "Channels the enrichment source knows.");
             let _ = writeln!(out, "videofeed_channels_known {}", jobs.channels_known);
+        }
+        if let Some(age) = extra.data_age_seconds {
+            help(
+                &mut out,
+                "videofeed_data_age_seconds",
+                "gauge",
+                "Seconds since the writer's newest heartbeat in the served data (a replica's staleness).",
+            );
+            let _ = writeln!(out, "videofeed_data_age_seconds {age}");
+        }
+        if let Some(up) = extra.replica_follower_up {
+            help(
+                &mut out,
+                "videofeed_replica_follower_up",
+                "gauge",
+                "1 while videofeed replica's Litestream follower runs for the served file.",
+            );
+            let _ = writeln!(out, "videofeed_replica_follower_up {}", u8::from(up));
         }
         help(&mut out, "videofeed_rank_index_ready", "gauge", "1 when the in-memory rank index is built.");
         let _ = writeln!(out, "videofeed_rank_index_ready {}", u8::from(extra.rank_index_generation.is_some()));

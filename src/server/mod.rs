@@ -112,6 +112,34 @@ pub fn install_signal_handlers(stop: &Arc<AtomicBool>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Watches the database's directory so a file renamed over it (`videofeed replica`,
+/// a restored backup) is noticed at once: the new file's rank index starts building
+/// and workers look at the file on their next request.
+fn start_file_watcher(config: &Config, index: &Arc<RankIndex>, epoch: &Arc<AtomicU64>, stop: &Arc<AtomicBool>) {
+    let db = config.db.clone();
+    let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+    let Some(name) = db.file_name().map(std::ffi::OsStr::to_os_string) else { return };
+    let (index, epoch, stop) = (Arc::clone(index), Arc::clone(epoch), Arc::clone(stop));
+    let spawned = std::thread::Builder::new().name("file-watch".into()).spawn(move || {
+        let mut last = crate::store::db::file_id(&db);
+        let watched = sys::watch_file(&dir, &name, &stop, || {
+            let now = crate::store::db::file_id(&db);
+            if now != 0 && now != last {
+                last = now;
+                log::info!("database file replaced on disk ({}); building its rank index", db.display());
+                index.refresh();
+                epoch.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        if let Err(e) = watched {
+            log::warn!("cannot watch {} ({e}); a replaced database file is noticed within 1 s", dir.display());
+        }
+    });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the file watcher: {e}");
+    }
+}
+
 /// Runs the responder until `stop` is set, then drains and returns.
 ///
 /// # Errors
@@ -141,6 +169,16 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
                 .ok()
         })
         .flatten();
+    // The writer's heartbeat: what replicas measure the age of their data by.
+    if config.admin_token.is_some() {
+        let (db, stop) = (config.db.clone(), Arc::clone(&stop));
+        let spawned = std::thread::Builder::new().name("heartbeat".into()).spawn(move || {
+            crate::store::db::heartbeat_loop(&db, crate::store::db::HEARTBEAT_EVERY, &stop);
+        });
+        if let Err(e) = spawned {
+            log::warn!("cannot start the heartbeat thread ({e}); replicas will report unknown staleness");
+        }
+    }
     let admin = config.admin_token.as_ref().map(|token| {
         log::info!("write API on: POST/DELETE {} (bearer token required)", "/feed/admin/videos");
         Arc::new(Admin {
@@ -173,7 +211,9 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     }
     let gate = Arc::new(Gate { admin: admin.clone() });
     let admission = Arc::new(crate::http::admission::Admission::new(config.lscache));
-    let shared = Shared { index, cache, health, admin, admission };
+    let file_epoch = Arc::new(AtomicU64::new(0));
+    start_file_watcher(&config, &index, &file_epoch, &stop);
+    let shared = Shared { index, cache, health, admin, admission, file_epoch };
     let (work_tx, work_rx) = mpsc::channel::<Job>();
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (back_tx, back_rx) = mpsc::channel::<Connection>();

@@ -190,6 +190,81 @@ pub fn open_writer(path: &Path) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// Stamps the writer's heartbeat (Unix milliseconds) in `videofeed_meta`: what a
+/// replica's `/feed/health` measures the age of its data by (`data_age_seconds`).
+/// Not a change to any video: no generation, data version, ETag or cache moves.
+///
+/// # Errors
+/// SQLite's, e.g. busy past the busy timeout.
+pub fn stamp_heartbeat(conn: &Connection) -> rusqlite::Result<i64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    conn.execute(
+        "INSERT INTO videofeed_meta (key, value) VALUES ('heartbeat', ?1) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [now],
+    )?;
+    Ok(now)
+}
+
+/// Where `videofeed replica` keeps its state for `/feed/health`: `<db>.replica.json`.
+pub fn replica_state_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".replica.json");
+    std::path::PathBuf::from(name)
+}
+
+/// Stamps the heartbeat of the database at `path` every `every` until `stop` is set
+/// (or once, when `every` is zero); a failure is logged (the first, and then each
+/// change of error) and retried at the next beat. Returns the stamps written.
+pub fn heartbeat_loop(path: &Path, every: Duration, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    use std::sync::atomic::Ordering;
+    let mut conn: Option<Connection> = None;
+    let mut last_error = String::new();
+    let mut stamps = 0;
+    loop {
+        if conn.is_none() {
+            match open_writer(path) {
+                Ok(c) => conn = Some(c),
+                Err(e) if e.to_string() != last_error => {
+                    log::warn!("heartbeat: cannot open {} for writing: {e}", path.display());
+                    last_error = e.to_string();
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(c) = &conn {
+            match stamp_heartbeat(c) {
+                Ok(_) => {
+                    stamps += 1;
+                    last_error.clear();
+                }
+                Err(e) => {
+                    if e.to_string() != last_error {
+                        log::warn!("heartbeat: cannot stamp {}: {e}", path.display());
+                        last_error = e.to_string();
+                    }
+                    conn = None;
+                }
+            }
+        }
+        if every.is_zero() {
+            return stamps;
+        }
+        let until = std::time::Instant::now() + every;
+        while std::time::Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return stamps;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// How often a writer stamps the heartbeat (`serve` with the write API on, `videofeed heartbeat`).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
 fn not_videofeed(path: &Path, e: &rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
         return Error::SharedMemoryNotWritable { path: path.into() };

@@ -126,5 +126,14 @@ fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Facts) -> Re
         jobs,
         jobs_read_at,
         jobs_version,
+        heartbeat_ms: meta("heartbeat")?,
+        replica: read_replica_state(db),
     })
+}
+
+/// The state `videofeed replica` writes beside the served file, if it does (a file
+/// being replaced is read whole or not at all: it is renamed into place).
+fn read_replica_state(db: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read(crate::store::db::replica_state_path(db)).ok()?;
+    serde_json::from_slice(&text).ok()
 }

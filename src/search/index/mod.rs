@@ -312,6 +312,17 @@ impl RankIndex {
         }
     }
 
+    /// Whether readers of database file `file` can switch to it without slow answers:
+    /// the index is off, or its snapshot is of that file, or building it failed.
+    pub fn ready_for(&self, file: u64) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|(f, _)| *f);
+        let failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|(f, _)| f);
+        current == Some(file) || failed == Some(file)
+    }
+
     /// The size of the current delta (rows changed since the base), for metrics.
     pub fn delta_rows(&self) -> usize {
         self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map_or(0, |(_, _, d)| d.len())
