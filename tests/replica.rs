@@ -178,6 +178,7 @@ fn writes_reach_a_litestream_replica_within_seconds_and_staleness_shows() -> Tes
     assert_eq!(stale.status(), 503, "{}", String::from_utf8_lossy(stale.body()));
     assert_eq!(json(&stale)["status"], "degraded");
     assert_eq!(reader.get("/feed/health").status(), 200, "without strict, health stays 200");
+    assert_eq!(json(&reader.get("/feed/health?strict=maybe"))["error"]["param"], "strict");
     assert_eq!(reader.get("/feed?q=walrusreplica").status(), 200, "the feed still answers");
     // It catches up when replication resumes.
     replicating = Some(replicate(&litestream, &writer_db, &url, &dir.path("replicate2.log")));

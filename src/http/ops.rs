@@ -34,8 +34,16 @@ impl Handler {
     pub(super) fn health(&self, req: &Request, head: bool) -> Response {
         let m = metrics::global();
         let live = Live { workers: m.workers(), uptime: m.uptime(), queue_depth: m.queue_depth() };
-        let strict = url::form_urlencoded::parse(req.param("QUERY_STRING").unwrap_or("").as_bytes())
-            .any(|(k, v)| k == "strict" && matches!(v.as_ref(), "1" | "true"));
+        let mut strict = false;
+        for (name, value) in url::form_urlencoded::parse(req.param("QUERY_STRING").unwrap_or("").as_bytes()) {
+            if name == "strict" {
+                strict = match value.as_ref() {
+                    "1" | "true" => true,
+                    "0" | "false" | "" => false,
+                    _ => return response::error(400, Some("strict"), "must be 1 (or true) or 0 (or false)", &[], head),
+                };
+            }
+        }
         let (status, json) = self.shared.health.answer(&live, self.config.max_staleness, strict);
         let mut extra = vec![("Cache-Control", "no-store")];
         if status == 503 {
