@@ -303,7 +303,7 @@ fn duration(text: &str, flag: &str) -> Result<Duration, Fatal> {
     let parsed = if let Some(ms) = t.strip_suffix("ms") {
         ms.trim().parse::<u64>().ok().map(Duration::from_millis)
     } else if let Some(m) = t.strip_suffix('m') {
-        m.trim().parse::<u64>().ok().map(|m| Duration::from_secs(m * 60))
+        m.trim().parse::<u64>().ok().and_then(|m| m.checked_mul(60)).map(Duration::from_secs)
     } else {
         t.strip_suffix('s').unwrap_or(t).trim().parse::<u64>().ok().map(Duration::from_secs)
     };

@@ -298,12 +298,12 @@ impl Reader {
     ///
     /// The answer does not depend on how it is computed: the rank index ranks when
     /// its snapshot is of this very generation and the query is unfiltered, SQL
-    /// otherwise, with the same ids, order and score bits. Typo correction: every
-    /// one-token phrase the vocabulary does not know (up to [`MAX_CORRECTIONS`]) is
-    /// replaced by the closest frequent term ([`typo::correct`]), read from the
-    /// snapshot or, without one, from FTS5's own vocabulary. A query with an unknown
-    /// word matches nothing as typed, so the corrected query is the whole result
-    /// list, and pages at any offset are pages of it.
+    /// otherwise, with the same ids, order and score bits. The query is NFKC-folded;
+    /// every one-token phrase the vocabulary does not know (up to [`MAX_CORRECTIONS`])
+    /// is replaced by a known neighbour ([`typo::candidates`], tried against the rest
+    /// of the query), read from the snapshot or, without one, from FTS5's own
+    /// vocabulary; when the words together fill less than the page, words are dropped
+    /// (`Reader::relaxed`). Pages at any offset are pages of that one combined list.
     ///
     /// # Errors
     /// [`Error::Busy`] or [`Error::Sql`] from SQLite, [`Error::TimedOut`] past the
@@ -350,8 +350,11 @@ impl Reader {
         let mut corrected = Vec::new();
         let mut effective = phrases;
         if let (true, Some(phrases)) = (self.typo, effective.as_mut()) {
-            let probe = FeedQuery { offset: 0, limit: 0, ..query.clone() };
-            let matches = |p: &[Phrase]| Ok(!self.group(&tx, view.as_ref(), p, None, &probe, &meta)?.is_empty());
+            // The probe query is made only when a word is unknown (not on every request).
+            let matches = |p: &[Phrase]| {
+                let probe = FeedQuery { offset: 0, limit: 0, ..query.clone() };
+                Ok(!self.group(&tx, view.as_ref(), p, None, &probe, &meta)?.is_empty())
+            };
             corrected = correct_phrases(&lexicon, phrases, matches)?;
         }
         let rows = match &effective {

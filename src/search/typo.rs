@@ -35,17 +35,13 @@ pub const MIN_TYPO_CHARS: usize = 4;
 /// Longest token the typo correction touches, in characters (longer ones are not words people mistype).
 pub const MAX_TYPO_CHARS: usize = 40;
 
-/// The one typo rule, whatever holds the vocabulary: a known term within one typo of
-/// `token` (two for tokens of 8+ characters; substitution, insertion, deletion or
-/// swapping two neighbours), or None when `token` is known (as a whole word, or as a
-/// prefix when `prefix`), shorter than [`MIN_TYPO_CHARS`] or longer than
-/// [`MAX_TYPO_CHARS`]. Among candidates the one in most rows (`docs`) wins, then the
-/// closer, then the first in byte order. `terms` are sorted; scans them once.
-pub fn correct(terms: &[Box<str>], docs: impl Fn(usize) -> usize, token: &str, prefix: bool) -> Option<String> {
-    candidates(terms, docs, token, prefix, 1).into_iter().next()
-}
-
-/// The first `n` candidates of [`correct`], best first (none when `token` is known).
+/// The one typo rule's candidates, whatever holds the vocabulary: the first `n` known
+/// terms within one typo of `token` (two for tokens of 8+ characters; substitution,
+/// insertion, deletion or swapping two neighbours), none when `token` is known (as a
+/// whole word, or as a prefix when `prefix`), shorter than [`MIN_TYPO_CHARS`] or
+/// longer than [`MAX_TYPO_CHARS`]. Ordered by rows holding them (`docs`, most first),
+/// then the closer, then byte order; `correct_phrases` tries them against the rest of
+/// the query. `terms` are sorted; scans them once.
 pub fn candidates(
     terms: &[Box<str>],
     docs: impl Fn(usize) -> usize,
@@ -59,14 +55,8 @@ pub fn candidates(
     candidates_among(terms.iter().enumerate().map(|(i, t)| (&**t, docs(i))), token, n)
 }
 
-/// [`correct`] over `candidates`, (term, rows holding it) in byte order, once `token`
-/// is known to be unknown; terms held by no row are skipped.
-pub fn correct_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, token: &str) -> Option<String> {
-    candidates_among(candidates, token, 1).into_iter().next()
-}
-
-/// The best `n` of `candidates` for `token` in the order of [`correct`]: most rows,
-/// then the closer, then byte order.
+/// [`candidates`] over `candidates`, (term, rows holding it) in byte order, once
+/// `token` is known to be unknown; terms held by no row are skipped.
 pub fn candidates_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, token: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = token.chars().collect();
     if n == 0 || !(MIN_TYPO_CHARS..=MAX_TYPO_CHARS).contains(&chars.len()) {
@@ -137,7 +127,7 @@ impl Vocabulary {
         self.terms.is_empty()
     }
 
-    /// The typo correction of `token`: see [`correct`].
+    /// The best typo correction of `token` by rows alone: see [`candidates`].
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
         self.candidates(token, prefix, 1).into_iter().next()
     }

@@ -109,11 +109,6 @@ impl View<'_> {
         if delta.is_empty() { self.base.knows(token, prefix) } else { self.base.knows_view(token, prefix, delta) }
     }
 
-    /// The typo correction of `token` over the current vocabulary.
-    pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
-        self.candidates(token, prefix, 1).into_iter().next()
-    }
-
     /// The first `n` corrections of `token` over the current vocabulary, best first.
     pub fn candidates(&self, token: &str, prefix: bool, n: usize) -> Vec<String> {
         let delta = self.delta();

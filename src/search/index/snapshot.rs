@@ -385,7 +385,7 @@ impl Snapshot {
         !self.term_range(token, prefix).is_empty()
     }
 
-    /// The typo correction of `token` in this snapshot's vocabulary: see [`crate::search::typo::correct`].
+    /// The typo correction of `token` in this snapshot's vocabulary: see [`crate::search::typo::candidates`].
     pub fn correct(&self, token: &str, prefix: bool) -> Option<String> {
         self.candidates(token, prefix, 1).into_iter().next()
     }
@@ -655,11 +655,9 @@ impl Snapshot {
             .term_range(token, prefix)
             .map(|t| self.df(t).saturating_sub(delta.removed(t)))
             .fold(0usize, usize::saturating_add);
-        let added = delta
-            .added()
-            .range::<str, _>((std::ops::Bound::Included(token), std::ops::Bound::Unbounded))
-            .take_while(|(t, _)| if prefix { t.starts_with(token) } else { t.as_str() == token })
-            .map(|(_, n)| *n as usize)
+        let added = delta_terms(delta, token, prefix)
+            .filter_map(|t| delta.added().get(t))
+            .map(|n| *n as usize)
             .fold(0usize, usize::saturating_add);
         base.saturating_add(added)
     }
