@@ -25,6 +25,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_SOCKET",
     "VIDEOFEED_SOCKET_MODE",
     "VIDEOFEED_SOCKET_GROUP",
+    "VIDEOFEED_CHECK_PRIVATE_HOSTS",
     "VIDEOFEED_LISTEN",
     "VIDEOFEED_WORKERS",
     "LSAPI_CHILDREN",
@@ -332,6 +333,9 @@ pub struct JobOptions {
     pub max_age: Duration,
     /// At most this many entries per run (None = all that are due).
     pub limit: Option<usize>,
+    /// Let the thumbnail checker contact loopback, private, link-local and unique-local
+    /// addresses (`VIDEOFEED_CHECK_PRIVATE_HOSTS=1`; off by default, see `jobs::guard`).
+    pub private_hosts: bool,
 }
 
 impl Default for JobOptions {
@@ -346,8 +350,15 @@ impl Default for JobOptions {
             // A week: thumbnails rarely break, and a full pass over 1M videos takes hours.
             max_age: Duration::from_secs(7 * 86_400),
             limit: None,
+            private_hosts: private_hosts_allowed(),
         }
     }
+}
+
+/// Whether `VIDEOFEED_CHECK_PRIVATE_HOSTS` is set to 1 (or true/yes/on).
+pub fn private_hosts_allowed() -> bool {
+    std::env::var("VIDEOFEED_CHECK_PRIVATE_HOSTS")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }
 
 /// Parses `90`, `90s`, `15m`, `12h`, `7d`, `250ms` (whole numbers; seconds when no unit).

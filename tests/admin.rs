@@ -110,21 +110,38 @@ fn bad_batches_are_refused_whole_with_every_reason() -> TestResult {
     let dir = TestDir::new("badbatch");
     let (server, db) = admin_server(&dir, &[("VIDEOFEED_ADMIN_MAX_BODY", "4096")]);
     let good = video("bad00000001", "Fine Line", "US");
-    let cases: Vec<(String, u16, &str)> = vec![
-        (format!("{good}\nnot json"), 422, "not valid JSON"),
-        (format!("{good}\n{}", good.replace("60", "\"60\"")), 422, "duration_seconds must be a number"),
-        (format!("{good}\n{good}"), 422, "duplicate id"),
-        ("\n\n".into(), 400, "no videos"),
+    let other = video("bad00000002", "Other Line", "US");
+    let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
+        (format!("{good}\nnot json"), 422, "not valid JSON", None),
+        (
+            format!("{good}\n{}", good.replace("60", "\"60\"")),
+            422,
+            "duration_seconds must be a number",
+            Some("duration_seconds"),
+        ),
+        (format!("{good}\n{good}"), 422, "duplicate id", Some("id")),
+        ("\n\n".into(), 400, "no videos", None),
+        // Issue 21: thumbnails printed into pages and titles without control characters.
+        (format!("{good}\n{}", other.replace("https://x/", "https://x/a b")), 422, "white space", Some("thumbnail")),
+        (format!("{good}\n{}", other.replace("https://x/", "https://x/\\\"")), 422, "quotes", Some("thumbnail")),
+        (format!("{good}\n{}", other.replace("https://x/", "file:///etc/")), 422, "http", Some("thumbnail")),
+        (format!("{good}\n{}", other.replace("Other Line", "Other\\u0000Line")), 422, "control", Some("title")),
+        (format!("{good}\n{}", other.replace("Writers", "Wri\\u0007ters")), 422, "control", Some("channel")),
     ];
-    for (body, status, reason) in cases {
+    for (body, status, reason, field) in cases {
         let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), body.as_bytes());
         assert_eq!(r.status(), status, "{body}");
         let text = String::from_utf8_lossy(r.body()).into_owned();
         assert!(text.contains(reason), "{text}");
         if status == 422 {
             assert_eq!(json(&r)["rejected"][0]["line"], 2, "{text}");
+            assert_eq!(json(&r)["rejected"][0]["field"].as_str(), field, "{text}");
         }
     }
+    // A body that starts with a byte order mark (Windows editors) is JSON Lines all the same.
+    let bom = format!("\u{feff}{other}");
+    let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), bom.as_bytes());
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
     // Unknown fields are ignored, as in the import format.
     let extra = good.replace("\"region\"", "\"mood\":\"calm\",\"region\"");
     assert_eq!(write(&server, "POST", "/feed/admin/videos", Some(TOKEN), extra.as_bytes()).status(), 200);
@@ -138,7 +155,7 @@ fn bad_batches_are_refused_whole_with_every_reason() -> TestResult {
     pairs.push(("HTTP_AUTHORIZATION", &auth));
     let r = client::request(&mut server.connect(), 1, false, &pairs, &big)?;
     assert_eq!(r.status(), 413);
-    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'bad%'"), 1, "only the one good batch");
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'bad%'"), 2, "only the two good batches");
     Ok(())
 }
 

@@ -85,6 +85,34 @@ fn bad_parameters_are_400_naming_the_parameter() -> TestResult {
     }
     let long = format!("/feed?q={}", "a".repeat(121));
     assert_eq!(json(&server.get(&long))["error"]["param"], "q");
+    // Issue 21: not UTF-8 (percent-encoded here; raw bytes go through nginx in fronts_matrix).
+    let r = server.get("/feed?q=music%FF");
+    assert_eq!((r.status(), json(&r)["error"]["param"].as_str()), (400, Some("q")));
+    assert!(json(&r)["error"]["message"].as_str().unwrap_or("").contains("not valid UTF-8"));
+    assert_eq!(server.get("/feed?q=music&sort=POPULAR").status(), 200);
+    Ok(())
+}
+
+#[test]
+fn parameters_over_the_cap_get_a_431_and_the_connection_serves_on() -> TestResult {
+    let dir = TestDir::new("params431");
+    let server = Server::start(&dir, &fixture_db(&dir), 1);
+    let mut stream = server.connect();
+    // 70 KiB of query string: over the 64 KiB default.
+    let huge = format!("/feed?q=music&pad={}", "x".repeat(70 * 1024));
+    let r = crate::util::get_on(&mut stream, &huge, true);
+    assert_eq!(r.status(), 431, "{}", String::from_utf8_lossy(&r.stdout));
+    assert_eq!(r.header("Cache-Control"), Some("no-store"));
+    assert_eq!(json(&r)["error"]["status"], 431);
+    assert!(json(&r)["error"]["message"].as_str().unwrap_or("").contains("VIDEOFEED_MAX_PARAMS_BYTES"));
+    // The same kept connection (and the only worker) answers the next request.
+    assert_eq!(crate::util::get_on(&mut stream, "/feed?q=music", true).status(), 200);
+    // Too many pairs: the same answer.
+    let many: String = (0..600).map(|i| format!("&p{i}=1")).collect();
+    let mut params: Vec<(String, String)> = (0..600).map(|i| (format!("HTTP_X_{i}"), "1".to_owned())).collect();
+    params.push(("QUERY_STRING".into(), format!("q=music{many}")));
+    let extra: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(crate::util::send(&server, "GET", "/feed?q=music", &extra, b"").status(), 431);
     Ok(())
 }
 

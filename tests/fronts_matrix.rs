@@ -149,6 +149,16 @@ fn check_front(front: Front) -> TestResult {
         assert_eq!(curl(&[&format!("{base}/feed/?q=music")]).0, 200, "{front:?}: trailing slash");
         let (status, _, body) = curl(&[&format!("{base}/feed?q=music&limit=500")]);
         assert_eq!((status, json(&body)["error"]["param"].as_str()), (400, Some("limit")), "{front:?}");
+        // Issue 21: percent-encoded bytes that are not UTF-8 name q; enum values ignore case.
+        let (status, _, body) = curl(&[&format!("{base}/feed?q=music%FF")]);
+        assert_eq!((status, json(&body)["error"]["param"].as_str()), (400, Some("q")), "{front:?} {body}");
+        assert!(body.contains("not valid UTF-8"), "{front:?} {body}");
+        assert_eq!(curl(&[&format!("{base}/feed?q=music&sort=RECENT")]).0, 200, "{front:?}: sort=RECENT");
+        if matches!(front, Front::Nginx | Front::Lighttpd) {
+            // A raw 0xFF in the request line (these two pass it on; others refuse it themselves).
+            let (status, body) = crate::util::http_get_raw(port, b"/feed?q=music\xff")?;
+            assert_eq!((status, json(&body)["error"]["param"].as_str()), (400, Some("q")), "{front:?} {body}");
+        }
         let (status, head, body) = curl(&["-I", &format!("{base}/feed?q=music")]);
         assert_eq!(status, 200, "{front:?}");
         assert!(head.contains("content-length: "), "{front:?}: HEAD without Content-Length: {head}");

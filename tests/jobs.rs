@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 use crate::util::{Server, TestDir, TestResult, bin, json, run};
 
+/// The origins here listen on loopback: the checker may contact them only with this set.
+const PRIVATE_HOSTS: &str = "VIDEOFEED_CHECK_PRIVATE_HOSTS";
+
+/// `videofeed ARGS` for a job against the loopback origins (private hosts allowed).
+fn checker(args: &[&str]) -> std::process::Output {
+    Command::new(bin()).args(args).env("VIDEOFEED_LOG", "warn").env(PRIVATE_HOSTS, "1").output().unwrap()
+}
+
 /// A small HTTP/1.1 server with fixed routes; counts requests per path.
 struct Origin {
     port: u16,
@@ -21,7 +29,11 @@ struct Origin {
 
 impl Origin {
     fn start() -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Origin::start_on("127.0.0.1")
+    }
+
+    fn start_on(addr: &str) -> Origin {
+        let listener = TcpListener::bind((addr, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(Mutex::new(HashMap::new()));
         let counted = Arc::clone(&hits);
@@ -36,6 +48,10 @@ impl Origin {
 
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn url_on(&self, addr: &str, path: &str) -> String {
+        format!("http://{addr}:{}{path}", self.port)
     }
 
     fn hits(&self, path: &str) -> usize {
@@ -91,6 +107,13 @@ fn serve(mut stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
         "/stall.jpg" => std::thread::sleep(Duration::from_secs(30)),
         "/redirect.jpg" => reply(&mut stream, "302 Found", "Location: /ok.jpg\r\n", ""),
         "/loop.jpg" => reply(&mut stream, "302 Found", "Location: /loop.jpg\r\n", ""),
+        "/away.jpg" => {
+            let to: String = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "to")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            reply(&mut stream, "302 Found", &format!("Location: {to}\r\n"), "");
+        }
         "/close.jpg" => {
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Le");
         }
@@ -216,7 +239,7 @@ fn thumbnail_checker_records_each_outcome_and_the_feed_never_shows_a_broken_one(
     assert_eq!(c["ok"].3, None);
 
     // Nothing is due again until --max-age.
-    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0"]);
+    let out = checker(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0"]);
     assert!(String::from_utf8(out.stdout)?.contains("planned=0"));
 
     // The feed with a fallback image: broken ones replaced, the alternative preferred.
@@ -262,7 +285,7 @@ fn thumbnail_checker_records_each_outcome_and_the_feed_never_shows_a_broken_one(
     let server = Server::start(&dir, &db, 1);
     assert!(feed_thumbnails(&server, "thumbcase").contains_key("missing"), "not hidden by a check of another URL");
     drop(server);
-    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0"]);
+    let out = checker(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0"]);
     assert!(String::from_utf8(out.stdout)?.contains("planned=1 done=1 good=1"));
     assert_eq!(checks(&db)["missing"].0, Some(1));
     Ok(())
@@ -342,7 +365,7 @@ fn channel_enrichment_tolerates_slow_failing_and_garbled_sources() -> TestResult
 /// Runs `videofeed ARGS` to a successful end; returns its summary line and how long it took.
 fn run_timed(args: &[&str]) -> (String, Duration) {
     let started = Instant::now();
-    let out = run(args);
+    let out = checker(args);
     let took = started.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     (String::from_utf8(out.stdout).unwrap(), took)
@@ -351,7 +374,13 @@ fn run_timed(args: &[&str]) -> (String, Duration) {
 /// Runs `videofeed ARGS`, sends SIGTERM after 1.5 s, checks that it stops within 3 s
 /// with exit status 0 and says so; returns its summary line and its `done=` count.
 fn stopped_after_1500ms(args: &[&str]) -> (String, i64) {
-    let child = Command::new(bin()).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = Command::new(bin())
+        .env(PRIVATE_HOSTS, "1")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
@@ -377,7 +406,7 @@ fn sigterm_stops_a_run_and_keeps_every_finished_check() -> TestResult {
     assert!(done > 0 && done < 400, "{summary}");
     assert_eq!(kept, done, "every finished check is written, nothing else");
     // The next run picks up the rest.
-    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "16"]);
+    let out = checker(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "16"]);
     assert!(String::from_utf8(out.stdout)?.contains(&format!("planned={}", 400 - done)));
     assert_eq!(checks(&db).len(), 400);
     Ok(())
@@ -394,6 +423,7 @@ fn sigkill_mid_run_loses_at_most_the_unwritten_batch() -> TestResult {
         (0..400).map(|i| video(&format!("k{i}"), "Slow origin", "C", &origin.url("/slow-ok.jpg"))).collect();
     let db = import(&dir, &lines);
     let mut child = Command::new(bin())
+        .env(PRIVATE_HOSTS, "1")
         .args(["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "4"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -406,7 +436,7 @@ fn sigkill_mid_run_loses_at_most_the_unwritten_batch() -> TestResult {
     assert_eq!(check, "ok");
     let kept = checks(&db).len();
     assert!(kept > 0 && kept < 400, "some batches were written before the kill: {kept}");
-    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "16"]);
+    let out = checker(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "16"]);
     assert!(String::from_utf8(out.stdout)?.contains(&format!("planned={}", 400 - kept)), "exactly the rest");
     assert_eq!(checks(&db).len(), 400);
     Ok(())
@@ -437,6 +467,7 @@ fn a_running_checker_never_locks_out_an_import_or_the_write_api() -> TestResult 
         (0..600).map(|i| video(&format!("l{i}"), "Lock probe", "C", &origin.url("/slow-ok.jpg"))).collect();
     let db = import(&dir, &lines);
     let checker = Command::new(bin())
+        .env(PRIVATE_HOSTS, "1")
         .args(["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--concurrency", "32"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -476,6 +507,7 @@ fn stopping_serve_writes_every_check_its_checker_finished() -> TestResult {
     let db = import(&dir, &lines);
     let env = [
         ("VIDEOFEED_THUMBNAIL_CHECK_EVERY", "1h"),
+        (PRIVATE_HOSTS, "1"),
         ("VIDEOFEED_THUMBNAIL_RATE", "0"),
         ("VIDEOFEED_THUMBNAIL_CONCURRENCY", "4"),
     ];
@@ -501,7 +533,7 @@ fn a_checker_without_network_stops_and_hides_nothing() -> TestResult {
         (0..120).map(|i| video(&format!("n{i}"), "Nonet probe", "C", "http://127.0.0.1:9/x.jpg")).collect();
     lines.push(video("fine", "Nonet probe", "C", &origin.url("/ok.jpg")));
     let db = import(&dir, &lines);
-    let out = run(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--retries", "0"]);
+    let out = checker(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--retries", "0"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr)?;
     assert!(err.contains("in a row got no answer") && err.contains("recorded none of them"), "{err}");
@@ -509,6 +541,52 @@ fn a_checker_without_network_stops_and_hides_nothing() -> TestResult {
     let server = Server::start(&dir, &db, 1);
     let shown = feed_thumbnails(&server, "nonet").len() + feed_thumbnails(&server, "nonet&offset=100").len();
     assert_eq!(shown, 121, "the feed still shows every video");
+    Ok(())
+}
+
+#[test]
+fn the_checker_never_contacts_internal_addresses_unless_allowed() -> TestResult {
+    // Issue 21: the feed shows each check's outcome, so catalogue URLs must not probe
+    // the internal network. "Public" here is 127.0.0.2 by the test hook; 127.0.0.1 is internal.
+    let inside = Origin::start();
+    let outside = Origin::start_on("127.0.0.2");
+    let dir = TestDir::new("jobs-ssrf");
+    let inward = outside.url_on("127.0.0.2", &format!("/away.jpg?to={}", inside.url("/ok.jpg")));
+    let lines = vec![
+        video("direct", "Guard probe", "C", &inside.url("/ok.jpg")),
+        video("named", "Guard probe", "C", &format!("http://localhost:{}/ok.jpg", inside.port)),
+        video("metadata", "Guard probe", "C", "http://169.254.169.254/latest/meta-data/x.jpg"),
+        video("mapped", "Guard probe", "C", &format!("http://[::ffff:127.0.0.1]:{}/ok.jpg", inside.port)),
+        video("redirected", "Guard probe", "C", &inward),
+        video("public", "Guard probe", "C", &outside.url_on("127.0.0.2", "/ok.jpg")),
+    ];
+    let db = import(&dir, &lines);
+    let out = Command::new(bin())
+        .args(["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--timeout", "2s"])
+        .env("VIDEOFEED_TEST_PUBLIC_ADDR", "127.0.0.2")
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(inside.hits("/ok.jpg"), 0, "an internal address was contacted");
+    assert_eq!(outside.hits("/away.jpg"), 1, "the public origin was asked once");
+    assert_eq!(outside.hits("/ok.jpg"), 1);
+    let c = checks(&db);
+    assert_eq!((c["public"].0, c["public"].1), (Some(1), Some(200)));
+    for id in ["direct", "named", "metadata", "mapped", "redirected"] {
+        assert_eq!((c[id].0, c[id].1), (Some(0), None), "{id}: {:?}", c[id]);
+        let why = c[id].2.as_deref().unwrap_or("");
+        assert!(why.starts_with("refused: ") && why.contains("VIDEOFEED_CHECK_PRIVATE_HOSTS=1"), "{id}: {why}");
+    }
+    // Allowed: the same checks reach the loopback origin (redirect included).
+    rusqlite::Connection::open(&db)?.execute("DELETE FROM thumbnail_checks", [])?;
+    let out = checker(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        inside.hits("/ok.jpg") >= 3,
+        "direct, named, mapped and redirected reach it now: {} {:?}",
+        inside.hits("/ok.jpg"),
+        checks(&db)
+    );
+    assert_eq!(checks(&db)["redirected"].0, Some(1));
     Ok(())
 }
 
@@ -529,6 +607,7 @@ fn serve_runs_the_checker_on_its_own_thread() -> TestResult {
         2,
         &[
             ("VIDEOFEED_THUMBNAIL_CHECK_EVERY", "1h"),
+            (PRIVATE_HOSTS, "1"),
             ("VIDEOFEED_THUMBNAIL_RATE", "0"),
             ("VIDEOFEED_FALLBACK_THUMBNAIL", "/img/none.jpg"),
         ],

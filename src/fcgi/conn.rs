@@ -68,6 +68,9 @@ pub struct Request {
     /// Whether the body was longer than [`Limits::max_stdin`] and the rest was discarded
     /// (the handler can answer 413 instead of acting on a partial body).
     pub stdin_truncated: bool,
+    /// Whether PARAMS went over [`Limits::max_params`] bytes or [`Limits::max_param_count`]
+    /// pairs: `params` is then empty, and the request is answered from its head (431).
+    pub params_over_cap: bool,
 }
 
 impl Request {
@@ -78,6 +81,11 @@ impl Request {
             .rev()
             .find(|(n, _)| n.as_slice() == name.as_bytes())
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The raw bytes of a CGI parameter, UTF-8 or not (the last one wins when repeated).
+    pub fn param_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.params.iter().rev().find(|(n, _)| n.as_slice() == name.as_bytes()).map(|(_, v)| v.as_slice())
     }
 }
 
@@ -131,8 +139,6 @@ pub enum End {
 pub enum Error {
     /// The bytes are not FastCGI: bad version or a malformed body.
     Protocol(record::Error),
-    /// PARAMS of one request exceeded [`Limits::max_params`].
-    ParamsTooLarge(usize),
     /// PARAMS of one request held more than [`Limits::max_param_count`] pairs.
     TooManyParams(usize),
     /// A request was not completely sent within [`Limits::request_timeout`].
@@ -145,7 +151,6 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Protocol(e) => write!(f, "{e}"),
-            Error::ParamsTooLarge(cap) => write!(f, "fastcgi params exceed the {cap}-byte cap"),
             Error::TooManyParams(cap) => write!(f, "fastcgi params hold more than {cap} variables"),
             Error::RequestTimeout(t) => write!(f, "the request was not completely sent within {} ms", t.as_millis()),
             Error::Io(e) => write!(f, "fastcgi connection i/o: {e}"),
@@ -169,6 +174,10 @@ impl From<record::Error> for Error {
     }
 }
 
+/// The answer to a request whose PARAMS went over a cap, when the responder's
+/// [`Respond::head`] gives none of its own (RFC 6585's 431).
+pub const PARAMS_TOO_LARGE: &[u8] = b"Status: 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n\r\nthe request's parameters (query string and headers) are over the size limit\n";
+
 /// Bytes asked of the stream per read.
 pub const READ_CHUNK: usize = 16 * 1024;
 
@@ -178,6 +187,8 @@ struct Active {
     keep_conn: bool,
     params: Vec<u8>,
     params_done: bool,
+    /// PARAMS went over the byte cap: the rest is skipped and the request answered 431.
+    params_over_cap: bool,
     /// Body bytes kept at most (set by [`Respond::head`] when PARAMS end).
     stdin_cap: usize,
     stdin: Vec<u8>,
@@ -327,6 +338,7 @@ impl Conn {
                             params: checked_pairs(&a.params, limits)?,
                             stdin: a.stdin,
                             stdin_truncated: a.stdin_truncated,
+                            params_over_cap: false,
                         },
                         keep: a.keep_conn,
                     }),
@@ -376,17 +388,26 @@ impl Conn {
     /// PARAMS are complete: ask `head` what to do before reading any body.
     fn on_head(&mut self, limits: &Limits, head: &mut dyn FnMut(&Request) -> Head) -> Result<Option<Ready>, Error> {
         let Some(a) = self.active.as_mut() else { return Ok(None) };
-        let req = Request {
-            request_id: a.id,
-            params: checked_pairs(&a.params, limits)?,
-            stdin: Vec::new(),
-            stdin_truncated: false,
+        let (params, params_over_cap) = if a.params_over_cap {
+            (Vec::new(), true)
+        } else {
+            match checked_pairs(&a.params, limits) {
+                Ok(pairs) => (pairs, false),
+                Err(Error::TooManyParams(cap)) => {
+                    log::debug!("fcgi request id={}: more than {cap} params", a.id);
+                    (Vec::new(), true)
+                }
+                Err(e) => return Err(e),
+            }
         };
+        let req = Request { request_id: a.id, params, stdin: Vec::new(), stdin_truncated: false, params_over_cap };
         let keep = a.keep_conn;
         let body_ends_later = !a.stdin_done;
         let id = a.id;
         let ready = match head(&req) {
             Head::Answer(response) => Ready::Answered { id: req.request_id, response, keep },
+            // A request whose PARAMS were cut off is never handed to a worker.
+            _ if params_over_cap => Ready::Answered { id: req.request_id, response: PARAMS_TOO_LARGE.to_vec(), keep },
             Head::NoBody => Ready::Request { req, keep },
             Head::Body(cap) => {
                 a.stdin_cap = cap;
@@ -612,6 +633,7 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
                     keep_conn: begin.keep_conn,
                     params: Vec::new(),
                     params_done: false,
+                    params_over_cap: false,
                     stdin_cap: limits.max_stdin,
                     stdin: Vec::new(),
                     stdin_truncated: false,
@@ -630,8 +652,12 @@ fn on_record(rec: Record, active: &mut Option<Active>, limits: &Limits, out: &mu
                     if rec.content.is_empty() {
                         a.params_done = true;
                         return Ok(Step::ParamsDone);
+                    } else if a.params_over_cap {
+                        // Over the cap already: the rest of PARAMS is read and dropped.
                     } else if a.params.len() + rec.content.len() > limits.max_params {
-                        return Err(Error::ParamsTooLarge(limits.max_params));
+                        log::debug!("fcgi request id={}: params over the {}-byte cap", a.id, limits.max_params);
+                        a.params_over_cap = true;
+                        a.params = Vec::new();
                     } else {
                         a.params.extend_from_slice(&rec.content);
                     }
@@ -842,11 +868,37 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn oversize_params_and_bad_version_are_errors() {
-        let mut input = Vec::new();
-        encode_begin_request(&mut input, 1, 1, 1);
-        encode(&mut input, RecordType::Params, 1, &[b'a'; 1025]);
-        assert!(matches!(run(input).0, Err(Error::ParamsTooLarge(1024))));
+    fn oversize_params_are_answered_431_and_the_connection_goes_on() {
+        for too_many in [false, true] {
+            let mut input = Vec::new();
+            encode_begin_request(&mut input, 1, 1, 1);
+            if too_many {
+                let mut p = Vec::new();
+                for i in 0..9 {
+                    encode_pair(&mut p, format!("N{i}").as_bytes(), b"v");
+                }
+                encode(&mut input, RecordType::Params, 1, &p);
+            } else {
+                encode(&mut input, RecordType::Params, 1, &[b'a'; 1000]);
+                encode(&mut input, RecordType::Params, 1, &[b'a'; 1000]);
+            }
+            encode(&mut input, RecordType::Params, 1, &[]);
+            encode(&mut input, RecordType::Stdin, 1, b"body");
+            encode(&mut input, RecordType::Stdin, 1, &[]);
+            request(&mut input, 2, false, "/next");
+            let (end, recs, calls) = run(input);
+            assert_eq!(end.ok(), Some(End::Closed));
+            assert_eq!(calls, 1, "only the second request reaches the responder");
+            let out: Vec<u8> =
+                recs.iter().filter(|r| r.kind == RecordType::Stdout).flat_map(|r| r.content.clone()).collect();
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.starts_with("Status: 431 "), "{text}");
+            assert!(text.ends_with("/next"), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_version_is_an_error() {
         let (r, _, _) = run(b"GET / HTTP/1.1\r\n\r\n".to_vec());
         assert!(matches!(r, Err(Error::Protocol(record::Error::BadVersion(b'G')))));
     }

@@ -227,14 +227,17 @@ fn parse_batch(body: &[u8]) -> Result<Vec<store::Video>, (u16, serde_json::Value
         match store::parse_line(line) {
             Ok(v) => match first_line.get(&v.id) {
                 Some(first) => rejected.push(serde_json::json!({
-                    "line": number, "reason": format!("duplicate id {:?}: also on line {first}", v.id)
+                    "line": number, "field": "id", "reason": format!("duplicate id {:?}: also on line {first}", v.id)
                 })),
                 None => {
                     first_line.insert(v.id.clone(), number);
                     videos.push(v);
                 }
             },
-            Err(reason) => rejected.push(serde_json::json!({"line": number, "reason": reason})),
+            Err(reason) => rejected.push(match store::video::field_of(&reason) {
+                Some(field) => serde_json::json!({"line": number, "field": field, "reason": reason}),
+                None => serde_json::json!({"line": number, "reason": reason}),
+            }),
         }
     }
     if !rejected.is_empty() {

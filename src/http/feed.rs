@@ -21,7 +21,7 @@ use crate::search;
 impl Handler {
     /// The feed route: (rows returned, response).
     pub(super) fn feed(&mut self, req: &Request, head: bool) -> (usize, Response) {
-        let query = match request::parse(req.param("QUERY_STRING").unwrap_or("")) {
+        let query = match request::parse_bytes(req.param_bytes("QUERY_STRING").unwrap_or_default()) {
             #[cfg(feature = "test-hooks")]
             Ok(q) if q.q == "__test_panic_handler__" => crate::sys::test_hook_panic("handler panic"),
             #[cfg(feature = "test-hooks")]

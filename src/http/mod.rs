@@ -104,6 +104,19 @@ impl Gate {
 
 /// [`Gate::head`] for the write API `admin` (shared by the poller's gate and each handler).
 fn head_of(admin: Option<&Arc<Admin>>, req: &Request) -> Head {
+    if req.params_over_cap {
+        // The parameters were cut off unread: no route, no method; one answer for all.
+        let resp = response::error(
+            431,
+            None,
+            "the request's parameters (query string and headers) are over the size limit \
+             (VIDEOFEED_MAX_PARAMS_BYTES, VIDEOFEED_MAX_PARAMS): send a shorter query string or fewer headers",
+            &[],
+            false,
+        );
+        metrics::global().record(Route::Other, resp.status, 0, std::time::Duration::ZERO, false);
+        return Head::Answer(resp.render());
+    }
     let path = path_of(req);
     if route_of(&path) != Route::Admin {
         return Head::NoBody;

@@ -1,10 +1,12 @@
 //! The `/feed` query string → a validated [`FeedQuery`].
 //!
-//! Decoding is `application/x-www-form-urlencoded` (the `url` crate): `+` is a
-//! space, percent escapes are decoded, invalid UTF-8 becomes U+FFFD. Rules:
+//! Decoding is `application/x-www-form-urlencoded`: `+` is a space, percent
+//! escapes are decoded; a parameter we read whose decoded bytes (raw or
+//! percent-encoded) are not UTF-8 is a 400 naming it. Rules:
 //! `q` is required and is 1..=120 characters after trimming, with at least
 //! one letter or digit; `region` is two ASCII letters, any case, answered in
-//! upper case, default `US`; `limit` is an integer 1..=100, default 24;
+//! upper case, default `US`; `sort` and `highlight` values are
+//! case-insensitive too; `limit` is an integer 1..=100, default 24;
 //! `offset` is an integer 0..=1000, default 0 (results to skip). An
 //! empty `region=` or `limit=` means "not given". A repeated parameter: the
 //! last one wins (as PHP's `$_GET` does). Unknown parameters are ignored.
@@ -57,28 +59,92 @@ fn bad(param: &'static str, message: impl Into<String>) -> ParamError {
     ParamError { param, message: message.into() }
 }
 
-/// Parses and validates a raw `QUERY_STRING`.
+/// Parses and validates a `QUERY_STRING` given as text.
 ///
 /// # Errors
 /// [`ParamError`] naming the first parameter that breaks its rule.
 pub fn parse(query_string: &str) -> Result<FeedQuery, ParamError> {
+    parse_bytes(query_string.as_bytes())
+}
+
+/// The parameters [`parse_bytes`] reads (any other is ignored, whatever its bytes).
+const KNOWN: [&str; 9] =
+    ["q", "region", "limit", "offset", "channel", "min_duration", "max_duration", "sort", "highlight"];
+
+/// Splits a raw query string into decoded `(name, value)` pairs, in order: `&`
+/// separates pairs, the first `=` a name from its value, `+` is a space and
+/// `%XX` a byte (a `%` not followed by two hex digits stays as it is). A known
+/// parameter whose value is not UTF-8 is an error naming it; names that are
+/// not UTF-8 are nobody we know.
+///
+/// # Errors
+/// [`ParamError`] for the first known parameter whose value is not UTF-8.
+pub fn pairs(query_string: &[u8]) -> Result<Vec<(String, String)>, ParamError> {
+    let mut out = Vec::new();
+    for piece in query_string.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match piece.iter().position(|b| *b == b'=') {
+            Some(at) => (piece.get(..at).unwrap_or_default(), piece.get(at + 1..).unwrap_or_default()),
+            None => (piece, &[][..]),
+        };
+        let Ok(name) = String::from_utf8(percent_decode(name)) else { continue };
+        match String::from_utf8(percent_decode(value)) {
+            Ok(value) => out.push((name, value)),
+            Err(_) => {
+                if let Some(known) = KNOWN.iter().find(|k| **k == name) {
+                    return Err(bad(known, "is not valid UTF-8: send the text UTF-8 encoded (and percent-encoded)"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `+` → space, `%XX` → the byte; anything else as is.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        match (b, input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Parses and validates a raw `QUERY_STRING` (bytes as the web server sent them).
+///
+/// # Errors
+/// [`ParamError`] naming the first parameter that breaks its rule.
+pub fn parse_bytes(query_string: &[u8]) -> Result<FeedQuery, ParamError> {
     let mut q = None;
     let mut region = None;
     let mut limit = None;
     let mut offset = None;
     let (mut channel, mut min_duration, mut max_duration, mut sort) = (None, None, None, None);
     let mut highlight: Option<String> = None;
-    for (name, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
-        match name.as_ref() {
-            "q" => q = Some(value.into_owned()),
-            "region" => region = Some(value.into_owned()).filter(|v| !v.is_empty()),
-            "limit" => limit = Some(value.into_owned()).filter(|v| !v.is_empty()),
-            "offset" => offset = Some(value.into_owned()).filter(|v| !v.is_empty()),
+    for (name, value) in pairs(query_string)? {
+        match name.as_str() {
+            "q" => q = Some(value),
+            "region" => region = Some(value).filter(|v| !v.is_empty()),
+            "limit" => limit = Some(value).filter(|v| !v.is_empty()),
+            "offset" => offset = Some(value).filter(|v| !v.is_empty()),
             "channel" => channel = Some(value.trim().to_owned()).filter(|v| !v.is_empty()),
-            "min_duration" => min_duration = Some(value.into_owned()).filter(|v| !v.is_empty()),
-            "max_duration" => max_duration = Some(value.into_owned()).filter(|v| !v.is_empty()),
-            "sort" => sort = Some(value.into_owned()).filter(|v| !v.is_empty()),
-            "highlight" => highlight = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            "min_duration" => min_duration = Some(value).filter(|v| !v.is_empty()),
+            "max_duration" => max_duration = Some(value).filter(|v| !v.is_empty()),
+            "sort" => sort = Some(value.to_ascii_lowercase()).filter(|v| !v.is_empty()),
+            "highlight" => highlight = Some(value.to_ascii_lowercase()).filter(|v| !v.is_empty()),
             _ => {}
         }
     }
@@ -183,6 +249,29 @@ mod tests {
     fn last_repeated_parameter_wins_and_unknown_are_ignored() -> Result<(), ParamError> {
         let q = parse("q=a&q=b&limit=3&limit=5&utm_source=x")?;
         assert_eq!((q.q.as_str(), q.limit), ("b", 5));
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_parameter_raw_or_percent_encoded() {
+        for qs in [&b"q=music\xff"[..], b"q=music%FF", b"q=%C3", b"region=US&q=a%E2%82"] {
+            match parse_bytes(qs) {
+                Err(e) => assert!(e.param == "q" && e.message.contains("not valid UTF-8"), "{e}"),
+                Ok(q) => panic!("{qs:?} accepted as {q:?}"),
+            }
+        }
+        assert_eq!(parse_bytes(b"q=a&channel=%FF").err().map(|e| e.param), Some("channel"));
+        assert!(parse_bytes(b"q=a&utm=%FF&x\xff=1").is_ok(), "unknown parameters are not read");
+        assert!(parse_bytes(b"q=caf\xc3\xa9").is_ok_and(|q| q.q == "café"), "raw UTF-8 is text");
+        assert!(parse_bytes(b"q=100%&region=de").is_ok_and(|q| q.q == "100%"), "a lone % stays");
+    }
+
+    #[test]
+    fn enum_values_are_case_insensitive_like_region() -> Result<(), ParamError> {
+        assert_eq!(parse("q=a&sort=RECENT")?.sort, Sort::Recent);
+        assert_eq!(parse("q=a&sort=Popular")?.sort, Sort::Popular);
+        assert!(parse("q=a&highlight=TRUE")?.highlight);
+        assert_eq!(err_param("q=a&sort=newest"), "sort");
         Ok(())
     }
 

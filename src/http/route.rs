@@ -33,7 +33,7 @@ pub(super) fn normalized(route: Route, req: &Request) -> String {
     if route != Route::Feed {
         return String::new();
     }
-    match super::request::parse(req.param("QUERY_STRING").unwrap_or("")) {
+    match super::request::parse_bytes(req.param_bytes("QUERY_STRING").unwrap_or_default()) {
         Ok(q) => format!(
             "q={:?} region={} limit={} offset={}{}",
             q.q,

@@ -182,7 +182,7 @@ pub fn enrich_channels(
         names.truncate(l);
     }
     let planned = u64::try_from(names.len()).unwrap_or(u64::MAX);
-    let run = Run { what: "channel enrichment", opts, stop, writer };
+    let run = Run { what: "channel enrichment", opts, stop, writer, public_only: false };
     pipeline::run(&run, &Fetcher { source }, Records, names.into_iter().map(Ok), planned, progress)
 }
 

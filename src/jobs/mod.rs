@@ -17,7 +17,8 @@
 //!
 //! Nothing here trusts the network: statuses, bodies and redirects are
 //! classified, bodies are size-capped, JSON is validated field by field, and
-//! a failed fetch writes nothing.
+//! a failed fetch writes nothing. The thumbnail checker fetches public
+//! addresses only ([`guard`]): catalogue URLs must not probe the internal network.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -27,6 +28,7 @@
 )]
 
 mod channels;
+pub mod guard;
 pub mod pipeline;
 mod thumbnails;
 

@@ -89,6 +89,8 @@ pub(super) struct Run<'a> {
     pub stop: &'a AtomicBool,
     /// The single writer.
     pub writer: &'a WriterThread,
+    /// Fetch only public addresses ([`super::guard::PublicOnly`]).
+    pub public_only: bool,
 }
 
 /// Runs `planned` tasks from `tasks` through `work` and `tally`; see the module docs.
@@ -112,7 +114,12 @@ where
     let halt = AtomicBool::new(false);
     let stop = &halt;
     let started = Instant::now();
-    let tools = Tools { agent: agent(run.opts, run.what), opts: run.opts, limit: RateLimit::new(run.opts.rate), stop };
+    let tools = Tools {
+        agent: agent(run.opts, run.what, run.public_only),
+        opts: run.opts,
+        limit: RateLimit::new(run.opts.rate),
+        stop,
+    };
     let (task_tx, task_rx) = mpsc::sync_channel::<W::Task>(run.opts.concurrency.max(1) * 2);
     let task_rx = Mutex::new(task_rx);
     let (result_tx, result_rx) = mpsc::channel::<W::Outcome>();
@@ -276,15 +283,21 @@ pub(super) fn sleep_until(t: Instant, stop: &AtomicBool) -> bool {
     }
 }
 
-/// The HTTP agent both jobs use: status codes are answers, not errors.
-fn agent(opts: &JobOptions, what: &str) -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// The HTTP agent both jobs use: status codes are answers, not errors; with
+/// `public_only`, hosts (redirects' too) that resolve to internal addresses are refused.
+fn agent(opts: &JobOptions, what: &str, public_only: bool) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(opts.timeout))
         .max_redirects(5)
         .user_agent(format!("videofeed/{} ({what})", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+        .build();
+    if public_only {
+        let connector = ureq::unversioned::transport::DefaultConnector::default();
+        ureq::Agent::with_parts(config, connector, super::guard::PublicOnly::default())
+    } else {
+        config.into()
+    }
 }
 
 /// What one HTTP attempt came to.
@@ -293,6 +306,8 @@ pub(super) enum Attempt {
     Status(u16),
     /// No usable answer: timeout, refused, cut off mid-answer, too many redirects.
     Failed(String),
+    /// Not asked: the host is not a public address ([`super::guard`]). Final, no retry.
+    Refused(String),
 }
 
 impl Attempt {
@@ -300,6 +315,7 @@ impl Attempt {
         match self {
             Attempt::Status(s) => *s == 408 || *s == 429 || *s >= 500,
             Attempt::Failed(_) => true,
+            Attempt::Refused(_) => false,
         }
     }
 }
@@ -320,6 +336,14 @@ pub(super) fn with_retries<T>(tools: &Tools<'_>, mut attempt: impl FnMut() -> (A
         if !sleep_until(Instant::now() + delay, tools.stop) {
             return Some((result, value));
         }
+    }
+}
+
+/// The attempt a request error comes to: refused by the guard, or failed.
+pub(super) fn failed(e: &ureq::Error) -> Attempt {
+    match super::guard::refusal(e) {
+        Some(r) => Attempt::Refused(r.to_string()),
+        None => Attempt::Failed(describe(e)),
     }
 }
 

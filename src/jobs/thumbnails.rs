@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use super::pipeline::{self, Attempt, BREAKER, Run, Tally, Tools, Work, describe, with_retries};
+use super::pipeline::{self, Attempt, BREAKER, Run, Tally, Tools, Work, failed, with_retries};
 use super::{Error, JobOptions, JobSummary, database};
 use crate::store::Op;
 use crate::store::job_tables::{ThumbnailCheck, due_thumbnail_count, due_thumbnail_page};
@@ -31,11 +31,11 @@ fn probe(agent: &ureq::Agent, url: &str) -> Attempt {
         Ok(resp) if matches!(resp.status().as_u16(), 405 | 501) => {
             match agent.get(url).header("Range", "bytes=0-0").call() {
                 Ok(resp) => Attempt::Status(resp.status().as_u16()),
-                Err(e) => Attempt::Failed(describe(&e)),
+                Err(e) => failed(&e),
             }
         }
         Ok(resp) => Attempt::Status(resp.status().as_u16()),
-        Err(e) => Attempt::Failed(describe(&e)),
+        Err(e) => failed(&e),
     }
 }
 
@@ -57,6 +57,9 @@ fn check_one(tools: &Tools<'_>, video_id: String, url: String) -> Option<Thumbna
         Attempt::Status(s) if (200..300).contains(&s) => (true, Some(s), None),
         Attempt::Status(s) => (false, Some(s), Some(format!("HTTP {s}"))),
         Attempt::Failed(e) => (false, None, Some(e)),
+        // Refused before any connection: recorded as broken (no visitor's browser on the
+        // internet could load it either), and never held by the breaker.
+        Attempt::Refused(e) => return Some(refused(video_id, url, e)),
     };
     let mut alternative = None;
     if !ok {
@@ -69,6 +72,24 @@ fn check_one(tools: &Tools<'_>, video_id: String, url: String) -> Option<Thumbna
         }
     }
     Some(ThumbnailCheck { video_id, url, ok, status, error, alternative, checked_at: now_unix() })
+}
+
+/// The check of a thumbnail the guard refused: broken, no status, the reason.
+fn refused(video_id: String, url: String, why: String) -> ThumbnailCheck {
+    ThumbnailCheck {
+        video_id,
+        url,
+        ok: false,
+        status: None,
+        error: Some(why),
+        alternative: None,
+        checked_at: now_unix(),
+    }
+}
+
+/// Whether `c` records a refusal by the guard (an outcome, not a missing answer).
+fn is_refusal(c: &ThumbnailCheck) -> bool {
+    c.status.is_none() && c.error.as_deref().is_some_and(|e| e.starts_with(super::guard::REFUSED))
 }
 
 /// The checker's work: one check per (video id, URL).
@@ -114,7 +135,7 @@ impl Tally for Checks {
         s: &mut JobSummary,
         batch: &mut Vec<ThumbnailCheck>,
     ) -> Result<(), String> {
-        if check.status.is_none() {
+        if check.status.is_none() && !is_refusal(&check) {
             self.held.push(check);
             if self.held.len() >= BREAKER {
                 let first = self.held.first().and_then(|c| c.error.clone()).unwrap_or_default();
@@ -200,7 +221,7 @@ pub fn check_thumbnails(
     let planned = due_thumbnail_count(&conn, due_before).map_err(database)?;
     let planned = u64::try_from(planned).unwrap_or(0).min(opts.limit.map_or(u64::MAX, |l| l as u64));
     let tasks = Due { conn: &conn, due_before, after: i64::MIN, page: VecDeque::new(), done: false };
-    let run = Run { what: "thumbnail check", opts, stop, writer };
+    let run = Run { what: "thumbnail check", opts, stop, writer, public_only: !opts.private_hosts };
     pipeline::run(&run, &Checker, Checks::default(), tasks, planned, progress)
 }
 

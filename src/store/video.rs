@@ -4,7 +4,11 @@
 //! The format is the one `shared/bench/gen_corpus.py` writes: one JSON object
 //! per line with `id`, `title`, `channel`, `duration_seconds`, `thumbnail`,
 //! `region`, and optionally `published_at` (RFC 3339, stored in UTC) and
-//! `view_count`. Unknown fields are ignored. No I/O here.
+//! `view_count`. Unknown fields are ignored; a leading byte order mark
+//! (U+FEFF, as Windows editors write) is skipped. Titles, channels and ids hold
+//! no control characters; a thumbnail is an absolute `http(s)` URL (parsed by
+//! the `url` crate) without white space, quotes or control characters, since
+//! it is printed into pages and fetched by the checker. No I/O here.
 
 use serde_json::{Map, Value};
 
@@ -34,6 +38,7 @@ pub struct Video {
 /// # Errors
 /// A reason naming the field and the rule it broke.
 pub fn parse_line(line: &str) -> Result<Video, String> {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let Value::Object(obj) = value else {
         return Err("not a JSON object".into());
@@ -42,14 +47,11 @@ pub fn parse_line(line: &str) -> Result<Video, String> {
     if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("id must not contain spaces or control characters".into());
     }
-    let title = text(&obj, "title", 1000)?;
-    let channel = text(&obj, "channel", 200)?;
+    let title = printable(text(&obj, "title", 1000)?, "title")?;
+    let channel = printable(text(&obj, "channel", 200)?, "channel")?;
     let duration_seconds =
         integer(&obj, "duration_seconds", 1_000_000)?.ok_or_else(|| "duration_seconds is required".to_owned())?;
-    let thumbnail = text(&obj, "thumbnail", 2048)?;
-    if !(thumbnail.starts_with("https://") || thumbnail.starts_with("http://")) {
-        return Err("thumbnail must be an http:// or https:// URL".into());
-    }
+    let thumbnail = thumbnail_url(text(&obj, "thumbnail", 2048)?)?;
     let region = text(&obj, "region", 6)?.to_ascii_uppercase();
     if !(region == "GLOBAL" || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase()))) {
         return Err(format!("region must be two letters or GLOBAL, got {region:?}"));
@@ -66,6 +68,43 @@ pub fn parse_line(line: &str) -> Result<Video, String> {
     };
     let view_count = integer(&obj, "view_count", i64::MAX)?.unwrap_or(0);
     Ok(Video { id, title, channel, duration_seconds, thumbnail, region, published_at, view_count })
+}
+
+/// The import format's fields, in the order a reason names them.
+pub const FIELDS: [&str; 8] =
+    ["id", "title", "channel", "duration_seconds", "thumbnail", "region", "published_at", "view_count"];
+
+/// The field a [`parse_line`] reason is about (every reason about one field starts with its name).
+pub fn field_of(reason: &str) -> Option<&'static str> {
+    let first = reason.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next()?;
+    FIELDS.iter().copied().find(|f| *f == first)
+}
+
+/// `text` unless it holds a control character (a tab or line break included).
+fn printable(text: String, field: &str) -> Result<String, String> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!("{field} must not contain control characters (found U+{:04X})", u32::from(c))),
+        None => Ok(text),
+    }
+}
+
+/// `raw` when it is an absolute http(s) URL with a host and nothing a page or a
+/// request line could misread (white space, quotes, angle brackets, backslashes,
+/// control characters).
+fn thumbnail_url(raw: String) -> Result<String, String> {
+    if let Some(c) = raw.chars().find(|c| c.is_whitespace() || c.is_control() || "\"'<>\\`".contains(*c)) {
+        return Err(format!(
+            "thumbnail must not contain white space, quotes, <, >, \\ or control characters (found {c:?}): percent-encode them"
+        ));
+    }
+    match url::Url::parse(&raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(raw),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Err(format!("thumbnail must be an http:// or https:// URL, not {}:", u.scheme()))
+        }
+        Ok(_) => Err("thumbnail must be an http:// or https:// URL with a host".into()),
+        Err(e) => Err(format!("thumbnail must be an absolute http:// or https:// URL ({e})")),
+    }
 }
 
 fn text(obj: &Map<String, Value>, field: &str, max_chars: usize) -> Result<String, String> {
@@ -125,6 +164,19 @@ mod tests {
     }
 
     #[test]
+    fn a_leading_byte_order_mark_is_skipped() -> Result<(), String> {
+        assert_eq!(parse_line(&format!("\u{feff}{GOOD}"))?, parse_line(GOOD)?);
+        Ok(())
+    }
+
+    #[test]
+    fn reasons_name_their_field() {
+        assert_eq!(field_of("thumbnail must not contain white space"), Some("thumbnail"));
+        assert_eq!(field_of("duration_seconds is required"), Some("duration_seconds"));
+        assert_eq!(field_of("not valid JSON: x"), None);
+    }
+
+    #[test]
     fn each_rule_has_a_reason() {
         let cases = [
             ("not json", "not valid JSON"),
@@ -142,6 +194,15 @@ mod tests {
             (&GOOD.replace("2024-01-02T03:04:05Z", "2023-02-29T00:00:00Z"), "published_at day 29"),
             (&GOOD.replace("2024-01-02T03:04:05Z", "2024-01-02T03:04:05"), "published_at has no time zone"),
             (&GOOD.replace("abc123DEF_-", "a b"), "id must not contain"),
+            (&GOOD.replace("Lofi Hip Hop", "Lofi\\u0000Hip"), "title must not contain control characters"),
+            (&GOOD.replace("Lofi Hip Hop", "Lofi\\tHip"), "title must not contain control characters"),
+            (&GOOD.replace("\"Chill\"", "\"Ch\\u001bill\""), "channel must not contain control"),
+            (&GOOD.replace("hqdefault.jpg", "hq default.jpg"), "thumbnail must not contain white space"),
+            (&GOOD.replace("hqdefault.jpg", "hq\\\"default.jpg"), "thumbnail must not contain"),
+            (&GOOD.replace("hqdefault.jpg", "x.jpg'onerror='alert(1)"), "thumbnail must not contain"),
+            (&GOOD.replace("https://i.ytimg.com/vi/x/hqdefault.jpg", "ftp://i.ytimg.com/x.jpg"), "not ftp:"),
+            (&GOOD.replace("https://i.ytimg.com/vi/x/hqdefault.jpg", "/vi/x.jpg"), "thumbnail must be an absolute"),
+            (&GOOD.replace("https://i.ytimg.com/vi/x/hqdefault.jpg", "https://"), "thumbnail must be"),
         ];
         for (line, want) in cases {
             match parse_line(line) {

@@ -217,9 +217,16 @@ pub fn wait_for_port(port: u16) {
 
 /// One HTTP/1.1 GET to 127.0.0.1:`port` on a new connection: (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_raw(port, path.as_bytes())
+}
+
+/// [`http_get`] with the request target's bytes sent as they are (say a raw 0xFF).
+pub fn http_get_raw(port: u16, path: &[u8]) -> std::io::Result<(u16, String)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    s.write_all(b"GET ")?;
+    s.write_all(path)?;
+    s.write_all(b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
