@@ -106,6 +106,42 @@ fn post_upserts_delete_removes_and_both_purge_the_right_tags() -> TestResult {
 }
 
 #[test]
+fn the_get_command_writes_and_deletes_like_curl() -> TestResult {
+    // Issue 21: `videofeed get -H … -d @file|-` and `-X DELETE` reach the write API.
+    let dir = TestDir::new("getwrite");
+    let (server, db) = admin_server(&dir, &[]);
+    let sock = server.socket.to_str().unwrap().to_owned();
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let file = dir.path("batch.jsonl");
+    std::fs::write(
+        &file,
+        format!("{}\n{}\n", video("getw0000001", "Get One", "US"), video("getw0000002", "Get Two", "DE")),
+    )?;
+    let out =
+        run(&["get", "--socket", &sock, "-H", &auth, "-d", &format!("@{}", file.display()), "/feed/admin/videos"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(answer["inserted"], 2, "{answer}");
+    // The body from standard input.
+    let mut child = std::process::Command::new(crate::util::bin())
+        .args(["get", "--socket", &sock, "-H", &auth, "-d", "-", "/feed/admin/videos"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    child.stdin.take().ok_or("no stdin")?.write_all(video("getw0000003", "Get Three", "US").as_bytes())?;
+    let out = child.wait_with_output()?;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout)?["inserted"], 1);
+    let out = run(&["get", "--socket", &sock, "-X", "DELETE", "-H", &auth, "/feed/admin/videos/getw0000002"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'getw%'"), 2);
+    // Without the token: a 401 is an answer (exit 0), shown with -i.
+    let out = run(&["get", "-i", "--socket", &sock, "-d", "x", "/feed/admin/videos"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8(out.stdout)?.starts_with("Status: 401 "));
+    Ok(())
+}
+
+#[test]
 fn bad_batches_are_refused_whole_with_every_reason() -> TestResult {
     let dir = TestDir::new("badbatch");
     let (server, db) = admin_server(&dir, &[("VIDEOFEED_ADMIN_MAX_BODY", "4096")]);

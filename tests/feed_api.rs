@@ -211,8 +211,19 @@ fn get_command_prints_the_answer_and_fails_without_one() -> TestResult {
     let out = run(&["get", "--socket", &sock, "/feed?q=music&limit=1"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout)?;
-    assert!(text.starts_with("Status: 200 OK\r\n"), "{text}");
+    assert!(text.starts_with("{\"query\""), "the body only, as curl: {text}");
     assert!(text.contains("\"count\":1"));
+    let out = run(&["get", "-i", "--socket", &sock, "/feed?q=music&limit=1"]);
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.starts_with("Status: 200 OK\r\n") && text.contains("\r\n\r\n{\"query\""), "{text}");
+    // -H: the ETag sent back is a 304 with no body (issue 21).
+    let etag = text.lines().find_map(|l| l.strip_prefix("ETag: ")).unwrap_or("").trim().to_owned();
+    assert!(!etag.is_empty(), "{text}");
+    let out = run(&["get", "-i", "--socket", &sock, "-H", &format!("If-None-Match: {etag}"), "/feed?q=music&limit=1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.starts_with("Status: 304 "), "{text}");
+    assert!(!text.contains("\"query\""), "{text}");
     let out = run(&["get", "--socket", dir.path("missing.sock").to_str().unwrap(), "/feed?q=a"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no answer"));

@@ -130,6 +130,18 @@ fn demo_is_deterministic_and_searchable() -> TestResult {
     let out = run(&["query", "--db", a.to_str().unwrap(), "--q", "music"]);
     let body: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(body["count"], 24);
+
+    // Issue 21: the same corpus as a JSON Lines file in the import format, imported.
+    let file = dir.path("demo.jsonl");
+    let out = run(&["demo", "--out", file.to_str().unwrap(), "--videos", "3000", "--seed", "9"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file)?.lines().count(), 3000);
+    let c = dir.path("c.db");
+    let out = run(&["import", "--db", c.to_str().unwrap(), file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "every line imports: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(digest(&a), digest(&c));
+    let out = run(&["demo", "--out", "-", "--videos", "5", "--seed", "9"]);
+    assert_eq!(String::from_utf8(out.stdout)?.lines().count(), 5, "--out - writes to standard output");
     Ok(())
 }
 

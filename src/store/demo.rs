@@ -206,11 +206,7 @@ mod tests {
         let rows: Vec<Video> = videos(2000, 1).collect();
         assert!(rows.iter().any(|v| v.region == "GLOBAL"));
         for v in &rows {
-            let line = serde_json::json!({
-                "id": v.id, "title": v.title, "channel": v.channel, "duration_seconds": v.duration_seconds,
-                "thumbnail": v.thumbnail, "region": v.region, "published_at": v.published_at, "view_count": v.view_count,
-            });
-            assert_eq!(crate::store::parse_line(&line.to_string()).as_ref(), Ok(v));
+            assert_eq!(crate::store::parse_line(&v.to_json_line()).as_ref(), Ok(v));
         }
         // Zipf: the most common word appears far more often than a rare one.
         let count = |w: &str| rows.iter().filter(|v| v.title.to_lowercase().split(' ').any(|t| t == w)).count();

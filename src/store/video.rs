@@ -33,6 +33,21 @@ pub struct Video {
     pub view_count: i64,
 }
 
+impl Video {
+    /// The video as one line of the import format (what [`parse_line`] reads back as is).
+    pub fn to_json_line(&self) -> String {
+        let mut obj = serde_json::json!({
+            "id": self.id, "title": self.title, "channel": self.channel,
+            "duration_seconds": self.duration_seconds, "thumbnail": self.thumbnail, "region": self.region,
+            "view_count": self.view_count,
+        });
+        if let (Some(at), Some(map)) = (&self.published_at, obj.as_object_mut()) {
+            map.insert("published_at".into(), Value::String(at.clone()));
+        }
+        obj.to_string()
+    }
+}
+
 /// Validates one JSON line into a [`Video`].
 ///
 /// # Errors
