@@ -4,6 +4,7 @@
 mod admin;
 mod consistency;
 mod correctness;
+mod docs;
 mod faults;
 mod fcgi_wire;
 mod feed_api;
