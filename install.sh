@@ -24,6 +24,12 @@ Usage: ./install.sh [options]
   --binary PATH      install this prebuilt binary instead of building with cargo
   --socket PATH      Unix socket to serve on (default /run/videofeed/videofeed.sock as root,
                      else ${XDG_RUNTIME_DIR:-/tmp}/videofeed-$UID/videofeed.sock)
+  --socket-group G   the group the socket is given (mode 0660), so the web server's workers
+                     can connect; default: the web server's group when it can tell
+                     (nginx's `user`, LiteSpeed's `group`, Apache's APACHE_RUN_GROUP,
+                     lighttpd's server.groupname), else the socket stays owner-only
+  --socket-mode MODE the socket's mode (default 0660)
+  --nginx-conf FILE  the nginx config read for its `user` (default /etc/nginx/nginx.conf)
   --workers N        worker threads (default 2 per CPU, 2 to 64, as videofeed's own)
   --run-dir DIR      where the pid file and log go (default /run/videofeed as root,
                      else ${XDG_RUNTIME_DIR:-/tmp}/videofeed-$UID)
@@ -56,6 +62,9 @@ else
   rundir="${XDG_RUNTIME_DIR:-/tmp}/videofeed-$(id -u)"
 fi
 socket=""
+socket_group=""
+socket_mode=0660
+nginx_conf=/etc/nginx/nginx.conf
 binary=""
 demo=""
 workers=""   # default: 2 per CPU, 2 to 64 (as videofeed's own default)
@@ -77,6 +86,9 @@ while [ $# -gt 0 ]; do
     --binary) [ $# -gt 1 ] || die "--binary needs a path"; binary="$2"; shift ;;
     --socket) [ $# -gt 1 ] || die "--socket needs a path"; socket="$2"; shift ;;
     --workers) [ $# -gt 1 ] || die "--workers needs a number"; workers="$2"; shift ;;
+    --socket-group) [ $# -gt 1 ] || die "--socket-group needs a group name"; socket_group="$2"; shift ;;
+    --socket-mode) [ $# -gt 1 ] || die "--socket-mode needs an octal mode such as 0660"; socket_mode="$2"; shift ;;
+    --nginx-conf) [ $# -gt 1 ] || die "--nginx-conf needs a file"; nginx_conf="$2"; shift ;;
     --run-dir) [ $# -gt 1 ] || die "--run-dir needs a directory"; rundir="$2"; shift ;;
     --no-start) start=0 ;;
     --lsws-root) [ $# -gt 1 ] || die "--lsws-root needs a directory"; lsws_root="$2"; shift ;;
@@ -103,6 +115,34 @@ pidfile="$rundir/videofeed.pid"
 logfile="$rundir/videofeed.log"
 bin="$prefix/bin/videofeed"
 case "$db" in /*) ;; *) db="$PWD/$db" ;; esac
+
+# The group the local web server's workers run as, when a config says so: nginx's
+# `user NAME [GROUP];` (the user's primary group when no group is named), LiteSpeed's
+# `group`, Apache's APACHE_RUN_GROUP, lighttpd's server.groupname. Prints
+# "GROUP (from WHERE)" or nothing.
+web_server_group() {
+  local line user group
+  if [ -f "$nginx_conf" ]; then
+    line=$(awk '$1 == "user" {sub(/;.*/, ""); print $2, $3; exit}' "$nginx_conf")
+    user=${line%% *}; group=${line#* }; [ "$group" = "$line" ] && group=""
+    if [ -n "$user" ]; then
+      [ -z "$group" ] && group=$(id -gn "$user" 2>/dev/null || true)
+      if [ -n "$group" ]; then echo "$group (nginx's user in $nginx_conf)"; return; fi
+    fi
+  fi
+  if [ -f "$lsws_root/conf/httpd_config.conf" ]; then
+    group=$(awk '$1 == "group" {print $2; exit}' "$lsws_root/conf/httpd_config.conf")
+    if [ -n "$group" ]; then echo "$group (LiteSpeed's group in $lsws_root/conf/httpd_config.conf)"; return; fi
+  fi
+  if [ -f /etc/apache2/envvars ]; then
+    group=$(sed -n 's/^export APACHE_RUN_GROUP=\([A-Za-z0-9_.-]*\).*/\1/p' /etc/apache2/envvars | head -n 1)
+    if [ -n "$group" ]; then echo "$group (Apache's APACHE_RUN_GROUP in /etc/apache2/envvars)"; return; fi
+  fi
+  if [ -f /etc/lighttpd/lighttpd.conf ]; then
+    group=$(sed -n 's/^[[:space:]]*server\.groupname[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' /etc/lighttpd/lighttpd.conf | head -n 1)
+    if [ -n "$group" ]; then echo "$group (lighttpd's server.groupname)"; return; fi
+  fi
+}
 
 stop_running() {
   if [ -f "$pidfile" ]; then
@@ -277,11 +317,33 @@ if [ "$start" = 0 ]; then
   exit 0
 fi
 
-# 3. Start (or restart) the responder on a local socket.
+# 3. Start (or restart) the responder on a local socket, reachable by the web server's group.
 mkdir -p "$rundir"
+access=(--socket-mode "$socket_mode")
+if [ -z "$socket_group" ]; then
+  found=$(web_server_group)
+  if [ -n "$found" ]; then
+    socket_group=${found%% *}
+    say "socket group: $found"
+  else
+    say "socket group: no web server config says which group its workers run as; the socket is"
+    say "  mode $socket_mode for $(id -un) only. Pass --socket-group GROUP (nginx: the group of its 'user')"
+  fi
+fi
+if [ -n "$socket_group" ]; then
+  getent group "$socket_group" >/dev/null || die "--socket-group $socket_group: no such group on this machine"
+  access+=(--socket-group "$socket_group")
+  # The workers must also pass through the directory to reach the socket: the run
+  # directory this script made is given the group; any other directory is left as it is.
+  if [ "$(dirname "$socket")" = "$rundir" ]; then
+    if ! { chgrp "$socket_group" "$rundir" && chmod g+x "$rundir"; }; then
+      say "warning: could not let group $socket_group through $rundir"
+    fi
+  fi
+fi
 stop_running
-say "starting: $bin serve --db $db --socket $socket --workers $workers (log: $logfile)"
-nohup "$bin" serve --db "$db" --socket "$socket" --workers "$workers" </dev/null >>"$logfile" 2>&1 &
+say "starting: $bin serve --db $db --socket $socket ${access[*]} --workers $workers (log: $logfile)"
+nohup "$bin" serve --db "$db" --socket "$socket" "${access[@]}" --workers "$workers" </dev/null >>"$logfile" 2>&1 &
 echo $! > "$pidfile"
 for _ in $(seq 1 100); do [ -S "$socket" ] && break; sleep 0.05; done
 if ! [ -S "$socket" ]; then

@@ -361,3 +361,88 @@ fn a_binary_replaced_on_disk_is_picked_up_on_the_next_start() -> TestResult {
     assert_eq!(crate::util::http_get(lt.port, "/feed?q=jazz")?.0, 200);
     Ok(())
 }
+
+/// Runs `install.sh ARGS` from the repository; asserts it succeeded and returns its output.
+fn install_sh(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let out = Command::new("bash").arg(&script).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "install.sh {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn nginx_as_an_unprivileged_user_reaches_the_socket_install_sh_gave_its_group() -> TestResult {
+    // Issue 21: nginx's workers run as www-data; the socket must be theirs to connect to,
+    // and install.sh must tell the group from nginx's own `user` line.
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !have("nginx") || !have("curl") || !root {
+        eprintln!("skipped: needs nginx, curl and root (to run nginx's workers as www-data)");
+        return Ok(());
+    }
+    let dir = TestDir::new("nginx-unpriv");
+    let db = fixture_db(&dir);
+    let run_dir = dir.path("run");
+    let socket = run_dir.join("vf.sock");
+    let port = free_port();
+    let conf = render(
+        "nginx.conf.in",
+        &dir,
+        &[("PORT", port.to_string()), ("SOCKET", socket.to_str().unwrap_or("").to_owned())],
+    );
+    let text = std::fs::read_to_string(&conf)?.replace("user root;", "user www-data;");
+    std::fs::write(&conf, text)?;
+    let common = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--binary",
+            bin().to_str().unwrap_or(""),
+            "--prefix",
+            dir.path("prefix").to_str().unwrap_or(""),
+            "--db",
+            db.to_str().unwrap_or(""),
+            "--socket",
+            socket.to_str().unwrap_or(""),
+            "--run-dir",
+            run_dir.to_str().unwrap_or(""),
+            "--nginx-conf",
+            conf.to_str().unwrap_or(""),
+            "--lsws-root",
+            dir.path("no-lsws").to_str().unwrap_or(""),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let args = common(&[]);
+    let out = install_sh(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("socket group: www-data (nginx's user in"), "{out}");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(&socket)?;
+    let www = Command::new("getent").args(["group", "www-data"]).output()?;
+    let gid: u32 = String::from_utf8_lossy(&www.stdout).split(':').nth(2).unwrap_or("").trim().parse()?;
+    assert_eq!((meta.permissions().mode() & 0o777, meta.gid()), (0o660, gid), "0660, group www-data");
+
+    let nginx = Command::new("nginx")
+        .args(["-p", dir.0.to_str().unwrap_or(""), "-c", conf.to_str().unwrap_or("")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let _nginx = Guard(nginx);
+    wait_for_port(port);
+    let workers = Command::new("ps").args(["-o", "user=", "--ppid", &_nginx.0.id().to_string()]).output()?;
+    assert!(String::from_utf8_lossy(&workers.stdout).contains("www-data"), "nginx's workers run as www-data");
+    let (status, _, body) = curl(&format!("http://127.0.0.1:{port}/feed?q=music&limit=2"));
+    assert_eq!((status, body["count"].as_u64()), (200, Some(2)), "{body}");
+
+    // The same socket without the web server's group: nginx's workers are refused.
+    let args = common(&["--socket-group", "root"]);
+    install_sh(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (status, _, _) = curl(&format!("http://127.0.0.1:{port}/feed?q=music&limit=2"));
+    assert_eq!(status, 502, "a socket www-data may not connect to");
+    let log = std::fs::read_to_string(dir.path("nginx-error.log"))?;
+    assert!(log.contains("Permission denied"), "{log}");
+    install_sh(&["--stop", "--run-dir", run_dir.to_str().unwrap_or("")]);
+    Ok(())
+}

@@ -150,12 +150,17 @@ fn check_front(front: Front) -> TestResult {
         let (status, _, body) = curl(&[&format!("{base}/feed?q=music&limit=500")]);
         assert_eq!((status, json(&body)["error"]["param"].as_str()), (400, Some("limit")), "{front:?}");
         // Issue 21: percent-encoded bytes that are not UTF-8 name q; enum values ignore case.
+        // (lighttpd refuses a URL that decodes to invalid UTF-8 with its own 400 first.)
         let (status, _, body) = curl(&[&format!("{base}/feed?q=music%FF")]);
-        assert_eq!((status, json(&body)["error"]["param"].as_str()), (400, Some("q")), "{front:?} {body}");
-        assert!(body.contains("not valid UTF-8"), "{front:?} {body}");
+        assert_eq!(status, 400, "{front:?} {body}");
+        if front != Front::Lighttpd {
+            assert_eq!(json(&body)["error"]["param"].as_str(), Some("q"), "{front:?} {body}");
+            assert!(body.contains("not valid UTF-8"), "{front:?} {body}");
+        }
         assert_eq!(curl(&[&format!("{base}/feed?q=music&sort=RECENT")]).0, 200, "{front:?}: sort=RECENT");
-        if matches!(front, Front::Nginx | Front::Lighttpd) {
-            // A raw 0xFF in the request line (these two pass it on; others refuse it themselves).
+        if front == Front::Nginx {
+            // A raw 0xFF in the request line (nginx passes it on; lighttpd, HAProxy and
+            // others answer 400 themselves).
             let (status, body) = crate::util::http_get_raw(port, b"/feed?q=music\xff")?;
             assert_eq!((status, json(&body)["error"]["param"].as_str()), (400, Some("q")), "{front:?} {body}");
         }
