@@ -126,13 +126,16 @@ fn spawn_fcgi_hands_the_socket_on_fd_0() -> TestResult {
     Ok(())
 }
 
+/// The admin token of the responder behind nginx, for the PHP client's write tests.
+const PHP_TOKEN: &str = "php-client-token";
+
 #[test]
 fn nginx_fastcgi_pass_and_the_php_client() -> TestResult {
     if !have("nginx") || !have("curl") {
         return Ok(());
     }
     let dir = TestDir::new("nginx");
-    let server = Server::start(&dir, &fixture_db(&dir), 8);
+    let server = Server::start_with(&dir, &fixture_db(&dir), 8, &[("VIDEOFEED_ADMIN_TOKEN", PHP_TOKEN)]);
     let port = free_port();
     let conf = render(
         "nginx.conf.in",
@@ -170,11 +173,13 @@ fn nginx_fastcgi_pass_and_the_php_client() -> TestResult {
         assert!(status == 200 || status == 400, "{status}");
     }
 
-    // The PHP client (clients/php) under PHPUnit against this stack.
+    // The PHP client (clients/php: the functions and the Composer package's class)
+    // under PHPUnit against this stack.
     if have("phpunit") {
-        let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php/FeedClientTest.php");
+        let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php");
         let out = Command::new("phpunit")
             .args(["--colors=never", tests.to_str().unwrap()])
+            .env("VF_TOKEN", PHP_TOKEN)
             .env("VF_BASE_URL", format!("{base}/feed"))
             .env("VF_STOPPED_URL", format!("{base}/stopped/feed"))
             .env("VF_ERROR_URL", format!("{base}/error/feed"))
@@ -183,7 +188,7 @@ fn nginx_fastcgi_pass_and_the_php_client() -> TestResult {
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "phpunit failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains("OK (8 tests"), "{text}");
+        assert!(text.contains("OK (12 tests"), "every test ran, none skipped: {text}");
     }
     Ok(())
 }
@@ -444,5 +449,46 @@ fn nginx_as_an_unprivileged_user_reaches_the_socket_install_sh_gave_its_group() 
     let log = std::fs::read_to_string(dir.path("nginx-error.log"))?;
     assert!(log.contains("Permission denied"), "{log}");
     install_sh(&["--stop", "--run-dir", run_dir.to_str().unwrap_or("")]);
+    Ok(())
+}
+
+#[test]
+fn the_composer_package_validates_and_its_autoloader_finds_the_client() -> TestResult {
+    // Issue 21: clients/php is a Composer package (videofeed/client, PSR-4 Videofeed\).
+    if !have("composer") || !have("php") {
+        return Ok(());
+    }
+    let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/php");
+    let out = Command::new("composer")
+        .args(["validate", "--strict", "--no-interaction", "--no-check-publish"])
+        .current_dir(&package)
+        .env("COMPOSER_HOME", std::env::temp_dir().join("vf-composer-home"))
+        .output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("is valid"), "{text}");
+    // Its own autoloader (written outside the repository) loads the class and the functions.
+    let dir = TestDir::new("composer");
+    let vendor = dir.path("vendor");
+    let out = Command::new("composer")
+        .args(["dump-autoload", "--no-interaction"])
+        .current_dir(&package)
+        .env("COMPOSER_HOME", std::env::temp_dir().join("vf-composer-home"))
+        .env("COMPOSER_VENDOR_DIR", &vendor)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!package.join("vendor").exists(), "nothing written into the repository");
+    let script = format!(
+        r#"require '{}/autoload.php';
+        $c = new Videofeed\Client('http://127.0.0.1:9/feed', fallback: [['id' => 'f']], onError: fn () => null);
+        echo json_encode([function_exists('fetch_feed'), $c->search('x')->fromFallback, $c->search('x')->results]);"#,
+        vendor.display()
+    );
+    let out = Command::new("php").args(["-r", &script]).output()?;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        r#"[true,true,[{"id":"f"}]]"#,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }

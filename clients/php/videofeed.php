@@ -1,12 +1,13 @@
 <?php
 /**
- * videofeed PHP client: fetch the /feed search results for a template.
+ * videofeed PHP client, the function form: fetch_feed() for templates that
+ * include one file. It is a thin wrapper of \Videofeed\Client (clients/php/src,
+ * the Composer package videofeed/client); new code can use the class directly.
  *
- * Dependency-free (PHP 8 with the curl extension). Include it and call
- * fetch_feed(); it never throws into the template. Whenever the service is
- * down, slow, answers an error status or answers garbage, it returns the
- * fallback you chose instead (an empty list unless told otherwise), so a
- * page always renders.
+ * Dependency-free (PHP 8.1 with the curl extension). It never throws into the
+ * template: whenever the service is down, slow, answers an error status or
+ * answers garbage, it returns the fallback you chose instead (an empty list
+ * unless told otherwise), so a page always renders.
  *
  *   require_once '/path/to/clients/php/videofeed.php';
  *   $videos = fetch_feed('lofi hip hop', 'DE', 12, [
@@ -20,6 +21,7 @@
  *   timeout_ms int       default 400 (total, including connect)
  *   fallback   array|callable(Throwable): array   default []
  *   on_error   callable(Throwable): void           called on every failure (logging); default error_log()
+ *   logger     a PSR-3 LoggerInterface             failures as warnings (instead of on_error)
  *   params     array     more /feed parameters: offset, channel, min_duration,
  *                        max_duration, sort, highlight (e.g. ['highlight' => 1, 'offset' => 24])
  *
@@ -39,20 +41,24 @@
 
 declare(strict_types=1);
 
+// Without Composer's autoloader, load the classes from next to this file.
+foreach (['VideofeedException', 'FeedResult', 'Client'] as $videofeed_class) {
+    if (!class_exists('Videofeed\\' . $videofeed_class)) {
+        require_once __DIR__ . '/src/' . $videofeed_class . '.php';
+    }
+}
+unset($videofeed_class);
+
 if (!function_exists('fetch_feed')) {
     /**
      * The feed results for $query in $region, at most $limit of them, or the fallback.
      *
-     * @param array{base_url?: string, timeout_ms?: int, fallback?: array|callable, on_error?: callable} $options
+     * @param array{base_url?: string, timeout_ms?: int, fallback?: array|callable, on_error?: callable, logger?: object, params?: array} $options
      * @return list<array<string, mixed>>
      */
     function fetch_feed(string $query, string $region = 'US', int $limit = 24, array $options = []): array
     {
-        try {
-            return videofeed_request($query, $region, $limit, $options);
-        } catch (Throwable $e) {
-            return videofeed_fallback($e, $options);
-        }
+        return videofeed_page($query, $region, $limit, $options)->results;
     }
 
     /**
@@ -60,109 +66,31 @@ if (!function_exists('fetch_feed')) {
      * relaxed), or, on any failure, the fallback's results in the same shape with
      * 'fallback' => true. Never throws.
      *
-     * @param array{base_url?: string, timeout_ms?: int, fallback?: array|callable, on_error?: callable, params?: array} $options
+     * @param array{base_url?: string, timeout_ms?: int, fallback?: array|callable, on_error?: callable, logger?: object, params?: array} $options
      * @return array<string, mixed>
      */
     function fetch_feed_answer(string $query, string $region = 'US', int $limit = 24, array $options = []): array
     {
-        try {
-            return videofeed_answer($query, $region, $limit, $options);
-        } catch (Throwable $e) {
-            $results = videofeed_fallback($e, $options);
-            return [
-                'query' => $query, 'region' => $region, 'count' => count($results), 'results' => $results,
-                'has_more' => false, 'next' => null, 'truncated' => false, 'fallback' => true,
-            ];
-        }
+        return videofeed_page($query, $region, $limit, $options)->toArray();
     }
 
-    /**
-     * The request itself; throws on any failure. Not for templates: use fetch_feed().
-     *
-     * @return list<array<string, mixed>>
-     */
-    function videofeed_request(string $query, string $region, int $limit, array $options): array
-    {
-        return videofeed_answer($query, $region, $limit, $options)['results'];
-    }
-
-    /**
-     * The decoded answer; throws on any failure. Not for templates: use fetch_feed_answer().
-     *
-     * @return array<string, mixed>
-     */
-    function videofeed_answer(string $query, string $region, int $limit, array $options): array
-    {
-        if (!function_exists('curl_init')) {
-            throw new RuntimeException('videofeed: the PHP curl extension is not installed');
-        }
-        $base = (string) ($options['base_url'] ?? 'http://127.0.0.1/feed');
-        $timeout = max(1, (int) ($options['timeout_ms'] ?? 400));
-        $params = ['q' => $query, 'region' => $region, 'limit' => $limit];
-        $allowed = ['offset', 'channel', 'min_duration', 'max_duration', 'sort', 'highlight'];
-        foreach ((array) ($options['params'] ?? []) as $name => $value) {
-            if (!in_array($name, $allowed, true)) {
-                throw new InvalidArgumentException("videofeed: unknown parameter '$name' (known: " . implode(', ', $allowed) . ')');
-            }
-            if ($value !== null) {
-                $params[$name] = is_bool($value) ? (int) $value : $value;
-            }
-        }
-        $qs = http_build_query($params, '', '&', PHP_QUERY_RFC3986);
-        $url = $base . (str_contains($base, '?') ? '&' : '?') . $qs;
-
-        $ch = curl_init($url);
-        if ($ch === false) {
-            throw new RuntimeException("videofeed: cannot make a request for $url");
-        }
-        curl_setopt_array($ch, [
-            CURLOPT_RETURNTRANSFER => true,
-            CURLOPT_FAILONERROR => true,           // 4xx and 5xx are failures
-            CURLOPT_TIMEOUT_MS => $timeout,        // the whole request, connect included
-            CURLOPT_CONNECTTIMEOUT_MS => $timeout,
-            CURLOPT_NOSIGNAL => true,              // sub-second timeouts without SIGALRM
-            CURLOPT_FOLLOWLOCATION => false,
-            CURLOPT_ENCODING => '',                // accept compressed answers
-            CURLOPT_HTTPHEADER => ['Accept: application/json'],
-            CURLOPT_PROTOCOLS => CURLPROTO_HTTP | CURLPROTO_HTTPS,
-        ]);
-        $body = curl_exec($ch);
-        $error = curl_error($ch);
-        $status = (int) curl_getinfo($ch, CURLINFO_RESPONSE_CODE);
-        curl_close($ch);
-        if ($body === false || !is_string($body)) {
-            throw new RuntimeException("videofeed: $url failed: $error" . ($status ? " (HTTP $status)" : ''));
-        }
-        $data = json_decode($body, true, 32, JSON_THROW_ON_ERROR);
-        if (!is_array($data) || !isset($data['results']) || !is_array($data['results']) || !array_is_list($data['results'])) {
-            throw new UnexpectedValueException("videofeed: $url answered JSON without a results list");
-        }
-        foreach ($data['results'] as $item) {
-            if (!is_array($item) || !isset($item['id'], $item['title'])) {
-                throw new UnexpectedValueException("videofeed: $url answered a result without id or title");
-            }
-        }
-        return $data;
-    }
-
-    /** Reports $e and returns the caller's fallback; never throws. */
-    function videofeed_fallback(Throwable $e, array $options): array
+    /** The page for fetch_feed()/fetch_feed_answer(): their options turned into a Client. Never throws. */
+    function videofeed_page(string $query, string $region, int $limit, array $options): \Videofeed\FeedResult
     {
         try {
-            if (isset($options['on_error']) && is_callable($options['on_error'])) {
-                ($options['on_error'])($e);
-            } else {
-                error_log($e->getMessage());
-            }
-        } catch (Throwable) {
-            // A failing logger must not break the page either.
-        }
-        $fallback = $options['fallback'] ?? [];
-        try {
-            $value = is_callable($fallback) ? $fallback($e) : $fallback;
-            return is_array($value) ? array_values($value) : [];
-        } catch (Throwable) {
-            return [];
+            $logger = $options['logger'] ?? null;
+            $client = new \Videofeed\Client(
+                baseUrl: (string) ($options['base_url'] ?? 'http://127.0.0.1/feed'),
+                timeoutMs: (int) ($options['timeout_ms'] ?? 400),
+                fallback: $options['fallback'] ?? [],
+                logger: is_object($logger) ? $logger : null,
+                onError: $options['on_error'] ?? null,
+            );
+            return $client->feed($query, $region, $limit, (array) ($options['params'] ?? []));
+        } catch (\Throwable $e) {
+            // Only a mistake building the client gets here (a wrong option type).
+            error_log('videofeed: ' . $e->getMessage());
+            return new \Videofeed\FeedResult($query, $region, [], fromFallback: true, error: $e);
         }
     }
 }
