@@ -468,15 +468,20 @@ impl Reader {
 
     /// Which of `kept` (two or more phrases) to drop next, in ascending order (one
     /// phrase, or two at once), with the rows of the query left when a probe found them.
+    ///
     /// Candidates are every query left by removing one phrase and, for queries of up to
     /// [`MAX_PAIR_WORDS`] phrases, by removing two; of those that match some row (of
     /// the region, with the filters), the one whose best row scores highest wins: bm25
     /// decides, so the rare, distinctive words that go together are kept and words no
     /// video has with them are dropped. Ties go to the fewer dropped, then the later
-    /// words. When no candidate matches, the phrase held by most rows (the least
-    /// distinctive: lowest IDF) is dropped. Queries of more than [`MAX_PROBED_WORDS`]
-    /// phrases drop by rows alone. `whole` is the query of the combined list (probes
-    /// rank as many rows, so the winner's are reused).
+    /// words. A query left with one phrase is not ranked unless it is the rarest such
+    /// phrase that matches a row: a one-phrase query's best row scores about
+    /// (k1 + 1) × the phrase's IDF whatever the phrase, so a more common one cannot win,
+    /// and it is the common words and short prefixes whose ranking costs most. When no
+    /// candidate matches, the phrase held by most rows (the least distinctive: lowest
+    /// IDF) is dropped. Queries of more than [`MAX_PROBED_WORDS`] phrases drop by rows
+    /// alone. `whole` is the query of the combined list (probes rank as many rows, so
+    /// the winner's are reused).
     fn least_needed(
         &self,
         tx: &Connection,
@@ -485,8 +490,9 @@ impl Reader {
         kept: &[Phrase],
         whole: &FeedQuery,
         meta: &Meta,
-    ) -> Result<(Vec<usize>, Option<Rows>), Error> {
+    ) -> Result<Dropping, Error> {
         let n = kept.len();
+        let rows: Vec<usize> = kept.iter().map(|p| lexicon.phrase_docs(p)).collect::<Result<_, _>>()?;
         if n <= MAX_PROBED_WORDS {
             let mut candidates: Vec<Vec<usize>> = (0..n).rev().map(|i| vec![i]).collect();
             if (3..=MAX_PAIR_WORDS).contains(&n) {
@@ -496,26 +502,44 @@ impl Reader {
                     }
                 }
             }
-            let mut best: Option<(f64, Vec<usize>, Rows)> = None;
-            for drop in candidates {
-                let rest: Vec<Phrase> =
-                    kept.iter().enumerate().filter(|(j, _)| !drop.contains(j)).map(|(_, p)| p.clone()).collect();
-                let rows = self.group(tx, view, &rest, None, whole, meta)?;
-                if let Some(top) = rows.top_score() {
-                    if best.as_ref().is_none_or(|(score, _, _)| top > *score) {
-                        best = Some((top, drop, rows));
-                    }
+            let rest_of = |drop: &[usize]| -> Vec<Phrase> {
+                kept.iter().enumerate().filter(|(j, _)| !drop.contains(j)).map(|(_, p)| p.clone()).collect()
+            };
+            // (top score, candidate order, the drop, its rows): the best so far.
+            let mut best: Option<(f64, usize, Vec<usize>, Rows)> = None;
+            let mut offer = |top: f64, order: usize, drop: Vec<usize>, found: Rows| {
+                let better =
+                    best.as_ref().is_none_or(|(score, at, _, _)| top > *score || (top == *score && order < *at));
+                if better {
+                    best = Some((top, order, drop, found));
+                }
+            };
+            // Queries left with one phrase: only the rarest that matches a row is ranked.
+            let mut single: Vec<(usize, Vec<usize>)> =
+                candidates.iter().cloned().enumerate().filter(|(_, d)| d.len() + 1 == n).collect();
+            let left = |drop: &[usize]| (0..n).find(|j| !drop.contains(j)).unwrap_or(0);
+            single.sort_by_key(|(order, drop)| (rows.get(left(drop)).copied().unwrap_or(usize::MAX), *order));
+            for (order, drop) in single {
+                let found = self.group(tx, view, &rest_of(&drop), None, whole, meta)?;
+                if let Some(top) = found.top_score() {
+                    offer(top, order, drop, found);
+                    break;
                 }
             }
-            if let Some((_, drop, rows)) = best {
-                return Ok((drop, Some(rows)));
+            for (order, drop) in candidates.into_iter().enumerate().filter(|(_, d)| d.len() + 1 < n) {
+                let found = self.group(tx, view, &rest_of(&drop), None, whole, meta)?;
+                if let Some(top) = found.top_score() {
+                    offer(top, order, drop, found);
+                }
+            }
+            if let Some((_, _, drop, found)) = best {
+                return Ok((drop, Some(found)));
             }
         }
         let mut most = (0usize, 0usize); // (rows, index)
-        for (i, phrase) in kept.iter().enumerate() {
-            let rows = lexicon.phrase_docs(phrase)?;
-            if rows >= most.0 {
-                most = (rows, i);
+        for (i, r) in rows.iter().enumerate() {
+            if *r >= most.0 {
+                most = (*r, i);
             }
         }
         Ok((vec![most.1], None))
@@ -621,6 +645,10 @@ fn all_known(lexicon: &Lexicon<'_>, phrases: &[Phrase]) -> Result<bool, Error> {
 /// A group's rows in order: ranked by the index (row ids and ranks, read at the end,
 /// only those on the page) or read by SQL. One answer's groups are all of one kind
 /// (the view and the filters decide, not the words).
+/// What word dropping drops next (indexes into the phrases kept, ascending), with the
+/// rows of the query left when they were ranked to decide.
+type Dropping = (Vec<usize>, Option<Rows>);
+
 enum Rows {
     Hits(Vec<index::Hit>),
     Items(Vec<FeedItem>),
