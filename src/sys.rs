@@ -3,8 +3,9 @@
 //! from systemd (fd 3), the pid behind a Unix socket and signalling it, mapping
 //! a file read-only (the shared rank index file) and viewing plain data as bytes,
 //! polling sockets with a timeout, reading a blocking socket without blocking
-//! (`MSG_DONTWAIT`), capping glibc's malloc arenas, and reading
-//! SQLite's per-connection page cache counters (not wrapped by rusqlite).
+//! (`MSG_DONTWAIT`), capping glibc's malloc arenas, reading
+//! SQLite's per-connection page cache counters (not wrapped by rusqlite), and
+//! tying a child process's life to ours (`PR_SET_PDEATHSIG`).
 //!
 //! This is the only module with `unsafe`; each block has a SAFETY comment.
 #![allow(unsafe_code)]
@@ -13,6 +14,29 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixListener;
+
+/// Makes the child `cmd` spawns receive SIGTERM when this process dies, even by
+/// SIGKILL (Linux `PR_SET_PDEATHSIG`), so a helper such as `videofeed replica`'s
+/// Litestream follower never outlives it. Spawn from a thread that lives as long as
+/// the child should: the signal follows the spawning thread's exit.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl: then nobody will signal us.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(io::Error::other("the parent exited before the child started"));
+            }
+            Ok(())
+        });
+    }
+}
 
 /// A listening socket found on fd 0.
 pub enum Inherited {

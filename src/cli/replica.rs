@@ -207,14 +207,17 @@ impl Replica {
             Err(_) => (Stdio::null(), Stdio::null()),
         };
         let interval = format!("{}ms", self.follow_every.as_millis().max(1));
-        let spawned = Command::new(&self.litestream)
-            .args(["restore", "-f", "-follow-interval", &interval, "-o"])
+        let mut cmd = Command::new(&self.litestream);
+        cmd.args(["restore", "-f", "-follow-interval", &interval, "-o"])
             .arg(self.follow_path())
             .arg(&self.from)
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .spawn();
+            .stderr(err);
+        // Killed with us (even by SIGKILL): an orphaned follower would go on writing
+        // into the work directory the next `replica` uses.
+        videofeed::server::die_with_parent(&mut cmd);
+        let spawned = cmd.spawn();
         self.started_at = Instant::now();
         self.state.follower_starts += 1;
         match spawned {

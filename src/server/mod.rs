@@ -44,6 +44,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+/// For processes videofeed supervises (the replica's Litestream follower): the child gets SIGTERM when we die.
+pub use crate::sys::die_with_parent;
 use listener::{describe, open_listener};
 pub use poller::MAX_CONNS;
 use poller::{Connection, Context, Job, Returns, poller};
