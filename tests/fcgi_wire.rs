@@ -175,7 +175,11 @@ fn garbage_header_closes_only_its_own_connection() -> TestResult {
 }
 
 #[test]
-fn oversize_params_close_the_connection() -> TestResult {
+fn a_params_record_over_the_protocols_65535_bytes_closes_the_connection() -> TestResult {
+    // One record cannot carry 70 KiB (its length field is 16 bits): what follows the
+    // first 64 KiB is not FastCGI, so the connection is closed unanswered. (PARAMS over
+    // the cap in well-formed records are answered 431: too_many_params_are_answered_431
+    // and feed_api::parameters_over_the_cap_get_a_431_and_the_connection_serves_on.)
     let dir = TestDir::new("oversize");
     let server = Server::start(&dir, &fixture_db(&dir), 2);
     let mut s = server.connect();

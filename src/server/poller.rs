@@ -163,7 +163,11 @@ pub(super) fn poller(
     if backlog > 0 {
         log::info!("stopping: serving {backlog} connection(s) from the backlog");
     }
-    drain_at_stop(&mut idle, cx, returns, work_tx, &mut chunk);
+    // A client that looked our path up just before it was renamed or unlinked may still
+    // be connecting (a connect is a lookup, then a queueing: under load a thread can be
+    // preempted between the two). On a path we bound, keep accepting while draining.
+    let late = cx.owned.map(|_| listener);
+    drain_at_stop(&mut idle, cx, returns, work_tx, &mut chunk, late);
 }
 
 /// Accepts every connection waiting in the backlog; how many.
@@ -187,18 +191,22 @@ fn accept_all(listener: &Listener, config: &Config, idle: &mut Vec<Connection>) 
     }
 }
 
-/// Stopping: no more accepts. A request already on its way on an idle kept-alive
-/// connection is still served, and one being received is read to its end (or its
-/// deadline, or the grace period); connections that stay quiet are closed.
+/// Stopping: no new connections but `late` ones (a listener whose path no longer
+/// leads here: connections still arriving on it were sent before it moved, so they
+/// are accepted until none has come for [`STOP_QUIET`]). A request already on its
+/// way on an idle kept-alive connection is still served, and one being received is
+/// read to its end (or its deadline, or the grace period); connections that stay
+/// quiet are closed.
 fn drain_at_stop(
     idle: &mut Vec<Connection>,
     cx: &Context<'_>,
     returns: &Returns,
     work_tx: &mpsc::Sender<Job>,
     chunk: &mut [u8],
+    late: Option<&Listener>,
 ) {
     let started = Instant::now();
-    let quiet_until = started + STOP_QUIET;
+    let mut quiet_until = started + STOP_QUIET;
     let grace_until = *returns.stop_deadline.get_or_init(|| started + cx.config.shutdown_grace);
     let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
@@ -211,14 +219,24 @@ fn drain_at_stop(
             break;
         }
         fds.clear();
+        fds.push(libc::pollfd { fd: late.map_or(-1, Listener::fd), events: libc::POLLIN, revents: 0 });
         fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: libc::POLLIN, revents: 0 }));
         if sys::poll(&mut fds, 20).is_err() {
             break;
         }
-        if !serve_readable(idle, &fds, 0, cx, returns, work_tx, chunk) {
+        if !serve_readable(idle, &fds, 1, cx, returns, work_tx, chunk) {
             return;
         }
         cut_off_overdue(idle, cx.limits);
+        if let (Some(listener), Some(f)) = (late, fds.first()) {
+            if f.revents != 0 {
+                let n = accept_all(listener, cx.config, idle);
+                if n > 0 {
+                    log::info!("stopping: serving {n} connection(s) that arrived late");
+                    quiet_until = Instant::now() + STOP_QUIET;
+                }
+            }
+        }
     }
     let unfinished = idle.iter().filter(|c| c.conn.is_receiving()).count();
     if unfinished > 0 {
