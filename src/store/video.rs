@@ -107,7 +107,7 @@ fn printable(text: String, field: &str) -> Result<String, String> {
 /// request line could misread (white space, quotes, angle brackets, backslashes,
 /// control characters).
 fn thumbnail_url(raw: String) -> Result<String, String> {
-    if let Some(c) = raw.chars().find(|c| c.is_whitespace() || c.is_control() || "\"'<>\\`".contains(*c)) {
+    if let Some(c) = raw.chars().find(|c| c.is_whitespace() || c.is_control() || "\"'<>\\".contains(*c)) {
         return Err(format!(
             "thumbnail must not contain white space, quotes, <, >, \\ or control characters (found {c:?}): percent-encode them"
         ));
