@@ -174,8 +174,19 @@ pub struct Memo {
     lists: std::sync::Mutex<(Kept, usize)>,
 }
 
-/// Kept merges by prefix.
+/// Kept merges by prefix, and phrases of several tokens by [`phrase_key`].
 type Kept = std::collections::HashMap<Box<str>, std::sync::Arc<Merged>>;
+
+/// The memo's key of a phrase of several tokens: the tokens joined by U+0001 (which
+/// no token holds: the tokenizer splits on control characters), a final `*` for a
+/// prefix. Never equal to a single prefix's key, which holds no U+0001.
+fn phrase_key(phrase: &Phrase) -> String {
+    let mut key = phrase.tokens.join("\u{1}");
+    if phrase.prefix {
+        key.push_str("\u{1}*");
+    }
+    key
+}
 
 /// A merge of at least this many rows is kept.
 pub const MEMO_MIN_ROWS: usize = 20_000;
@@ -188,9 +199,19 @@ impl Memo {
     }
 
     fn keep(&self, prefix: &str, merged: Merged) -> std::sync::Arc<Merged> {
+        let worth = merged.rowids.len() >= MEMO_MIN_ROWS;
+        self.keep_if(prefix, merged, worth)
+    }
+
+    /// Keeps `merged` whatever its size (its cost was in finding it, not in its rows).
+    fn keep_any(&self, key: &str, merged: Merged) -> std::sync::Arc<Merged> {
+        self.keep_if(key, merged, true)
+    }
+
+    fn keep_if(&self, prefix: &str, merged: Merged, worth: bool) -> std::sync::Arc<Merged> {
         let merged = std::sync::Arc::new(merged);
         let bytes = merged.rowids.len() * 12;
-        if merged.rowids.len() >= MEMO_MIN_ROWS {
+        if worth {
             let mut guard = self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if guard.1 + bytes <= MEMO_BYTES && !guard.0.contains_key(prefix) {
                 guard.0.insert(prefix.into(), std::sync::Arc::clone(&merged));
@@ -333,7 +354,14 @@ impl Snapshot {
     /// All rows matching one phrase, with FTS5's weighted frequency (title × 8 + channel × 2).
     fn matches(&self, phrase: &Phrase) -> PhraseMatches<'_> {
         if phrase.tokens.len() > 1 {
-            return self.phrase_matches(phrase);
+            // `don't`, `he's`: checking the positions of every row of the rarest token
+            // costs as much as a short prefix's merge, and such phrases come back in
+            // query after query (and in every shorter query word dropping ranks).
+            let key = phrase_key(phrase);
+            if let Some(kept) = self.memo.get(&key) {
+                return PhraseMatches::Kept(kept);
+            }
+            return self.phrase_matches(phrase, &key);
         }
         let token = phrase.tokens.first().map_or("", String::as_str);
         let range = self.term_range(token, phrase.prefix);
@@ -402,7 +430,9 @@ impl Snapshot {
 
     /// Rows where the phrase's tokens stand next to each other in one column, with
     /// the weighted count of such places (FTS5 counts every starting position).
-    fn phrase_matches(&self, phrase: &Phrase) -> PhraseMatches<'_> {
+    /// The rows where a phrase of several tokens stands, kept in the memo under `key`
+    /// when finding them meant looking at [`MEMO_MIN_ROWS`] rows or more.
+    fn phrase_matches(&self, phrase: &Phrase, key: &str) -> PhraseMatches<'_> {
         let last = phrase.tokens.len().saturating_sub(1);
         let ranges: Vec<std::ops::Range<usize>> =
             phrase.tokens.iter().enumerate().map(|(j, t)| self.term_range(t, phrase.prefix && j == last)).collect();
@@ -444,6 +474,9 @@ impl Snapshot {
                 rowids.push(rowid);
                 freq.push(weighted_count);
             }
+        }
+        if driver.len() >= MEMO_MIN_ROWS {
+            return PhraseMatches::Kept(self.memo.keep_any(key, Merged { rowids, freq }));
         }
         PhraseMatches::Merged { rowids, freq }
     }
@@ -918,5 +951,28 @@ mod tests {
         assert!(matches!(s.matches(&p[0]), PhraseMatches::Kept(_)), "the next query reads the kept merge");
         assert_eq!(s.top_k(&p, "US", 30), first, "the same answer, bit for bit");
         assert_eq!(first.len(), 30);
+    }
+
+    #[test]
+    fn a_phrase_found_by_checking_many_rows_is_kept_and_answers_the_same() {
+        // 25,000 rows hold "he" then "s", so checking the phrase reads 25,000 rows.
+        let rows = 25_000i64;
+        let mut b = Builder::new(1, rows);
+        for r in 1..=rows {
+            b.set_region(r, "US").unwrap();
+            b.set_sizes(r, 3, 0).unwrap();
+        }
+        b.begin_terms(3);
+        let all = |pos: u32| -> Vec<Instance> { (1..=rows).map(|r| inst(r, 0, pos)).collect() };
+        b.add_term("he", &all(0)).unwrap();
+        b.add_term("s", &all(1)).unwrap();
+        b.add_term("x", &[inst(7, 0, 2)]).unwrap();
+        let s = b.finish();
+        let p = ph(&["he", "s"], false);
+        let first = s.top_k(&p, "US", 10);
+        assert!(matches!(s.matches(&p[0]), PhraseMatches::Kept(_)), "kept after the first query");
+        assert_eq!(s.top_k(&p, "US", 10), first, "the same answer, bit for bit");
+        assert_eq!(first.len(), 10);
+        assert!(!matches!(s.matches(&ph(&["he"], true)[0]), PhraseMatches::Kept(_)), "no key is shared with a prefix");
     }
 }
