@@ -350,15 +350,15 @@ impl Default for JobOptions {
             // A week: thumbnails rarely break, and a full pass over 1M videos takes hours.
             max_age: Duration::from_secs(7 * 86_400),
             limit: None,
-            private_hosts: private_hosts_allowed(),
+            private_hosts: false,
         }
     }
 }
 
-/// Whether `VIDEOFEED_CHECK_PRIVATE_HOSTS` is set to 1 (or true/yes/on).
-pub fn private_hosts_allowed() -> bool {
-    std::env::var("VIDEOFEED_CHECK_PRIVATE_HOSTS")
-        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+/// Whether a `VIDEOFEED_CHECK_PRIVATE_HOSTS` value lets the checker contact private
+/// addresses: 1 (or true/yes/on); anything else, or none, keeps them refused.
+pub fn private_hosts_allowed(value: Option<&str>) -> bool {
+    value.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }
 
 /// Parses `90`, `90s`, `15m`, `12h`, `7d`, `250ms` (whole numbers; seconds when no unit).
@@ -628,6 +628,7 @@ impl Config {
                     err("VIDEOFEED_THUMBNAIL_CONCURRENCY", format!("must be a whole number from 1 to 256, got {v:?}"))
                 })?;
         }
+        c.thumbnail_check.private_hosts = private_hosts_allowed(env("VIDEOFEED_CHECK_PRIVATE_HOSTS").as_deref());
         if let Some(v) = env("VIDEOFEED_THUMBNAIL_RATE").filter(|v| !v.trim().is_empty()) {
             c.thumbnail_check.rate =
                 v.trim().parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.0).ok_or_else(|| {
@@ -742,6 +743,9 @@ mod tests {
         assert_eq!(c.thumbnail_check_every, Some(Duration::from_secs(6 * 3600)));
         assert!(c.thumbnails.omit && c.thumbnails.fallback.as_deref() == Some("/img/none.jpg"));
         assert!((c.thumbnail_check.rate - 2.5).abs() < f64::EPSILON);
+        assert!(!c.thumbnail_check.private_hosts, "internal addresses are refused by default");
+        let open = env_of(&[("VIDEOFEED_CHECK_PRIVATE_HOSTS", "1")]);
+        assert!(Config::from_raw(&raw, &open)?.thumbnail_check.private_hosts);
         let flag = RawServe { check_thumbnails_every: Some("30m".into()), ..raw.clone() };
         assert_eq!(Config::from_raw(&flag, &env)?.thumbnail_check_every, Some(Duration::from_secs(1800)));
         for (var, bad) in [

@@ -45,7 +45,9 @@ pub(super) fn job_options(a: &Args, defaults: JobOptions) -> Result<JobOptions, 
         retries: a.number("--retries", defaults.retries)?,
         max_age: duration("--max-age", defaults.max_age)?,
         limit: a.get("--limit").map(|_| a.number("--limit", 0usize)).transpose()?,
-        private_hosts: defaults.private_hosts,
+        private_hosts: videofeed::config::private_hosts_allowed(
+            std::env::var("VIDEOFEED_CHECK_PRIVATE_HOSTS").ok().as_deref(),
+        ),
     })
 }
 

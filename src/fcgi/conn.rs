@@ -76,11 +76,7 @@ pub struct Request {
 impl Request {
     /// The value of a CGI parameter, if present and UTF-8 (the last one wins when repeated).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .rev()
-            .find(|(n, _)| n.as_slice() == name.as_bytes())
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        self.param_bytes(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The raw bytes of a CGI parameter, UTF-8 or not (the last one wins when repeated).
