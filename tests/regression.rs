@@ -354,6 +354,17 @@ fn issue_15_writes_reach_the_rank_index_through_the_change_log() -> TestResult {
     }
     assert_eq!(metric(&server, "videofeed_rank_index_delta_rows"), 5.0);
     assert_eq!(server.log_text().matches("rank index ready").count(), builds, "no rebuild for small writes");
+    // At one generation a phrase's delta rows are merged once: later rankings of it
+    // (other answers, or the shorter queries of one relaxed answer) reuse them.
+    let hits = metric(&server, "videofeed_rank_index_delta_memo_hits_total");
+    let misses = metric(&server, "videofeed_rank_index_delta_memo_misses_total");
+    assert!(misses >= 5.0, "each write's first ranking merges the delta: {misses}");
+    for limit in 2..6 {
+        let page = json(&server.get(&format!("/feed?q=deltaword&limit={limit}")));
+        assert_eq!(page["count"], limit, "{page}");
+    }
+    assert_eq!(metric(&server, "videofeed_rank_index_delta_memo_hits_total"), hits + 4.0, "the merge was reused");
+    assert_eq!(metric(&server, "videofeed_rank_index_delta_memo_misses_total"), misses, "nothing merged again");
     Ok(())
 }
 

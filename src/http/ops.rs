@@ -75,6 +75,7 @@ impl Handler {
             cache_bytes: stats.bytes,
             rank_index_generation: self.shared.index.generation(),
             rank_index_delta_rows: self.shared.index.delta_rows(),
+            rank_index_delta_memo: self.shared.index.delta_memo(),
             jobs: readable.then(|| facts.jobs.clone()),
             data_age_seconds: crate::obs::health::data_age(&facts),
             replica_follower_up: facts

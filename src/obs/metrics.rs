@@ -172,6 +172,8 @@ pub struct Extra {
     pub rank_index_generation: Option<i64>,
     /// Rows changed since the rank index's base snapshot (answered through its delta).
     pub rank_index_delta_rows: usize,
+    /// (hits, misses) of the delta's phrase memo (see `RankIndex::delta_memo`).
+    pub rank_index_delta_memo: (u64, u64),
     /// What the background jobs recorded, when the health thread has read it.
     pub jobs: Option<crate::obs::health::JobStats>,
     /// Seconds since the writer's newest heartbeat, when one was seen.
@@ -531,6 +533,21 @@ impl Metrics {
                 "Rows changed since the rank index's base snapshot; a rebuild starts past 20,000.",
             );
             let _ = writeln!(out, "videofeed_rank_index_delta_rows {}", extra.rank_index_delta_rows);
+            let (hits, misses) = extra.rank_index_delta_memo;
+            help(
+                &mut out,
+                "videofeed_rank_index_delta_memo_hits_total",
+                "counter",
+                "Phrases whose delta rows were already merged at the same generation (by an earlier ranking).",
+            );
+            let _ = writeln!(out, "videofeed_rank_index_delta_memo_hits_total {hits}");
+            help(
+                &mut out,
+                "videofeed_rank_index_delta_memo_misses_total",
+                "counter",
+                "Phrases whose delta rows a ranking merged (the first at each generation).",
+            );
+            let _ = writeln!(out, "videofeed_rank_index_delta_memo_misses_total {misses}");
         }
         out
     }

@@ -12,8 +12,10 @@
 //! published_at or view count changed and nothing else (a `kind` 1 log entry,
 //! schema 7) keeps its base postings: only its columns are overridden, so a
 //! stream of view-count updates costs neither tokenizing nor ranking work.
-//! Pure data: the rows are
-//! read and tokenized by `index::RankIndex` in the answer's read transaction.
+//! The rows are read and tokenized by `index::RankIndex` in the answer's read
+//! transaction. What a phrase matches in the delta is kept for the delta's
+//! generation ([`PhraseMemo`]): every answer at that generation, and every shorter
+//! query word dropping ranks within one, merges the delta for that phrase once.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -25,6 +27,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::columns::{Cols, Inexact};
 use super::snapshot::{Hidden, Snapshot};
@@ -93,35 +97,123 @@ pub struct Delta {
     columns: Option<HashMap<u32, Cols>>,
     /// Columns some changed row holds an inexact value in.
     inexact: Inexact,
+    /// What phrases match at this generation (emptied by [`Delta::apply`]).
+    memo: PhraseMemo,
+}
+
+/// What one phrase matches in a delta at one generation.
+#[derive(Debug, Default, PartialEq)]
+pub struct DeltaPhrase {
+    /// The live delta rows it matches (index for [`Delta::row`]) with FTS5's weighted count in each.
+    pub rows: BTreeMap<usize, f64>,
+    /// The masked base rows among those the phrase matches in the base (they no longer count).
+    pub masked_in_base: usize,
+}
+
+/// Phrases' matches in the delta, kept until the delta next changes: a delta of
+/// 20,000 rows costs a common word's merge (thousands of postings) per phrase, and
+/// the same phrases come back in answer after answer. Bounded by the rows kept.
+#[derive(Debug, Default)]
+pub struct PhraseMemo {
+    kept: Mutex<(BTreeMap<String, Arc<DeltaPhrase>>, usize)>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Delta rows (over all phrases) a memo keeps: ~40 bytes each, about 8 MB.
+pub const MEMO_ROWS: usize = 200_000;
+
+impl PhraseMemo {
+    /// An empty memo (a `const fn`, for a `static`).
+    pub const fn new() -> PhraseMemo {
+        PhraseMemo { kept: Mutex::new((BTreeMap::new(), 0)), hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+    }
+
+    /// The matches of the phrase `key` names: kept ones, or `compute`'s (then kept
+    /// while the bound allows). Computed outside the lock, so answers never wait on another's merge.
+    pub fn get_or(&self, key: &str, compute: impl FnOnce() -> DeltaPhrase) -> Arc<DeltaPhrase> {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner).0.get(key).cloned();
+        if let Some(kept) = kept {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return kept;
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let computed = Arc::new(compute());
+        let mut guard = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, rows) = &mut *guard;
+        let size = computed.rows.len() + 1;
+        if *rows + size <= MEMO_ROWS && !map.contains_key(key) {
+            map.insert(key.to_owned(), Arc::clone(&computed));
+            *rows += size;
+        }
+        computed
+    }
+
+    /// (hits, misses) since the delta was made: the test hook that proves answers share merges.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+
+    /// Adds `counts` (a replaced delta's) to this memo's.
+    fn carry(&self, (hits, misses): (u64, u64)) {
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses.fetch_add(misses, Ordering::Relaxed);
+    }
+
+    /// Forgets every kept phrase (the delta changed); the counts stay.
+    fn clear(&mut self) {
+        let (map, rows) = self.kept.get_mut().unwrap_or_else(PoisonError::into_inner);
+        map.clear();
+        *rows = 0;
+    }
+}
+
+impl Clone for PhraseMemo {
+    /// A clone starts empty: a kept match is only as good as the delta it was made from.
+    fn clone(&self) -> PhraseMemo {
+        PhraseMemo::default()
+    }
 }
 
 impl Delta {
-    /// A delta with nothing in it (for a `static`).
-    pub const EMPTY: Delta = Delta {
-        generation: 0,
-        changed: BTreeMap::new(),
-        rows: Vec::new(),
-        alive: Vec::new(),
-        masked: Hidden::EMPTY,
-        masked_list: BTreeSet::new(),
-        rows_adjust: 0,
-        tokens_adjust: 0,
-        removed: BTreeMap::new(),
-        added: BTreeMap::new(),
-        postings: BTreeMap::new(),
-        columns: None,
-        inexact: Inexact { duration: false, published: false, views: false, channel: false },
-    };
+    /// A delta with nothing in it (a `const fn`, for a `static`).
+    pub const fn new() -> Delta {
+        Delta {
+            generation: 0,
+            changed: BTreeMap::new(),
+            rows: Vec::new(),
+            alive: Vec::new(),
+            masked: Hidden::EMPTY,
+            masked_list: BTreeSet::new(),
+            rows_adjust: 0,
+            tokens_adjust: 0,
+            removed: BTreeMap::new(),
+            added: BTreeMap::new(),
+            postings: BTreeMap::new(),
+            columns: None,
+            inexact: Inexact { duration: false, published: false, views: false, channel: false },
+            memo: PhraseMemo::new(),
+        }
+    }
 
     /// No change: the base at its own generation.
     pub fn empty(generation: i64) -> Delta {
         Delta { generation, ..Delta::default() }
     }
 
+    /// A delta with nothing in it at `generation` that replaces `self` (it carries
+    /// the memo's counts on, so they only grow).
+    pub fn restart(&self, generation: i64) -> Delta {
+        let fresh = Delta::empty(generation);
+        fresh.memo.carry(self.memo.counts());
+        fresh
+    }
+
     /// Applies `updates` (row id → what changed) made up to `generation`; `inexact`
     /// marks the columns of those rows the index cannot compare as SQL does.
     pub fn apply(&mut self, base: &Snapshot, generation: i64, updates: Vec<(u32, Change)>, inexact: Inexact) {
         self.inexact.merge(inexact);
+        self.memo.clear();
         for (rowid, change) in updates {
             let state = match change {
                 Change::Row(state) => state,
@@ -264,6 +356,11 @@ impl Delta {
     /// Per term (sorted), the live delta rows that hold it.
     pub fn added(&self) -> &BTreeMap<String, u32> {
         &self.added
+    }
+
+    /// The phrases' matches kept for this generation.
+    pub fn memo(&self) -> &PhraseMemo {
+        &self.memo
     }
 
     /// Per term (sorted), the delta row versions holding it: (index for [`Delta::row`],

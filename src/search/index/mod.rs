@@ -78,7 +78,7 @@ pub const COMPACT_NICE: i32 = 10;
 pub const COMPACT_COLUMNS: usize = 500_000;
 
 /// The delta of a base that nothing changed since.
-static EMPTY: Delta = Delta::EMPTY;
+static EMPTY: Delta = Delta::new();
 
 /// The rank index at one generation: an immutable base and the delta since it
 /// (held under the delta's read lock while the view lives).
@@ -323,6 +323,13 @@ impl RankIndex {
         self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map_or(0, |(_, _, d)| d.len())
     }
 
+    /// (hits, misses) of the delta's phrase memo since the process started: a hit
+    /// is a phrase whose delta rows an earlier ranking at the same generation merged.
+    pub fn delta_memo(&self) -> (u64, u64) {
+        let delta = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        delta.as_ref().map_or((0, 0), |(_, _, d)| d.memo().counts())
+    }
+
     /// The rank index at `generation` of file `file`, read in `tx`: the base
     /// snapshot and the delta that brings it to that generation. A delta behind is
     /// caught up from the change log (only the rows written since); a gap in the
@@ -372,7 +379,9 @@ impl RankIndex {
         {
             let mut slot = self.delta.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             if ours(&slot).is_none() {
-                *slot = Some((file, base_generation, Delta::empty(base_generation)));
+                let fresh =
+                    slot.as_ref().map_or_else(|| Delta::empty(base_generation), |(_, _, d)| d.restart(base_generation));
+                *slot = Some((file, base_generation, fresh));
             }
             if let Some((_, _, delta)) = slot.as_mut().filter(|(_, _, d)| d.generation() < generation) {
                 let started = Instant::now();

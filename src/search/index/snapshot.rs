@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 
 use super::arr::Arr;
 use super::columns::{BaseCols, Filter, Key};
-use super::delta::{Delta, Row};
+use super::delta::{Delta, DeltaPhrase, Row};
 use crate::search::bm25::{B, CHANNEL_WEIGHT, CHANNEL_WEIGHT_INT, K1, TITLE_WEIGHT, TITLE_WEIGHT_INT};
 use crate::search::query::Sort;
 use crate::search::tokenize::Phrase;
@@ -515,18 +515,28 @@ impl Snapshot {
         let wanted: [Option<u16>; 2] = [code_of(region), code_of("GLOBAL")];
 
         let matches: Vec<PhraseMatches<'_>> = phrases.iter().map(|p| self.matches(p)).collect();
-        // The delta's rows: per phrase, the rows it matches with their weighted counts.
-        let delta_freq: Vec<BTreeMap<usize, f64>> =
-            delta.map_or_else(Vec::new, |d| phrases.iter().map(|p| delta_matches(d, p)).collect());
+        // The delta's rows: per phrase, the rows it matches with their weighted counts,
+        // and how many of its base rows the delta masks (kept for the delta's generation).
+        let delta_phrases: Vec<std::sync::Arc<DeltaPhrase>> = delta.map_or_else(Vec::new, |d| {
+            phrases
+                .iter()
+                .zip(&matches)
+                .map(|(p, m)| {
+                    d.memo().get_or(&phrase_key(p), || {
+                        let ids = m.rowids();
+                        DeltaPhrase {
+                            rows: delta_matches(d, p),
+                            masked_in_base: d.masked_rowids().filter(|r| ids.binary_search(r).is_ok()).count(),
+                        }
+                    })
+                })
+                .collect()
+        });
+        let delta_freq: Vec<&BTreeMap<usize, f64>> = delta_phrases.iter().map(|d| &d.rows).collect();
         // fts5Bm25GetData: avgdl and one IDF per phrase, from whole-table counts.
         let mut hits_per_phrase: Vec<usize> = matches.iter().map(|m| m.rowids().len()).collect();
-        if let Some(delta) = delta {
-            for (p, (m, hits)) in matches.iter().zip(hits_per_phrase.iter_mut()).enumerate() {
-                let ids = m.rowids();
-                let masked_here = delta.masked_rowids().filter(|r| ids.binary_search(r).is_ok()).count();
-                let added_here = delta_freq.get(p).map_or(0, BTreeMap::len);
-                *hits = *hits - masked_here + added_here;
-            }
+        for (hits, d) in hits_per_phrase.iter_mut().zip(&delta_phrases) {
+            *hits = *hits - d.masked_in_base + d.rows.len();
         }
         if hits_per_phrase.contains(&0) {
             return Vec::new();
