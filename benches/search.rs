@@ -131,6 +131,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let mut times = Vec::with_capacity(queries.len());
         let mut worst = (Duration::ZERO, String::new());
+        // BENCH_SLOWEST=N: list the N slowest queries (with what the answer did).
+        let list_slowest: usize = std::env::var("BENCH_SLOWEST").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut slowest: Vec<(Duration, String)> = Vec::new();
         let (mut relaxed, mut corrected, mut plain) = (Vec::new(), Vec::new(), Vec::new());
         let start = Instant::now();
         for q in &queries {
@@ -149,6 +152,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if took > worst.0 {
                 worst = (took, q.q.clone());
             }
+            if list_slowest > 0 {
+                let did = format!("relaxed {:?} corrected {:?}", answer.relaxed, answer.corrected);
+                slowest.push((took, format!("{:?} region {} limit {}: {did}", q.q, q.region, q.limit)));
+            }
             times.push(took);
         }
         let total = start.elapsed();
@@ -163,6 +170,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pct(&times, 99)
         );
         println!("slowest: {:.2} ms for {:?}", worst.0.as_secs_f64() * 1000.0, worst.1);
+        slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
+        for (took, what) in slowest.iter().take(list_slowest) {
+            println!("  {:.2} ms {what}", took.as_secs_f64() * 1000.0);
+        }
         for (what, mut t) in [("relaxed (words dropped)", relaxed), ("typo-corrected", corrected), ("neither", plain)] {
             t.sort();
             let total: f64 = t.iter().map(Duration::as_secs_f64).sum();

@@ -618,9 +618,9 @@ impl Snapshot {
                 offer(Candidate(Key { major, rank, rowid: i64::from(rowid), score: -score }));
             }
         }
-        // The delta's rows matching every phrase, driven from the first phrase's rows.
-        if let Some(first) = delta_freq.first() {
-            for &i in first.keys() {
+        // The delta's rows matching every phrase, driven from the phrase with fewest.
+        if let Some(fewest) = delta_freq.iter().min_by_key(|m| m.len()) {
+            for &i in fewest.keys() {
                 let Some(row) = delta.and_then(|d| d.row(i)) else { continue };
                 let in_region = row.region == region || row.region == "GLOBAL";
                 if !in_region || hidden.contains(row.rowid) {
