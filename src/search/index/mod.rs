@@ -30,7 +30,7 @@ pub use build::{BuildError, Builder, Instance, MAX_REGIONS, MAX_ROWID};
 pub use columns::{Cols, Filter, Inexact};
 pub use delta::{Change, Delta, Row};
 use load::{cols_of, current_generation, load, log_reaches};
-pub use snapshot::{Hidden, Hit, Postings, Snapshot};
+pub use snapshot::{Hidden, Hit, Postings, Scratch, Snapshot};
 
 use super::tokenize::{Phrase, Tokenizer};
 use super::typo::Vocabulary;
@@ -86,6 +86,8 @@ pub struct View<'a> {
     /// The snapshot built from the database at some earlier generation.
     pub base: Arc<Snapshot>,
     delta: DeltaRef<'a>,
+    /// Small merges kept for the answer's other rankings.
+    scratch: Scratch,
 }
 
 /// The delta of a view: none, or the shared one under its read lock.
@@ -101,6 +103,11 @@ impl View<'_> {
             DeltaRef::Empty => &EMPTY,
             DeltaRef::Shared(guard) => guard.as_ref().map_or(&EMPTY, |(_, _, d)| d),
         }
+    }
+
+    /// Merges this view's rankings took from its scratch instead of merging again.
+    pub fn scratch_reused(&self) -> u64 {
+        self.scratch.reused()
     }
 
     /// Whether `token` is a term of some row now (or starts one, when `prefix`).
@@ -127,7 +134,7 @@ impl View<'_> {
 
     /// The best `limit` rows now (see [`Snapshot::top_k_view`]).
     pub fn top_k(&self, phrases: &[Phrase], region: &str, limit: usize, hidden: &Hidden) -> Vec<Hit> {
-        self.base.top_k_view(phrases, region, limit, hidden, Some(self.delta()), None)
+        self.base.top_k_view(phrases, region, limit, hidden, Some(self.delta()), None, Some(&self.scratch))
     }
 
     /// The first `limit` rows now that pass `filter`, in its order; None when a
@@ -146,7 +153,7 @@ impl View<'_> {
         if inexact.blocks(filter) {
             return None;
         }
-        Some(self.base.top_k_view(phrases, region, limit, hidden, Some(delta), Some(filter)))
+        Some(self.base.top_k_view(phrases, region, limit, hidden, Some(delta), Some(filter), Some(&self.scratch)))
     }
 }
 
@@ -362,7 +369,7 @@ impl RankIndex {
             }
         };
         if base.generation() == generation {
-            return Ok(Some(View { delta: DeltaRef::Empty, base }));
+            return Ok(Some(View { delta: DeltaRef::Empty, base, scratch: Scratch::default() }));
         }
         let base_generation = base.generation();
         let ours = |slot: &Option<(u64, i64, Delta)>| -> Option<i64> {
@@ -371,7 +378,9 @@ impl RankIndex {
         // Usually the delta is already at this generation: answer under the read lock.
         let read = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         match ours(&read) {
-            Some(g) if g == generation => return Ok(Some(View { base, delta: DeltaRef::Shared(read) })),
+            Some(g) if g == generation => {
+                return Ok(Some(View { base, delta: DeltaRef::Shared(read), scratch: Scratch::default() }));
+            }
             Some(g) if g > generation => return Ok(None),
             _ => drop(read),
         }
@@ -410,7 +419,11 @@ impl RankIndex {
             }
         }
         let read = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ours(&read) == Some(generation) { Ok(Some(View { base, delta: DeltaRef::Shared(read) })) } else { Ok(None) }
+        if ours(&read) == Some(generation) {
+            Ok(Some(View { base, delta: DeltaRef::Shared(read), scratch: Scratch::default() }))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Writes `snap` (of the database whose [`persist_key`] is `key`) to the shared index file and maps it back, so its memory is the

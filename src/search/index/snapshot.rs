@@ -228,6 +228,37 @@ impl Memo {
     }
 }
 
+/// Merges made while answering one query (prefixes and phrases of several tokens
+/// too small for the [`Memo`]), shared by the rankings of that answer: word dropping
+/// ranks several shorter queries that repeat the same phrases. Lives as long as the
+/// answer's [`super::View`]; one thread.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    merges: std::cell::RefCell<std::collections::HashMap<String, std::sync::Arc<Merged>>>,
+    reused: std::cell::Cell<u64>,
+}
+
+impl Scratch {
+    fn get(&self, key: &str) -> Option<std::sync::Arc<Merged>> {
+        let found = self.merges.borrow().get(key).cloned();
+        if found.is_some() {
+            self.reused.set(self.reused.get() + 1);
+        }
+        found
+    }
+
+    fn keep(&self, key: &str, merged: Merged) -> std::sync::Arc<Merged> {
+        let merged = std::sync::Arc::new(merged);
+        self.merges.borrow_mut().insert(key.to_owned(), std::sync::Arc::clone(&merged));
+        merged
+    }
+
+    /// Merges a ranking took from this scratch instead of merging again (a test hook).
+    pub fn reused(&self) -> u64 {
+        self.reused.get()
+    }
+}
+
 /// A ranked result: the row id and FTS5's `bm25()` value (lower is better).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
@@ -262,6 +293,16 @@ impl PhraseMatches<'_> {
             PhraseMatches::Merged { freq, .. } => freq.get(at).copied().unwrap_or(0.0),
             PhraseMatches::Kept(m) => m.freq.get(at).copied().unwrap_or(0.0),
         }
+    }
+}
+
+/// A merge too small for the [`Memo`], kept in `scratch` for the rest of the answer.
+fn keep_local<'a>(key: &str, m: PhraseMatches<'a>, scratch: Option<&Scratch>) -> PhraseMatches<'a> {
+    match (m, scratch) {
+        (PhraseMatches::Merged { rowids, freq }, Some(scratch)) => {
+            PhraseMatches::Kept(scratch.keep(key, Merged { rowids, freq }))
+        }
+        (m, _) => m,
     }
 }
 
@@ -352,16 +393,16 @@ impl Snapshot {
     }
 
     /// All rows matching one phrase, with FTS5's weighted frequency (title × 8 + channel × 2).
-    fn matches(&self, phrase: &Phrase) -> PhraseMatches<'_> {
+    fn matches(&self, phrase: &Phrase, scratch: Option<&Scratch>) -> PhraseMatches<'_> {
         if phrase.tokens.len() > 1 {
             // `don't`, `he's`: checking the positions of every row of the rarest token
             // costs as much as a short prefix's merge, and such phrases come back in
             // query after query (and in every shorter query word dropping ranks).
             let key = phrase_key(phrase);
-            if let Some(kept) = self.memo.get(&key) {
+            if let Some(kept) = self.memo.get(&key).or_else(|| scratch.and_then(|s| s.get(&key))) {
                 return PhraseMatches::Kept(kept);
             }
-            return self.phrase_matches(phrase, &key);
+            return keep_local(&key, self.phrase_matches(phrase, &key), scratch);
         }
         let token = phrase.tokens.first().map_or("", String::as_str);
         let range = self.term_range(token, phrase.prefix);
@@ -370,7 +411,7 @@ impl Snapshot {
             let rowids = self.lists.get(term).map_or(&[][..], |l| l.rowids);
             return PhraseMatches::Term { snapshot: self, term, rowids };
         }
-        if let Some(kept) = self.memo.get(token) {
+        if let Some(kept) = self.memo.get(token).or_else(|| scratch.and_then(|s| s.get(token))) {
             return PhraseMatches::Kept(kept);
         }
         // A prefix spanning several terms: merge their postings. Each (row, weighted count)
@@ -405,7 +446,7 @@ impl Snapshot {
         if rowids.len() >= MEMO_MIN_ROWS {
             return PhraseMatches::Kept(self.memo.keep(token, Merged { rowids, freq }));
         }
-        PhraseMatches::Merged { rowids, freq }
+        keep_local(token, PhraseMatches::Merged { rowids, freq }, scratch)
     }
 
     /// Whether `token` is a term of some row (or starts one, when `prefix`).
@@ -490,12 +531,14 @@ impl Snapshot {
     /// As [`Snapshot::top_k`], skipping the rows in `hidden` (videos the feed leaves
     /// out; they still count in bm25's statistics, as they do in FTS5's).
     pub fn top_k_visible(&self, phrases: &[Phrase], region: &str, limit: usize, hidden: &Hidden) -> Vec<Hit> {
-        self.top_k_view(phrases, region, limit, hidden, None, None)
+        self.top_k_view(phrases, region, limit, hidden, None, None, None)
     }
 
     /// As [`Snapshot::top_k_visible`] over this snapshot brought up to date by
     /// `delta`: masked base rows do not count, the delta's rows do, and bm25's totals
     /// (rows, tokens, rows per phrase) are those of the current data.
+    /// `scratch` keeps small merges for the answer's other rankings.
+    #[allow(clippy::too_many_arguments)]
     pub fn top_k_view(
         &self,
         phrases: &[Phrase],
@@ -504,6 +547,7 @@ impl Snapshot {
         hidden: &Hidden,
         delta: Option<&Delta>,
         filter: Option<&Filter<'_>>,
+        scratch: Option<&Scratch>,
     ) -> Vec<Hit> {
         let delta = delta.filter(|d| !d.is_empty() || d.has_column_changes());
         let (rows_adjust, tokens_adjust) = delta.map_or((0, 0), Delta::adjust);
@@ -514,7 +558,7 @@ impl Snapshot {
         let code_of = |name: &str| self.regions.iter().position(|r| r == name).and_then(|c| u16::try_from(c).ok());
         let wanted: [Option<u16>; 2] = [code_of(region), code_of("GLOBAL")];
 
-        let matches: Vec<PhraseMatches<'_>> = phrases.iter().map(|p| self.matches(p)).collect();
+        let matches: Vec<PhraseMatches<'_>> = phrases.iter().map(|p| self.matches(p, scratch)).collect();
         // The delta's rows: per phrase, the rows it matches with their weighted counts,
         // and how many of its base rows the delta masks (kept for the delta's generation).
         let delta_phrases: Vec<std::sync::Arc<DeltaPhrase>> = delta.map_or_else(Vec::new, |d| {
@@ -875,6 +919,25 @@ mod tests {
     }
 
     #[test]
+    fn a_small_merge_is_made_once_per_answer() {
+        // `m*` spans `movie` and `music` (two terms: a merge, too small for the memo).
+        let s = sample();
+        let hidden = Hidden::default();
+        let prefix = ph(&["m"], true);
+        let alone = s.top_k_view(&prefix, "US", 10, &hidden, None, None, None);
+        let scratch = Scratch::default();
+        let first = s.top_k_view(&prefix, "US", 10, &hidden, None, None, Some(&scratch));
+        assert_eq!(scratch.reused(), 0);
+        let mut both = prefix.clone();
+        both.extend(ph(&["chan"], false));
+        let second = s.top_k_view(&both, "US", 10, &hidden, None, None, Some(&scratch));
+        assert_eq!(scratch.reused(), 1, "the second ranking took the merge from the scratch");
+        assert_eq!(first, alone, "the same rows and bits as without a scratch");
+        assert_eq!(second, s.top_k_view(&both, "US", 10, &hidden, None, None, None));
+        assert_eq!(s.memo.bytes(), 0, "too small for the snapshot's memo");
+    }
+
+    #[test]
     fn gallop_finds_insertion_points() {
         let v: Vec<u32> = (0..100).map(|x| x * 2).collect();
         for t in 0..210 {
@@ -958,7 +1021,7 @@ mod tests {
         assert_eq!(s.memo.bytes(), 0);
         let first = s.top_k(&p, "US", 30);
         assert!(s.memo.bytes() >= 25_000 * 12, "the merge was kept: {}", s.memo.bytes());
-        assert!(matches!(s.matches(&p[0]), PhraseMatches::Kept(_)), "the next query reads the kept merge");
+        assert!(matches!(s.matches(&p[0], None), PhraseMatches::Kept(_)), "the next query reads the kept merge");
         assert_eq!(s.top_k(&p, "US", 30), first, "the same answer, bit for bit");
         assert_eq!(first.len(), 30);
     }
@@ -980,9 +1043,12 @@ mod tests {
         let s = b.finish();
         let p = ph(&["he", "s"], false);
         let first = s.top_k(&p, "US", 10);
-        assert!(matches!(s.matches(&p[0]), PhraseMatches::Kept(_)), "kept after the first query");
+        assert!(matches!(s.matches(&p[0], None), PhraseMatches::Kept(_)), "kept after the first query");
         assert_eq!(s.top_k(&p, "US", 10), first, "the same answer, bit for bit");
         assert_eq!(first.len(), 10);
-        assert!(!matches!(s.matches(&ph(&["he"], true)[0]), PhraseMatches::Kept(_)), "no key is shared with a prefix");
+        assert!(
+            !matches!(s.matches(&ph(&["he"], true)[0], None), PhraseMatches::Kept(_)),
+            "no key is shared with a prefix"
+        );
     }
 }
