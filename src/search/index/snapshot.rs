@@ -172,7 +172,38 @@ struct Merged {
 #[derive(Debug, Default)]
 pub struct Memo {
     lists: std::sync::Mutex<(Kept, usize)>,
+    /// One-phrase queries' rows by score class (see [`Classed`]), and their bytes.
+    classed: std::sync::Mutex<(KeptClassed, usize)>,
+    /// Rankings the classed path answered (a test and benchmark hook).
+    classed_answers: std::sync::atomic::AtomicU64,
+    /// Tests: rank every query by the plain loop.
+    classed_off: std::sync::atomic::AtomicBool,
 }
+
+/// A one-phrase query's rows grouped by what its bm25 score depends on: the weighted
+/// frequency and the row's token count. Every row of a class scores the same bits
+/// (IDF and the average length are the same for all rows of one query), so ranking
+/// walks the classes best first and stops as soon as the next class cannot beat the
+/// page: a common word or a short prefix (`re`, `in`, `they're`: up to hundreds of
+/// thousands of rows) ranks from its first classes instead of every row. The order
+/// of the classes is decided per query (the average length moves with the delta),
+/// so answers stay exactly FTS5's.
+#[derive(Debug)]
+struct Classed {
+    /// (weighted frequency, token count, end of its rows in `rows`), one per class.
+    classes: Vec<(f64, u32, usize)>,
+    /// Row ids, class after class, ascending within a class.
+    rows: Vec<u32>,
+}
+
+/// A phrase matching at least this many base rows is ranked by its classes when it is
+/// the query's only phrase.
+pub const CLASSED_MIN_ROWS: usize = 20_000;
+/// Bytes of classed rows kept per snapshot (4 a row: about 8M rows).
+pub const CLASSED_BYTES: usize = 32 << 20;
+
+/// Classed rows by [`phrase_key`].
+type KeptClassed = std::collections::HashMap<Box<str>, std::sync::Arc<Classed>>;
 
 /// Kept merges by prefix, and phrases of several tokens by [`phrase_key`].
 type Kept = std::collections::HashMap<Box<str>, std::sync::Arc<Merged>>;
@@ -220,6 +251,26 @@ impl Memo {
             }
         }
         merged
+    }
+
+    fn classed(&self, key: &str) -> Option<std::sync::Arc<Classed>> {
+        self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.get(key).cloned()
+    }
+
+    fn keep_classed(&self, key: &str, classed: Classed) -> std::sync::Arc<Classed> {
+        let classed = std::sync::Arc::new(classed);
+        let bytes = classed.rows.len() * 4 + classed.classes.len() * 24;
+        let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.1 + bytes <= CLASSED_BYTES && !guard.0.contains_key(key) {
+            guard.0.insert(key.into(), std::sync::Arc::clone(&classed));
+            guard.1 += bytes;
+        }
+        classed
+    }
+
+    /// Rankings answered by walking a phrase's classes (see [`Classed`]).
+    pub fn classed_answers(&self) -> u64 {
+        self.classed_answers.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Bytes kept.
@@ -449,6 +500,36 @@ impl Snapshot {
         keep_local(token, PhraseMatches::Merged { rowids, freq }, scratch)
     }
 
+    /// The rows of one phrase's `matches` by score class, from the memo or built now
+    /// (and kept while [`CLASSED_BYTES`] allows).
+    fn classed(&self, phrase: &Phrase, matches: &PhraseMatches<'_>) -> std::sync::Arc<Classed> {
+        let key = phrase_key(phrase);
+        if let Some(kept) = self.memo.classed(&key) {
+            return kept;
+        }
+        // (frequency's bits, length, row): a positive double's bits order as the double does.
+        let mut tagged: Vec<(u64, u32, u32)> = matches
+            .rowids()
+            .iter()
+            .enumerate()
+            .map(|(i, &rowid)| {
+                let d = usize::try_from(rowid).ok().and_then(|slot| self.doc_len.get(slot).copied()).unwrap_or(0);
+                (matches.freq(i).to_bits(), d, rowid)
+            })
+            .collect();
+        tagged.sort_unstable();
+        let mut classes: Vec<(f64, u32, usize)> = Vec::new();
+        let mut rows = Vec::with_capacity(tagged.len());
+        for (i, (f, d, rowid)) in tagged.into_iter().enumerate() {
+            match classes.last_mut() {
+                Some(last) if last.0.to_bits() == f && last.1 == d => last.2 = i + 1,
+                _ => classes.push((f64::from_bits(f), d, i + 1)),
+            }
+            rows.push(rowid);
+        }
+        self.memo.keep_classed(&key, Classed { classes, rows })
+    }
+
     /// Whether `token` is a term of some row (or starts one, when `prefix`).
     pub fn knows(&self, token: &str, prefix: bool) -> bool {
         !self.term_range(token, prefix).is_empty()
@@ -606,7 +687,7 @@ impl Snapshot {
         let channel_id = filter.and_then(|f| f.channel).map(|c| self.cols.channel_id(c));
         let overrides = delta.filter(|d| d.has_column_changes());
         let mut heap: std::collections::BinaryHeap<Candidate> = std::collections::BinaryHeap::with_capacity(limit + 1);
-        let mut offer = |candidate: Candidate| {
+        let offer = |heap: &mut std::collections::BinaryHeap<Candidate>, candidate: Candidate| {
             if heap.len() < limit {
                 heap.push(candidate);
             } else if heap.peek().is_some_and(|worst| candidate < *worst) {
@@ -615,19 +696,58 @@ impl Snapshot {
             }
         };
 
-        // The base: drive the intersection from the shortest list; gallop in the others.
         let masked = delta.map(Delta::masked);
+        let skip = |rowid: u32| -> bool {
+            let code = usize::try_from(rowid).ok().and_then(|slot| self.region.get(slot).copied());
+            !wanted.iter().any(|w| w.is_some() && *w == code)
+                || hidden.contains(rowid)
+                || masked.is_some_and(|m| m.contains(rowid))
+        };
+        let single = match (phrases, matches.as_slice()) {
+            ([phrase], [m]) if filter.is_none() && m.rowids().len() >= CLASSED_MIN_ROWS => Some((phrase, m)),
+            _ => None,
+        };
+        let classed = single
+            .filter(|_| !self.memo.classed_off.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(phrase, m)| self.classed(phrase, m));
+        if let Some(classed) = classed.as_deref().filter(|_| wanted.iter().any(Option::is_some)) {
+            self.memo.classed_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Each class's score, computed as the plain loop computes a row's; best first.
+            let mut order: Vec<(f64, usize)> = classed
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(i, &(f, d, _))| (score_of(&mut std::iter::once(f), f64::from(d)), i))
+                .collect();
+            order.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (score, class) in order {
+                if heap.len() >= limit && heap.peek().is_some_and(|worst| -score > worst.0.rank) {
+                    break; // this class and every later one rank below the page
+                }
+                let start = class.checked_sub(1).and_then(|c| classed.classes.get(c)).map_or(0, |c| c.2);
+                let end = classed.classes.get(class).map_or(start, |c| c.2);
+                for &rowid in classed.rows.get(start..end).unwrap_or_default() {
+                    if skip(rowid) {
+                        continue;
+                    }
+                    let candidate =
+                        Candidate(Key { major: (0, 0), rank: -score, rowid: i64::from(rowid), score: -score });
+                    if heap.len() >= limit && heap.peek().is_some_and(|worst| candidate > *worst) {
+                        break; // one score, rows ascending: the rest of the class ranks below too
+                    }
+                    offer(&mut heap, candidate);
+                }
+            }
+        }
+        // The base: drive the intersection from the shortest list; gallop in the others.
+        let classed_done = classed.is_some() && wanted.iter().any(Option::is_some);
         let driver = matches.iter().enumerate().min_by_key(|(_, m)| m.rowids().len()).map_or(0, |(i, _)| i);
         let mut cursors = vec![0usize; matches.len()];
-        if wanted.iter().any(Option::is_some) && matches.iter().all(|m| !m.rowids().is_empty()) {
+        if !classed_done && wanted.iter().any(Option::is_some) && matches.iter().all(|m| !m.rowids().is_empty()) {
             let drive = matches.get(driver).map_or(&[][..], PhraseMatches::rowids);
             'rows: for &rowid in drive {
                 let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
-                let code = self.region.get(slot).copied();
-                if !wanted.iter().any(|w| w.is_some() && *w == code)
-                    || hidden.contains(rowid)
-                    || masked.is_some_and(|m| m.contains(rowid))
-                {
+                if skip(rowid) {
                     continue;
                 }
                 for (m, cursor) in matches.iter().zip(cursors.iter_mut()) {
@@ -659,7 +779,7 @@ impl Snapshot {
                 let score = score_of(&mut matches.iter().zip(&cursors).map(|(m, c)| m.freq(*c)), d);
                 // FTS5 returns -1.0 * score: the same bits.
                 let rank = if filter.is_some_and(|f| f.sort != Sort::Relevance) { 0.0 } else { -score };
-                offer(Candidate(Key { major, rank, rowid: i64::from(rowid), score: -score }));
+                offer(&mut heap, Candidate(Key { major, rank, rowid: i64::from(rowid), score: -score }));
             }
         }
         // The delta's rows matching every phrase, driven from the phrase with fewest.
@@ -681,7 +801,7 @@ impl Snapshot {
                 let Some(freqs) = freqs else { continue };
                 let score = score_of(&mut freqs.into_iter(), row.len() as f64);
                 let rank = if filter.is_some_and(|f| f.sort != Sort::Relevance) { 0.0 } else { -score };
-                offer(Candidate(Key { major, rank, rowid: i64::from(row.rowid), score: -score }));
+                offer(&mut heap, Candidate(Key { major, rank, rowid: i64::from(row.rowid), score: -score }));
             }
         }
         heap.into_sorted_vec().into_iter().map(|c| Hit { rowid: c.0.rowid, rank: c.0.score }).collect()
@@ -935,6 +1055,66 @@ mod tests {
         assert_eq!(first, alone, "the same rows and bits as without a scratch");
         assert_eq!(second, s.top_k_view(&both, "US", 10, &hidden, None, None, None));
         assert_eq!(s.memo.bytes(), 0, "too small for the snapshot's memo");
+    }
+
+    #[test]
+    #[allow(clippy::cast_possible_truncation, reason = "small test numbers")]
+    fn one_phrase_ranked_by_classes_answers_as_the_plain_loop() {
+        // 30,000 rows of 2-9 tokens from four terms, in four regions.
+        const N: i64 = 30_000;
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |m: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % m
+        };
+        let names = ["coal", "common", "cool", "other"];
+        let mut b = Builder::new(1, N);
+        let mut instances: Vec<Vec<Instance>> = vec![Vec::new(); names.len()];
+        let mut layout = Vec::new();
+        for r in 1..=N {
+            let (t, c) = (1 + next(6) as u32, 1 + next(3) as u32);
+            b.set_sizes(r, t, c).unwrap();
+            b.set_region(r, ["US", "GLOBAL", "DE", "BR"][next(4) as usize]).unwrap();
+            layout.push((r, t, c));
+        }
+        b.begin_terms(names.len());
+        for (r, t, c) in layout {
+            for (column, len) in [(0u8, t), (1u8, c)] {
+                for offset in 0..len {
+                    let term = match next(10) {
+                        0..5 => 1,
+                        5 => 0,
+                        6 => 2,
+                        _ => 3,
+                    };
+                    instances[term].push(inst(r, column, offset));
+                }
+            }
+        }
+        for (name, list) in names.iter().zip(&instances) {
+            let mut list = list.clone();
+            list.sort_by_key(|i| (i.rowid, i.column, i.offset));
+            b.add_term(name, &list).unwrap();
+        }
+        let s = b.finish();
+        let hidden = Hidden::from_rowids((1..N).step_by(97));
+        for (query, prefix) in [("common", false), ("co", true), ("cool", false)] {
+            for region in ["US", "DE", "FR"] {
+                for limit in [1, 7, 25, 100, 1000] {
+                    s.memo.classed_off.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let plain = s.top_k_visible(&ph(&[query], prefix), region, limit, &hidden);
+                    s.memo.classed_off.store(false, std::sync::atomic::Ordering::Relaxed);
+                    let before = s.memo.classed_answers();
+                    let classed = s.top_k_visible(&ph(&[query], prefix), region, limit, &hidden);
+                    assert_eq!(classed, plain, "{query} {region} {limit}");
+                    let big = query != "cool";
+                    assert_eq!(s.memo.classed_answers() - before, u64::from(big), "{query}: the classed path answered");
+                    if region != "FR" {
+                        assert_eq!(plain.len(), limit, "{query} {region}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
