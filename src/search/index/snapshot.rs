@@ -178,6 +178,10 @@ pub struct Memo {
     asked: std::sync::Mutex<std::collections::HashSet<Box<str>>>,
     /// Rankings the classed path answered (a test and benchmark hook).
     classed_answers: std::sync::atomic::AtomicU64,
+    /// Rankings of several phrases answered by walking the rarest one's classes, and
+    /// those given up for the row-by-row loop.
+    bounded_answers: std::sync::atomic::AtomicU64,
+    bounded_given_up: std::sync::atomic::AtomicU64,
     /// Tests: rank every query by the plain loop.
     classed_off: std::sync::atomic::AtomicBool,
 }
@@ -295,6 +299,15 @@ impl Memo {
     /// Rankings answered by walking a phrase's classes (see [`Classed`]).
     pub fn classed_answers(&self) -> u64 {
         self.classed_answers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Rankings of several phrases answered by walking the rarest one's classes, and
+    /// those given up (the walk checked an eighth of its rows) for the row-by-row loop.
+    pub fn bounded_answers(&self) -> (u64, u64) {
+        (
+            self.bounded_answers.load(std::sync::atomic::Ordering::Relaxed),
+            self.bounded_given_up.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Bytes kept.
@@ -738,7 +751,11 @@ impl Snapshot {
         let classed = single
             .filter(|_| !self.memo.classed_off.load(std::sync::atomic::Ordering::Relaxed))
             .and_then(|(phrase, m)| self.classed(phrase, m));
-        if let Some(classed) = classed.as_deref().filter(|_| wanted.iter().any(Option::is_some)) {
+        let any_region = wanted.iter().any(Option::is_some);
+        let driver = matches.iter().enumerate().min_by_key(|(_, m)| m.rowids().len()).map_or(0, |(i, _)| i);
+        let mut classed_done = false;
+        if let Some(classed) = classed.as_deref().filter(|_| any_region) {
+            classed_done = true;
             self.memo.classed_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Each class's score, computed as the plain loop computes a row's; best first.
             let mut order: Vec<(f64, usize)> = classed
@@ -767,11 +784,81 @@ impl Snapshot {
                 }
             }
         }
+        // Several phrases, the rarest still long: walk its classes best first, checking
+        // the others' lists for each row, until no row left can reach the page (the
+        // others add at most IDF × (k1 + 1) each). Given up, for the row-by-row loop,
+        // once it has checked an eighth of the list's rows without stopping.
+        let bounded = match (phrases.get(driver), matches.get(driver)) {
+            (Some(phrase), Some(m))
+                if phrases.len() >= 2
+                    && filter.is_none()
+                    && any_region
+                    && m.rowids().len() >= CLASSED_MIN_ROWS
+                    && !self.memo.classed_off.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                self.classed(phrase, m)
+            }
+            _ => None,
+        };
+        if let Some(classed) = bounded.as_deref() {
+            let idf_a = idf.get(driver).copied().unwrap_or(0.0);
+            let rest: f64 = idf.iter().enumerate().filter(|(j, _)| *j != driver).map(|(_, idf)| idf * (K1 + 1.0)).sum();
+            let mut order: Vec<(f64, usize)> = classed
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(i, &(f, d, _))| {
+                    let bound = idf_a * ((f * (K1 + 1.0)) / (f + K1 * (1.0 - B + B * f64::from(d) / avgdl)));
+                    (bound, i)
+                })
+                .collect();
+            order.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut budget = classed.rows.len() / 8;
+            let mut freqs = vec![0.0; matches.len()];
+            classed_done = true;
+            'classes: for (bound, class) in order {
+                let reachable = (bound + rest) * (1.0 + 1e-9);
+                if heap.len() >= limit && heap.peek().is_some_and(|worst| reachable < -worst.0.rank) {
+                    break; // no row of this class or a later one reaches the page
+                }
+                let Some(&(f_a, d, end)) = classed.classes.get(class) else { continue };
+                let start = class.checked_sub(1).and_then(|c| classed.classes.get(c)).map_or(0, |c| c.2);
+                'rows: for &rowid in classed.rows.get(start..end).unwrap_or_default() {
+                    if skip(rowid) {
+                        continue;
+                    }
+                    if budget == 0 {
+                        classed_done = false;
+                        break 'classes;
+                    }
+                    budget -= 1;
+                    for (j, (m, slot)) in matches.iter().zip(freqs.iter_mut()).enumerate() {
+                        *slot = if j == driver {
+                            f_a
+                        } else {
+                            match m.rowids().binary_search(&rowid) {
+                                Ok(at) => m.freq(at),
+                                Err(_) => continue 'rows,
+                            }
+                        };
+                    }
+                    let score = score_of(&mut freqs.iter().copied(), f64::from(d));
+                    offer(
+                        &mut heap,
+                        Candidate(Key { major: (0, 0), rank: -score, rowid: i64::from(rowid), score: -score }),
+                    );
+                }
+            }
+            if classed_done {
+                self.memo.bounded_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                heap.clear();
+                self.memo.bounded_given_up.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         // The base: drive the intersection from the shortest list; gallop in the others.
-        let classed_done = classed.is_some() && wanted.iter().any(Option::is_some);
-        let driver = matches.iter().enumerate().min_by_key(|(_, m)| m.rowids().len()).map_or(0, |(i, _)| i);
         let mut cursors = vec![0usize; matches.len()];
-        if !classed_done && wanted.iter().any(Option::is_some) && matches.iter().all(|m| !m.rowids().is_empty()) {
+        if !classed_done && any_region && matches.iter().all(|m| !m.rowids().is_empty()) {
             let drive = matches.get(driver).map_or(&[][..], PhraseMatches::rowids);
             'rows: for &rowid in drive {
                 let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
@@ -1148,6 +1235,28 @@ mod tests {
                 }
             }
         }
+        // Several phrases: the rarest one's classes walked best first (or given up).
+        let queries: [&[(&str, bool)]; 4] = [
+            &[("other", false), ("common", false)],
+            &[("common", false), ("other", false)],
+            &[("common", false), ("co", true)],
+            &[("other", false), ("common", false), ("co", true)],
+        ];
+        for query in queries {
+            let phrases: Vec<Phrase> = query.iter().flat_map(|(t, prefix)| ph(&[t], *prefix)).collect();
+            for region in ["US", "DE", "FR"] {
+                for limit in [1, 7, 25, 100, 1000] {
+                    s.memo.classed_off.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let plain = s.top_k_visible(&phrases, region, limit, &hidden);
+                    s.memo.classed_off.store(false, std::sync::atomic::Ordering::Relaxed);
+                    let bounded = s.top_k_visible(&phrases, region, limit, &hidden);
+                    assert_eq!(bounded, plain, "{query:?} {region} {limit}");
+                }
+            }
+        }
+        let (answered, given_up) = s.memo.bounded_answers();
+        // Both ends are exercised: walks that stopped early, and walks given up for the loop.
+        assert!(answered > 0 && given_up > 0, "answered {answered}, given up {given_up}");
     }
 
     #[test]
