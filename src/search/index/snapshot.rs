@@ -757,6 +757,7 @@ impl Snapshot {
         if let Some(classed) = classed.as_deref().filter(|_| any_region) {
             classed_done = true;
             self.memo.classed_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::obs::metrics::global().rank_walk(0);
             // Each class's score, computed as the plain loop computes a row's; best first.
             let mut order: Vec<(f64, usize)> = classed
                 .classes
@@ -851,9 +852,11 @@ impl Snapshot {
             }
             if classed_done {
                 self.memo.bounded_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::obs::metrics::global().rank_walk(1);
             } else {
                 heap.clear();
                 self.memo.bounded_given_up.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::obs::metrics::global().rank_walk(2);
             }
         }
         // The base: drive the intersection from the shortest list; gallop in the others.
