@@ -127,8 +127,8 @@ pub struct Metrics {
     /// Answers that dropped words to fill the page (word dropping), and those that tried but found nothing more.
     relaxed: AtomicU64,
     relaxed_empty: AtomicU64,
-    /// Rankings by score class: one phrase, several phrases, several given up, one given up.
-    walks: [AtomicU64; 4],
+    /// Rankings by score class: one phrase, several phrases, several given up.
+    walks: [AtomicU64; 3],
     prefix_memo_bytes: AtomicU64,
     corrected: AtomicU64,
     page_cache_misses: AtomicU64,
@@ -203,7 +203,7 @@ impl Metrics {
             tokenized_by_fts5: AtomicU64::new(0),
             relaxed: AtomicU64::new(0),
             relaxed_empty: AtomicU64::new(0),
-            walks: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            walks: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefix_memo_bytes: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
             page_cache_misses: AtomicU64::new(0),
@@ -284,17 +284,16 @@ impl Metrics {
     }
 
     /// Counts a ranking by score class (`search::index::snapshot`): 0 one phrase,
-    /// 1 several phrases, 2 several phrases given up for the row-by-row loop, 3 one
-    /// phrase given up (the page lay past the classes that keep rows).
+    /// 1 several phrases, 2 several phrases given up for the row-by-row loop.
     pub fn rank_walk(&self, kind: usize) {
         if let Some(counter) = self.walks.get(kind) {
             counter.fetch_add(1, Relaxed);
         }
     }
 
-    /// Rankings by score class so far: [one phrase, several phrases, several given up, one given up].
-    pub fn class_walks(&self) -> [u64; 4] {
-        [0, 1, 2, 3].map(|i| self.walks.get(i).map_or(0, |c| c.load(Relaxed)))
+    /// Rankings by score class so far: (one phrase, several phrases, several given up).
+    pub fn class_walks(&self) -> [u64; 3] {
+        [0, 1, 2].map(|i| self.walks.get(i).map_or(0, |c| c.load(Relaxed)))
     }
 
     /// Records the bytes of merged prefix postings the current rank index keeps.
@@ -438,10 +437,9 @@ impl Metrics {
             &mut out,
             "videofeed_rank_index_class_walks_total",
             "counter",
-            "Rankings answered by walking a phrase's score classes best first (path=one_phrase, several_phrases), or given up for the row-by-row loop (one_phrase_given_up, several_given_up).",
+            "Rankings answered by walking a phrase's score classes best first (path=one_phrase, several_phrases), or given up for the row-by-row loop (several_given_up).",
         );
-        let paths = ["one_phrase", "several_phrases", "several_given_up", "one_phrase_given_up"];
-        for (path, counter) in paths.iter().zip(&self.walks) {
+        for (path, counter) in ["one_phrase", "several_phrases", "several_given_up"].iter().zip(&self.walks) {
             let _ =
                 writeln!(out, "videofeed_rank_index_class_walks_total{{path=\"{path}\"}} {}", counter.load(Relaxed));
         }

@@ -194,23 +194,13 @@ pub struct Memo {
 /// thousands of rows) ranks from its first classes instead of every row. The order
 /// of the classes is decided per query (the average length moves with the delta),
 /// so answers stay exactly FTS5's.
-///
-/// Only the best classes (by the snapshot's own average length) keep their rows, about
-/// [`CLASSED_KEEP_ROWS`] of them: a page is found there unless the region is rare or
-/// the page deep, and a walk that reaches a class without rows gives up for the
-/// row-by-row loop (the same answer). So a phrase costs ~64 KB however common.
 #[derive(Debug)]
 struct Classed {
-    /// (weighted frequency, token count, its rows in `rows`: start, end), best first
-    /// at the snapshot's average length; the first `kept` hold rows.
-    classes: Vec<(f64, u32, usize, usize)>,
-    kept: usize,
-    /// Row ids of the kept classes, class after class, ascending within a class.
+    /// (weighted frequency, token count, end of its rows in `rows`), one per class.
+    classes: Vec<(f64, u32, usize)>,
+    /// Row ids, class after class, ascending within a class.
     rows: Vec<u32>,
 }
-
-/// Rows of a phrase's best classes kept (whole classes: a little more).
-pub const CLASSED_KEEP_ROWS: usize = 16_384;
 
 /// A phrase matching at least this many base rows is ranked by its classes when it is
 /// the query's only phrase.
@@ -280,8 +270,7 @@ impl Memo {
     /// sort), and they fit in what [`CLASSED_BYTES`] has left (classes not kept would
     /// be sorted again by every query).
     fn classes_worth_building(&self, key: &str, rows: usize) -> bool {
-        let estimate = rows.min(4 * CLASSED_KEEP_ROWS) * 4;
-        let fits = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 + estimate <= CLASSED_BYTES;
+        let fits = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 + rows * 4 <= CLASSED_BYTES;
         if !fits {
             return false;
         }
@@ -298,7 +287,7 @@ impl Memo {
 
     fn keep_classed(&self, key: &str, classed: Classed) -> std::sync::Arc<Classed> {
         let classed = std::sync::Arc::new(classed);
-        let bytes = classed.rows.len() * 4 + classed.classes.len() * 32;
+        let bytes = classed.rows.len() * 4 + classed.classes.len() * 24;
         let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if guard.1 + bytes <= CLASSED_BYTES && !guard.0.contains_key(key) {
             guard.0.insert(key.into(), std::sync::Arc::clone(&classed));
@@ -570,32 +559,16 @@ impl Snapshot {
             })
             .collect();
         tagged.sort_unstable();
-        // The classes with their range in `tagged`, then best first at this snapshot's average length.
-        let mut groups: Vec<(f64, u32, usize, usize)> = Vec::new();
-        for (i, &(f, d, _)) in tagged.iter().enumerate() {
-            match groups.last_mut() {
-                Some(last) if last.0.to_bits() == f && last.1 == d => last.3 = i + 1,
-                _ => groups.push((f64::from_bits(f), d, i, i + 1)),
+        let mut classes: Vec<(f64, u32, usize)> = Vec::new();
+        let mut rows = Vec::with_capacity(tagged.len());
+        for (i, (f, d, rowid)) in tagged.into_iter().enumerate() {
+            match classes.last_mut() {
+                Some(last) if last.0.to_bits() == f && last.1 == d => last.2 = i + 1,
+                _ => classes.push((f64::from_bits(f), d, i + 1)),
             }
+            rows.push(rowid);
         }
-        let avgdl = if self.n_rows > 0 { self.n_tokens as f64 / self.n_rows as f64 } else { 1.0 };
-        let g = |f: f64, d: u32| (f * (K1 + 1.0)) / (f + K1 * (1.0 - B + B * f64::from(d) / avgdl));
-        groups.sort_by(|a, b| g(b.0, b.1).total_cmp(&g(a.0, a.1)));
-        let mut rows: Vec<u32> = Vec::new();
-        let mut kept = 0;
-        let mut classes = Vec::with_capacity(groups.len());
-        for (f, d, start, end) in groups {
-            if rows.len() < CLASSED_KEEP_ROWS {
-                let at = rows.len();
-                rows.extend(tagged.get(start..end).unwrap_or_default().iter().map(|t| t.2));
-                classes.push((f, d, at, rows.len()));
-                kept += 1;
-            } else {
-                classes.push((f, d, 0, 0));
-            }
-        }
-        rows.shrink_to_fit();
-        Some(self.memo.keep_classed(&key, Classed { classes, kept, rows }))
+        Some(self.memo.keep_classed(&key, Classed { classes, rows }))
     }
 
     /// Whether `token` is a term of some row (or starts one, when `prefix`).
@@ -783,22 +756,22 @@ impl Snapshot {
         let mut classed_done = false;
         if let Some(classed) = classed.as_deref().filter(|_| any_region) {
             classed_done = true;
+            self.memo.classed_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::obs::metrics::global().rank_walk(0);
             // Each class's score, computed as the plain loop computes a row's; best first.
             let mut order: Vec<(f64, usize)> = classed
                 .classes
                 .iter()
                 .enumerate()
-                .map(|(i, &(f, d, _, _))| (score_of(&mut std::iter::once(f), f64::from(d)), i))
+                .map(|(i, &(f, d, _))| (score_of(&mut std::iter::once(f), f64::from(d)), i))
                 .collect();
             order.sort_by(|a, b| b.0.total_cmp(&a.0));
             for (score, class) in order {
                 if heap.len() >= limit && heap.peek().is_some_and(|worst| -score > worst.0.rank) {
                     break; // this class and every later one rank below the page
                 }
-                let Some(&(_, _, start, end)) = classed.classes.get(class).filter(|_| class < classed.kept) else {
-                    classed_done = false; // a class without rows: the row-by-row loop answers
-                    break;
-                };
+                let start = class.checked_sub(1).and_then(|c| classed.classes.get(c)).map_or(0, |c| c.2);
+                let end = classed.classes.get(class).map_or(start, |c| c.2);
                 for &rowid in classed.rows.get(start..end).unwrap_or_default() {
                     if skip(rowid) {
                         continue;
@@ -810,13 +783,6 @@ impl Snapshot {
                     }
                     offer(&mut heap, candidate);
                 }
-            }
-            if classed_done {
-                self.memo.classed_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                crate::obs::metrics::global().rank_walk(0);
-            } else {
-                heap.clear();
-                crate::obs::metrics::global().rank_walk(3);
             }
         }
         // Several phrases, the rarest still long: walk its classes best first, checking
@@ -842,7 +808,7 @@ impl Snapshot {
                 .classes
                 .iter()
                 .enumerate()
-                .map(|(i, &(f, d, _, _))| {
+                .map(|(i, &(f, d, _))| {
                     let bound = idf_a * ((f * (K1 + 1.0)) / (f + K1 * (1.0 - B + B * f64::from(d) / avgdl)));
                     (bound, i)
                 })
@@ -856,10 +822,8 @@ impl Snapshot {
                 if heap.len() >= limit && heap.peek().is_some_and(|worst| reachable < -worst.0.rank) {
                     break; // no row of this class or a later one reaches the page
                 }
-                let Some(&(f_a, d, start, end)) = classed.classes.get(class).filter(|_| class < classed.kept) else {
-                    classed_done = false;
-                    break;
-                };
+                let Some(&(f_a, d, end)) = classed.classes.get(class) else { continue };
+                let start = class.checked_sub(1).and_then(|c| classed.classes.get(c)).map_or(0, |c| c.2);
                 'rows: for &rowid in classed.rows.get(start..end).unwrap_or_default() {
                     if skip(rowid) {
                         continue;
@@ -1274,15 +1238,6 @@ mod tests {
                 }
             }
         }
-        // A page past the classes that keep rows: the row-by-row loop answers, the same.
-        let common = ph(&["common"], false);
-        s.memo.classed_off.store(true, std::sync::atomic::Ordering::Relaxed);
-        let plain = s.top_k_visible(&common, "DE", 20_000, &hidden);
-        s.memo.classed_off.store(false, std::sync::atomic::Ordering::Relaxed);
-        let before = s.memo.classed_answers();
-        assert_eq!(s.top_k_visible(&common, "DE", 20_000, &hidden), plain);
-        assert_eq!(s.memo.classed_answers(), before, "given up: not answered by the classes");
-        assert!(plain.len() > CLASSED_KEEP_ROWS / 2, "{}", plain.len());
         // Several phrases: the rarest one's classes walked best first (or given up).
         let queries: [&[(&str, bool)]; 4] = [
             &[("other", false), ("common", false)],
