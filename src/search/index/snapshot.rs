@@ -174,8 +174,6 @@ pub struct Memo {
     lists: std::sync::Mutex<(Kept, usize)>,
     /// One-phrase queries' rows by score class (see [`Classed`]), and their bytes.
     classed: std::sync::Mutex<(KeptClassed, usize)>,
-    /// Phrases asked once (classes are built at the second ask), bounded.
-    asked: std::sync::Mutex<std::collections::HashSet<Box<str>>>,
     /// Rankings the classed path answered (a test and benchmark hook).
     classed_answers: std::sync::atomic::AtomicU64,
     /// Rankings of several phrases answered by walking the rarest one's classes, and
@@ -207,8 +205,11 @@ struct Classed {
 pub const CLASSED_MIN_ROWS: usize = 20_000;
 /// Bytes of classed rows kept per snapshot (4 a row: about 8M rows).
 pub const CLASSED_BYTES: usize = 32 << 20;
-/// Phrases remembered as asked once (then forgotten all at once).
-const MAX_ASKED: usize = 65_536;
+/// Distinct weighted frequencies of one phrase's rows a class index is built for
+/// (whole-word counts give a handful; beyond this the row loop ranks the phrase).
+const MAX_CLASS_FREQS: usize = 256;
+/// Cells (frequencies × lengths) of the counting sort that builds classes.
+const MAX_CLASS_CELLS: usize = 1 << 20;
 
 /// Classed rows by [`phrase_key`].
 type KeptClassed = std::collections::HashMap<Box<str>, std::sync::Arc<Classed>>;
@@ -265,24 +266,10 @@ impl Memo {
         self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.get(key).cloned()
     }
 
-    /// Whether classes of `rows` rows for `key` are worth building now: it was asked
-    /// before (a phrase asked once per snapshot is cheaper to rank row by row than to
-    /// sort), and they fit in what [`CLASSED_BYTES`] has left (classes not kept would
-    /// be sorted again by every query).
-    fn classes_worth_building(&self, key: &str, rows: usize) -> bool {
-        let fits = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 + rows * 4 <= CLASSED_BYTES;
-        if !fits {
-            return false;
-        }
-        let mut asked = self.asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if asked.contains(key) {
-            return true;
-        }
-        if asked.len() >= MAX_ASKED {
-            asked.clear();
-        }
-        asked.insert(key.into());
-        false
+    /// Whether classes of `rows` rows fit in what [`CLASSED_BYTES`] has left (classes
+    /// not kept would be built again by every query: then the row loop ranks instead).
+    fn classes_fit(&self, rows: usize) -> bool {
+        self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 + rows * 4 <= CLASSED_BYTES
     }
 
     fn keep_classed(&self, key: &str, classed: Classed) -> std::sync::Arc<Classed> {
@@ -539,34 +526,67 @@ impl Snapshot {
 
     /// The rows of one phrase's `matches` by score class, from the memo or built now
     /// (and kept while [`CLASSED_BYTES`] allows).
-    /// None when not worth building yet ([`Memo::classes_worth_building`]).
+    /// None when they would not fit ([`Memo::classes_fit`]) or the phrase's rows hold
+    /// too many distinct frequencies.
     fn classed(&self, phrase: &Phrase, matches: &PhraseMatches<'_>) -> Option<std::sync::Arc<Classed>> {
         let key = phrase_key(phrase);
         if let Some(kept) = self.memo.classed(&key) {
             return Some(kept);
         }
-        if !self.memo.classes_worth_building(&key, matches.rowids().len()) {
+        if !self.memo.classes_fit(matches.rowids().len()) {
             return None;
         }
-        // (frequency's bits, length, row): a positive double's bits order as the double does.
-        let mut tagged: Vec<(u64, u32, u32)> = matches
-            .rowids()
-            .iter()
-            .enumerate()
-            .map(|(i, &rowid)| {
-                let d = usize::try_from(rowid).ok().and_then(|slot| self.doc_len.get(slot).copied()).unwrap_or(0);
-                (matches.freq(i).to_bits(), d, rowid)
-            })
-            .collect();
-        tagged.sort_unstable();
-        let mut classes: Vec<(f64, u32, usize)> = Vec::new();
-        let mut rows = Vec::with_capacity(tagged.len());
-        for (i, (f, d, rowid)) in tagged.into_iter().enumerate() {
-            match classes.last_mut() {
-                Some(last) if last.0.to_bits() == f && last.1 == d => last.2 = i + 1,
-                _ => classes.push((f64::from_bits(f), d, i + 1)),
+        let ids = matches.rowids();
+        let len_of =
+            |rowid: u32| usize::try_from(rowid).ok().and_then(|slot| self.doc_len.get(slot).copied()).unwrap_or(0);
+        // A counting sort: each row's class is (its frequency's place among the few
+        // distinct frequencies, its length); rows are visited ascending, so they stay
+        // ascending within a class. Linear in the rows, a few nanoseconds each.
+        let mut freqs: Vec<u64> = Vec::new();
+        let mut codes: Vec<(usize, u32)> = Vec::with_capacity(ids.len());
+        let mut longest = 0u32;
+        for (i, &rowid) in ids.iter().enumerate() {
+            let f = matches.freq(i).to_bits();
+            let at = match freqs.iter().position(|&x| x == f) {
+                Some(at) => at,
+                None if freqs.len() < MAX_CLASS_FREQS => {
+                    freqs.push(f);
+                    freqs.len() - 1
+                }
+                None => return None, // too many distinct frequencies: the row loop ranks it
+            };
+            let d = len_of(rowid);
+            longest = longest.max(d);
+            codes.push((at, d));
+        }
+        let width = usize::try_from(longest).ok()?.checked_add(1)?;
+        let cells = freqs.len().checked_mul(width).filter(|&c| c <= MAX_CLASS_CELLS)?;
+        let mut counts = vec![0usize; cells];
+        for &(at, d) in &codes {
+            if let Some(c) = counts.get_mut(at * width + usize::try_from(d).unwrap_or(0)) {
+                *c += 1;
             }
-            rows.push(rowid);
+        }
+        // Start of each cell's rows; the classes in cell order (their order does not matter).
+        let mut classes: Vec<(f64, u32, usize)> = Vec::new();
+        let mut next = vec![0usize; cells];
+        let mut end = 0;
+        for (cell, (&count, start)) in counts.iter().zip(next.iter_mut()).enumerate() {
+            *start = end;
+            if count > 0 {
+                end += count;
+                let f = freqs.get(cell / width).copied().unwrap_or(0);
+                classes.push((f64::from_bits(f), u32::try_from(cell % width).unwrap_or(u32::MAX), end));
+            }
+        }
+        let mut rows = vec![0u32; ids.len()];
+        for (&rowid, &(at, d)) in ids.iter().zip(&codes) {
+            if let Some(slot) = next.get_mut(at * width + usize::try_from(d).unwrap_or(0)) {
+                if let Some(row) = rows.get_mut(*slot) {
+                    *row = rowid;
+                }
+                *slot += 1;
+            }
         }
         Some(self.memo.keep_classed(&key, Classed { classes, rows }))
     }
@@ -1225,8 +1245,7 @@ mod tests {
                     let before = s.memo.classed_answers();
                     let classed = s.top_k_visible(&ph(&[query], prefix), region, limit, &hidden);
                     assert_eq!(classed, plain, "{query} {region} {limit}");
-                    // Classes are built at the second ask of a phrase (the first was ranked row by row).
-                    let big = query != "cool" && !(region == "US" && limit == 1);
+                    let big = query != "cool";
                     assert_eq!(
                         s.memo.classed_answers() - before,
                         u64::from(big),
