@@ -283,7 +283,7 @@ impl Memo {
         classed
     }
 
-    /// Rankings answered by walking a phrase's classes (see [`Classed`]).
+    /// Rankings answered by walking a phrase's score classes.
     pub fn classed_answers(&self) -> u64 {
         self.classed_answers.load(std::sync::atomic::Ordering::Relaxed)
     }
