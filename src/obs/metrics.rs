@@ -141,6 +141,17 @@ pub struct Metrics {
 
 static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
+/// How a ranking walked a phrase's score classes (`videofeed_rank_index_class_walks_total`).
+#[derive(Debug, Clone, Copy)]
+pub enum Walk {
+    /// One phrase, answered from its classes.
+    OnePhrase = 0,
+    /// Several phrases, answered by walking the rarest one's classes.
+    SeveralPhrases = 1,
+    /// Several phrases, given up for the row-by-row loop.
+    SeveralGivenUp = 2,
+}
+
 /// The process's one set of counters.
 pub fn global() -> &'static Metrics {
     &GLOBAL
@@ -283,10 +294,9 @@ impl Metrics {
         if added { &self.relaxed } else { &self.relaxed_empty }.fetch_add(1, Relaxed);
     }
 
-    /// Counts a ranking by score class (`search::index::snapshot`): 0 one phrase,
-    /// 1 several phrases, 2 several phrases given up for the row-by-row loop.
-    pub fn rank_walk(&self, kind: usize) {
-        if let Some(counter) = self.walks.get(kind) {
+    /// Counts a ranking by score class (`search::index::snapshot`).
+    pub fn rank_walk(&self, kind: Walk) {
+        if let Some(counter) = self.walks.get(kind as usize) {
             counter.fetch_add(1, Relaxed);
         }
     }

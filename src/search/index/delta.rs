@@ -149,7 +149,8 @@ impl PhraseMemo {
         computed
     }
 
-    /// (hits, misses) since the delta was made: the test hook that proves answers share merges.
+    /// (hits, misses) of this memo and the ones it replaced ([`Delta::restart`]): the
+    /// test hook that proves answers share merges.
     pub fn counts(&self) -> (u64, u64) {
         (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
     }

@@ -207,12 +207,13 @@ pub const CLASSED_MIN_ROWS: usize = 20_000;
 pub const CLASSED_BYTES: usize = 32 << 20;
 /// Distinct weighted frequencies of one phrase's rows a class index is built for
 /// (whole-word counts give a handful; beyond this the row loop ranks the phrase).
-const MAX_CLASS_FREQS: usize = 256;
+const MAX_CLASS_FREQS: usize = 64;
 /// Cells (frequencies × lengths) of the counting sort that builds classes.
 const MAX_CLASS_CELLS: usize = 1 << 20;
 
-/// Classed rows by [`phrase_key`].
-type KeptClassed = std::collections::HashMap<Box<str>, std::sync::Arc<Classed>>;
+/// Classed rows by [`phrase_key`]; None for a phrase whose rows cannot be classed
+/// (too many distinct frequencies or lengths), so it is not scanned again per query.
+type KeptClassed = std::collections::HashMap<Box<str>, Option<std::sync::Arc<Classed>>>;
 
 /// Kept merges by prefix, and phrases of several tokens by [`phrase_key`].
 type Kept = std::collections::HashMap<Box<str>, std::sync::Arc<Merged>>;
@@ -262,8 +263,19 @@ impl Memo {
         merged
     }
 
-    fn classed(&self, key: &str) -> Option<std::sync::Arc<Classed>> {
+    /// The kept classes of `key`: Some(None) when its rows cannot be classed.
+    fn classed(&self, key: &str) -> Option<Option<std::sync::Arc<Classed>>> {
         self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.get(key).cloned()
+    }
+
+    /// Remembers that `key`'s rows cannot be classed (a few bytes; bounded as the rest).
+    fn keep_unclassable(&self, key: &str) {
+        let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bytes = key.len() + 32;
+        if guard.1 + bytes <= CLASSED_BYTES && !guard.0.contains_key(key) {
+            guard.0.insert(key.into(), None);
+            guard.1 += bytes;
+        }
     }
 
     /// Whether classes of `rows` rows fit in what [`CLASSED_BYTES`] has left (classes
@@ -277,7 +289,7 @@ impl Memo {
         let bytes = classed.rows.len() * 4 + classed.classes.len() * 24;
         let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if guard.1 + bytes <= CLASSED_BYTES && !guard.0.contains_key(key) {
-            guard.0.insert(key.into(), std::sync::Arc::clone(&classed));
+            guard.0.insert(key.into(), Some(std::sync::Arc::clone(&classed)));
             guard.1 += bytes;
         }
         classed
@@ -531,7 +543,7 @@ impl Snapshot {
     fn classed(&self, phrase: &Phrase, matches: &PhraseMatches<'_>) -> Option<std::sync::Arc<Classed>> {
         let key = phrase_key(phrase);
         if let Some(kept) = self.memo.classed(&key) {
-            return Some(kept);
+            return kept;
         }
         if !self.memo.classes_fit(matches.rowids().len()) {
             return None;
@@ -553,14 +565,23 @@ impl Snapshot {
                     freqs.push(f);
                     freqs.len() - 1
                 }
-                None => return None, // too many distinct frequencies: the row loop ranks it
+                None => {
+                    self.memo.keep_unclassable(&key); // too many distinct frequencies: the row loop ranks it
+                    return None;
+                }
             };
             let d = len_of(rowid);
             longest = longest.max(d);
             codes.push((at, d));
         }
-        let width = usize::try_from(longest).ok()?.checked_add(1)?;
-        let cells = freqs.len().checked_mul(width).filter(|&c| c <= MAX_CLASS_CELLS)?;
+        let cells = usize::try_from(longest)
+            .ok()
+            .and_then(|l| l.checked_add(1))
+            .and_then(|width| Some((width, freqs.len().checked_mul(width).filter(|&c| c <= MAX_CLASS_CELLS)?)));
+        let Some((width, cells)) = cells else {
+            self.memo.keep_unclassable(&key); // rows too long for the counting sort's table
+            return None;
+        };
         let mut counts = vec![0usize; cells];
         for &(at, d) in &codes {
             if let Some(c) = counts.get_mut(at * width + usize::try_from(d).unwrap_or(0)) {
@@ -777,7 +798,7 @@ impl Snapshot {
         if let Some(classed) = classed.as_deref().filter(|_| any_region) {
             classed_done = true;
             self.memo.classed_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            crate::obs::metrics::global().rank_walk(0);
+            crate::obs::metrics::global().rank_walk(crate::obs::metrics::Walk::OnePhrase);
             // Each class's score, computed as the plain loop computes a row's; best first.
             let mut order: Vec<(f64, usize)> = classed
                 .classes
@@ -872,11 +893,11 @@ impl Snapshot {
             }
             if classed_done {
                 self.memo.bounded_answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                crate::obs::metrics::global().rank_walk(1);
+                crate::obs::metrics::global().rank_walk(crate::obs::metrics::Walk::SeveralPhrases);
             } else {
                 heap.clear();
                 self.memo.bounded_given_up.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                crate::obs::metrics::global().rank_walk(2);
+                crate::obs::metrics::global().rank_walk(crate::obs::metrics::Walk::SeveralGivenUp);
             }
         }
         // The base: drive the intersection from the shortest list; gallop in the others.
@@ -1279,6 +1300,40 @@ mod tests {
         let (answered, given_up) = s.memo.bounded_answers();
         // Both ends are exercised: walks that stopped early, and walks given up for the loop.
         assert!(answered > 0 && given_up > 0, "answered {answered}, given up {given_up}");
+    }
+
+    #[test]
+    fn a_phrase_with_too_many_frequencies_is_ranked_row_by_row_and_not_scanned_again() {
+        // 20,480 rows holding `zz` 1-16 times in the title and 0-15 in the channel:
+        // 8t + 2c takes more distinct values than a class index is built for.
+        let rows = 20_480i64;
+        let mut b = Builder::new(1, rows);
+        let counts = |r: i64| -> (u32, u32) {
+            let r = u32::try_from(r).unwrap();
+            (1 + r % 16, (r / 16) % 16)
+        };
+        for r in 1..=rows {
+            let (t, c) = counts(r);
+            b.set_region(r, "US").unwrap();
+            b.set_sizes(r, t, c).unwrap();
+        }
+        b.begin_terms(1);
+        let instances: Vec<Instance> = (1..=rows)
+            .flat_map(|r| {
+                let (t, c) = counts(r);
+                (0..t).map(move |o| inst(r, 0, o)).chain((0..c).map(move |o| inst(r, 1, o)))
+            })
+            .collect();
+        b.add_term("zz", &instances).unwrap();
+        let s = b.finish();
+        let p = ph(&["zz"], false);
+        s.memo.classed_off.store(true, std::sync::atomic::Ordering::Relaxed);
+        let plain = s.top_k(&p, "US", 25);
+        s.memo.classed_off.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(s.top_k(&p, "US", 25), plain);
+        assert!(matches!(s.memo.classed("zz"), Some(None)), "remembered as unclassable");
+        assert_eq!(s.top_k(&p, "US", 25), plain);
+        assert_eq!(s.memo.classed_answers(), 0, "the row loop answered both times");
     }
 
     #[test]
