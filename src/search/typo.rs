@@ -63,10 +63,16 @@ pub fn candidates_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, 
         return Vec::new();
     }
     let max = if chars.len() >= 8 { 2 } else { 1 };
+    let mask = char_mask(token);
     let mut found: Vec<(usize, usize, &str)> = Vec::new(); // (rows, distance, term), terms in byte order
     for (term, freq) in candidates {
         // A char count is never above the byte length nor below a quarter of it.
         if freq == 0 || term.len() + max < chars.len() || term.len() > (chars.len() + max) * 4 {
+            continue;
+        }
+        // Each edit changes at most two bits of the mask (see `char_mask`): a term
+        // whose characters differ in more cannot be within `max` edits.
+        if (char_mask(term) ^ mask).count_ones() as usize > 2 * max {
             continue;
         }
         let len = term.chars().count();
@@ -79,6 +85,17 @@ pub fn candidates_among<'t>(candidates: impl Iterator<Item = (&'t str, usize)>, 
     // Stable: equal (rows, distance) keep byte order.
     found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     found.into_iter().take(n).map(|(_, _, t)| t.to_owned()).collect()
+}
+
+/// The set of characters in `s`, each hashed to one of 64 bits: an exact filter
+/// for [`bounded_distance`]. A substitution removes one character and adds one, an
+/// insertion adds one, a deletion removes one, a swap of neighbours changes none, so
+/// one edit changes at most two bits (a removed character's bit stays set if another
+/// character shares it), and `d` edits at most `2d`: strings whose masks differ in
+/// more than `2 * max` bits are more than `max` edits apart. Hash collisions only
+/// make the filter let more through, never fewer.
+fn char_mask(s: &str) -> u64 {
+    s.chars().fold(0u64, |m, c| m | 1u64 << (u32::from(c).wrapping_mul(0x9E37_79B1) >> 26))
 }
 
 /// Rows holding `token` (every term starting with it, summed, when `prefix`) in a
@@ -321,6 +338,34 @@ mod tests {
         assert_eq!(d("musiic", "music"), Some(1), "insertion");
         assert_eq!(d("mxsxc", "music"), Some(2));
         assert_eq!(d("zzzzz", "music"), None);
+    }
+
+    proptest::proptest! {
+        /// The mask filter never drops a term within reach: whenever the distance
+        /// is at most 2, the masks differ in at most twice that many bits.
+        #[test]
+        fn the_character_mask_never_rejects_a_close_term(
+            a in "[a-eé0-2\u{4e00}\u{ff41}]{0,10}",
+            edits in proptest::collection::vec((0usize..4, 0usize..12, "[a-fé3\u{4e01}]"), 0..3),
+        ) {
+            let mut b: Vec<char> = a.chars().collect();
+            for (kind, at, c) in edits {
+                let c = c.chars().next().unwrap_or('a');
+                let at = at % (b.len() + 1);
+                match kind {
+                    0 if at < b.len() => b[at] = c,
+                    1 => b.insert(at, c),
+                    2 if at < b.len() => { b.remove(at); }
+                    3 if at + 1 < b.len() => b.swap(at, at + 1),
+                    _ => {}
+                }
+            }
+            let b: String = b.into_iter().collect();
+            let chars: Vec<char> = a.chars().collect();
+            if let Some(d) = bounded_distance(&chars, &b, 2) {
+                proptest::prop_assert!((char_mask(&a) ^ char_mask(&b)).count_ones() as usize <= 2 * d, "{a} {b} {d}");
+            }
+        }
     }
 
     #[test]
