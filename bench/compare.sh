@@ -5,13 +5,15 @@
 # 2. `videofeed import` of it, timed;
 # 3. the peers' database (shared/bench/load_sqlite.py);
 # 4. videofeed behind nginx (fastcgi_pass to its Unix socket, upstream keep-alive) on :18050,
-#    with the response cache off, and its start-to-first-answer time;
+#    with the response cache off and the shipped default worker count (WORKERS overrides),
+#    and its start-to-first-answer time; the FastCGI-hop ceiling on :18051 (the same nginx
+#    and process answering /feed/health to every request, no search);
 # 5. the best peer configurations (Litestar/uvicorn 2 workers :18011, PHP-FPM persistent PDO
 #    :18012) and the static ceiling (:18003) via shared/bench/peers/peers.sh;
 # 6. shared/bench/compare.sh at 16, 64 and 256 connections, then videofeed's memory.
 # Leaves nothing running (a trap stops everything, also on failure).
 # Env: WORK (/var/tmp/peerbench), COUNT (1000000), CONCS ("16 64 256"), DURATION (15),
-#      ROUNDS (1), SKIP_IMPORT=1 (reuse the imported database), ONLY_VIDEOFEED=1 (no peers),
+#      ROUNDS (1), WORKERS (videofeed's workers; default: the shipped 2 per CPU), SKIP_IMPORT=1 (reuse the imported database), ONLY_VIDEOFEED=1 (no peers),
 #      CACHE_BYTES (videofeed's response cache, default 0 = off), QUERY_LOG (the log to replay),
 #      SMOKE=1 (start and stop every piece on a small corpus, no measurement),
 #      SOAK=1 (videofeed alone, 256 connections for 1 + 9 minutes, memory after each part).
@@ -67,7 +69,10 @@ fi
 vmtouch -q -d -l -P "$run/vmtouch.pid" "$ours"
 rm -f "$run/videofeed.sock"
 t0=$(date +%s%N)
-VIDEOFEED_CACHE_BYTES="${CACHE_BYTES:-0}" VIDEOFEED_LOG=info "$bin" serve --db "$ours" --socket "$run/videofeed.sock" --workers "${WORKERS:-16}" \
+# The shipped default worker count (2 per CPU) unless WORKERS is set.
+workers_arg=()
+[ -n "${WORKERS:-}" ] && workers_arg=(--workers "$WORKERS")
+VIDEOFEED_CACHE_BYTES="${CACHE_BYTES:-0}" VIDEOFEED_LOG=info "$bin" serve --db "$ours" --socket "$run/videofeed.sock" "${workers_arg[@]}" \
   2>"$run/videofeed.log" &
 echo $! > "$run/videofeed.pid"
 until "$bin" get --socket "$run/videofeed.sock" '/feed?q=disdain&limit=24' >/dev/null 2>&1; do sleep 0.001; done
@@ -77,6 +82,7 @@ t2=$(date +%s%N)
 echo "bench: videofeed start to first answer: $(( (t1 - t0) / 1000000 )) ms; then a common word before the rank index is ready: $(( (t2 - t1) / 1000000 )) ms"
 for _ in $(seq 1 3000); do grep -q "rank index ready" "$run/videofeed.log" && break; sleep 0.1; done
 grep "rank index ready" "$run/videofeed.log" | sed 's/^/bench: /'
+grep -o 'workers=[0-9]*' "$run/videofeed.log" | head -1 | sed 's/^/bench: videofeed /'
 
 # nginx workers must reach the socket (mode 0660, owned by whoever runs this).
 user_line=""
@@ -84,7 +90,9 @@ user_line=""
 sed -e "s|@RUN@|$run|g" -e "s|@SOCKET@|$run/videofeed.sock|g" -e "s|@USER_LINE@|$user_line|" \
   "$root/bench/nginx.conf.in" > "$run/nginx.conf"
 nginx -c "$run/nginx.conf" -p "$run" -e "$run/nginx-error.log"
-targets=(videofeed=http://127.0.0.1:18050)
+# fcgi-hop-ceiling (:18051): the same nginx and process, every request answered by
+# /feed/health (no search): what the FastCGI hop and our protocol layer cost alone.
+targets=(videofeed=http://127.0.0.1:18050 fcgi-hop-ceiling=http://127.0.0.1:18051)
 if [ "${ONLY_VIDEOFEED:-0}" != 1 ]; then
   FEED_DB="$peers_db" "$shared/peers/peers.sh" start litestar2 nginx
   targets+=(litestar-uvicorn-2w=http://127.0.0.1:18011 php-fpm-persistent=http://127.0.0.1:18012

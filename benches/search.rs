@@ -31,6 +31,10 @@ fn pct(sorted: &[Duration], p: usize) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // VIDEOFEED_RANK_MEMO_BYTES as `videofeed serve` reads it (the memo's budget).
+    if let Some(bytes) = std::env::var("VIDEOFEED_RANK_MEMO_BYTES").ok().and_then(|v| v.trim().parse().ok()) {
+        videofeed::search::index::snapshot::set_memo_budget(bytes);
+    }
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let Some(db) = args.first().map(PathBuf::from) else {
         eprintln!("usage: cargo bench --bench search -- DB [QUERY_LOG] [N]");
@@ -172,7 +176,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("slowest: {:.2} ms for {:?}", worst.0.as_secs_f64() * 1000.0, worst.1);
         let [one, several, given_up] = videofeed::obs::metrics::global().class_walks();
         println!(
-            "rankings by score class: {one} of one phrase, {several} of several ({given_up} more given up for the row loop)"
+            "rankings by score class: {one} of one phrase, {several} of several ({given_up} more given up for the row loop); kept merges and classes evicted: {}, kept at the end: {:.1} MiB merges, {:.1} MiB classes",
+            videofeed::obs::metrics::global().memo_evictions(),
+            videofeed::obs::metrics::global().memo_bytes().0 as f64 / 1048576.0,
+            videofeed::obs::metrics::global().memo_bytes().1 as f64 / 1048576.0,
         );
         slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
         for (took, what) in slowest.iter().take(list_slowest) {

@@ -40,6 +40,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_REQUEST_TIMEOUT_MS",
     "VIDEOFEED_MAX_PARAMS",
     "VIDEOFEED_CACHE_BYTES",
+    "VIDEOFEED_RANK_MEMO_BYTES",
     "VIDEOFEED_LSCACHE",
     "VIDEOFEED_ADMIN_TOKEN",
     "VIDEOFEED_ADMIN_MAX_BODY",
@@ -127,6 +128,9 @@ pub struct Config {
     pub rank_index: bool,
     /// `--cache-bytes` / `VIDEOFEED_CACHE_BYTES`: the response cache's budget; 0 = off.
     pub cache_bytes: usize,
+    /// `VIDEOFEED_RANK_MEMO_BYTES`: what the rank index may keep of work queries did
+    /// (merged prefix postings, score classes), per snapshot; 0 = keep nothing.
+    pub rank_memo_bytes: usize,
     /// `VIDEOFEED_ADMIN_TOKEN`: enables the write API; requests must send it as a bearer
     /// token. None (unset or empty) = the write API does not exist.
     pub admin_token: Option<String>,
@@ -242,6 +246,7 @@ impl Default for Config {
             rank_index: true,
             // ~5,000 typical 6 KB answers: the head of a search log, for little memory.
             cache_bytes: 32 << 20,
+            rank_memo_bytes: crate::search::index::snapshot::DEFAULT_MEMO_BUDGET,
             // Off unless an operator sets a token: a feed must not be writable by accident.
             admin_token: None,
             // A batch of ~40,000 videos; larger imports belong to `videofeed import`.
@@ -509,6 +514,15 @@ impl Config {
                 .ok_or_else(|| err(&name, format!("must be a byte count (0 turns the cache off), got {v:?}")))?;
         }
 
+        if let Some(v) = env("VIDEOFEED_RANK_MEMO_BYTES").filter(|v| !v.trim().is_empty()) {
+            c.rank_memo_bytes = v.trim().parse::<usize>().ok().filter(|n| *n <= 1 << 36).ok_or_else(|| {
+                err(
+                    "VIDEOFEED_RANK_MEMO_BYTES",
+                    format!("must be a byte count (0 keeps nothing; default 134217728 = 128 MiB), got {v:?}"),
+                )
+            })?;
+        }
+
         if let Some(v) = env("VIDEOFEED_ADMIN_TOKEN") {
             if v.trim().is_empty() {
                 log::warn!("VIDEOFEED_ADMIN_TOKEN is set but empty: the write API stays off");
@@ -711,6 +725,17 @@ mod tests {
         assert_eq!(e.map(|e| e.setting), Some("LSAPI_CHILDREN".into()));
         let e = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_SOCKET", "/s"), ("VIDEOFEED_LISTEN", "9000")])).err();
         assert!(e.is_some());
+        let e = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_RANK_MEMO_BYTES", "lots")])).err();
+        assert_eq!(e.map(|e| e.setting), Some("VIDEOFEED_RANK_MEMO_BYTES".into()));
+    }
+
+    #[test]
+    fn the_rank_memo_budget_defaults_and_can_be_set() -> Result<(), Error> {
+        let raw = RawServe { db: Some("/d.db".into()), ..Default::default() };
+        assert_eq!(Config::from_raw(&raw, &env_of(&[]))?.rank_memo_bytes, 128 << 20);
+        let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_RANK_MEMO_BYTES", "0")]))?;
+        assert_eq!(c.rank_memo_bytes, 0);
+        Ok(())
     }
 
     #[test]

@@ -130,6 +130,9 @@ pub struct Metrics {
     /// Rankings by score class: one phrase, several phrases, several given up.
     walks: [AtomicU64; 3],
     prefix_memo_bytes: AtomicU64,
+    /// Kept merges and classes evicted (least recently used) to make room for others.
+    memo_evictions: AtomicU64,
+    classes_bytes: AtomicU64,
     corrected: AtomicU64,
     page_cache_misses: AtomicU64,
     queue_depth: AtomicUsize,
@@ -216,6 +219,8 @@ impl Metrics {
             relaxed_empty: AtomicU64::new(0),
             walks: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefix_memo_bytes: AtomicU64::new(0),
+            memo_evictions: AtomicU64::new(0),
+            classes_bytes: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
             page_cache_misses: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
@@ -304,6 +309,26 @@ impl Metrics {
     /// Rankings by score class so far: (one phrase, several phrases, several given up).
     pub fn class_walks(&self) -> [u64; 3] {
         [0, 1, 2].map(|i| self.walks.get(i).map_or(0, |c| c.load(Relaxed)))
+    }
+
+    /// Counts a kept merge or class index evicted to make room (`search::index::snapshot`).
+    pub fn memo_eviction(&self) {
+        self.memo_evictions.fetch_add(1, Relaxed);
+    }
+
+    /// Kept merges and class indexes evicted so far.
+    pub fn memo_evictions(&self) -> u64 {
+        self.memo_evictions.load(Relaxed)
+    }
+
+    /// Records the bytes of score classes the current rank index keeps.
+    pub fn classes(&self, bytes: usize) {
+        self.classes_bytes.store(u64::try_from(bytes).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Bytes kept by the current rank index: (merged postings, score classes).
+    pub fn memo_bytes(&self) -> (u64, u64) {
+        (self.prefix_memo_bytes.load(Relaxed), self.classes_bytes.load(Relaxed))
     }
 
     /// Records the bytes of merged prefix postings the current rank index keeps.
@@ -460,6 +485,20 @@ impl Metrics {
             "Bytes of merged prefix postings the rank index keeps (short prefixes merged once).",
         );
         let _ = writeln!(out, "videofeed_prefix_memo_bytes {}", self.prefix_memo_bytes.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_rank_index_classes_bytes",
+            "gauge",
+            "Bytes of score classes (common phrases' rows grouped by what their score depends on) the rank index keeps.",
+        );
+        let _ = writeln!(out, "videofeed_rank_index_classes_bytes {}", self.classes_bytes.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_rank_index_memo_evictions_total",
+            "counter",
+            "Kept prefix merges, phrase matches and score classes evicted (least recently used) to make room for others.",
+        );
+        let _ = writeln!(out, "videofeed_rank_index_memo_evictions_total {}", self.memo_evictions.load(Relaxed));
         help(&mut out, "videofeed_typo_corrections_total", "counter", "Feed answers whose query was typo-corrected.");
         let _ = writeln!(out, "videofeed_typo_corrections_total {}", self.corrected.load(Relaxed));
         let (hits, misses) = (self.page_cache_hits.load(Relaxed), self.page_cache_misses.load(Relaxed));

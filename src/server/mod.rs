@@ -149,6 +149,7 @@ fn start_file_watcher(config: &Config, index: &Arc<RankIndex>, epoch: &Arc<Atomi
 /// nothing after start-up is fatal.
 pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     sys::limit_malloc_arenas();
+    crate::search::index::snapshot::set_memo_budget(config.rank_memo_bytes);
     // Fail fast, with the file named, if the database is unusable.
     Reader::open_read_only(&config.db).map_err(Error::Database)?;
     // Shared by every worker whether or not the rank index is on (the typo

@@ -166,14 +166,17 @@ struct Merged {
 
 /// Prefixes whose merge is expensive (many rows: `mo`, `be`, `th` merge up to
 /// hundreds of thousands), merged once per snapshot and kept, up to
-/// [`MEMO_BYTES`] (12 bytes a row). A pure function of the snapshot and the
+/// [`memo_bytes`] (12 bytes a row). A pure function of the snapshot and the
 /// prefix, so answers are the same bits; a later query pays the intersection
-/// and the scoring only. Filled on demand: what the traffic asks is what is kept.
+/// and the scoring only. Filled on demand: what the traffic asks is what is kept,
+/// the least recently used giving way when the budget is full (see `Lru`).
 #[derive(Debug, Default)]
 pub struct Memo {
-    lists: std::sync::Mutex<(Kept, usize)>,
-    /// One-phrase queries' rows by score class (see [`Classed`]), and their bytes.
-    classed: std::sync::Mutex<(KeptClassed, usize)>,
+    lists: std::sync::Mutex<Lru<std::sync::Arc<Merged>>>,
+    /// One-phrase queries' rows by score class (see [`Classed`]); None for a phrase
+    /// whose rows cannot be classed (too many distinct frequencies or lengths), so
+    /// it is not scanned again per query.
+    classed: std::sync::Mutex<Lru<Option<std::sync::Arc<Classed>>>>,
     /// Rankings the classed path answered (a test and benchmark hook).
     classed_answers: std::sync::atomic::AtomicU64,
     /// Rankings of several phrases answered by walking the rarest one's classes, and
@@ -203,20 +206,85 @@ struct Classed {
 /// A phrase matching at least this many base rows is ranked by its classes when it is
 /// the query's only phrase.
 pub const CLASSED_MIN_ROWS: usize = 20_000;
-/// Bytes of classed rows kept per snapshot (4 a row: about 8M rows).
-pub const CLASSED_BYTES: usize = 32 << 20;
+/// The memo's budget per snapshot unless `VIDEOFEED_RANK_MEMO_BYTES` says otherwise:
+/// three quarters for merged postings ([`memo_bytes`]), a quarter for score classes
+/// ([`classed_bytes`]). Sized by the benchmark's query log at 1M videos, whose
+/// working set was 116 MiB of merges and 38 MiB of classes (docs/benchmarks.md §20).
+pub const DEFAULT_MEMO_BUDGET: usize = 128 << 20;
+
+static MEMO_BUDGET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(DEFAULT_MEMO_BUDGET);
+
+/// Sets the memo's budget per snapshot (`VIDEOFEED_RANK_MEMO_BYTES`, read at start).
+pub fn set_memo_budget(bytes: usize) {
+    MEMO_BUDGET.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes of merged postings kept per snapshot (12 a row).
+pub fn memo_bytes() -> usize {
+    MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) / 4 * 3
+}
+
+/// Bytes of classed rows kept per snapshot (4 a row).
+pub fn classed_bytes() -> usize {
+    MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) / 4
+}
 /// Distinct weighted frequencies of one phrase's rows a class index is built for
 /// (whole-word counts give a handful; beyond this the row loop ranks the phrase).
 const MAX_CLASS_FREQS: usize = 64;
 /// Cells (frequencies × lengths) of the counting sort that builds classes.
 const MAX_CLASS_CELLS: usize = 1 << 20;
 
-/// Classed rows by [`phrase_key`]; None for a phrase whose rows cannot be classed
-/// (too many distinct frequencies or lengths), so it is not scanned again per query.
-type KeptClassed = std::collections::HashMap<Box<str>, Option<std::sync::Arc<Classed>>>;
+/// Values kept by key (a prefix, or a [`phrase_key`]) within a byte budget, the least
+/// recently used evicted to make room. First come first kept (what this replaced)
+/// let the first expensive merges of a snapshot's life hold the budget for good: on
+/// the benchmark's log `the*` (a 24 ms merge) was merged again at every ask because
+/// rarer prefixes asked before it had filled the memo. Values are shared (`Arc`), so
+/// an answer holding an evicted one finishes with it; eviction costs a scan of the
+/// entries (a few hundred at most: every kept value is 240 KB or more, or a
+/// few-byte marker).
+#[derive(Debug)]
+struct Lru<T> {
+    /// Key → (value, its bytes, the tick of its last use).
+    entries: std::collections::HashMap<Box<str>, (T, usize, u64)>,
+    bytes: usize,
+    tick: u64,
+    evicted: u64,
+}
 
-/// Kept merges by prefix, and phrases of several tokens by [`phrase_key`].
-type Kept = std::collections::HashMap<Box<str>, std::sync::Arc<Merged>>;
+impl<T> Default for Lru<T> {
+    fn default() -> Self {
+        Lru { entries: std::collections::HashMap::new(), bytes: 0, tick: 0, evicted: 0 }
+    }
+}
+
+impl<T: Clone> Lru<T> {
+    fn get(&mut self, key: &str) -> Option<T> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(key).map(|(value, _, used)| {
+            *used = tick;
+            value.clone()
+        })
+    }
+
+    /// Keeps `value` under `key` (unless already there or larger than `budget`),
+    /// evicting the least recently used entries until it fits.
+    fn insert(&mut self, key: &str, value: T, bytes: usize, budget: usize) {
+        if bytes > budget || self.entries.contains_key(key) {
+            return;
+        }
+        while self.bytes + bytes > budget {
+            let oldest = self.entries.iter().min_by_key(|(_, (_, _, used))| *used).map(|(k, _)| k.clone());
+            let Some((_, gone, _)) = oldest.and_then(|k| self.entries.remove(&k)) else { break };
+            self.bytes = self.bytes.saturating_sub(gone);
+            self.evicted += 1;
+            crate::obs::metrics::global().memo_eviction();
+        }
+        self.tick += 1;
+        self.entries.insert(key.into(), (value, bytes, self.tick));
+        self.bytes += bytes;
+    }
+}
 
 /// The memo's key of a phrase of several tokens: the tokens joined by U+0001 (which
 /// no token holds: the tokenizer splits on control characters), a final `*` for a
@@ -231,12 +299,10 @@ fn phrase_key(phrase: &Phrase) -> String {
 
 /// A merge of at least this many rows is kept.
 pub const MEMO_MIN_ROWS: usize = 20_000;
-/// Bytes of merged postings kept per snapshot (about 2.8M rows).
-pub const MEMO_BYTES: usize = 32 << 20;
 
 impl Memo {
     fn get(&self, prefix: &str) -> Option<std::sync::Arc<Merged>> {
-        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.get(prefix).cloned()
+        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(prefix)
     }
 
     fn keep(&self, prefix: &str, merged: Merged) -> std::sync::Arc<Merged> {
@@ -254,45 +320,43 @@ impl Memo {
         let bytes = merged.rowids.len() * 12;
         if worth {
             let mut guard = self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if guard.1 + bytes <= MEMO_BYTES && !guard.0.contains_key(prefix) {
-                guard.0.insert(prefix.into(), std::sync::Arc::clone(&merged));
-                guard.1 += bytes;
-                crate::obs::metrics::global().prefix_memo(guard.1);
-            }
+            guard.insert(prefix, std::sync::Arc::clone(&merged), bytes, memo_bytes());
+            crate::obs::metrics::global().prefix_memo(guard.bytes);
         }
         merged
     }
 
     /// The kept classes of `key`: Some(None) when its rows cannot be classed.
     fn classed(&self, key: &str) -> Option<Option<std::sync::Arc<Classed>>> {
-        self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.get(key).cloned()
+        self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key)
     }
 
     /// Remembers that `key`'s rows cannot be classed (a few bytes; bounded as the rest).
     fn keep_unclassable(&self, key: &str) {
         let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bytes = key.len() + 32;
-        if guard.1 + bytes <= CLASSED_BYTES && !guard.0.contains_key(key) {
-            guard.0.insert(key.into(), None);
-            guard.1 += bytes;
-        }
+        guard.insert(key, None, key.len() + 32, classed_bytes());
     }
 
-    /// Whether classes of `rows` rows fit in what [`CLASSED_BYTES`] has left (classes
-    /// not kept would be built again by every query: then the row loop ranks instead).
-    fn classes_fit(&self, rows: usize) -> bool {
-        self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 + rows * 4 <= CLASSED_BYTES
+    /// Whether classes of `rows` rows fit in [`classed_bytes`] (evicting others if
+    /// need be; classes that could never be kept would be built again by every
+    /// query: then the row loop ranks instead).
+    fn classes_fit(rows: usize) -> bool {
+        rows.saturating_mul(4) <= classed_bytes()
     }
 
     fn keep_classed(&self, key: &str, classed: Classed) -> std::sync::Arc<Classed> {
         let classed = std::sync::Arc::new(classed);
         let bytes = classed.rows.len() * 4 + classed.classes.len() * 24;
         let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.1 + bytes <= CLASSED_BYTES && !guard.0.contains_key(key) {
-            guard.0.insert(key.into(), Some(std::sync::Arc::clone(&classed)));
-            guard.1 += bytes;
-        }
+        guard.insert(key, Some(std::sync::Arc::clone(&classed)), bytes, classed_bytes());
+        crate::obs::metrics::global().classes(guard.bytes);
         classed
+    }
+
+    /// Entries evicted to make room (merges, classes): a test and benchmark hook.
+    pub fn evictions(&self) -> u64 {
+        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).evicted
+            + self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).evicted
     }
 
     /// Rankings answered by walking a phrase's score classes.
@@ -311,7 +375,7 @@ impl Memo {
 
     /// Bytes kept.
     pub fn bytes(&self) -> usize {
-        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1
+        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).bytes
     }
 }
 
@@ -537,7 +601,7 @@ impl Snapshot {
     }
 
     /// The rows of one phrase's `matches` by score class, from the memo or built now
-    /// (and kept while [`CLASSED_BYTES`] allows).
+    /// (and kept while [`classed_bytes`] allows).
     /// None when they would not fit ([`Memo::classes_fit`]) or the phrase's rows hold
     /// too many distinct frequencies.
     fn classed(&self, phrase: &Phrase, matches: &PhraseMatches<'_>) -> Option<std::sync::Arc<Classed>> {
@@ -545,7 +609,7 @@ impl Snapshot {
         if let Some(kept) = self.memo.classed(&key) {
             return kept;
         }
-        if !self.memo.classes_fit(matches.rowids().len()) {
+        if !Memo::classes_fit(matches.rowids().len()) {
             return None;
         }
         let ids = matches.rowids();
@@ -1423,6 +1487,23 @@ mod tests {
         assert!(matches!(s.matches(&p[0], None), PhraseMatches::Kept(_)), "the next query reads the kept merge");
         assert_eq!(s.top_k(&p, "US", 30), first, "the same answer, bit for bit");
         assert_eq!(first.len(), 30);
+    }
+
+    #[test]
+    fn a_full_memo_makes_room_by_evicting_the_least_recently_used() {
+        let mut lru: Lru<u32> = Lru::default();
+        lru.insert("a", 1, 40, 100);
+        lru.insert("b", 2, 40, 100);
+        assert_eq!(lru.get("a"), Some(1), "a is now the more recently used");
+        lru.insert("c", 3, 40, 100);
+        assert_eq!((lru.get("b"), lru.get("a"), lru.get("c")), (None, Some(1), Some(3)), "b gave way");
+        assert_eq!((lru.bytes, lru.evicted), (80, 1));
+        lru.insert("huge", 4, 101, 100);
+        assert_eq!((lru.get("huge"), lru.bytes), (None, 80), "larger than the budget: not kept, nothing evicted");
+        lru.insert("a", 9, 40, 100);
+        assert_eq!(lru.get("a"), Some(1), "a kept key is not replaced");
+        lru.insert("d", 5, 100, 100);
+        assert_eq!((lru.get("a"), lru.get("c"), lru.get("d"), lru.bytes, lru.evicted), (None, None, Some(5), 100, 3));
     }
 
     #[test]
