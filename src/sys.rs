@@ -148,6 +148,24 @@ pub fn trim_heap() {
     }
 }
 
+/// The C heap as glibc's allocator sees it, summed over its arenas: (bytes handed
+/// out and not yet freed, bytes free but still held by the process). None where the
+/// allocator is not glibc's. What splits resident memory into live data and the
+/// allocator keeping an earlier peak (`videofeed_heap_bytes`).
+pub fn heap_stats() -> Option<(u64, u64)> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters (under its own locks).
+        let info = unsafe { libc::mallinfo2() };
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Some((as_u64(info.uordblks).saturating_add(as_u64(info.hblkhd)), as_u64(info.fordblks)))
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
 /// Sets the calling thread's nice value (Linux: a thread's own scheduling
 /// priority; 0 normal, 19 lowest), so background work yields the CPU to
 /// request workers. Best effort: a failure leaves the priority as it was.

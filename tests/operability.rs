@@ -87,6 +87,18 @@ fn health_reports_cached_facts_and_turns_503_when_the_database_cannot_be_read() 
     // take milliseconds every time).
     let (fast, all) = (bucket("0.001"), bucket("+Inf"));
     assert!(fast >= 50 && fast * 100 >= all * 90, "health over 1 ms ({fast} of {all} under):\n{metrics}");
+    // The heap split (glibc here): live bytes are more than nothing, and the memo's
+    // gauges are served (what docs/benchmarks.md §20 breaks resident memory down by).
+    let in_use = metric(&metrics, "videofeed_heap_bytes{state=\"in_use\"} ").unwrap_or(0.0);
+    assert!(in_use > 0.0, "no heap in use reported:\n{metrics}");
+    assert!(metric(&metrics, "videofeed_heap_bytes{state=\"free\"} ").is_some(), "{metrics}");
+    for gauge in [
+        "videofeed_prefix_memo_bytes ",
+        "videofeed_rank_index_classes_bytes ",
+        "videofeed_rank_index_memo_evictions_total ",
+    ] {
+        assert!(metric(&metrics, gauge).is_some(), "{gauge}missing:\n{metrics}");
+    }
 
     // The file replaced by something that is not a database: 503 with the reason, then back.
     let saved = dir.path("saved.db");

@@ -591,6 +591,16 @@ impl Metrics {
             );
             let _ = writeln!(out, "videofeed_replica_follower_up {}", u8::from(up));
         }
+        if let Some((in_use, free)) = crate::sys::heap_stats() {
+            help(
+                &mut out,
+                "videofeed_heap_bytes",
+                "gauge",
+                "The C heap (glibc malloc, all arenas): bytes in use, and bytes freed but still held by the process.",
+            );
+            let _ = writeln!(out, "videofeed_heap_bytes{{state=\"in_use\"}} {in_use}");
+            let _ = writeln!(out, "videofeed_heap_bytes{{state=\"free\"}} {free}");
+        }
         help(&mut out, "videofeed_rank_index_ready", "gauge", "1 when the in-memory rank index is built.");
         let _ = writeln!(out, "videofeed_rank_index_ready {}", u8::from(extra.rank_index_generation.is_some()));
         if let Some(generation) = extra.rank_index_generation {

@@ -114,6 +114,43 @@ pub fn install_signal_handlers(stop: &Arc<AtomicBool>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Freed heap memory glibc keeps beyond this is given back to the system.
+const HEAP_FREE_KEPT: u64 = 32 << 20;
+/// How often the heap trimmer looks.
+const HEAP_TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Every [`HEAP_TRIM_EVERY`], gives freed heap memory back to the system when glibc
+/// holds more than [`HEAP_FREE_KEPT`] of it. The rank index's memo evicts merges of
+/// megabytes and queries allocate merge buffers of that size while they run; glibc
+/// keeps what they free (its mmap threshold rises with the largest chunk freed), so
+/// resident memory settled at the peak: 107 MB freed but held after a 16-worker
+/// benchmark run (docs/benchmarks.md §20). Every few seconds, not per query: a fixed
+/// mmap threshold (per-allocation give-back) was tried and cost a fifth of the
+/// throughput in page faults.
+fn start_heap_trimmer(stop: &Arc<AtomicBool>) {
+    let stop = Arc::clone(stop);
+    let spawned = std::thread::Builder::new().name("heap-trim".into()).spawn(move || {
+        let mut waited = std::time::Duration::ZERO;
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            waited += std::time::Duration::from_millis(250);
+            if waited < HEAP_TRIM_EVERY {
+                continue;
+            }
+            waited = std::time::Duration::ZERO;
+            if let Some((_, free)) = sys::heap_stats().filter(|(_, free)| *free > HEAP_FREE_KEPT) {
+                let started = std::time::Instant::now();
+                sys::trim_heap();
+                let after = sys::heap_stats().map_or(0, |(_, free)| free);
+                log::debug!("heap trim: {free} bytes free before, {after} after, {:?}", started.elapsed());
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the heap trimmer ({e}); freed memory stays with the process");
+    }
+}
+
 /// Watches the database's directory so a file renamed over it (`videofeed replica`,
 /// a restored backup) is noticed at once: the new file's rank index starts building
 /// and workers look at the file on their next request.
@@ -150,6 +187,7 @@ fn start_file_watcher(config: &Config, index: &Arc<RankIndex>, epoch: &Arc<Atomi
 pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     sys::limit_malloc_arenas();
     crate::search::index::snapshot::set_memo_budget(config.rank_memo_bytes);
+    start_heap_trimmer(&stop);
     // Fail fast, with the file named, if the database is unusable.
     Reader::open_read_only(&config.db).map_err(Error::Database)?;
     // Shared by every worker whether or not the rank index is on (the typo

@@ -161,12 +161,15 @@ pub struct Snapshot {
 #[derive(Debug)]
 struct Merged {
     rowids: Vec<u32>,
-    freq: Vec<f64>,
+    /// Weighted frequencies as integers (the weights are 8 and 2): 4 bytes a row
+    /// instead of a double's 8, and the same value once converted (every sum of
+    /// integers below 2^53 is exact in a double, whatever its order).
+    freq: Vec<u32>,
 }
 
 /// Prefixes whose merge is expensive (many rows: `mo`, `be`, `th` merge up to
 /// hundreds of thousands), merged once per snapshot and kept, up to
-/// [`memo_bytes`] (12 bytes a row). A pure function of the snapshot and the
+/// [`memo_bytes`] (8 bytes a row). A pure function of the snapshot and the
 /// prefix, so answers are the same bits; a later query pays the intersection
 /// and the scoring only. Filled on demand: what the traffic asks is what is kept,
 /// the least recently used giving way when the budget is full (see `Lru`).
@@ -207,9 +210,9 @@ struct Classed {
 /// the query's only phrase.
 pub const CLASSED_MIN_ROWS: usize = 20_000;
 /// The memo's budget per snapshot unless `VIDEOFEED_RANK_MEMO_BYTES` says otherwise:
-/// three quarters for merged postings ([`memo_bytes`]), a quarter for score classes
+/// two thirds for merged postings ([`memo_bytes`]), a third for score classes
 /// ([`classed_bytes`]). Sized by the benchmark's query log at 1M videos, whose
-/// working set was 116 MiB of merges and 38 MiB of classes (docs/benchmarks.md §20).
+/// whole working set was 78 MiB of merges and 38 MiB of classes (docs/benchmarks.md §20).
 pub const DEFAULT_MEMO_BUDGET: usize = 128 << 20;
 
 static MEMO_BUDGET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(DEFAULT_MEMO_BUDGET);
@@ -219,14 +222,14 @@ pub fn set_memo_budget(bytes: usize) {
     MEMO_BUDGET.store(bytes, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Bytes of merged postings kept per snapshot (12 a row).
+/// Bytes of merged postings kept per snapshot (8 a row).
 pub fn memo_bytes() -> usize {
-    MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) / 4 * 3
+    MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) / 3 * 2
 }
 
 /// Bytes of classed rows kept per snapshot (4 a row).
 pub fn classed_bytes() -> usize {
-    MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) / 4
+    MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) / 3
 }
 /// Distinct weighted frequencies of one phrase's rows a class index is built for
 /// (whole-word counts give a handful; beyond this the row loop ranks the phrase).
@@ -315,9 +318,14 @@ impl Memo {
         self.keep_if(key, merged, true)
     }
 
-    fn keep_if(&self, prefix: &str, merged: Merged, worth: bool) -> std::sync::Arc<Merged> {
+    fn keep_if(&self, prefix: &str, mut merged: Merged, worth: bool) -> std::sync::Arc<Merged> {
+        if worth {
+            // Built by pushing: up to twice the rows' bytes held; kept ones hold only theirs.
+            merged.rowids.shrink_to_fit();
+            merged.freq.shrink_to_fit();
+        }
         let merged = std::sync::Arc::new(merged);
-        let bytes = merged.rowids.len() * 12;
+        let bytes = (merged.rowids.capacity() + merged.freq.capacity()) * 4;
         if worth {
             let mut guard = self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             guard.insert(prefix, std::sync::Arc::clone(&merged), bytes, memo_bytes());
@@ -346,7 +354,7 @@ impl Memo {
 
     fn keep_classed(&self, key: &str, classed: Classed) -> std::sync::Arc<Classed> {
         let classed = std::sync::Arc::new(classed);
-        let bytes = classed.rows.len() * 4 + classed.classes.len() * 24;
+        let bytes = classed.rows.capacity() * 4 + classed.classes.capacity() * 24;
         let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.insert(key, Some(std::sync::Arc::clone(&classed)), bytes, classed_bytes());
         crate::obs::metrics::global().classes(guard.bytes);
@@ -424,7 +432,7 @@ enum PhraseMatches<'a> {
     /// A single term: its postings, read in place.
     Term { snapshot: &'a Snapshot, term: usize, rowids: &'a [u32] },
     /// Several terms (a prefix) merged: a row's frequency sums its instances.
-    Merged { rowids: Vec<u32>, freq: Vec<f64> },
+    Merged { rowids: Vec<u32>, freq: Vec<u32> },
     /// A merge kept in the snapshot's [`Memo`].
     Kept(std::sync::Arc<Merged>),
 }
@@ -441,8 +449,8 @@ impl PhraseMatches<'_> {
     fn freq(&self, at: usize) -> f64 {
         match self {
             PhraseMatches::Term { snapshot, term, .. } => weighted(snapshot.counts(*term, at)),
-            PhraseMatches::Merged { freq, .. } => freq.get(at).copied().unwrap_or(0.0),
-            PhraseMatches::Kept(m) => m.freq.get(at).copied().unwrap_or(0.0),
+            PhraseMatches::Merged { freq, .. } => freq.get(at).copied().map_or(0.0, f64::from),
+            PhraseMatches::Kept(m) => m.freq.get(at).copied().map_or(0.0, f64::from),
         }
     }
 }
@@ -581,13 +589,13 @@ impl Snapshot {
         }
         packed.sort_unstable();
         let mut rowids: Vec<u32> = Vec::with_capacity(packed.len());
-        let mut freq: Vec<f64> = Vec::with_capacity(packed.len());
+        let mut freq: Vec<u32> = Vec::with_capacity(packed.len());
         for p in packed {
             let r = u32::try_from(p >> 32).unwrap_or(u32::MAX);
-            let f = f64::from(u32::try_from(p & u64::from(u32::MAX)).unwrap_or(u32::MAX));
+            let f = u32::try_from(p & u64::from(u32::MAX)).unwrap_or(u32::MAX);
             if rowids.last() == Some(&r) {
                 if let Some(last) = freq.last_mut() {
-                    *last += f;
+                    *last = last.saturating_add(f);
                 }
             } else {
                 rowids.push(r);
@@ -673,6 +681,7 @@ impl Snapshot {
                 *slot += 1;
             }
         }
+        classes.shrink_to_fit();
         Some(self.memo.keep_classed(&key, Classed { classes, rows }))
     }
 
@@ -723,10 +732,12 @@ impl Snapshot {
             let start = self.doc_start.get(slot).copied().unwrap_or(0);
             let title = self.title_len.get(slot).copied().unwrap_or(0);
             let len = self.doc_len.get(slot).copied().unwrap_or(0);
-            let mut weighted_count = 0.0;
-            for (from, count, weight) in
-                [(start, title, TITLE_WEIGHT), (start.saturating_add(title), len.saturating_sub(title), CHANNEL_WEIGHT)]
-            {
+            let mut weighted_count = 0u32;
+            for (from, count, weight) in [
+                (start, title, TITLE_WEIGHT_INT),
+                (start.saturating_add(title), len.saturating_sub(title), CHANNEL_WEIGHT_INT),
+            ] {
+                let weight = u32::try_from(weight).unwrap_or(u32::MAX);
                 let (from, count) = (usize::try_from(from).unwrap_or(0), usize::try_from(count).unwrap_or(0));
                 for p in 0..count.saturating_sub(n - 1) {
                     let hit = ranges.iter().enumerate().all(|(j, r)| {
@@ -734,11 +745,11 @@ impl Snapshot {
                         usize::try_from(term).is_ok_and(|t| r.contains(&t))
                     });
                     if hit {
-                        weighted_count += weight;
+                        weighted_count = weighted_count.saturating_add(weight);
                     }
                 }
             }
-            if weighted_count > 0.0 {
+            if weighted_count > 0 {
                 rowids.push(rowid);
                 freq.push(weighted_count);
             }
@@ -1483,7 +1494,7 @@ mod tests {
         let p = ph(&["pa"], true);
         assert_eq!(s.memo.bytes(), 0);
         let first = s.top_k(&p, "US", 30);
-        assert!(s.memo.bytes() >= 25_000 * 12, "the merge was kept: {}", s.memo.bytes());
+        assert!(s.memo.bytes() >= 25_000 * 8, "the merge was kept: {}", s.memo.bytes());
         assert!(matches!(s.matches(&p[0], None), PhraseMatches::Kept(_)), "the next query reads the kept merge");
         assert_eq!(s.top_k(&p, "US", 30), first, "the same answer, bit for bit");
         assert_eq!(first.len(), 30);
