@@ -16,6 +16,9 @@ use crate::fcgi::conn::Request;
 use crate::obs::health::Live;
 use crate::obs::metrics;
 
+/// How long `/feed/health` and `/feed/metrics` wait for the facts read at start.
+const FIRST_FACTS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The OpenAPI 3.1 document of every route, as kept in the repository.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
@@ -44,6 +47,10 @@ impl Handler {
                 };
             }
         }
+        if !self.shared.health.wait_first(FIRST_FACTS_WAIT) {
+            let msg = "starting: the database facts are not read yet (a slow disk?); retry shortly";
+            return response::error(503, None, msg, &[("Retry-After", "5")], head);
+        }
         let (status, json) = self.shared.health.answer(&live, self.config.max_staleness, strict);
         let mut extra = vec![("Cache-Control", "no-store")];
         if status == 503 {
@@ -63,6 +70,7 @@ impl Handler {
             let msg = "metrics are restricted: scrape from an address in VIDEOFEED_METRICS_ALLOW or send Authorization: Bearer <VIDEOFEED_ADMIN_TOKEN>";
             return response::error(403, None, msg, &[], head);
         }
+        self.shared.health.wait_first(FIRST_FACTS_WAIT);
         let facts = self.shared.health.snapshot();
         let stats = self.shared.cache.stats();
         let readable = facts.error.is_none();

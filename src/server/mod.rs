@@ -248,6 +248,7 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     crate::obs::metrics::global().set_workers(config.workers.get());
     let health = crate::store::facts::health(config.db.clone());
     if let Err(e) = crate::store::facts::start(&health, Arc::clone(&stop)) {
+        crate::store::facts::read_now(&health);
         log::error!("cannot start the health thread ({e}); /feed/health reports the state at start");
     }
     let gate = Arc::new(Gate { admin: admin.clone() });

@@ -16,15 +16,19 @@ use rusqlite::Connection;
 
 use crate::obs::health::{Facts, Health, JOBS_REFRESH, JobStats, REFRESH};
 
-/// Health for the database at `db`, read once now (so the first answer is real).
+/// Health for the database at `db`, not read yet: [`start`] reads it at once on its
+/// thread ([`Health::wait_first`] is how a reader waits for that).
 pub fn health(db: std::path::PathBuf) -> Arc<Health> {
-    let health = Health::new(db);
-    let mut conn = None;
-    refresh(&health, &mut conn);
-    health
+    Health::new(db)
 }
 
-/// Starts the thread that refreshes the snapshot every [`REFRESH`] until `stop` is set.
+/// Reads the facts once, on the calling thread (when no health thread can be started).
+pub fn read_now(health: &Health) {
+    refresh(health, &mut None);
+}
+
+/// Starts the thread that reads the facts at once, then every [`REFRESH`] until
+/// `stop` is set.
 ///
 /// # Errors
 /// The OS error if the thread cannot be started.
@@ -32,6 +36,7 @@ pub fn start(health: &Arc<Health>, stop: Arc<AtomicBool>) -> std::io::Result<()>
     let health = Arc::clone(health);
     thread::Builder::new().name("health".into()).spawn(move || {
         let mut conn = None;
+        refresh(&health, &mut conn);
         while !stop.load(Ordering::SeqCst) {
             thread::sleep(REFRESH);
             refresh(&health, &mut conn);
