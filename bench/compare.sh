@@ -133,5 +133,10 @@ CONCS="${CONCS:-16 64 256}" DURATION="${DURATION:-15}" ROUNDS="${ROUNDS:-1}" QUE
   "$shared/compare.sh" "${targets[@]}"
 pid=$(cat "$run/videofeed.pid")
 echo "bench: videofeed memory after the run: $(grep -E 'VmHWM|VmRSS|RssAnon|RssFile' "/proc/$pid/status" | tr -s ' \t' ' ' | paste -sd ' ')"
-echo "bench: videofeed heap and memo after the run: $("$bin" get --socket "$run/videofeed.sock" /feed/metrics |
-  grep -E '^videofeed_(heap_bytes|prefix_memo_bytes|rank_index_classes_bytes|rank_index_memo_evictions_total|response_cache_bytes)' | paste -sd ' ')"
+heap() {
+  "$bin" get --socket "$run/videofeed.sock" /feed/metrics |
+    grep -E '^videofeed_(heap_bytes|prefix_memo_bytes|rank_index_classes_bytes|rank_index_memo_evictions_total|response_cache_bytes)' | paste -sd ' '
+}
+echo "bench: videofeed heap and memo after the run: $(heap)"
+sleep 11   # the heap trimmer's round (every 10 s)
+echo "bench: videofeed 11 s later: $(grep -E 'RssAnon' "/proc/$pid/status" | tr -s ' \t' ' ') $(heap)"

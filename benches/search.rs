@@ -33,7 +33,7 @@ fn pct(sorted: &[Duration], p: usize) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // VIDEOFEED_RANK_MEMO_BYTES as `videofeed serve` reads it (the memo's budget).
     if let Some(bytes) = std::env::var("VIDEOFEED_RANK_MEMO_BYTES").ok().and_then(|v| v.trim().parse().ok()) {
-        videofeed::search::index::snapshot::set_memo_budget(bytes);
+        videofeed::search::index::snapshot::set_memo_budget(Some(bytes));
     }
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let Some(db) = args.first().map(PathBuf::from) else {

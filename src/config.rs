@@ -129,8 +129,9 @@ pub struct Config {
     /// `--cache-bytes` / `VIDEOFEED_CACHE_BYTES`: the response cache's budget; 0 = off.
     pub cache_bytes: usize,
     /// `VIDEOFEED_RANK_MEMO_BYTES`: what the rank index may keep of work queries did
-    /// (merged prefix postings, score classes), per snapshot; 0 = keep nothing.
-    pub rank_memo_bytes: usize,
+    /// (merged prefix postings, score classes), per snapshot; 0 = keep nothing;
+    /// None = 128 bytes a video (32 MiB to 1 GiB).
+    pub rank_memo_bytes: Option<usize>,
     /// `VIDEOFEED_ADMIN_TOKEN`: enables the write API; requests must send it as a bearer
     /// token. None (unset or empty) = the write API does not exist.
     pub admin_token: Option<String>,
@@ -246,7 +247,7 @@ impl Default for Config {
             rank_index: true,
             // ~5,000 typical 6 KB answers: the head of a search log, for little memory.
             cache_bytes: 32 << 20,
-            rank_memo_bytes: crate::search::index::snapshot::DEFAULT_MEMO_BUDGET,
+            rank_memo_bytes: None,
             // Off unless an operator sets a token: a feed must not be writable by accident.
             admin_token: None,
             // A batch of ~40,000 videos; larger imports belong to `videofeed import`.
@@ -515,12 +516,13 @@ impl Config {
         }
 
         if let Some(v) = env("VIDEOFEED_RANK_MEMO_BYTES").filter(|v| !v.trim().is_empty()) {
-            c.rank_memo_bytes = v.trim().parse::<usize>().ok().filter(|n| *n <= 1 << 36).ok_or_else(|| {
+            let n = v.trim().parse::<usize>().ok().filter(|n| *n <= 1 << 36).ok_or_else(|| {
                 err(
                     "VIDEOFEED_RANK_MEMO_BYTES",
-                    format!("must be a byte count (0 keeps nothing; default 134217728 = 128 MiB), got {v:?}"),
+                    format!("must be a byte count (0 keeps nothing; unset = 128 bytes a video), got {v:?}"),
                 )
             })?;
+            c.rank_memo_bytes = Some(n);
         }
 
         if let Some(v) = env("VIDEOFEED_ADMIN_TOKEN") {
@@ -732,9 +734,9 @@ mod tests {
     #[test]
     fn the_rank_memo_budget_defaults_and_can_be_set() -> Result<(), Error> {
         let raw = RawServe { db: Some("/d.db".into()), ..Default::default() };
-        assert_eq!(Config::from_raw(&raw, &env_of(&[]))?.rank_memo_bytes, 128 << 20);
+        assert_eq!(Config::from_raw(&raw, &env_of(&[]))?.rank_memo_bytes, None, "automatic: by rows");
         let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_RANK_MEMO_BYTES", "0")]))?;
-        assert_eq!(c.rank_memo_bytes, 0);
+        assert_eq!(c.rank_memo_bytes, Some(0));
         Ok(())
     }
 

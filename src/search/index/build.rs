@@ -84,7 +84,7 @@ impl Builder {
                 n_rows,
                 n_tokens: 0,
                 postings: 0,
-                memo: super::snapshot::Memo::default(),
+                memo: super::snapshot::Memo::for_rows(n_rows),
             },
             codes: std::collections::HashMap::new(),
         }

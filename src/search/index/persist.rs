@@ -402,7 +402,7 @@ pub fn load(path: &Path, db_file: u64) -> Result<Option<Snapshot>, String> {
         n_rows: *n_rows as i64,
         n_tokens: *n_tokens as i64,
         postings: usize::try_from(*postings).unwrap_or(0),
-        memo: super::snapshot::Memo::default(),
+        memo: super::snapshot::Memo::for_rows(*n_rows as i64),
     }))
 }
 

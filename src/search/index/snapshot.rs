@@ -169,12 +169,14 @@ struct Merged {
 
 /// Prefixes whose merge is expensive (many rows: `mo`, `be`, `th` merge up to
 /// hundreds of thousands), merged once per snapshot and kept, up to
-/// [`memo_bytes`] (8 bytes a row). A pure function of the snapshot and the
+/// the memo's budget (8 bytes a row). A pure function of the snapshot and the
 /// prefix, so answers are the same bits; a later query pays the intersection
 /// and the scoring only. Filled on demand: what the traffic asks is what is kept,
 /// the least recently used giving way when the budget is full (see `Lru`).
 #[derive(Debug, Default)]
 pub struct Memo {
+    /// Bytes this memo may keep (merges two thirds, classes a third).
+    budget: usize,
     lists: std::sync::Mutex<Lru<std::sync::Arc<Merged>>>,
     /// One-phrase queries' rows by score class (see [`Classed`]); None for a phrase
     /// whose rows cannot be classed (too many distinct frequencies or lengths), so
@@ -209,27 +211,37 @@ struct Classed {
 /// A phrase matching at least this many base rows is ranked by its classes when it is
 /// the query's only phrase.
 pub const CLASSED_MIN_ROWS: usize = 20_000;
-/// The memo's budget per snapshot unless `VIDEOFEED_RANK_MEMO_BYTES` says otherwise:
-/// two thirds for merged postings ([`memo_bytes`]), a third for score classes
-/// ([`classed_bytes`]). Sized by the benchmark's query log at 1M videos, whose
-/// whole working set was 78 MiB of merges and 38 MiB of classes (docs/benchmarks.md §20).
-pub const DEFAULT_MEMO_BUDGET: usize = 128 << 20;
+/// The memo's budget per base row unless `VIDEOFEED_RANK_MEMO_BYTES` says otherwise
+/// (between [`MEMO_BUDGET_MIN`] and [`MEMO_BUDGET_MAX`]): two thirds for merged
+/// postings, a third for score classes. What the memo holds grows with the corpus
+/// (a prefix's merge is as long as the rows it matches), so the budget does too:
+/// the benchmark's query log kept 78 MiB of merges and 38 MiB of classes at 1M
+/// videos, and at 3M ran at half the speed with a fixed 128 MiB budget and at the
+/// 1M speed ratio with 384 MiB (docs/benchmarks.md §20).
+pub const MEMO_BUDGET_PER_ROW: usize = 128;
+/// The smallest automatic budget.
+pub const MEMO_BUDGET_MIN: usize = 32 << 20;
+/// The largest automatic budget.
+pub const MEMO_BUDGET_MAX: usize = 1 << 30;
 
-static MEMO_BUDGET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(DEFAULT_MEMO_BUDGET);
+/// The configured budget; `usize::MAX` = automatic (by rows).
+static MEMO_BUDGET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
 
-/// Sets the memo's budget per snapshot (`VIDEOFEED_RANK_MEMO_BYTES`, read at start).
-pub fn set_memo_budget(bytes: usize) {
-    MEMO_BUDGET.store(bytes, std::sync::atomic::Ordering::Relaxed);
+/// Sets the memo's budget per snapshot (`VIDEOFEED_RANK_MEMO_BYTES`, read at start);
+/// None = [`MEMO_BUDGET_PER_ROW`] bytes a base row. Snapshots built after take it.
+pub fn set_memo_budget(bytes: Option<usize>) {
+    MEMO_BUDGET.store(bytes.unwrap_or(usize::MAX), std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Bytes of merged postings kept per snapshot (8 a row).
-pub fn memo_bytes() -> usize {
-    MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) / 3 * 2
-}
-
-/// Bytes of classed rows kept per snapshot (4 a row).
-pub fn classed_bytes() -> usize {
-    MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) / 3
+/// The memo's budget for a snapshot of `rows` base rows.
+pub fn memo_budget(rows: i64) -> usize {
+    match MEMO_BUDGET.load(std::sync::atomic::Ordering::Relaxed) {
+        usize::MAX => usize::try_from(rows)
+            .unwrap_or(0)
+            .saturating_mul(MEMO_BUDGET_PER_ROW)
+            .clamp(MEMO_BUDGET_MIN, MEMO_BUDGET_MAX),
+        set => set,
+    }
 }
 /// Distinct weighted frequencies of one phrase's rows a class index is built for
 /// (whole-word counts give a handful; beyond this the row loop ranks the phrase).
@@ -276,12 +288,22 @@ impl<T: Clone> Lru<T> {
         if bytes > budget || self.entries.contains_key(key) {
             return;
         }
-        while self.bytes + bytes > budget {
-            let oldest = self.entries.iter().min_by_key(|(_, (_, _, used))| *used).map(|(k, _)| k.clone());
-            let Some((_, gone, _)) = oldest.and_then(|k| self.entries.remove(&k)) else { break };
-            self.bytes = self.bytes.saturating_sub(gone);
-            self.evicted += 1;
-            crate::obs::metrics::global().memo_eviction();
+        if self.bytes + bytes > budget {
+            // Oldest first, sorted once (not a scan per eviction: many small entries
+            // may give way to one large one).
+            let mut by_age: Vec<(u64, Box<str>)> =
+                self.entries.iter().map(|(k, (_, _, used))| (*used, k.clone())).collect();
+            by_age.sort_unstable();
+            for (_, key) in by_age {
+                if self.bytes + bytes <= budget {
+                    break;
+                }
+                if let Some((_, gone, _)) = self.entries.remove(&key) {
+                    self.bytes = self.bytes.saturating_sub(gone);
+                    self.evicted += 1;
+                    crate::obs::metrics::global().memo_eviction();
+                }
+            }
         }
         self.tick += 1;
         self.entries.insert(key.into(), (value, bytes, self.tick));
@@ -304,6 +326,21 @@ fn phrase_key(phrase: &Phrase) -> String {
 pub const MEMO_MIN_ROWS: usize = 20_000;
 
 impl Memo {
+    /// An empty memo for a snapshot of `rows` base rows, with its budget ([`memo_budget`]).
+    pub fn for_rows(rows: i64) -> Memo {
+        Memo { budget: memo_budget(rows), ..Memo::default() }
+    }
+
+    /// Bytes of merged postings kept (8 a row).
+    fn merges_budget(&self) -> usize {
+        self.budget / 3 * 2
+    }
+
+    /// Bytes of classed rows kept (4 a row).
+    fn classes_budget(&self) -> usize {
+        self.budget / 3
+    }
+
     fn get(&self, prefix: &str) -> Option<std::sync::Arc<Merged>> {
         self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(prefix)
     }
@@ -328,7 +365,7 @@ impl Memo {
         let bytes = (merged.rowids.capacity() + merged.freq.capacity()) * 4;
         if worth {
             let mut guard = self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            guard.insert(prefix, std::sync::Arc::clone(&merged), bytes, memo_bytes());
+            guard.insert(prefix, std::sync::Arc::clone(&merged), bytes, self.merges_budget());
             crate::obs::metrics::global().prefix_memo(guard.bytes);
         }
         merged
@@ -342,21 +379,21 @@ impl Memo {
     /// Remembers that `key`'s rows cannot be classed (a few bytes; bounded as the rest).
     fn keep_unclassable(&self, key: &str) {
         let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.insert(key, None, key.len() + 32, classed_bytes());
+        guard.insert(key, None, key.len() + 32, self.classes_budget());
     }
 
-    /// Whether classes of `rows` rows fit in [`classed_bytes`] (evicting others if
+    /// Whether classes of `rows` rows fit in its budget (evicting others if
     /// need be; classes that could never be kept would be built again by every
     /// query: then the row loop ranks instead).
-    fn classes_fit(rows: usize) -> bool {
-        rows.saturating_mul(4) <= classed_bytes()
+    fn classes_fit(&self, rows: usize) -> bool {
+        rows.saturating_mul(4) <= self.classes_budget()
     }
 
     fn keep_classed(&self, key: &str, classed: Classed) -> std::sync::Arc<Classed> {
         let classed = std::sync::Arc::new(classed);
         let bytes = classed.rows.capacity() * 4 + classed.classes.capacity() * 24;
         let mut guard = self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.insert(key, Some(std::sync::Arc::clone(&classed)), bytes, classed_bytes());
+        guard.insert(key, Some(std::sync::Arc::clone(&classed)), bytes, self.classes_budget());
         crate::obs::metrics::global().classes(guard.bytes);
         classed
     }
@@ -609,7 +646,7 @@ impl Snapshot {
     }
 
     /// The rows of one phrase's `matches` by score class, from the memo or built now
-    /// (and kept while [`classed_bytes`] allows).
+    /// (and kept while its budget allows).
     /// None when they would not fit ([`Memo::classes_fit`]) or the phrase's rows hold
     /// too many distinct frequencies.
     fn classed(&self, phrase: &Phrase, matches: &PhraseMatches<'_>) -> Option<std::sync::Arc<Classed>> {
@@ -617,7 +654,7 @@ impl Snapshot {
         if let Some(kept) = self.memo.classed(&key) {
             return kept;
         }
-        if !Memo::classes_fit(matches.rowids().len()) {
+        if !self.memo.classes_fit(matches.rowids().len()) {
             return None;
         }
         let ids = matches.rowids();
@@ -1498,6 +1535,17 @@ mod tests {
         assert!(matches!(s.matches(&p[0], None), PhraseMatches::Kept(_)), "the next query reads the kept merge");
         assert_eq!(s.top_k(&p, "US", 30), first, "the same answer, bit for bit");
         assert_eq!(first.len(), 30);
+    }
+
+    #[test]
+    fn the_memo_budget_grows_with_the_corpus_within_bounds() {
+        // Lib tests never set VIDEOFEED_RANK_MEMO_BYTES' static: automatic here.
+        assert_eq!(memo_budget(0), MEMO_BUDGET_MIN);
+        assert_eq!(memo_budget(1_000_000), 128_000_000);
+        assert_eq!(memo_budget(3_000_000), 384_000_000);
+        assert_eq!(memo_budget(100_000_000), MEMO_BUDGET_MAX);
+        let memo = Memo::for_rows(1_000_000);
+        assert_eq!((memo.merges_budget(), memo.classes_budget()), (85_333_332, 42_666_666));
     }
 
     #[test]
