@@ -216,8 +216,8 @@ pub const CLASSED_MIN_ROWS: usize = 20_000;
 /// postings, a third for score classes. What the memo holds grows with the corpus
 /// (a prefix's merge is as long as the rows it matches), so the budget does too:
 /// the benchmark's query log kept 78 MiB of merges and 38 MiB of classes at 1M
-/// videos, and at 3M ran at half the speed with a fixed 128 MiB budget and at the
-/// 1M speed ratio with 384 MiB (docs/benchmarks.md §20).
+/// videos, and at 3M ran at 729 queries/s with a fixed 128 MiB budget (7,055
+/// evictions) and at 1,498 with 384 MiB (docs/benchmarks.md §20).
 pub const MEMO_BUDGET_PER_ROW: usize = 128;
 /// The smallest automatic budget.
 pub const MEMO_BUDGET_MIN: usize = 32 << 20;
@@ -254,8 +254,8 @@ const MAX_CLASS_CELLS: usize = 1 << 20;
 /// let the first expensive merges of a snapshot's life hold the budget for good: on
 /// the benchmark's log `the*` (a 24 ms merge) was merged again at every ask because
 /// rarer prefixes asked before it had filled the memo. Values are shared (`Arc`), so
-/// an answer holding an evicted one finishes with it; eviction costs a scan of the
-/// entries (a few hundred at most: every kept value is 240 KB or more, or a
+/// an answer holding an evicted one finishes with it; making room sorts the entries
+/// by last use once (a few thousand at most: every kept value is 80 KB or more, or a
 /// few-byte marker).
 #[derive(Debug)]
 struct Lru<T> {
@@ -396,12 +396,6 @@ impl Memo {
         guard.insert(key, Some(std::sync::Arc::clone(&classed)), bytes, self.classes_budget());
         crate::obs::metrics::global().classes(guard.bytes);
         classed
-    }
-
-    /// Entries evicted to make room (merges, classes): a test and benchmark hook.
-    pub fn evictions(&self) -> u64 {
-        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).evicted
-            + self.classed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).evicted
     }
 
     /// Rankings answered by walking a phrase's score classes.
