@@ -123,10 +123,12 @@ const HEAP_TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// holds more than [`HEAP_FREE_KEPT`] of it. The rank index's memo evicts merges of
 /// megabytes and queries allocate merge buffers of that size while they run; glibc
 /// keeps what they free (its mmap threshold rises with the largest chunk freed), so
-/// resident memory settled at the peak: 107 MB freed but held after a 16-worker
-/// benchmark run (docs/benchmarks.md §20). Every few seconds, not per query: a fixed
-/// mmap threshold (per-allocation give-back) was tried and cost a fifth of the
-/// throughput in page faults.
+/// resident memory settled at the peak (at 3M videos: 539 MB, 410 after a trim;
+/// docs/benchmarks.md §20). glibc still counts given-back chunks as free, so once
+/// over the threshold every round trims: 13-15 ms when there is memory to give back,
+/// about 0.5 ms when there is none. Every few seconds, not per query: a fixed mmap
+/// threshold (per-allocation give-back) was tried and cost a fifth of the throughput
+/// in page faults.
 fn start_heap_trimmer(stop: &Arc<AtomicBool>) {
     let stop = Arc::clone(stop);
     let spawned = std::thread::Builder::new().name("heap-trim".into()).spawn(move || {
