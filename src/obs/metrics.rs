@@ -132,6 +132,10 @@ pub struct Metrics {
     prefix_memo_bytes: AtomicU64,
     /// Kept merges and classes evicted (least recently used) to make room for others.
     memo_evictions: AtomicU64,
+    memo_hits: AtomicU64,
+    memo_misses: AtomicU64,
+    compactions: AtomicU64,
+    singles_skipped: AtomicU64,
     classes_bytes: AtomicU64,
     corrected: AtomicU64,
     page_cache_misses: AtomicU64,
@@ -220,6 +224,10 @@ impl Metrics {
             walks: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefix_memo_bytes: AtomicU64::new(0),
             memo_evictions: AtomicU64::new(0),
+            memo_hits: AtomicU64::new(0),
+            memo_misses: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            singles_skipped: AtomicU64::new(0),
             classes_bytes: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
             page_cache_misses: AtomicU64::new(0),
@@ -319,6 +327,26 @@ impl Metrics {
     /// Kept merges and class indexes evicted so far.
     pub fn memo_evictions(&self) -> u64 {
         self.memo_evictions.load(Relaxed)
+    }
+
+    /// Counts a merge asked of the rank index's memo: `hit` when it was kept.
+    pub fn memo_lookup(&self, hit: bool) {
+        if hit { &self.memo_hits } else { &self.memo_misses }.fetch_add(1, Relaxed);
+    }
+
+    /// (hits, misses) of the rank index's memo so far.
+    pub fn memo_lookups(&self) -> (u64, u64) {
+        (self.memo_hits.load(Relaxed), self.memo_misses.load(Relaxed))
+    }
+
+    /// Counts a compaction started (the delta reached the compaction point).
+    pub fn compaction(&self) {
+        self.compactions.fetch_add(1, Relaxed);
+    }
+
+    /// Counts one-phrase queries word dropping left unranked (a rarer one matched).
+    pub fn singles_skipped(&self, n: usize) {
+        self.singles_skipped.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Relaxed);
     }
 
     /// Records the bytes of score classes the current rank index keeps.
@@ -499,6 +527,33 @@ impl Metrics {
             "Kept prefix merges, phrase matches and score classes evicted (least recently used) to make room for others.",
         );
         let _ = writeln!(out, "videofeed_rank_index_memo_evictions_total {}", self.memo_evictions.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_rank_index_memo_lookups_total",
+            "counter",
+            "Expensive merges (prefixes over several terms, phrases of several tokens) asked of the rank index's memo, by result (hit: kept from an earlier answer).",
+        );
+        for (result, counter) in [("hit", &self.memo_hits), ("miss", &self.memo_misses)] {
+            let _ = writeln!(
+                out,
+                "videofeed_rank_index_memo_lookups_total{{result=\"{result}\"}} {}",
+                counter.load(Relaxed)
+            );
+        }
+        help(
+            &mut out,
+            "videofeed_rank_index_compactions_total",
+            "counter",
+            "Rebuilds of the rank index's base started because its delta reached the compaction point.",
+        );
+        let _ = writeln!(out, "videofeed_rank_index_compactions_total {}", self.compactions.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_relaxed_singles_skipped_total",
+            "counter",
+            "One-word queries word dropping did not rank because a rarer one matched (its best row scores at least as high).",
+        );
+        let _ = writeln!(out, "videofeed_relaxed_singles_skipped_total {}", self.singles_skipped.load(Relaxed));
         help(&mut out, "videofeed_typo_corrections_total", "counter", "Feed answers whose query was typo-corrected.");
         let _ = writeln!(out, "videofeed_typo_corrections_total {}", self.corrected.load(Relaxed));
         let (hits, misses) = (self.page_cache_hits.load(Relaxed), self.page_cache_misses.load(Relaxed));

@@ -519,11 +519,16 @@ impl Reader {
                 candidates.iter().cloned().enumerate().filter(|(_, d)| d.len() + 1 == n).collect();
             let left = |drop: &[usize]| (0..n).find(|j| !drop.contains(j)).unwrap_or(0);
             single.sort_by_key(|(order, drop)| (rows.get(left(drop)).copied().unwrap_or(usize::MAX), *order));
-            for (order, drop) in single {
+            let rarest_only = index::thresholds::get().rarest_single_only;
+            let singles = single.len();
+            for (tried, (order, drop)) in single.into_iter().enumerate() {
                 let found = self.group(tx, view, &rest_of(&drop), None, whole, meta)?;
                 if let Some(top) = found.top_score() {
                     offer(top, order, drop, found);
-                    break;
+                    if rarest_only {
+                        crate::obs::metrics::global().singles_skipped(singles - tried - 1);
+                        break;
+                    }
                 }
             }
             for (order, drop) in candidates.into_iter().enumerate().filter(|(_, d)| d.len() + 1 < n) {

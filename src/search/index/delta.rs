@@ -120,8 +120,9 @@ pub struct PhraseMemo {
     misses: AtomicU64,
 }
 
-/// Delta rows (over all phrases) a memo keeps: ~40 bytes each, about 8 MB.
-pub const MEMO_ROWS: usize = 200_000;
+/// Delta rows (over all phrases) a memo keeps: ~40 bytes each, about 8 MB
+/// (shipped value; tests lower it through [`super::thresholds`]).
+pub const MEMO_ROWS: usize = super::thresholds::SHIPPED.delta_memo_rows;
 
 impl PhraseMemo {
     /// An empty memo (a `const fn`, for a `static`).
@@ -142,7 +143,7 @@ impl PhraseMemo {
         let mut guard = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         let (map, rows) = &mut *guard;
         let size = computed.rows.len() + 1;
-        if *rows + size <= MEMO_ROWS && !map.contains_key(key) {
+        if *rows + size <= super::thresholds::get().delta_memo_rows && !map.contains_key(key) {
             map.insert(key.to_owned(), Arc::clone(&computed));
             *rows += size;
         }

@@ -18,6 +18,7 @@ pub mod delta;
 mod load;
 pub mod persist;
 pub mod snapshot;
+pub mod thresholds;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,7 +68,8 @@ pub struct RankIndex {
 
 /// A delta of this many rows starts a rebuild of the base in the background (it keeps
 /// answering meanwhile): merging it costs about a microsecond per delta row per query.
-pub const COMPACT_ROWS: usize = 20_000;
+/// (Shipped value; tests lower it through [`thresholds`].)
+pub const COMPACT_ROWS: usize = thresholds::SHIPPED.compact_rows;
 
 /// The nice value of a compaction's thread: under full load it gets about a tenth
 /// of a worker's CPU share (CFS weight 110 against 1024), and all of an idle core.
@@ -413,7 +415,10 @@ impl RankIndex {
                     started.elapsed().as_micros(),
                     delta.len()
                 );
-                if delta.len() >= COMPACT_ROWS || delta.column_changes() >= COMPACT_COLUMNS {
+                if delta.len() >= thresholds::get().compact_rows || delta.column_changes() >= COMPACT_COLUMNS {
+                    if !self.building.load(Ordering::SeqCst) {
+                        crate::obs::metrics::global().compaction();
+                    }
                     self.start_build(true);
                 }
             }

@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use super::arr::Arr;
 use super::columns::{BaseCols, Filter, Key};
 use super::delta::{Delta, DeltaPhrase, Row};
+use super::thresholds;
 use crate::search::bm25::{B, CHANNEL_WEIGHT, CHANNEL_WEIGHT_INT, K1, TITLE_WEIGHT, TITLE_WEIGHT_INT};
 use crate::search::query::Sort;
 use crate::search::tokenize::Phrase;
@@ -210,7 +211,8 @@ struct Classed {
 
 /// A phrase matching at least this many base rows is ranked by its classes when it is
 /// the query's only phrase.
-pub const CLASSED_MIN_ROWS: usize = 20_000;
+/// (Shipped value; tests lower it through [`super::thresholds`].)
+pub const CLASSED_MIN_ROWS: usize = thresholds::SHIPPED.classed_min_rows;
 /// The memo's budget per base row unless `VIDEOFEED_RANK_MEMO_BYTES` says otherwise
 /// (between [`MEMO_BUDGET_MIN`] and [`MEMO_BUDGET_MAX`]): two thirds for merged
 /// postings, a third for score classes. What the memo holds grows with the corpus
@@ -249,7 +251,7 @@ const MAX_CLASS_FREQS: usize = 64;
 /// Cells (frequencies × lengths) of the counting sort that builds classes.
 const MAX_CLASS_CELLS: usize = 1 << 20;
 
-/// Values kept by key (a prefix, or a [`phrase_key`]) within a byte budget, the least
+/// Values kept by key (a [`phrase_key`]) within a byte budget, the least
 /// recently used evicted to make room. First come first kept (what this replaced)
 /// let the first expensive merges of a snapshot's life hold the budget for good: on
 /// the benchmark's log `the*` (a 24 ms merge) was merged again at every ask because
@@ -311,9 +313,10 @@ impl<T: Clone> Lru<T> {
     }
 }
 
-/// The memo's key of a phrase of several tokens: the tokens joined by U+0001 (which
-/// no token holds: the tokenizer splits on control characters), a final `*` for a
-/// prefix. Never equal to a single prefix's key, which holds no U+0001.
+/// The memo's key of a phrase: the tokens joined by U+0001 (which no token holds:
+/// the tokenizer splits on control characters), then U+0001 and `*` for a prefix.
+/// A prefix and the whole word of the same letters are two keys (`hav*` is
+/// `hav` U+0001 `*`): keyed alike, one answered with the other's rows (issue 29).
 fn phrase_key(phrase: &Phrase) -> String {
     let mut key = phrase.tokens.join("\u{1}");
     if phrase.prefix {
@@ -322,8 +325,9 @@ fn phrase_key(phrase: &Phrase) -> String {
     key
 }
 
-/// A merge of at least this many rows is kept.
-pub const MEMO_MIN_ROWS: usize = 20_000;
+/// A merge of at least this many rows is kept (shipped value; tests lower it
+/// through [`super::thresholds`]).
+pub const MEMO_MIN_ROWS: usize = thresholds::SHIPPED.memo_min_rows;
 
 impl Memo {
     /// An empty memo for a snapshot of `rows` base rows, with its budget ([`memo_budget`]).
@@ -341,12 +345,14 @@ impl Memo {
         self.budget / 3
     }
 
-    fn get(&self, prefix: &str) -> Option<std::sync::Arc<Merged>> {
-        self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(prefix)
+    fn get(&self, key: &str) -> Option<std::sync::Arc<Merged>> {
+        let found = self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key);
+        crate::obs::metrics::global().memo_lookup(found.is_some());
+        found
     }
 
     fn keep(&self, prefix: &str, merged: Merged) -> std::sync::Arc<Merged> {
-        let worth = merged.rowids.len() >= MEMO_MIN_ROWS;
+        let worth = merged.rowids.len() >= thresholds::get().memo_min_rows;
         self.keep_if(prefix, merged, worth)
     }
 
@@ -601,7 +607,15 @@ impl Snapshot {
             let rowids = self.lists.get(term).map_or(&[][..], |l| l.rowids);
             return PhraseMatches::Term { snapshot: self, term, rowids };
         }
-        if let Some(kept) = self.memo.get(token).or_else(|| scratch.and_then(|s| s.get(token))) {
+        if range.is_empty() {
+            // No term (a whole word no row holds, or a prefix no term starts): nothing
+            // matches, whatever a merge kept under similar letters says.
+            return PhraseMatches::Merged { rowids: Vec::new(), freq: Vec::new() };
+        }
+        // A prefix's merge is kept under its phrase key (`hav` + U+0001 + `*`), never
+        // under the bare letters: the whole word `hav` is another phrase (issue 29).
+        let key = phrase_key(phrase);
+        if let Some(kept) = self.memo.get(&key).or_else(|| scratch.and_then(|s| s.get(&key))) {
             return PhraseMatches::Kept(kept);
         }
         // A prefix spanning several terms: merge their postings. Each (row, weighted count)
@@ -633,10 +647,10 @@ impl Snapshot {
                 freq.push(f);
             }
         }
-        if rowids.len() >= MEMO_MIN_ROWS {
-            return PhraseMatches::Kept(self.memo.keep(token, Merged { rowids, freq }));
+        if rowids.len() >= thresholds::get().memo_min_rows {
+            return PhraseMatches::Kept(self.memo.keep(&key, Merged { rowids, freq }));
         }
-        keep_local(token, PhraseMatches::Merged { rowids, freq }, scratch)
+        keep_local(&key, PhraseMatches::Merged { rowids, freq }, scratch)
     }
 
     /// The rows of one phrase's `matches` by score class, from the memo or built now
@@ -785,7 +799,7 @@ impl Snapshot {
                 freq.push(weighted_count);
             }
         }
-        if driver.len() >= MEMO_MIN_ROWS {
+        if driver.len() >= thresholds::get().memo_min_rows {
             return PhraseMatches::Kept(self.memo.keep_any(key, Merged { rowids, freq }));
         }
         PhraseMatches::Merged { rowids, freq }
@@ -891,8 +905,9 @@ impl Snapshot {
                 || hidden.contains(rowid)
                 || masked.is_some_and(|m| m.contains(rowid))
         };
+        let limits = thresholds::get();
         let single = match (phrases, matches.as_slice()) {
-            ([phrase], [m]) if filter.is_none() && m.rowids().len() >= CLASSED_MIN_ROWS => Some((phrase, m)),
+            ([phrase], [m]) if filter.is_none() && m.rowids().len() >= limits.classed_min_rows => Some((phrase, m)),
             _ => None,
         };
         let classed = single
@@ -941,7 +956,7 @@ impl Snapshot {
                 if phrases.len() >= 2
                     && filter.is_none()
                     && any_region
-                    && m.rowids().len() >= CLASSED_MIN_ROWS
+                    && m.rowids().len() >= limits.classed_min_rows
                     && !self.memo.classed_off.load(std::sync::atomic::Ordering::Relaxed) =>
             {
                 self.classed(phrase, m)
@@ -961,7 +976,7 @@ impl Snapshot {
                 })
                 .collect();
             order.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let mut budget = classed.rows.len() / 8;
+            let mut budget = classed.rows.len() / limits.walk_give_up_divisor.max(1);
             let mut freqs = vec![0.0; matches.len()];
             classed_done = true;
             'classes: for (bound, class) in order {
@@ -1529,6 +1544,66 @@ mod tests {
         assert!(matches!(s.matches(&p[0], None), PhraseMatches::Kept(_)), "the next query reads the kept merge");
         assert_eq!(s.top_k(&p, "US", 30), first, "the same answer, bit for bit");
         assert_eq!(first.len(), 30);
+    }
+
+    /// 24,000 rows: "have" / "having" / "haven" (the prefix `hav` spans 24,000 rows,
+    /// past the memo's shipped minimum, and no row holds the word `hav`), every third
+    /// row also "music".
+    fn hav_snapshot() -> Snapshot {
+        let rows = 24_000i64;
+        let mut b = Builder::new(3, rows);
+        for r in 1..=rows {
+            b.set_region(r, "US").unwrap();
+            b.set_sizes(r, if r % 3 == 0 { 2 } else { 1 }, 0).unwrap();
+        }
+        b.begin_terms(4);
+        for (k, term) in ["have", "haven", "having"].iter().enumerate() {
+            let instances: Vec<Instance> =
+                (1..=rows).filter(|r| usize::try_from(r % 3) == Ok(k)).map(|r| inst(r, 0, 0)).collect();
+            b.add_term(term, &instances).unwrap();
+        }
+        let music: Vec<Instance> = (1..=rows).filter(|r| r % 3 == 0).map(|r| inst(r, 0, 1)).collect();
+        b.add_term("music", &music).unwrap();
+        b.finish()
+    }
+
+    #[test]
+    fn a_prefix_kept_in_the_memo_is_not_the_whole_word_of_the_same_letters() {
+        // Issue 29: `q=hav` kept the merge of `hav*` under `hav`, and a later `q=hav music`
+        // read it for the whole word `hav`, which no row holds.
+        let s = hav_snapshot();
+        let hidden = Hidden::default();
+        let prefix = ph(&["hav"], true);
+        let by_prefix = s.top_k(&prefix, "US", 10);
+        assert_eq!(by_prefix.len(), 10);
+        assert!(s.memo.bytes() >= 24_000 * 8, "the prefix's merge is in the memo: {}", s.memo.bytes());
+        let mut whole_and_music = ph(&["hav"], false);
+        whole_and_music.extend(ph(&["music"], false));
+        assert_eq!(s.top_k(&whole_and_music, "US", 10), Vec::new(), "no row holds the word `hav`");
+        assert_eq!(s.top_k(&ph(&["hav"], false), "US", 10), Vec::new());
+        let scratch = Scratch::default();
+        assert_eq!(s.top_k_view(&whole_and_music, "US", 10, &hidden, None, None, Some(&scratch)), Vec::new());
+        // And the prefix still answers from its kept merge.
+        assert_eq!(s.top_k(&prefix, "US", 10), by_prefix);
+    }
+
+    #[test]
+    fn a_whole_word_in_an_answer_does_not_hide_the_prefix_of_the_same_letters() {
+        // Issue 29: `q=hav hav` in a fresh process: the whole word left an empty merge
+        // under `hav` in the answer's scratch, and the prefix `hav*` then read it.
+        let s = hav_snapshot();
+        let fresh = hav_snapshot();
+        let hidden = Hidden::default();
+        let scratch = Scratch::default();
+        let whole = ph(&["hav"], false);
+        assert_eq!(s.top_k_view(&whole, "US", 10, &hidden, None, None, Some(&scratch)), Vec::new());
+        let mut both = whole.clone();
+        both.extend(ph(&["hav"], true));
+        assert_eq!(s.top_k_view(&both, "US", 10, &hidden, None, None, Some(&scratch)), Vec::new());
+        let prefix = ph(&["hav"], true);
+        let after = s.top_k_view(&prefix, "US", 10, &hidden, None, None, Some(&scratch));
+        assert_eq!(after.len(), 10, "the prefix matches 24,000 rows");
+        assert_eq!(after, fresh.top_k(&prefix, "US", 10), "the same rows and bits as a fresh snapshot's");
     }
 
     #[test]
