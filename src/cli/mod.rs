@@ -7,6 +7,7 @@
 mod backup;
 mod check_thumbnails;
 mod demo;
+mod diff;
 mod enrich_channels;
 mod get;
 mod heartbeat;
@@ -35,6 +36,7 @@ Commands:
   query    run one feed query against the database and print the JSON
   get      send one FastCGI request to a running responder and print the answer
   backup   write a consistent copy of the database while it serves (VACUUM INTO)
+  diff     check that the rank index answers exactly as SQL on this database and a query log
   heartbeat          stamp the writer's heartbeat every few seconds (replicas report their data's age)
   replica            keep a read replica's database current from a Litestream replica
   check-thumbnails   check thumbnail URLs in the background; the feed then hides broken ones
@@ -148,6 +150,7 @@ pub fn run() -> ExitCode {
         Some("query") => query::run(&args[1..]),
         Some("get") => get::run(&args[1..]),
         Some("backup") => backup::run(&args[1..]),
+        Some("diff") => diff::run(&args[1..]),
         Some("heartbeat") => heartbeat::run(&args[1..]),
         Some("replica") => replica::run(&args[1..]),
         Some("check-thumbnails") => check_thumbnails::run(&args[1..]),

@@ -282,13 +282,16 @@ pub fn index_answers(server: &Server) -> f64 {
 /// Waits (up to 30 s) until the server's rank index is built from the database's current generation.
 pub fn wait_index_current(server: &Server, db: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempt = 0;
     loop {
         let generation: i64 = rusqlite::Connection::open(db)
             .unwrap()
             .query_row("SELECT value FROM videofeed_meta WHERE key = 'generation'", [], |r| r.get(0))
             .unwrap();
-        // A query starts a rebuild when the index is behind.
-        server.get("/feed?q=zzzwaitindex");
+        // A query starts a rebuild when the index is behind, and brings the delta up
+        // to a compacted base (a new limit each time: a cached answer would do neither).
+        attempt = attempt % 100 + 1;
+        server.get(&format!("/feed?q=zzzwaitindex&limit={attempt}"));
         if metric(server, "videofeed_rank_index_generation") == generation as f64 {
             return;
         }

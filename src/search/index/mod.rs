@@ -329,7 +329,12 @@ impl RankIndex {
 
     /// The size of the current delta (rows changed since the base), for metrics.
     pub fn delta_rows(&self) -> usize {
-        self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map_or(0, |(_, _, d)| d.len())
+        // Only the current base's delta: after a compaction the old one stays in its
+        // slot until the next write, and its rows are in the new base.
+        let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let Some((file, base)) = current else { return 0 };
+        let delta = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        delta.as_ref().filter(|(f, g, _)| *f == file && *g == base.generation()).map_or(0, |(_, _, d)| d.len())
     }
 
     /// (hits, misses) of the delta's phrase memo since the process started: a hit

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The differential test at size (issue 29): the rank index must answer exactly as
+# SQL does on a corpus where its fast paths run (the memo, the score classes and
+# the bounded walks start past 20,000 matching rows; compaction at a 20,000-row
+# delta). Steps:
+#   1. a corpus from shared/bench/gen_corpus.py (seed 7: the benchmarks use 1 and
+#      99) and a query log from gen_queries.py (seed 7), in a venv with wordfreq;
+#   2. `videofeed import` into a new database;
+#   3. `videofeed diff`: the log plus generated hard shapes through two responders
+#      on one file (rank index, SQL), cold then warm, after random writes through
+#      the write API (the delta answering) and after a compaction; byte-identical
+#      bodies, and every fast path seen answering (--expect-paths).
+# Usage: bash tests/differential/run.sh [COUNT [QUERIES]]
+#   COUNT 200000 in .ci/run (~2.5 minutes on 2 cores); 1000000 for the bench run.
+# Env: WORK (a directory for the corpus, database and logs; default a new one
+# under /tmp, removed afterwards unless KEEP=1), SEED (7), SHAPES (1000), WRITES (3000).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+shared=$(cd "$root/../shared/bench" && pwd)
+count="${1:-200000}"
+queries="${2:-5000}"
+seed="${SEED:-7}"
+shapes="${SHAPES:-1000}"
+writes="${WRITES:-3000}"
+work="${WORK:-$(mktemp -d /tmp/videofeed-differential.XXXXXX)}"
+bin="$root/target/release/videofeed"
+mkdir -p "$work"
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  if [ "${KEEP:-0}" != 1 ] && [ -z "${WORK:-}" ]; then
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+venv="${TMPDIR:-/tmp}/videofeed-differential-venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import wordfreq' 2>/dev/null; then
+  echo "differential: creating $venv with wordfreq (the corpus vocabulary)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q wordfreq
+fi
+(cd "$root" && cargo build --release --locked --quiet)
+
+corpus="$work/videos-$count-seed$seed.jsonl"
+log="$work/queries-$queries-seed$seed.txt"
+db="$work/videos-$count.db"
+started=$(date +%s)
+if [ ! -s "$corpus" ]; then
+  (cd "$shared" && "$venv/bin/python" gen_corpus.py --count "$count" --seed "$seed" --out "$corpus")
+fi
+if [ ! -s "$log" ]; then
+  (cd "$shared" && "$venv/bin/python" gen_queries.py --count "$queries" --seed "$seed" --out "$log")
+fi
+rm -f "$db" "$db-wal" "$db-shm" "$db.rank"
+"$bin" import --db "$db" "$corpus" 2>/dev/null
+echo "differential: $count videos (seed $seed) and $queries queries ready in $(( $(date +%s) - started )) s"
+
+status=0
+"$bin" diff --db "$db" --queries "$log" --shapes "$shapes" --writes "$writes" --compact \
+  --expect-paths --work-dir "$work/diff" > "$work/diff.out" || status=$?
+cut -c1-4000 "$work/diff.out"
+echo "differential: done in $(( $(date +%s) - started )) s (exit $status)"
+exit "$status"
