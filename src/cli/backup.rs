@@ -10,10 +10,10 @@ videofeed backup --db PATH OUT
 
 Writes a consistent, compacted copy of the database to OUT (which must not exist) with
 SQLite's VACUUM INTO. Safe while the responder serves and while imports run: the copy is
-one snapshot. Restore by stopping the app and moving the copy into place.
+one snapshot. Restore it while serving with `videofeed restore --db PATH OUT`.
 
-Example:
-  videofeed backup --db /var/lib/videofeed/videos.db /var/backups/videos-$(date +%F).db";
+Example (a name per second, so a cron job can run it many times a day):
+  videofeed backup --db /var/lib/videofeed/videos.db /var/backups/videos-$(date +%FT%H%M%S).db";
 
 pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
     let a = parse_args(raw, &["--db"], &[], BACKUP_HELP)?;

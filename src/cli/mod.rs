@@ -16,6 +16,7 @@ mod init;
 mod job;
 mod query;
 mod replica;
+mod restore;
 mod serve;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ Commands:
   get      send one FastCGI request to a running responder and print the answer
   backup   write a consistent copy of the database while it serves (VACUUM INTO)
   diff     check that the rank index answers exactly as SQL on this database and a query log
+  restore  put a backup's content into the live database while it serves (SQLite's backup API)
   heartbeat          stamp the writer's heartbeat every few seconds (replicas report their data's age)
   replica            keep a read replica's database current from a Litestream replica
   check-thumbnails   check thumbnail URLs in the background; the feed then hides broken ones
@@ -151,6 +153,7 @@ pub fn run() -> ExitCode {
         Some("get") => get::run(&args[1..]),
         Some("backup") => backup::run(&args[1..]),
         Some("diff") => diff::run(&args[1..]),
+        Some("restore") => restore::run(&args[1..]),
         Some("heartbeat") => heartbeat::run(&args[1..]),
         Some("replica") => replica::run(&args[1..]),
         Some("check-thumbnails") => check_thumbnails::run(&args[1..]),

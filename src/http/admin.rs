@@ -163,6 +163,12 @@ impl Handler {
             let msg = "the write API cannot open the database for writing; see the log";
             return (0, response::error(503, None, msg, &[("Retry-After", "5")], false));
         };
+        // A file renamed over the database while it was open: writes would go to the
+        // replaced file and be lost with it. Refuse them, saying why.
+        if let Some(reason) = store::db::replaced_under_its_wal(&self.config.db) {
+            let msg = format!("writes are refused: {reason}");
+            return (0, response::error(503, None, &msg, &[("Retry-After", "30")], false));
+        }
         let is_delete = matches!(op, Op::Delete(_));
         let rows = op.rows();
         match writer.submit_within(op, admin.wait) {

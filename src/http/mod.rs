@@ -147,6 +147,9 @@ pub struct Handler {
     seen_epoch: u64,
     /// Since when a replaced file waits for its rank index (the old one serves meanwhile).
     switch_pending: Option<Instant>,
+    /// The replaced file this handler refused to open (logged once): see
+    /// [`crate::store::db::replaced_under_its_wal`].
+    refused_file: u64,
     #[cfg(feature = "test-hooks")]
     kill_worker: bool,
 }
@@ -168,6 +171,7 @@ impl Handler {
             checked_file: Instant::now(),
             seen_epoch: 0,
             switch_pending: None,
+            refused_file: 0,
             #[cfg(feature = "test-hooks")]
             kill_worker: false,
         }
@@ -197,7 +201,14 @@ impl Handler {
             self.checked_file = Instant::now();
             self.seen_epoch = epoch;
             let now = crate::store::db::file_id(&self.config.db);
-            if now != 0 && self.reader.as_ref().is_some_and(|r| r.file() != now) {
+            let unsafe_swap = crate::store::db::replaced_under_its_wal(&self.config.db);
+            if let Some(reason) = unsafe_swap.as_ref().filter(|_| self.reader.is_some()) {
+                // Keep answering from the open file; say why once per replacement.
+                if self.refused_file != now {
+                    self.refused_file = now;
+                    log::error!("not switching to the new database file: {reason}");
+                }
+            } else if now != 0 && self.reader.as_ref().is_some_and(|r| r.file() != now) {
                 // The old file (still open) keeps answering through its rank index until
                 // the new file's is built, so a swap costs no slow answers.
                 let since = *self.switch_pending.get_or_insert_with(Instant::now);

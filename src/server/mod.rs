@@ -167,6 +167,10 @@ fn start_file_watcher(config: &Config, index: &Arc<RankIndex>, epoch: &Arc<Atomi
             let now = crate::store::db::file_id(&db);
             if now != 0 && now != last {
                 last = now;
+                if let Some(reason) = crate::store::db::replaced_under_its_wal(&db) {
+                    log::error!("database file replaced unsafely; not building its rank index: {reason}");
+                    return;
+                }
                 log::info!("database file replaced on disk ({}); building its rank index", db.display());
                 index.refresh();
                 epoch.fetch_add(1, Ordering::Relaxed);
@@ -373,6 +377,10 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     if let Some(owned) = owned_path.as_ref().filter(|o| o.is_ours()) {
         let _ = std::fs::remove_file(&owned.path);
     }
+    // A file renamed over the database while it was open (refused, see
+    // `replaced_under_its_wal`): the -wal/-shm at the path are the replaced file's. Left
+    // there, the next start would read the new file through them.
+    crate::store::db::let_go_of_replaced(&config.db);
     let busy = returns.in_service.load(Ordering::SeqCst);
     if busy > 0 {
         log::warn!("stopped with {busy} request(s) still being answered after the grace period");

@@ -117,6 +117,78 @@ pub fn file_id(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m))
 }
 
+/// The files this process opened at each database path: (path, the database
+/// file's inode, its `-wal` file's inode).
+static OPENED: std::sync::Mutex<Vec<(PathBuf, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+fn wal_of(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Records the database file and the `-wal` now at `path` as the ones this process reads.
+fn note_opened(path: &Path) {
+    let (file, wal) = (file_id(path), file_id(&wal_of(path)));
+    if file == 0 {
+        return;
+    }
+    let mut opened = OPENED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match opened.iter_mut().find(|(p, _, _)| p == path) {
+        Some(entry) => *entry = (path.to_path_buf(), file, wal),
+        None => opened.push((path.to_path_buf(), file, wal)),
+    }
+}
+
+/// Why the file at `path` must not be opened now: another file was renamed over
+/// the one this process opened there, while the `-wal` beside it (holding frames)
+/// is still the one that belongs to the open file. SQLite would read the new file
+/// through the old file's frames and index (a malformed database, and SIGBUS in
+/// the processes that map the `-shm`): the open file keeps serving instead, until
+/// every process has let go of it (a restart), or the content is put in place with
+/// `videofeed restore`. None when the path is safe to open (unchanged, or a new
+/// file with no `-wal`, or with one of its own).
+pub fn replaced_under_its_wal(path: &Path) -> Option<String> {
+    let file = file_id(path);
+    let wal = wal_of(path);
+    let opened = OPENED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (_, was_file, was_wal) = opened.iter().find(|(p, _, _)| p == path)?;
+    let frames = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 32);
+    (file != 0 && file != *was_file && *was_wal != 0 && file_id(&wal) == *was_wal && frames).then(|| {
+        format!(
+            "{} was replaced by another file (a rename over it) while {} still belongs to the file that was there: \
+             opening the new file through it would corrupt it, so the open file goes on answering. \
+             Put a backup's content in place with `videofeed restore --db {} BACKUP` instead; to serve the renamed \
+             file, stop every responder on it and start them again",
+            path.display(),
+            wal.display(),
+            path.display()
+        )
+    })
+}
+
+/// At the end of a process that refused a file renamed over `path` (see
+/// [`replaced_under_its_wal`]): removes the `-wal` and `-shm` beside it, which belong
+/// to the replaced file, so that the next process opens the new file cleanly. The
+/// replaced file itself was unlinked by the rename; what its WAL held is gone with it
+/// (the writes this process refused were never acknowledged).
+pub fn let_go_of_replaced(path: &Path) {
+    if replaced_under_its_wal(path).is_none() {
+        return;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        if std::fs::remove_file(&side).is_ok() {
+            log::warn!(
+                "removed {} (it belonged to the file replaced at {}); the next start opens the new file",
+                PathBuf::from(side).display(),
+                path.display()
+            );
+        }
+    }
+}
+
 /// Opens `path` read-only for serving and checks that it is a videofeed database.
 ///
 /// The connection is `SQLITE_OPEN_READ_ONLY` with `query_only` on, keeps a
@@ -128,6 +200,9 @@ pub fn file_id(path: &Path) -> u64 {
 /// [`Error::Open`] when the file is missing or unreadable; [`Error::NotVideofeed`]
 /// or [`Error::NewerSchema`] when it is not a database this binary can serve.
 pub fn open_reader(path: &Path) -> Result<Connection, Error> {
+    if let Some(reason) = replaced_under_its_wal(path) {
+        return Err(Error::NotVideofeed { path: path.into(), reason });
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open { path: path.into(), source })?;
     let setup = || -> rusqlite::Result<()> {
@@ -142,6 +217,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, Error> {
     };
     setup().map_err(|e| not_videofeed(path, &e))?;
     check(&conn, path)?;
+    note_opened(path);
     Ok(conn)
 }
 
@@ -155,6 +231,9 @@ pub fn open_reader(path: &Path) -> Result<Connection, Error> {
 /// # Errors
 /// As for [`open_reader`], plus [`Error::Sql`] when the schema cannot be written.
 pub fn open_writer(path: &Path) -> Result<Connection, Error> {
+    if let Some(reason) = replaced_under_its_wal(path) {
+        return Err(Error::NotVideofeed { path: path.into(), reason });
+    }
     let mut conn = Connection::open(path).map_err(|source| Error::Open { path: path.into(), source })?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(|e| not_videofeed(path, &e))?;
     let mode: String =
@@ -187,6 +266,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, Error> {
     check(&conn, path)?;
     // This database's own identity, for the rank index file (search::index::persist_key).
     conn.execute("INSERT OR IGNORE INTO videofeed_meta (key, value) VALUES ('instance', random())", [])?;
+    note_opened(path);
     Ok(conn)
 }
 
@@ -315,4 +395,133 @@ pub fn backup(path: &Path, out: &Path) -> Result<(), Error> {
         .ok_or_else(|| Error::NotVideofeed { path: out.into(), reason: "the backup path is not valid UTF-8".into() })?;
     conn.execute("VACUUM INTO ?1", [target])?;
     Ok(())
+}
+
+/// What [`restore`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Restored {
+    /// Videos in the database afterwards (the backup's).
+    pub videos: i64,
+    /// The search generation it now reports: past every generation the live
+    /// database or the backup ever had, so no cache, ETag or rank index of the
+    /// replaced content can be taken for the restored one.
+    pub generation: i64,
+}
+
+/// Replaces the content of the live database at `live` with the backup at
+/// `backup`, while responders keep serving it. Never renames a file over the
+/// live path (its `-wal`/`-shm` belong to the open file, and a new file beside
+/// them is read through them: a malformed database, or SIGBUS in the readers).
+///
+/// 1. `VACUUM INTO` a staged copy beside `live` (one snapshot of the backup, even
+///    a backup still being written), upgraded to this binary's schema;
+/// 2. in the copy, the data version moves past both files' (`generation`,
+///    `changes`, `thumbs`), `last_write` is now, `instance` is new and the change
+///    log is emptied: every cached answer, ETag and rank index (in memory or in
+///    the index file) of the replaced content is recognised as stale, and
+///    responders rebuild their rank index (answering through SQL meanwhile);
+/// 3. SQLite's backup API copies the staged pages into `live` in one step: one
+///    write transaction through the live file's own WAL, so readers see the old
+///    content or the new one, never a mix; writers wait for it;
+/// 4. `PRAGMA quick_check` on the result; the staged copy is removed.
+///
+/// # Errors
+/// [`Error::Open`] / [`Error::NotVideofeed`] / [`Error::NewerSchema`] for either
+/// file; [`Error::Sql`] when the copy cannot be written (disk full) or the live
+/// database stays locked by a writer for 30 s. The live database is unchanged then.
+pub fn restore(live: &Path, backup: &Path) -> Result<Restored, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let source =
+        Connection::open_with_flags(backup, flags).map_err(|e| Error::Open { path: backup.into(), source: e })?;
+    source.busy_timeout(Duration::from_secs(5))?;
+    let version = user_version(&source, backup)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::NewerSchema { path: backup.into(), found: version });
+    }
+    if version == 0 {
+        return Err(Error::NotVideofeed { path: backup.into(), reason: "it has no videofeed schema version".into() });
+    }
+    // The live database must be ours too (and is upgraded if it is older).
+    let mut target = open_writer(live)?;
+    let dir = live.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = live.file_name().map_or_else(|| "videos.db".into(), |n| n.to_string_lossy().into_owned());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let staged = dir.join(format!(".{name}.restore-{}-{nanos}.tmp", std::process::id()));
+    let cleanup = |staged: &Path| {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", staged.display()));
+        }
+    };
+    let result = (|| -> Result<Restored, Error> {
+        let staged_str = staged.to_str().ok_or_else(|| Error::NotVideofeed {
+            path: staged.clone(),
+            reason: "the directory's path is not valid UTF-8".into(),
+        })?;
+        source.execute("VACUUM INTO ?1", [staged_str])?;
+        drop(source);
+        let live_meta = |key: &str| -> rusqlite::Result<i64> {
+            target
+                .query_row("SELECT value FROM videofeed_meta WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
+                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(0) } else { Err(e) })
+        };
+        let (live_generation, live_changes, live_thumbs) =
+            (live_meta("generation")?, live_meta("changes")?, live_meta("thumbs")?);
+        let page_size: i64 = target.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        // The staged copy: this binary's schema, the live file's page size (the backup
+        // API cannot change the page size of a WAL database), a data version past both.
+        let copy = open_writer(&staged)?;
+        copy.query_row("PRAGMA journal_mode=DELETE", [], |_| Ok(()))?;
+        let copy_page: i64 = copy.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        if copy_page != page_size {
+            copy.execute_batch(&format!("PRAGMA page_size = {page_size}; VACUUM;"))?;
+        }
+        copy.execute(
+            "UPDATE videofeed_meta SET value = CASE key
+                 WHEN 'generation' THEN max(value, ?1) + 1
+                 WHEN 'changes' THEN max(value, ?2) + 1
+                 WHEN 'thumbs' THEN max(value, ?3) + 1
+                 WHEN 'last_write' THEN unixepoch()
+                 WHEN 'instance' THEN random()
+                 ELSE value END
+             WHERE key IN ('generation', 'changes', 'thumbs', 'last_write', 'instance')",
+            rusqlite::params![live_generation, live_changes, live_thumbs],
+        )?;
+        copy.execute("DELETE FROM videofeed_changes", [])?;
+        let generation: i64 =
+            copy.query_row("SELECT value FROM videofeed_meta WHERE key = 'generation'", [], |r| r.get(0))?;
+        let videos: i64 = copy.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
+        // One step: all pages in one write transaction on the live file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        {
+            let backup = rusqlite::backup::Backup::new(&copy, &mut target)?;
+            loop {
+                match backup.step(-1)? {
+                    rusqlite::backup::StepResult::Done => break,
+                    rusqlite::backup::StepResult::More => {}
+                    rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                        if std::time::Instant::now() > deadline {
+                            return Err(Error::NotVideofeed {
+                                path: live.into(),
+                                reason: "a writer kept the database locked for 30 s; nothing was restored, try again"
+                                    .into(),
+                            });
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        drop(copy);
+        let ok: String = target.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if ok != "ok" {
+            return Err(Error::NotVideofeed {
+                path: live.into(),
+                reason: format!("quick_check after the restore: {ok}"),
+            });
+        }
+        Ok(Restored { videos, generation })
+    })();
+    cleanup(&staged);
+    result
 }

@@ -20,6 +20,10 @@ use crate::search::Error;
 use crate::search::sql::GENERATION_SQL;
 
 fn open_plain_reader(path: &Path) -> rusqlite::Result<Connection> {
+    if let Some(reason) = crate::store::db::replaced_under_its_wal(path) {
+        let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN);
+        return Err(rusqlite::Error::SqliteFailure(code, Some(reason)));
+    }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(std::time::Duration::from_secs(2))?;
     Ok(conn)

@@ -573,6 +573,9 @@ impl RankIndex {
 /// database no writer has opened since the instance was introduced.
 fn persist_key(db: &std::path::Path, file: u64) -> u64 {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if crate::store::db::replaced_under_its_wal(db).is_some() {
+        return file;
+    }
     let instance = Connection::open_with_flags(db, flags).ok().and_then(|c| {
         c.query_row("SELECT value FROM videofeed_meta WHERE key = 'instance'", [], |r| r.get::<_, i64>(0)).ok()
     });
