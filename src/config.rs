@@ -151,6 +151,10 @@ pub struct Config {
     /// `VIDEOFEED_MAX_STALENESS`: data older than this (by the writer's heartbeat) makes
     /// `/feed/health` say `degraded` (and `?strict=1` answer 503).
     pub max_staleness: Duration,
+    /// When the staleness counts: unset, only where `videofeed replica` maintains the
+    /// served file (a box that is no replica has no heartbeat to be late); a number,
+    /// always; `off`, never.
+    pub staleness: Staleness,
     /// `VIDEOFEED_RELAX`: when all the query's words fill less than the page, drop words
     /// (least distinctive first) and append what the shorter queries find; off = strict AND.
     pub relax: bool,
@@ -262,6 +266,7 @@ impl Default for Config {
             typo_fallback: true,
             relax: true,
             max_staleness: Duration::from_secs(60),
+            staleness: Staleness::ReplicasOnly,
             // The slowest log query takes ~30 ms on 1M videos; 2 s only stops pathological ones.
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             // Web servers send a whole request at once (LiteSpeed and nginx buffer the body
@@ -306,6 +311,17 @@ pub struct RawServe {
     pub socket_mode: Option<String>,
     /// `--socket-group`
     pub socket_group: Option<String>,
+}
+
+/// When `/feed/health` counts the data's age against `VIDEOFEED_MAX_STALENESS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staleness {
+    /// Unset: only where `videofeed replica` maintains the served file.
+    ReplicasOnly,
+    /// Set to a number of seconds: always.
+    Always,
+    /// `off`: never.
+    Off,
 }
 
 /// How long one search may run before SQLite's progress handler stops it (503).
@@ -549,10 +565,18 @@ impl Config {
             }
         }
         if let Some(v) = env("VIDEOFEED_MAX_STALENESS").filter(|v| !v.trim().is_empty()) {
-            let secs = v.trim().trim_end_matches('s').parse::<u64>().ok().filter(|n| (1..=604_800).contains(n));
-            c.max_staleness = Duration::from_secs(secs.ok_or_else(|| {
-                err("VIDEOFEED_MAX_STALENESS", format!("must be a whole number of seconds from 1 to 604800, got {v:?}"))
-            })?);
+            if v.trim().eq_ignore_ascii_case("off") {
+                c.staleness = Staleness::Off;
+            } else {
+                let secs = v.trim().trim_end_matches('s').parse::<u64>().ok().filter(|n| (1..=604_800).contains(n));
+                c.max_staleness = Duration::from_secs(secs.ok_or_else(|| {
+                    err(
+                        "VIDEOFEED_MAX_STALENESS",
+                        format!("must be a whole number of seconds from 1 to 604800, or off, got {v:?}"),
+                    )
+                })?);
+                c.staleness = Staleness::Always;
+            }
         }
         c.query_timeout = Duration::from_millis(query_ms);
         c.request_timeout = Duration::from_millis(request_ms);
@@ -702,6 +726,20 @@ mod tests {
         let r = RawServe { socket_group: Some("no-such-group-here".into()), ..raw.clone() };
         let e = Config::from_raw(&r, &env_of(&[])).err().unwrap();
         assert!(e.message.contains("no group named"), "{e}");
+    }
+
+    #[test]
+    fn staleness_counts_for_replicas_unless_set_or_off() -> Result<(), Error> {
+        let raw = RawServe { db: Some("/d.db".into()), ..Default::default() };
+        let c = Config::from_raw(&raw, &env_of(&[]))?;
+        assert_eq!((c.staleness, c.max_staleness.as_secs()), (Staleness::ReplicasOnly, 60));
+        let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_MAX_STALENESS", "30")]))?;
+        assert_eq!((c.staleness, c.max_staleness.as_secs()), (Staleness::Always, 30));
+        let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_MAX_STALENESS", "OFF")]))?;
+        assert_eq!(c.staleness, Staleness::Off);
+        let e = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_MAX_STALENESS", "soon")])).err();
+        assert!(e.is_some_and(|e| e.message.contains("or off")));
+        Ok(())
     }
 
     #[test]

@@ -413,3 +413,35 @@ fn real_answers_match_the_openapi_document() -> TestResult {
     conforms(&doc, "/feed/admin/videos/{id}", "delete", &del("oa1"));
     Ok(())
 }
+
+/// Issue 30: a box that is no replica has no heartbeat to be late. A database whose
+/// last heartbeat is hours old (its write API was turned off) is `ok` and 200 with
+/// `?strict=1` unless `VIDEOFEED_MAX_STALENESS` is set; set, it is `degraded` (503
+/// strict); `off` never counts the age.
+#[test]
+fn staleness_counts_only_for_replicas_or_when_asked() -> TestResult {
+    let dir = TestDir::new("staleness");
+    let db = fixture_db(&dir);
+    let hours_ago =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64) - 3 * 3600 * 1000;
+    rusqlite::Connection::open(&db)?.execute(
+        "INSERT INTO videofeed_meta (key, value) VALUES ('heartbeat', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [hours_ago],
+    )?;
+    for (setting, status, strict, limit) in [
+        (None, "ok", 200, serde_json::Value::Null),
+        (Some("60"), "degraded", 503, serde_json::json!(60)),
+        (Some("off"), "ok", 200, serde_json::Value::Null),
+    ] {
+        let sub = TestDir::new("staleness-serve");
+        let env: Vec<(&str, &str)> = setting.map(|v| ("VIDEOFEED_MAX_STALENESS", v)).into_iter().collect();
+        let server = Server::start_with(&sub, &db, 2, &env);
+        let h = json(&server.get("/feed/health"));
+        assert_eq!(h["status"], status, "{setting:?}: {h}");
+        assert!(h["data_age_seconds"].as_f64().is_some_and(|a| a > 3.0 * 3590.0), "{h}");
+        assert_eq!(h["max_staleness_seconds"], limit, "{setting:?}: {h}");
+        assert_eq!(server.get("/feed/health?strict=1").status(), strict, "{setting:?}");
+    }
+    Ok(())
+}

@@ -29,7 +29,7 @@ VIDEOFEED_SOCKET_GROUP, VIDEOFEED_LISTEN, VIDEOFEED_WORKERS,
 then LSAPI_CHILDREN, PHP_FCGI_CHILDREN (workers, default 2 per CPU, 2 to 64), VIDEOFEED_MAX_PARAMS_BYTES,
 VIDEOFEED_MAX_PARAMS, FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cache, default
 33554432, 0 = off), VIDEOFEED_LSCACHE (which answers LiteSpeed's cache may store: repeat, the
-default = a query asked twice within 5 minutes; always; off), VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_RANK_MEMO_BYTES (what the rank index keeps of merged prefixes and score classes, default 128 bytes a video, 32 MiB to 1 GiB; 0 = nothing), VIDEOFEED_TYPO_FALLBACK (on/off), VIDEOFEED_RELAX (on/off: drop words when all of them fill less than the page; default on), VIDEOFEED_MAX_STALENESS (seconds of data age past which /feed/health says degraded, default 60; the write API also stamps the heartbeat every 5 s),
+default = a query asked twice within 5 minutes; always; off), VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_RANK_MEMO_BYTES (what the rank index keeps of merged prefixes and score classes, default 128 bytes a video, 32 MiB to 1 GiB; 0 = nothing), VIDEOFEED_TYPO_FALLBACK (on/off), VIDEOFEED_RELAX (on/off: drop words when all of them fill less than the page; default on), VIDEOFEED_MAX_STALENESS (seconds of data age past which /feed/health says degraded, default 60 where `videofeed replica` maintains the file; set, everywhere; off, never; the write API also stamps the heartbeat every 5 s),
 VIDEOFEED_QUERY_TIMEOUT_MS (default 2000), VIDEOFEED_REQUEST_TIMEOUT_MS (default 2000),
 VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server starts a fresh process;
 default never), VIDEOFEED_ADMIN_TOKEN (turns the write API on), VIDEOFEED_ADMIN_MAX_BODY,

@@ -51,7 +51,7 @@ impl Handler {
             let msg = "starting: the database facts are not read yet (a slow disk?); retry shortly";
             return response::error(503, None, msg, &[("Retry-After", "5")], head);
         }
-        let (status, json) = self.shared.health.answer(&live, self.config.max_staleness, strict);
+        let (status, json) = self.shared.health.answer(&live, self.config.max_staleness, self.config.staleness, strict);
         let mut extra = vec![("Cache-Control", "no-store")];
         if status == 503 {
             extra.push(("Retry-After", "5"));

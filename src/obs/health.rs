@@ -114,8 +114,9 @@ struct HealthBody<'a> {
     error: Option<&'a str>,
     /// Seconds since the writer's newest heartbeat; null when none was ever seen.
     data_age_seconds: Option<f64>,
-    /// The staleness past which `status` is `degraded` (`VIDEOFEED_MAX_STALENESS`).
-    max_staleness_seconds: u64,
+    /// The staleness past which `status` is `degraded` (`VIDEOFEED_MAX_STALENESS`);
+    /// null when the age does not count (no replica and no setting, or `off`).
+    max_staleness_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     replica: Option<&'a serde_json::Value>,
     version: &'a str,
@@ -166,12 +167,24 @@ impl Health {
     /// The health answer: (status, JSON body). 200 when the database can be read, else
     /// 503; `status` is `degraded` when the data is older than `max_staleness` (the
     /// writer's heartbeat), and then `strict` answers 503 too.
-    pub fn answer(&self, live: &Live, max_staleness: Duration, strict: bool) -> (u16, Vec<u8>) {
+    /// `staleness` says whether the age counts at all (see [`crate::config::Staleness`]).
+    pub fn answer(
+        &self,
+        live: &Live,
+        max_staleness: Duration,
+        staleness: crate::config::Staleness,
+        strict: bool,
+    ) -> (u16, Vec<u8>) {
         let snap = self.snapshot();
         let (busy, total) = live.workers;
         let path = self.db.display().to_string();
         let age = data_age(&snap);
-        let stale = age.is_some_and(|a| a > max_staleness.as_secs_f64());
+        let counts = match staleness {
+            crate::config::Staleness::Always => true,
+            crate::config::Staleness::ReplicasOnly => snap.replica.is_some(),
+            crate::config::Staleness::Off => false,
+        };
+        let stale = counts && age.is_some_and(|a| a > max_staleness.as_secs_f64());
         let status = match (&snap.error, stale) {
             (Some(_), _) => "unavailable",
             (None, true) => "degraded",
@@ -181,7 +194,7 @@ impl Health {
             status,
             error: snap.error.as_deref(),
             data_age_seconds: age,
-            max_staleness_seconds: max_staleness.as_secs(),
+            max_staleness_seconds: counts.then_some(max_staleness.as_secs()),
             replica: snap.replica.as_ref(),
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: live.uptime.as_secs(),
