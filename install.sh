@@ -9,8 +9,9 @@
 #   ./install.sh --lsws-root /usr/local/lsws --apply --restart
 #                                  also wire it into LiteSpeed and graceful-restart it
 #
-# Idempotent: running it again rebuilds, reinstalls and restarts; an existing
-# database is checked, never overwritten. Every step says what it did.
+# Idempotent: running it again rebuilds, reinstalls and restarts (the new
+# responder takes the socket over from the old one: no request is refused); an
+# existing database is checked, never overwritten. Every step says what it did.
 set -euo pipefail
 
 usage() {
@@ -341,14 +342,42 @@ if [ -n "$socket_group" ]; then
     fi
   fi
 fi
-stop_running
-say "starting: $bin serve --db $db --socket $socket ${access[*]} --workers $workers (log: $logfile)"
+# An upgrade or a rerun takes the socket over from the running responder (the new
+# process binds beside the path and renames its socket over it; the old one serves
+# what it accepted and exits 0): no request is refused in between.
+old_pid=""
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then old_pid=$(cat "$pidfile"); fi
+old_inode=$(stat -c %i "$socket" 2>/dev/null || true)
+if [ -n "$old_pid" ]; then
+  say "taking over from the running responder (pid $old_pid): $bin serve --db $db --socket $socket ${access[*]} --workers $workers (log: $logfile)"
+else
+  say "starting: $bin serve --db $db --socket $socket ${access[*]} --workers $workers (log: $logfile)"
+fi
 nohup "$bin" serve --db "$db" --socket "$socket" "${access[@]}" --workers "$workers" </dev/null >>"$logfile" 2>&1 &
-echo $! > "$pidfile"
-for _ in $(seq 1 100); do [ -S "$socket" ] && break; sleep 0.05; done
-if ! [ -S "$socket" ]; then
+new_pid=$!
+started=0
+for _ in $(seq 1 200); do
+  if ! kill -0 "$new_pid" 2>/dev/null; then break; fi
+  inode=$(stat -c %i "$socket" 2>/dev/null || true)
+  if [ -S "$socket" ] && { [ -z "$old_pid" ] || [ "$inode" != "$old_inode" ]; }; then started=1; break; fi
+  sleep 0.05
+done
+if [ "$started" != 1 ]; then
   if [ -f "$logfile" ]; then tail -n 5 "$logfile" >&2; fi
+  kill -TERM "$new_pid" 2>/dev/null || true
+  if [ -n "$old_pid" ]; then die "the new responder did not start; the old one (pid $old_pid) still serves. See $logfile"; fi
   die "the responder did not start; see $logfile"
+fi
+echo "$new_pid" > "$pidfile"
+if [ -n "$old_pid" ]; then
+  # The old responder drains what it accepted and exits by itself; a stuck one is stopped.
+  for _ in $(seq 1 100); do kill -0 "$old_pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$old_pid" 2>/dev/null; then
+    say "the old responder (pid $old_pid) is still running after 10 s; sending SIGTERM"
+    kill -TERM "$old_pid" 2>/dev/null || true
+  else
+    say "the old responder (pid $old_pid) finished its requests and exited"
+  fi
 fi
 
 # 4. Show a real answer through the socket.

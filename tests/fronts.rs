@@ -492,3 +492,73 @@ fn the_composer_package_validates_and_its_autoloader_finds_the_client() -> TestR
     );
     Ok(())
 }
+
+/// Issue 30: rerunning install.sh (an upgrade) stopped the responder and then started
+/// the new one: thousands of 502s in between. Now the new responder takes the socket
+/// over and the old one drains and exits: two reruns under a request loop fail nothing,
+/// and the pid file names the new responder.
+#[test]
+fn install_sh_reruns_under_load_take_the_socket_over_and_fail_no_request() -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = TestDir::new("install-rerun");
+    let db = fixture_db(&dir);
+    let run_dir = dir.path("run");
+    let socket = run_dir.join("vf.sock");
+    let args: Vec<String> = [
+        "--binary",
+        bin().to_str().unwrap_or(""),
+        "--prefix",
+        dir.path("prefix").to_str().unwrap_or(""),
+        "--db",
+        db.to_str().unwrap_or(""),
+        "--socket",
+        socket.to_str().unwrap_or(""),
+        "--run-dir",
+        run_dir.to_str().unwrap_or(""),
+        "--nginx-conf",
+        dir.path("no-nginx.conf").to_str().unwrap_or(""),
+        "--lsws-root",
+        dir.path("no-lsws").to_str().unwrap_or(""),
+        "--socket-mode",
+        "0600",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    install_sh(&args);
+    let pid_of = || std::fs::read_to_string(run_dir.join("videofeed.pid")).unwrap_or_default().trim().to_owned();
+    let first = pid_of();
+    let stop = AtomicBool::new(false);
+    let (ok, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let outputs = std::thread::scope(|s| {
+        for _ in 0..3 {
+            let (stop, ok, failed, socket) = (&stop, &ok, &failed, &socket);
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match crate::util::http_get_unix(socket) {
+                        Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let outputs = [install_sh(&args), install_sh(&args)];
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        outputs
+    });
+    let (ok, failed) = (ok.into_inner(), failed.into_inner());
+    assert_eq!(failed, 0, "{failed} of {} requests failed across two reruns:\n{}", ok + failed, outputs.join("\n"));
+    assert!(ok > 100, "{ok}");
+    assert!(outputs.iter().all(|o| o.contains("taking over from the running responder")), "{}", outputs.join("\n"));
+    let now = pid_of();
+    assert_ne!(now, first);
+    let alive = Command::new("kill").args(["-0", &now]).status()?.success();
+    assert!(alive, "the pid file names the running responder");
+    let old_alive = Command::new("kill").args(["-0", &first]).status()?.success();
+    assert!(!old_alive, "the first responder exited");
+    install_sh(&["--stop", "--run-dir", run_dir.to_str().unwrap_or("")]);
+    Ok(())
+}
