@@ -244,7 +244,6 @@ fn disk_full_during_import_is_a_clear_error_and_keeps_the_previous_data() -> Tes
 /// the rank index comes back for the restored content.
 #[test]
 fn restore_under_load_gives_exactly_the_backup_and_fails_no_request() -> TestResult {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let dir = TestDir::new("restore");
     let db = dir.path("videos.db");
     assert!(run(&["demo", "--db", db.to_str().unwrap(), "--videos", "20000", "--seed", "3"]).status.success());
@@ -268,35 +267,13 @@ fn restore_under_load_gives_exactly_the_backup_and_fails_no_request() -> TestRes
     assert_eq!(json(&server.get("/feed?q=zebraafter"))["count"], 1);
 
     // Readers hammer the feed while the restore runs.
-    let stop = AtomicBool::new(false);
-    let (ok, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    std::thread::scope(|s| -> TestResult {
-        for k in 0..3 {
-            let (stop, ok, failed, server) = (&stop, &ok, &failed, &server);
-            s.spawn(move || {
-                let queries = ["/feed?q=music", "/feed?q=zebra", "/feed?q=lofi%20hip", "/feed?q=the&limit=50"];
-                let mut i = k;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    let status = server.get(queries[i % queries.len()]).status();
-                    if status == 200 {
-                        ok.fetch_add(1, Ordering::Relaxed)
-                    } else {
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    };
-                }
-            });
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let out = run(&["restore", "--db", db.to_str().unwrap(), backup.to_str().unwrap()]);
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(said.contains(&format!("{rows_in_backup} videos")), "{said}");
-        std::thread::sleep(Duration::from_millis(700));
-        stop.store(true, Ordering::Relaxed);
-        Ok(())
-    })?;
-    let (ok, failed) = (ok.into_inner(), failed.into_inner());
+    let queries = ["/feed?q=music", "/feed?q=zebra", "/feed?q=lofi%20hip", "/feed?q=the&limit=50"];
+    let ask = |i: usize| server.get(queries[i % queries.len()]).status() == 200;
+    let (out, ok, failed) =
+        crate::util::under_load(3, ask, || run(&["restore", "--db", db.to_str().unwrap(), backup.to_str().unwrap()]));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains(&format!("{rows_in_backup} videos")), "{said}");
     assert!(ok > 100, "only {ok} answers during the restore");
     assert_eq!(failed, 0, "{failed} of {} requests failed during the restore", ok + failed);
 
@@ -326,7 +303,6 @@ fn restore_under_load_gives_exactly_the_backup_and_fails_no_request() -> TestRes
 /// reason, logs it, and serves the new file cleanly after a restart.
 #[test]
 fn a_file_renamed_over_a_database_with_wal_frames_is_refused_not_corrupted() -> TestResult {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let dir = TestDir::new("unsafe-mv");
     let db = dir.path("videos.db");
     assert!(run(&["demo", "--db", db.to_str().unwrap(), "--videos", "20000", "--seed", "5"]).status.success());
@@ -344,32 +320,17 @@ fn a_file_renamed_over_a_database_with_wal_frames_is_refused_not_corrupted() -> 
     let backup = dir.path("backup.db");
     assert!(run(&["backup", "--db", db.to_str().unwrap(), backup.to_str().unwrap()]).status.success());
     assert_eq!(write(&server, "two", "zebratwo").status(), 200);
-    let stop = AtomicBool::new(false);
-    let (ok, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    std::thread::scope(|s| -> TestResult {
-        for _ in 0..3 {
-            let (stop, ok, failed, server) = (&stop, &ok, &failed, &server);
-            s.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let status = server.get("/feed?q=zebratwo").status();
-                    if status == 200 {
-                        ok.fetch_add(1, Ordering::Relaxed)
-                    } else {
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    };
-                }
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let ask = |_| server.get("/feed?q=zebratwo").status() == 200;
+    let (renamed, ok, failed) = crate::util::under_load(3, ask, || -> std::io::Result<()> {
         let copy = dir.path("copy.db");
         std::fs::copy(&backup, &copy)?;
         std::fs::rename(&copy, &db)?;
-        std::thread::sleep(Duration::from_millis(2500));
-        stop.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(2200));
         Ok(())
-    })?;
-    assert_eq!(failed.into_inner(), 0, "reads failed after the rename");
-    assert!(ok.into_inner() > 50);
+    });
+    renamed?;
+    assert_eq!(failed, 0, "reads failed after the rename");
+    assert!(ok > 50);
     assert!(server.child.try_wait()?.is_none(), "the responder died: {}", server.log_text());
     assert!(server.log_text().contains("not switching to the new database file"), "{}", server.log_text());
     let refused = write(&server, "three", "zebrathree");

@@ -367,6 +367,28 @@ fn a_binary_replaced_on_disk_is_picked_up_on_the_next_start() -> TestResult {
     Ok(())
 }
 
+/// install.sh's options for a test's own install: this build's binary, prefix, database,
+/// socket, run directory and nginx config, and no LiteSpeed.
+fn install_args(dir: &TestDir, db: &Path, socket: &Path, run_dir: &Path, nginx_conf: &Path) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap_or("").to_owned();
+    vec![
+        "--binary".to_owned(),
+        path(&bin()),
+        "--prefix".to_owned(),
+        path(&dir.path("prefix")),
+        "--db".to_owned(),
+        path(db),
+        "--socket".to_owned(),
+        path(socket),
+        "--run-dir".to_owned(),
+        path(run_dir),
+        "--nginx-conf".to_owned(),
+        path(nginx_conf),
+        "--lsws-root".to_owned(),
+        path(&dir.path("no-lsws")),
+    ]
+}
+
 /// Runs `install.sh ARGS` from the repository; asserts it succeeded and returns its output.
 fn install_sh(args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
@@ -398,25 +420,7 @@ fn nginx_as_an_unprivileged_user_reaches_the_socket_install_sh_gave_its_group() 
     let text = std::fs::read_to_string(&conf)?.replace("user root;", "user www-data;");
     std::fs::write(&conf, text)?;
     let common = |extra: &[&str]| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--binary",
-            bin().to_str().unwrap_or(""),
-            "--prefix",
-            dir.path("prefix").to_str().unwrap_or(""),
-            "--db",
-            db.to_str().unwrap_or(""),
-            "--socket",
-            socket.to_str().unwrap_or(""),
-            "--run-dir",
-            run_dir.to_str().unwrap_or(""),
-            "--nginx-conf",
-            conf.to_str().unwrap_or(""),
-            "--lsws-root",
-            dir.path("no-lsws").to_str().unwrap_or(""),
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let mut args = install_args(&dir, &db, &socket, &run_dir, &conf);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         args
     };
@@ -499,57 +503,18 @@ fn the_composer_package_validates_and_its_autoloader_finds_the_client() -> TestR
 /// and the pid file names the new responder.
 #[test]
 fn install_sh_reruns_under_load_take_the_socket_over_and_fail_no_request() -> TestResult {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let dir = TestDir::new("install-rerun");
     let db = fixture_db(&dir);
     let run_dir = dir.path("run");
     let socket = run_dir.join("vf.sock");
-    let args: Vec<String> = [
-        "--binary",
-        bin().to_str().unwrap_or(""),
-        "--prefix",
-        dir.path("prefix").to_str().unwrap_or(""),
-        "--db",
-        db.to_str().unwrap_or(""),
-        "--socket",
-        socket.to_str().unwrap_or(""),
-        "--run-dir",
-        run_dir.to_str().unwrap_or(""),
-        "--nginx-conf",
-        dir.path("no-nginx.conf").to_str().unwrap_or(""),
-        "--lsws-root",
-        dir.path("no-lsws").to_str().unwrap_or(""),
-        "--socket-mode",
-        "0600",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let mut args = install_args(&dir, &db, &socket, &run_dir, &dir.path("no-nginx.conf"));
+    args.extend(["--socket-mode".to_owned(), "0600".to_owned()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     install_sh(&args);
     let pid_of = || std::fs::read_to_string(run_dir.join("videofeed.pid")).unwrap_or_default().trim().to_owned();
     let first = pid_of();
-    let stop = AtomicBool::new(false);
-    let (ok, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let outputs = std::thread::scope(|s| {
-        for _ in 0..3 {
-            let (stop, ok, failed, socket) = (&stop, &ok, &failed, &socket);
-            s.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match crate::util::http_get_unix(socket) {
-                        Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-            });
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let outputs = [install_sh(&args), install_sh(&args)];
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, Ordering::Relaxed);
-        outputs
-    });
-    let (ok, failed) = (ok.into_inner(), failed.into_inner());
+    let ask = |_| matches!(crate::util::http_get_unix(&socket), Ok(200));
+    let (outputs, ok, failed) = crate::util::under_load(3, ask, || [install_sh(&args), install_sh(&args)]);
     assert_eq!(failed, 0, "{failed} of {} requests failed across two reruns:\n{}", ok + failed, outputs.join("\n"));
     assert!(ok > 100, "{ok}");
     assert!(outputs.iter().all(|o| o.contains("taking over from the running responder")), "{}", outputs.join("\n"));

@@ -308,3 +308,35 @@ pub fn http_get_unix(socket: &Path) -> std::io::Result<u16> {
     let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     Ok(videofeed::fcgi::client::request(&mut s, 1, false, &pairs, &[])?.status())
 }
+
+/// Runs `during` while `clients` threads call `ask` in a loop (with a growing request
+/// number; `ask` says whether the answer was a success), from 200 ms before it to 300 ms
+/// after. Returns what `during` returned, the successes and the failures.
+pub fn under_load<T>(
+    clients: usize,
+    ask: impl Fn(usize) -> bool + Sync,
+    during: impl FnOnce() -> T,
+) -> (T, usize, usize) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = AtomicBool::new(false);
+    let (ok, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let out = std::thread::scope(|s| {
+        for k in 0..clients {
+            let (stop, ok, failed, ask) = (&stop, &ok, &failed, &ask);
+            s.spawn(move || {
+                let mut i = k;
+                while !stop.load(Ordering::Relaxed) {
+                    i += clients;
+                    let counter = if ask(i) { ok } else { failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let out = during();
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        out
+    });
+    (out, ok.into_inner(), failed.into_inner())
+}
