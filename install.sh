@@ -32,12 +32,18 @@ Usage: ./install.sh [options]
   --socket-mode MODE the socket's mode (default 0660)
   --nginx-conf FILE  the nginx config read for its `user` (default /etc/nginx/nginx.conf)
   --workers N        worker threads (default 2 per CPU, 2 to 64, as videofeed's own)
-  --run-dir DIR      where the pid file and log go (default /run/videofeed as root,
-                     else ${XDG_RUNTIME_DIR:-/tmp}/videofeed-$UID)
+  --run-dir DIR      where the socket and pid file go (default /run/videofeed as root,
+                     else ${XDG_RUNTIME_DIR:-/tmp}/videofeed-$UID; for a database other
+                     than the default one, a directory of its own below that, named
+                     after the database, so two installs on one box never share one)
+  --log FILE         the responder's log (default /var/log/videofeed/NAME.log as root,
+                     else ~/.local/state/videofeed/NAME.log: on persistent storage)
   --no-start         install and create the database, but do not start the responder
   --lsws-root DIR    LiteSpeed install to configure (default /usr/local/lsws); when
                      DIR/conf/httpd_config.conf exists, the snippets from lsws-config/ are
-                     rendered with the chosen paths and the change is shown
+                     rendered with the chosen paths and the change is shown; given
+                     explicitly without --apply, that preview is all it does (nothing
+                     is installed, written or started)
   --lsws-vhost NAME  the virtual host that gets `context /feed` (default Example)
   --lsws-log FILE    the app's stderr log under LiteSpeed (default /var/log/videofeed/videofeed.log)
   --apply            write the shown LiteSpeed change (backups are kept as FILE.videofeed-bak);
@@ -55,13 +61,19 @@ die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 2; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [ "$(id -u)" = 0 ]; then
   prefix=/usr/local
-  db=/var/lib/videofeed/videos.db
-  rundir=/run/videofeed
+  default_db=/var/lib/videofeed/videos.db
+  run_base=/run/videofeed
+  log_base=/var/log/videofeed
 else
   prefix="$HOME/.local"
-  db="$HOME/.local/share/videofeed/videos.db"
-  rundir="${XDG_RUNTIME_DIR:-/tmp}/videofeed-$(id -u)"
+  default_db="$HOME/.local/share/videofeed/videos.db"
+  run_base="${XDG_RUNTIME_DIR:-/tmp}/videofeed-$(id -u)"
+  log_base="$HOME/.local/state/videofeed"
 fi
+db="$default_db"
+rundir=""
+logfile=""
+lsws_explicit=0
 socket=""
 socket_group=""
 socket_mode=0660
@@ -91,8 +103,9 @@ while [ $# -gt 0 ]; do
     --socket-mode) [ $# -gt 1 ] || die "--socket-mode needs an octal mode such as 0660"; socket_mode="$2"; shift ;;
     --nginx-conf) [ $# -gt 1 ] || die "--nginx-conf needs a file"; nginx_conf="$2"; shift ;;
     --run-dir) [ $# -gt 1 ] || die "--run-dir needs a directory"; rundir="$2"; shift ;;
+    --log) [ $# -gt 1 ] || die "--log needs a file"; logfile="$2"; shift ;;
     --no-start) start=0 ;;
-    --lsws-root) [ $# -gt 1 ] || die "--lsws-root needs a directory"; lsws_root="$2"; shift ;;
+    --lsws-root) [ $# -gt 1 ] || die "--lsws-root needs a directory"; lsws_root="$2"; lsws_explicit=1; shift ;;
     --lsws-vhost) [ $# -gt 1 ] || die "--lsws-vhost needs a name"; lsws_vhost="$2"; shift ;;
     --lsws-log) [ $# -gt 1 ] || die "--lsws-log needs a file"; lsws_log="$2"; shift ;;
     --apply) apply=1 ;;
@@ -111,11 +124,24 @@ if [ -z "$workers" ]; then
   [ "$workers" -gt 64 ] && workers=64
 fi
 [[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "--workers must be a whole number of at least 1, got '$workers'"
+case "$db" in /*) ;; *) db="$PWD/$db" ;; esac
+# Each database gets its own run directory, socket, pid file and log: two installs
+# on one box (another --db) never take over or stop each other's responder.
+if [ "$db" = "$default_db" ]; then
+  slug=videofeed
+else
+  stem=$(basename "$db"); stem=${stem%.*}; stem=$(printf '%s' "$stem" | tr -c 'A-Za-z0-9_.-' '_')
+  slug="$stem-$(printf '%s' "$db" | sha256sum | cut -c1-8)"
+fi
+run_dir_given=1
+if [ -z "$rundir" ]; then
+  run_dir_given=0
+  if [ "$slug" = videofeed ]; then rundir="$run_base"; else rundir="$run_base/$slug"; fi
+fi
+logfile="${logfile:-$log_base/$slug.log}"
 socket="${socket:-$rundir/videofeed.sock}"
 pidfile="$rundir/videofeed.pid"
-logfile="$rundir/videofeed.log"
 bin="$prefix/bin/videofeed"
-case "$db" in /*) ;; *) db="$PWD/$db" ;; esac
 
 # The group the local web server's workers run as, when a config says so: nginx's
 # `user NAME [GROUP];` (the user's primary group when no group is named), LiteSpeed's
@@ -145,9 +171,25 @@ web_server_group() {
   fi
 }
 
+# The database the process $1 serves (its `serve --db PATH`), or nothing.
+served_db() {
+  [ -r "/proc/$1/cmdline" ] || return 0
+  tr '\0' '\n' < "/proc/$1/cmdline" | awk 'prev == "--db" {print; exit} {prev = $0}'
+}
+
+# Refuses to touch a responder of another database (a pid file shared by two installs).
+check_pid_owner() {
+  local pid="$1" other
+  other=$(served_db "$pid")
+  if [ -n "$other" ] && [ "$other" != "$db" ]; then
+    die "$pidfile names a responder (pid $pid) of another database ($other), not $db: pass that install's --db (or --run-dir) to manage it, or another --run-dir for this one"
+  fi
+}
+
 stop_running() {
   if [ -f "$pidfile" ]; then
     pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null && [ "$run_dir_given" = 0 ]; then check_pid_owner "$pid"; fi
     if kill -0 "$pid" 2>/dev/null; then
       say "stopping videofeed (pid $pid) with SIGTERM"
       kill -TERM "$pid"
@@ -265,7 +307,8 @@ case "$action" in
   uninstall)
     stop_running
     if [ -e "$bin" ]; then rm -f "$bin"; say "removed $bin"; else say "$bin was not installed"; fi
-    rm -f "$logfile" "$socket"
+    rm -f "$socket"
+    [ -f "$logfile" ] && say "the log stays at $logfile"
     if [ -f "$server_conf" ]; then
       apply=1
       update_block "$server_conf" ""
@@ -276,6 +319,13 @@ case "$action" in
     say "databases are never deleted: $db is still there"
     exit 0 ;;
 esac
+
+# A LiteSpeed preview (--lsws-root given, no --apply): show the change, touch nothing.
+if [ "$lsws_explicit" = 1 ] && [ "$apply" = 0 ] && [ -f "$server_conf" ]; then
+  configure_lsws
+  say "preview only (no --apply): nothing was installed, written or started; run again with --apply"
+  exit 0
+fi
 
 # 1. The binary.
 if [ -n "$binary" ]; then
@@ -346,7 +396,8 @@ fi
 # process binds beside the path and renames its socket over it; the old one serves
 # what it accepted and exits 0): no request is refused in between.
 old_pid=""
-if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then old_pid=$(cat "$pidfile"); fi
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then old_pid=$(cat "$pidfile"); check_pid_owner "$old_pid"; fi
+mkdir -p "$(dirname "$logfile")"
 old_inode=$(stat -c %i "$socket" 2>/dev/null || true)
 if [ -n "$old_pid" ]; then
   say "taking over from the running responder (pid $old_pid): $bin serve --db $db --socket $socket ${access[*]} --workers $workers (log: $logfile)"

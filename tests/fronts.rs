@@ -527,3 +527,86 @@ fn install_sh_reruns_under_load_take_the_socket_over_and_fail_no_request() -> Te
     install_sh(&["--stop", "--run-dir", run_dir.to_str().unwrap_or("")]);
     Ok(())
 }
+
+/// Issue 30: every install shared `/run/videofeed` (socket, pid file, log) whatever
+/// its database: a second install took the first one's socket over, and `--stop`
+/// stopped the other's responder. Now each database gets its own run directory,
+/// socket, pid file and log by default, and a pid file naming another database's
+/// responder is refused.
+#[test]
+fn two_installs_on_one_box_keep_to_their_own_socket_pid_file_and_log() -> TestResult {
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !root {
+        eprintln!("skipped: the default run directories are root's (/run/videofeed)");
+        return Ok(());
+    }
+    let dir = TestDir::new("two-installs");
+    let (a, b) = (dir.path("a/videos.db"), dir.path("b/videos.db"));
+    for db in [&a, &b] {
+        std::fs::create_dir_all(db.parent().unwrap_or(&dir.0))?;
+        assert!(crate::util::run(&["demo", "--db", db.to_str().unwrap_or(""), "--videos", "300"]).status.success());
+    }
+    let args = |db: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--binary",
+            bin().to_str().unwrap_or(""),
+            "--prefix",
+            dir.path("prefix").to_str().unwrap_or(""),
+            "--db",
+            db.to_str().unwrap_or(""),
+            "--nginx-conf",
+            dir.path("no-nginx.conf").to_str().unwrap_or(""),
+            "--lsws-root",
+            dir.path("no-lsws").to_str().unwrap_or(""),
+            "--socket-group",
+            "root",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let install =
+        |db: &Path, extra: &[&str]| install_sh(&args(db, extra).iter().map(String::as_str).collect::<Vec<_>>());
+    let socket_of = |out: &str| -> PathBuf {
+        out.lines().find_map(|l| l.split_once(") on ").map(|(_, s)| PathBuf::from(s.trim()))).unwrap_or_default()
+    };
+    let (out_a, out_b) = (install(&a, &[]), install(&b, &[]));
+    let (sock_a, sock_b) = (socket_of(&out_a), socket_of(&out_b));
+    assert_ne!(sock_a, sock_b, "{out_a}\n{out_b}");
+    let under_run = |p: &Path| p.to_string_lossy().starts_with("/run/videofeed/videos-");
+    assert!(under_run(&sock_a) && under_run(&sock_b), "{sock_a:?} {sock_b:?}");
+    assert!(!out_b.contains("taking over"), "the second install took the first one's socket over: {out_b}");
+    let log_of = |out: &str| -> PathBuf {
+        out.lines()
+            .find_map(|l| l.split_once("(log: ").map(|(_, s)| PathBuf::from(s.trim_end_matches(')'))))
+            .unwrap_or_default()
+    };
+    let (log_a, log_b) = (log_of(&out_a), log_of(&out_b));
+    assert!(log_a.starts_with("/var/log/videofeed/") && log_a != log_b, "{log_a:?} {log_b:?}");
+    assert_eq!(crate::util::http_get_unix(&sock_a)?, 200);
+    assert_eq!(crate::util::http_get_unix(&sock_b)?, 200);
+
+    // A pid file of the other database's responder is refused, not taken over.
+    let run_dir_b = sock_b.parent().unwrap_or(&dir.0).to_str().unwrap_or("").to_owned();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let refused = Command::new("bash").arg(&script).args(args(&a, &["--run-dir", &run_dir_b])).output()?;
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(said.contains("of another database"), "{said}");
+    assert_eq!(crate::util::http_get_unix(&sock_b)?, 200, "B still serves");
+
+    // --stop with A's database stops A only.
+    install_sh(&["--stop", "--db", a.to_str().unwrap_or("")]);
+    assert!(crate::util::http_get_unix(&sock_a).is_err(), "A stopped");
+    assert_eq!(crate::util::http_get_unix(&sock_b)?, 200, "B untouched");
+    install_sh(&["--stop", "--db", b.to_str().unwrap_or("")]);
+    for (sock, log) in [(&sock_a, &log_a), (&sock_b, &log_b)] {
+        let _ = std::fs::remove_file(log);
+        if let Some(d) = sock.parent() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    Ok(())
+}

@@ -80,6 +80,11 @@ fn install_sh_root_defaults() -> HashMap<String, String> {
     let branch = text.split("if [ \"$(id -u)\" = 0 ]; then").nth(1).unwrap().split("else").next().unwrap();
     let mut out: HashMap<String, String> =
         branch.lines().filter_map(|l| l.trim().split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    // The root branch names the default database `default_db` (each database has its
+    // own run directory); `db` is that unless --db says otherwise.
+    if let Some(d) = out.get("default_db").cloned() {
+        out.insert("db".to_owned(), d);
+    }
     for line in text.lines() {
         for key in ["workers", "lsws_log", "lsws_root"] {
             if let Some(v) = line.strip_prefix(&format!("{key}=")) {
@@ -220,13 +225,15 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
         "--no-start",
     ];
 
-    // Without --apply: the change is shown, nothing is written.
+    // Without --apply: the change is shown, nothing is written, installed or started (issue 30).
     let (code, text) = install_sh(&common);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("would change as follows") && text.contains("+  maxConns                6"), "{text}");
     assert!(text.contains("no CGIRLimit block") && text.contains("+CGIRLimit"), "{text}");
+    assert!(text.contains("preview only"), "{text}");
     assert_eq!(std::fs::read_to_string(&server_conf)?, original);
-    assert!(db.exists(), "the database is created");
+    assert!(!db.exists() && !prefix.join("bin/videofeed").exists(), "the preview installed something: {text}");
+    assert!(!run_dir.exists(), "the preview made a run directory");
 
     // --apply writes one managed block with the chosen paths; --restart calls lswsctrl.
     let mut args = common.to_vec();
@@ -245,6 +252,7 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
     assert!(std::fs::read_to_string(vhost_conf.clone())?.contains("context /feed {"));
     assert_eq!(std::fs::read_to_string(lsws.join("calls.log"))?.trim(), "restart");
     assert!(prefix.join("bin/videofeed").exists());
+    assert!(db.exists(), "the database is created");
 
     // Without --workers, install.sh renders the binary's own default for this box.
     let without: Vec<&str> = common.iter().copied().filter(|a| *a != "--workers" && *a != "6").collect();
