@@ -36,6 +36,12 @@ Usage: ./install.sh [options]
                      else ${XDG_RUNTIME_DIR:-/tmp}/videofeed-$UID; for a database other
                      than the default one, a directory of its own below that, named
                      after the database, so two installs on one box never share one)
+  --env-file FILE    the responder's settings, one NAME=value a line (VIDEOFEED_ADMIN_TOKEN,
+                     VIDEOFEED_CACHE_BYTES, ...; default /etc/videofeed/videofeed.env as
+                     root, else ~/.config/videofeed/videofeed.env). Created (mode 0600, all
+                     commented) when missing, never overwritten; the responder this script
+                     starts gets exactly these (not the caller's environment), and --apply
+                     renders them as LiteSpeed `env` lines, so no rerun drops a setting
   --log FILE         the responder's log (default /var/log/videofeed/NAME.log as root,
                      else ~/.local/state/videofeed/NAME.log: on persistent storage)
   --no-start         install and create the database, but do not start the responder
@@ -64,11 +70,13 @@ if [ "$(id -u)" = 0 ]; then
   default_db=/var/lib/videofeed/videos.db
   run_base=/run/videofeed
   log_base=/var/log/videofeed
+  env_file=/etc/videofeed/videofeed.env
 else
   prefix="$HOME/.local"
   default_db="$HOME/.local/share/videofeed/videos.db"
   run_base="${XDG_RUNTIME_DIR:-/tmp}/videofeed-$(id -u)"
   log_base="$HOME/.local/state/videofeed"
+  env_file="$HOME/.config/videofeed/videofeed.env"
 fi
 db="$default_db"
 rundir=""
@@ -104,6 +112,7 @@ while [ $# -gt 0 ]; do
     --nginx-conf) [ $# -gt 1 ] || die "--nginx-conf needs a file"; nginx_conf="$2"; shift ;;
     --run-dir) [ $# -gt 1 ] || die "--run-dir needs a directory"; rundir="$2"; shift ;;
     --log) [ $# -gt 1 ] || die "--log needs a file"; logfile="$2"; shift ;;
+    --env-file) [ $# -gt 1 ] || die "--env-file needs a file"; env_file="$2"; shift ;;
     --no-start) start=0 ;;
     --lsws-root) [ $# -gt 1 ] || die "--lsws-root needs a directory"; lsws_root="$2"; lsws_explicit=1; shift ;;
     --lsws-vhost) [ $# -gt 1 ] || die "--lsws-vhost needs a name"; lsws_vhost="$2"; shift ;;
@@ -118,6 +127,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+if [ -z "$workers" ] && [ -f "$env_file" ]; then
+  workers=$(sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?VIDEOFEED_WORKERS="?([0-9]+)"?[[:space:]]*$/\2/p' "$env_file" | tail -n 1)
+fi
 if [ -z "$workers" ]; then
   workers=$(( $(nproc 2>/dev/null || echo 1) * 2 ))
   [ "$workers" -lt 2 ] && workers=2
@@ -186,6 +198,34 @@ check_pid_owner() {
   fi
 }
 
+# The settings file: created with every setting commented out when missing (mode 0600:
+# it may hold the admin token), never overwritten.
+ensure_env_file() {
+  [ -f "$env_file" ] && return 0
+  mkdir -p "$(dirname "$env_file")"
+  (umask 077 && cat > "$env_file" <<'ENV'
+# videofeed's settings, read by install.sh's responder, the systemd units
+# (EnvironmentFile=) and rendered into LiteSpeed's extprocessor by
+# `install.sh --apply`. One NAME=value a line, no quotes needed; rerun
+# ./install.sh (or restart LiteSpeed after --apply) to apply a change.
+# README.md lists every variable.
+#VIDEOFEED_ADMIN_TOKEN=a-long-random-string   # turns the write API on
+#VIDEOFEED_CACHE_BYTES=33554432
+#VIDEOFEED_RANK_MEMO_BYTES=
+#VIDEOFEED_LOG=info
+#VIDEOFEED_MAX_STALENESS=60
+ENV
+  )
+  say "created $env_file (mode 0600): put the responder's settings there"
+}
+
+# NAME=value lines of the settings file (comments, blanks and malformed lines skipped).
+env_lines() {
+  [ -f "$env_file" ] || return 0
+  sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/\2=\3/p' "$env_file" |
+    sed -E 's/^([^=]*)="(.*)"$/\1=\2/; s/^([^=]*)='"'"'(.*)'"'"'$/\1=\2/'
+}
+
 stop_running() {
   if [ -f "$pidfile" ]; then
     pid=$(cat "$pidfile")
@@ -252,6 +292,13 @@ render_lsws() {
       -e "s|^\(  maxConns  *\).*|\1$workers|" \
       -e "s|^\(  env  *LS_STDERR_LOG=\).*|\1$lsws_log|" \
       -e '/^#/d' "$here/lsws-config/extprocessor.conf" > "$out/extprocessor.conf"
+  # The settings file's lines as `env` lines (those the snippet sets itself excepted).
+  local extra
+  extra=$(env_lines | grep -v -E '^(VIDEOFEED_DB|LSAPI_CHILDREN|LS_STDERR_LOG)=' | sed 's/^/  env                     /' || true)
+  if [ -n "$extra" ]; then
+    awk -v extra="$extra" '{print} /^  env  *LS_STDERR_LOG=/ {print extra}' "$out/extprocessor.conf" > "$out/ext.tmp"
+    mv "$out/ext.tmp" "$out/extprocessor.conf"
+  fi
   sed -e '/^#/d' "$here/lsws-config/context.conf" > "$out/context.conf"
   # The server config must hold a CGIRLimit block, or LiteSpeed cannot start any app.
   if ! without_block "$server_conf" | grep -Eq '^[[:space:]]*CGIRLimit[[:space:]]*\{'; then
@@ -309,6 +356,7 @@ case "$action" in
     if [ -e "$bin" ]; then rm -f "$bin"; say "removed $bin"; else say "$bin was not installed"; fi
     rm -f "$socket"
     [ -f "$logfile" ] && say "the log stays at $logfile"
+    [ -f "$env_file" ] && say "the settings stay in $env_file"
     if [ -f "$server_conf" ]; then
       apply=1
       update_block "$server_conf" ""
@@ -326,6 +374,8 @@ if [ "$lsws_explicit" = 1 ] && [ "$apply" = 0 ] && [ -f "$server_conf" ]; then
   say "preview only (no --apply): nothing was installed, written or started; run again with --apply"
   exit 0
 fi
+
+ensure_env_file
 
 # 1. The binary.
 if [ -n "$binary" ]; then
@@ -404,7 +454,13 @@ if [ -n "$old_pid" ]; then
 else
   say "starting: $bin serve --db $db --socket $socket ${access[*]} --workers $workers (log: $logfile)"
 fi
-nohup "$bin" serve --db "$db" --socket "$socket" "${access[@]}" --workers "$workers" </dev/null >>"$logfile" 2>&1 &
+# Exactly the settings file's environment (not the caller's): a rerun from any shell
+# starts the same responder.
+settings=()
+while IFS= read -r line; do settings+=("$line"); done < <(env_lines)
+say "settings from $env_file: ${#settings[@]} variable(s)"
+nohup env -i PATH="$PATH" HOME="${HOME:-/root}" "${settings[@]}" \
+  "$bin" serve --db "$db" --socket "$socket" "${access[@]}" --workers "$workers" </dev/null >>"$logfile" 2>&1 &
 new_pid=$!
 started=0
 for _ in $(seq 1 200); do

@@ -386,6 +386,8 @@ fn install_args(dir: &TestDir, db: &Path, socket: &Path, run_dir: &Path, nginx_c
         path(nginx_conf),
         "--lsws-root".to_owned(),
         path(&dir.path("no-lsws")),
+        "--env-file".to_owned(),
+        path(&dir.path("videofeed.env")),
     ]
 }
 
@@ -560,6 +562,8 @@ fn two_installs_on_one_box_keep_to_their_own_socket_pid_file_and_log() -> TestRe
             dir.path("no-lsws").to_str().unwrap_or(""),
             "--socket-group",
             "root",
+            "--env-file",
+            dir.path("videofeed.env").to_str().unwrap_or(""),
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -608,5 +612,69 @@ fn two_installs_on_one_box_keep_to_their_own_socket_pid_file_and_log() -> TestRe
             let _ = std::fs::remove_dir_all(d);
         }
     }
+    Ok(())
+}
+
+/// Issue 30: install.sh started the responder with the caller's environment, so a
+/// rerun from a shell without `VIDEOFEED_ADMIN_TOKEN` turned the write API off. The
+/// settings live in one file (created 0600 when missing, never overwritten): reruns
+/// from an empty environment, or one with other values, start the same responder.
+#[test]
+fn settings_in_the_env_file_survive_reruns_from_any_environment() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("env-file");
+    let db = fixture_db(&dir);
+    let run_dir = dir.path("run");
+    let socket = run_dir.join("vf.sock");
+    let env_file = dir.path("videofeed.env");
+    let args = install_args(&dir, &db, &socket, &run_dir, &dir.path("no-nginx.conf"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let rerun = |caller: &[(&str, &str)]| -> String {
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(caller.iter().copied())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let write_status = |token: &str| -> String {
+        let line = r#"{"id":"envfile1","title":"Settings kept","channel":"E","duration_seconds":5,"thumbnail":"https://x.example/e.jpg","region":"US"}"#;
+        let out = crate::util::run(&[
+            "get",
+            "-i",
+            "--socket",
+            socket.to_str().unwrap_or(""),
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-d",
+            line,
+            "/feed/admin/videos",
+        ]);
+        String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_owned()
+    };
+    // First run: the file is created, owner-only, every setting commented out.
+    let out = rerun(&[]);
+    assert!(out.contains(&format!("created {}", env_file.display())), "{out}");
+    assert_eq!(std::fs::metadata(&env_file)?.permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&env_file)?.contains("#VIDEOFEED_ADMIN_TOKEN="));
+    assert_eq!(write_status("file-token"), "Status: 404 Not Found", "no token yet: the write API is off");
+    // The operator puts the token in the file; reruns from an empty environment and
+    // from one with another token both keep it.
+    let mut text = std::fs::read_to_string(&env_file)?;
+    text.push_str("VIDEOFEED_ADMIN_TOKEN=file-token\n");
+    std::fs::write(&env_file, &text)?;
+    for caller in [&[][..], &[("VIDEOFEED_ADMIN_TOKEN", "caller-token")][..]] {
+        let out = rerun(caller);
+        assert!(out.contains("settings from") && !out.contains("created"), "{out}");
+        assert_eq!(write_status("file-token"), "Status: 200 OK", "{out}");
+        assert!(write_status("caller-token").starts_with("Status: 403"), "the caller's environment leaked in");
+    }
+    assert_eq!(std::fs::read_to_string(&env_file)?, text, "never overwritten");
+    install_sh(&["--stop", "--run-dir", run_dir.to_str().unwrap_or("")]);
     Ok(())
 }

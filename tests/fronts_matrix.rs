@@ -430,5 +430,10 @@ fn the_systemd_units_hand_the_socket_over() -> TestResult {
     assert!(exec.ends_with("videofeed serve") && !exec.contains("--socket"), "{exec}");
     assert!(service.contains("Requires=videofeed.socket") && service.contains("KillSignal=SIGTERM"));
     assert!(service.lines().any(|l| l.starts_with("Environment=VIDEOFEED_DB=")));
+    // Issue 30: the settings install.sh keeps, in every unit that runs videofeed.
+    for unit in ["videofeed.service", "videofeed-replica.service", "videofeed-litestream.service"] {
+        let text = std::fs::read_to_string(root.join(unit))?;
+        assert!(text.lines().any(|l| l == "EnvironmentFile=-/etc/videofeed/videofeed.env"), "{unit}");
+    }
     Ok(())
 }

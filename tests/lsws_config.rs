@@ -207,6 +207,7 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
     let db = dir.path("data/videos.db");
     let log = dir.path("log/videofeed.log");
     let (binary, run_dir) = (bin(), dir.path("run"));
+    let env_file = dir.path("videofeed.env");
     let common = [
         "--binary",
         binary.to_str().unwrap(),
@@ -222,6 +223,8 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
         lsws.to_str().unwrap(),
         "--lsws-log",
         log.to_str().unwrap(),
+        "--env-file",
+        env_file.to_str().unwrap(),
         "--no-start",
     ];
 
@@ -235,7 +238,9 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
     assert!(!db.exists() && !prefix.join("bin/videofeed").exists(), "the preview installed something: {text}");
     assert!(!run_dir.exists(), "the preview made a run directory");
 
-    // --apply writes one managed block with the chosen paths; --restart calls lswsctrl.
+    // --apply writes one managed block with the chosen paths and the settings file's
+    // variables as `env` lines (issue 30); --restart calls lswsctrl.
+    std::fs::write(&env_file, "# settings\nVIDEOFEED_ADMIN_TOKEN=lsws-secret\nVIDEOFEED_DB=/ignored.db\n")?;
     let mut args = common.to_vec();
     args.extend(["--apply", "--restart"]);
     let (code, text) = install_sh(&args);
@@ -249,6 +254,7 @@ fn install_sh_renders_shows_applies_restarts_and_uninstalls() -> TestResult {
     assert_eq!(env["LSAPI_CHILDREN"], "6");
     assert_eq!(env["VIDEOFEED_DB"], db.display().to_string());
     assert_eq!(env["LS_STDERR_LOG"], log.display().to_string());
+    assert_eq!(env["VIDEOFEED_ADMIN_TOKEN"], "lsws-secret", "the settings file's variable is rendered");
     assert!(std::fs::read_to_string(vhost_conf.clone())?.contains("context /feed {"));
     assert_eq!(std::fs::read_to_string(lsws.join("calls.log"))?.trim(), "restart");
     assert!(prefix.join("bin/videofeed").exists());
@@ -296,6 +302,8 @@ fn install_sh_refuses_to_fight_a_hand_written_extprocessor() -> TestResult {
         dir.path("v.db").to_str().unwrap(),
         "--lsws-root",
         lsws.to_str().unwrap(),
+        "--env-file",
+        dir.path("v.env").to_str().unwrap(),
         "--no-start",
         "--apply",
     ]);
