@@ -55,6 +55,12 @@ Usage: ./install.sh [options]
   --apply            write the shown LiteSpeed change (backups are kept as FILE.videofeed-bak);
                      LiteSpeed then starts videofeed itself, so no responder is started here
   --restart          graceful-restart LiteSpeed (lswsctrl restart) after --apply
+  --systemd          run under systemd instead of starting a responder here: creates the
+                     system user `videofeed` (when missing) and gives it the database
+                     directory, writes videofeed.socket and videofeed.service (with this
+                     install's paths, the socket group, EnvironmentFile=the --env-file) to
+                     --systemd-dir, and enables them when systemd runs
+  --systemd-dir DIR  where the units go (default /etc/systemd/system)
   --stop             stop the responder this script started, then exit
   --uninstall        stop it and remove the installed binary and run files (keeps databases)
   -h, --help         this text
@@ -96,6 +102,8 @@ lsws_vhost=Example
 lsws_log=/var/log/videofeed/videofeed.log
 apply=0
 restart=0
+systemd=0
+systemd_dir=/etc/systemd/system
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -119,6 +127,8 @@ while [ $# -gt 0 ]; do
     --lsws-log) [ $# -gt 1 ] || die "--lsws-log needs a file"; lsws_log="$2"; shift ;;
     --apply) apply=1 ;;
     --restart) restart=1 ;;
+    --systemd) systemd=1 ;;
+    --systemd-dir) [ $# -gt 1 ] || die "--systemd-dir needs a directory"; systemd_dir="$2"; shift ;;
     --stop) action=stop ;;
     --uninstall) action=uninstall ;;
     -h|--help) usage; exit 0 ;;
@@ -415,6 +425,39 @@ if [ "$lsws_applied" = 1 ]; then
 fi
 if [ "$start" = 0 ]; then
   say "not starting (--no-start). Run: $bin serve --db $db --socket $socket"
+  exit 0
+fi
+
+# Under systemd: the units, with a user of their own that owns the database directory.
+if [ "$systemd" = 1 ]; then
+  [ "$(id -u)" = 0 ] || die "--systemd needs root (it creates a system user and writes units)"
+  if ! getent passwd videofeed >/dev/null; then
+    useradd --system --user-group --home-dir "$(dirname "$db")" --no-create-home --shell /usr/sbin/nologin videofeed
+    say "created the system user videofeed"
+  fi
+  chown videofeed:videofeed "$(dirname "$db")"
+  for f in "$db" "$db-wal" "$db-shm" "$db.rank"; do [ -e "$f" ] && chown videofeed:videofeed "$f"; done
+  say "gave videofeed:videofeed $(dirname "$db") (the database, its WAL and the index file)"
+  group="$socket_group"
+  if [ -z "$group" ]; then found=$(web_server_group); group=${found%% *}; fi
+  group="${group:-videofeed}"
+  mkdir -p "$systemd_dir"
+  sed -e "s|^ListenStream=.*|ListenStream=$socket|" -e "s|^SocketGroup=.*|SocketGroup=$group|" \
+      -e "s|^SocketMode=.*|SocketMode=$socket_mode|" "$here/systemd/videofeed.socket" > "$systemd_dir/videofeed.socket"
+  sed -e "s|^Environment=VIDEOFEED_DB=.*|Environment=VIDEOFEED_DB=$db|" \
+      -e "s|^Environment=VIDEOFEED_WORKERS=.*|Environment=VIDEOFEED_WORKERS=$workers|" \
+      -e "s|^EnvironmentFile=.*|EnvironmentFile=-$env_file|" \
+      -e "s|^ExecStart=.*|ExecStart=$bin serve|" \
+      -e "s|^ReadWritePaths=.*|ReadWritePaths=$(dirname "$db")|" "$here/systemd/videofeed.service" > "$systemd_dir/videofeed.service"
+  say "wrote $systemd_dir/videofeed.socket (socket $socket, group $group) and $systemd_dir/videofeed.service"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl daemon-reload
+    systemctl enable --now videofeed.socket
+    systemctl try-restart videofeed.service
+    say "enabled videofeed.socket; systemd starts videofeed on the first request"
+  else
+    say "systemd is not running here: start it with: systemctl daemon-reload && systemctl enable --now videofeed.socket"
+  fi
   exit 0
 fi
 

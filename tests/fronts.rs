@@ -678,3 +678,78 @@ fn settings_in_the_env_file_survive_reruns_from_any_environment() -> TestResult 
     install_sh(&["--stop", "--run-dir", run_dir.to_str().unwrap_or("")]);
     Ok(())
 }
+
+/// Issue 30: `systemd/videofeed.service` ran as `User=videofeed`, which nothing
+/// created, on a directory root owns. `install.sh --systemd` creates the user, gives
+/// it the database directory and writes the units with this install's paths. Started
+/// as systemd would (the unit's ExecStart as that user), it serves and writes.
+#[test]
+fn install_sh_systemd_creates_the_user_and_units_the_service_runs_with() -> TestResult {
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !root || !have("setpriv") {
+        eprintln!("skipped: needs root and setpriv");
+        return Ok(());
+    }
+    let dir = TestDir::new("systemd");
+    let data = dir.path("data");
+    std::fs::create_dir_all(&data)?;
+    let db = data.join("videos.db");
+    assert!(crate::util::run(&["demo", "--db", db.to_str().unwrap_or(""), "--videos", "300"]).status.success());
+    let units = dir.path("units");
+    let env_file = dir.path("videofeed.env");
+    std::fs::write(&env_file, "VIDEOFEED_ADMIN_TOKEN=unit-token\n")?;
+    let socket = data.join("vf.sock");
+    // (install_args' --env-file is this test's videofeed.env, written above.)
+    let mut args = install_args(&dir, &db, &socket, &dir.path("run"), &dir.path("no-nginx.conf"));
+    args.extend(
+        ["--systemd", "--systemd-dir", units.to_str().unwrap_or(""), "--socket-group", "root"].map(String::from),
+    );
+    let out = install_sh(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("wrote"), "{out}");
+    assert!(Command::new("getent").args(["passwd", "videofeed"]).status()?.success(), "the user exists");
+    use std::os::unix::fs::MetadataExt;
+    let owner = |p: &Path| std::fs::metadata(p).map(|m| m.uid()).unwrap_or(0);
+    let uid: u32 = String::from_utf8(Command::new("id").args(["-u", "videofeed"]).output()?.stdout)?.trim().parse()?;
+    assert_eq!((owner(&data), owner(&db)), (uid, uid), "the database directory is videofeed's");
+    let service = std::fs::read_to_string(units.join("videofeed.service"))?;
+    let socket_unit = std::fs::read_to_string(units.join("videofeed.socket"))?;
+    assert!(socket_unit.contains(&format!("ListenStream={}", socket.display())), "{socket_unit}");
+    assert!(service.contains(&format!("EnvironmentFile=-{}", env_file.display())), "{service}");
+    assert!(service.contains(&format!("Environment=VIDEOFEED_DB={}", db.display())), "{service}");
+    // As systemd would start it: the unit's ExecStart and environment, as its user.
+    let exec = service.lines().find_map(|l| l.strip_prefix("ExecStart=")).ok_or("no ExecStart")?;
+    let mut parts = exec.split_whitespace();
+    let program = parts.next().ok_or("empty ExecStart")?;
+    let child = Command::new("setpriv")
+        .args(["--reuid=videofeed", "--regid=videofeed", "--init-groups", program])
+        .args(parts)
+        .args(["--socket", socket.to_str().unwrap_or("")])
+        .env_clear()
+        .env("VIDEOFEED_DB", &db)
+        .env("VIDEOFEED_ADMIN_TOKEN", "unit-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let _guard = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::util::http_get_unix(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the service did not start as videofeed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(crate::util::http_get_unix(&socket)?, 200);
+    let line = r#"{"id":"unit1","title":"Written as videofeed","channel":"U","duration_seconds":5,"thumbnail":"https://x.example/u.jpg","region":"US"}"#;
+    let out = crate::util::run(&[
+        "get",
+        "-i",
+        "--socket",
+        socket.to_str().unwrap_or(""),
+        "-H",
+        "Authorization: Bearer unit-token",
+        "-d",
+        line,
+        "/feed/admin/videos",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.starts_with("Status: 200"), "the videofeed user could not write its database: {said}");
+    Ok(())
+}
