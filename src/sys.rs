@@ -384,3 +384,47 @@ pub fn watch_file(
     drop(owned);
     Ok(())
 }
+
+/// A random 64-bit number from the OS (`getrandom`), for names nobody else can
+/// guess or share; the time and pid mixed when the call fails.
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom writes at most `buf.len()` bytes into the buffer it is given.
+    let got = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if got == 8 {
+        return u64::from_ne_bytes(buf);
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    u64::try_from(nanos & u128::from(u64::MAX)).unwrap_or(0) ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+/// A path beside `path` for a temporary file: `.NAME.TAG.RANDOM.tmp` (random: two
+/// processes, or two containers whose pids collide, never pick the same one).
+pub fn temp_beside(path: &std::path::Path, tag: &str) -> std::path::PathBuf {
+    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{tag}.{:016x}.tmp", random_u64()))
+}
+
+/// Creates a new temporary file beside `path` exclusively (`O_EXCL`: never an
+/// existing file, whoever made it) with permission bits `mode`, and returns it
+/// with its path.
+///
+/// # Errors
+/// I/O errors creating it (a read-only directory, a full disk).
+pub fn create_temp_beside(
+    path: &std::path::Path,
+    tag: &str,
+    mode: u32,
+) -> io::Result<(std::fs::File, std::path::PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name");
+    for _ in 0..8 {
+        let tmp = temp_beside(path, tag);
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
+            Ok(file) => return Ok((file, tmp)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}

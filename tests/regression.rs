@@ -770,7 +770,10 @@ fn issue_17_processes_share_one_rank_index_file() -> TestResult {
     let mut bytes = std::fs::read(&rank)?;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x5a;
-    std::fs::write(&rank, &bytes)?;
+    // (The file is read-only, 0444: a damaged copy is put in its place.)
+    let damaged = dir.path("damaged.rank");
+    std::fs::write(&damaged, &bytes)?;
+    std::fs::rename(&damaged, &rank)?;
     let (_c_dir, c) = start("r17-c", &[("VIDEOFEED_CACHE_BYTES", "0")]);
     assert!(c.log_text().contains("checksum does not match"), "{}", c.log_text());
     assert!(c.log_text().contains("written to"), "rebuilt and replaced: {}", c.log_text());

@@ -238,11 +238,13 @@ impl Replica {
     /// A consistent copy of the follower's file, checked, renamed over the served path.
     fn swap(&mut self) -> Result<(), String> {
         let started = Instant::now();
-        let mut tmp = self.served.as_os_str().to_owned();
-        tmp.push(".swap-tmp");
-        let tmp = PathBuf::from(tmp);
-        let _ = std::fs::remove_file(&tmp);
-        videofeed::store::db::backup(&self.follow_path(), &tmp).map_err(|e| e.to_string())?;
+        // An empty file of our own (O_EXCL, random name): VACUUM INTO writes into it.
+        let (_, tmp) =
+            videofeed::store::db::create_temp_beside(&self.served, "swap", 0o644).map_err(|e| e.to_string())?;
+        if let Err(e) = videofeed::store::db::backup(&self.follow_path(), &tmp) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.to_string());
+        }
         let checked = videofeed::store::db::open_reader(&tmp).map(drop).map_err(|e| e.to_string());
         if let Err(e) = checked {
             let _ = std::fs::remove_file(&tmp);
@@ -287,13 +289,15 @@ impl Replica {
     fn write_state(&mut self) {
         self.state.updated_unix = videofeed::timefmt::now_unix();
         let path = videofeed::store::db::replica_state_path(&self.served);
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let written = serde_json::to_vec(&self.state)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(&tmp, json))
-            .and_then(|()| std::fs::rename(&tmp, &path));
+        let written = serde_json::to_vec(&self.state).map_err(std::io::Error::other).and_then(|json| {
+            use std::io::Write;
+            let (mut file, tmp) = videofeed::store::db::create_temp_beside(&path, "state", 0o644)?;
+            let done = file.write_all(&json).and_then(|()| std::fs::rename(&tmp, &path));
+            if done.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            done
+        });
         if let Err(e) = written {
             log::warn!("replica: cannot write {}: {e}", path.display());
         }

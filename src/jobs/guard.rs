@@ -31,8 +31,10 @@ use ureq::unversioned::transport::NextTimeout;
 
 /// Whether `ip` is an address of the public internet: not loopback, private
 /// (RFC 1918), shared (RFC 6598), link-local, unique-local, unspecified,
-/// multicast, broadcast or reserved, also when written as an IPv4-mapped,
-/// IPv4-compatible or NAT64 IPv6 address.
+/// multicast, broadcast or reserved, also when written as an IPv6 address that
+/// embeds an IPv4 one: mapped, compatible, translated (`::ffff:0:a.b.c.d`),
+/// NAT64 (`64:ff9b::/96`, local-use `64:ff9b:1::/48`), 6to4 (`2002::/16`) and
+/// Teredo (`2001::/32`: its server and its client must both be public).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -70,11 +72,26 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
         return false;
     }
-    // ::ffff:a.b.c.d (mapped), ::a.b.c.d (compatible), 64:ff9b::a.b.c.d (NAT64): judge the IPv4 address.
+    // ::ffff:a.b.c.d (mapped), ::a.b.c.d (compatible), ::ffff:0:a.b.c.d (translated),
+    // 64:ff9b::a.b.c.d (NAT64) and 64:ff9b:1::a.b.c.d (local-use NAT64): judge the
+    // IPv4 address in the last 32 bits.
     let mapped = s.get(..5) == Some(&[0, 0, 0, 0, 0][..]) && matches!(s.get(5), Some(0 | 0xffff));
+    let translated = s.get(..6) == Some(&[0, 0, 0, 0, 0xffff, 0][..]);
     let nat64 = s.get(..6) == Some(&[0x64, 0xff9b, 0, 0, 0, 0][..]);
-    if mapped || nat64 {
+    let local_nat64 = s.get(..3) == Some(&[0x64, 0xff9b, 1][..]);
+    if mapped || translated || nat64 || local_nat64 {
         return is_public_v4(embedded_v4());
+    }
+    let v4_of = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let seg = |i: usize| s.get(i).copied().unwrap_or(0);
+    // 6to4 2002:AABB:CCDD::/48: the IPv4 address in bits 16-47.
+    if first == 0x2002 {
+        return is_public_v4(v4_of(seg(1), seg(2)));
+    }
+    // Teredo 2001:0::/32: the server's IPv4 in bits 32-63, the client's in the last 32
+    // bits, inverted. Both must be public.
+    if first == 0x2001 && seg(1) == 0 {
+        return is_public_v4(v4_of(seg(2), seg(3))) && is_public_v4(v4_of(!seg(6), !seg(7)));
     }
     !((first & 0xfe00) == 0xfc00 // unique local fc00::/7
         || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
@@ -182,6 +199,15 @@ mod tests {
             "::ffff:10.0.0.1",
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            // Issue 31: the rarer forms that embed an IPv4 address.
+            "::ffff:0:10.0.0.1",                    // IPv4-translated
+            "::ffff:0:127.0.0.1",                   // IPv4-translated
+            "64:ff9b:1::10.0.0.1",                  // local-use NAT64
+            "64:ff9b:1::a9fe:a9fe",                 // local-use NAT64, 169.254.169.254
+            "2002:0a00:0001::1",                    // 6to4 of 10.0.0.1
+            "2002:7f00:0001::",                     // 6to4 of 127.0.0.1
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
+            "2001:0:0a00:0001:8000:63bf:3fff:fdd2", // Teredo, server 10.0.0.1
         ] {
             let parsed: IpAddr = ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             assert!(!is_public(parsed), "{ip} counted as public");
@@ -190,7 +216,19 @@ mod tests {
 
     #[test]
     fn internet_addresses_are_public() {
-        for ip in ["8.8.8.8", "142.250.74.46", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "8.8.8.8",
+            "142.250.74.46",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            // Issue 31: the same forms around a public IPv4 address.
+            "::ffff:0:8.8.8.8",
+            "64:ff9b:1::8.8.8.8",
+            "2002:0808:0808::1",
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo: server 65.54.227.120, client 8.8.8.8
+        ] {
             let parsed: IpAddr = ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             assert!(is_public(parsed), "{ip} counted as internal");
         }

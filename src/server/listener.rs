@@ -133,9 +133,8 @@ fn bind_unix(path: &Path, access: Access) -> Result<UnixListener, Error> {
 /// Binds `path` with its mode and group set before anyone can connect (bound under a
 /// temporary name next to it, then renamed into place: no window with other permissions).
 fn bind_with_mode(path: &Path, access: Access) -> io::Result<UnixListener> {
-    let name = path.file_name().map_or_else(|| "videofeed.sock".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
+    // A random name: never another process's socket (two containers may share pids).
+    let tmp = crate::sys::temp_beside(path, "sock");
     let listener = UnixListener::bind(&tmp)?;
     let placed = std::os::unix::fs::chown(&tmp, None, access.group)
         .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(access.mode)))

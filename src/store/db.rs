@@ -443,10 +443,11 @@ pub fn restore(live: &Path, backup: &Path) -> Result<Restored, Error> {
     }
     // The live database must be ours too (and is upgraded if it is older).
     let mut target = open_writer(live)?;
-    let dir = live.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = live.file_name().map_or_else(|| "videos.db".into(), |n| n.to_string_lossy().into_owned());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let staged = dir.join(format!(".{name}.restore-{}-{nanos}.tmp", std::process::id()));
+    // An empty file of our own beside the live one (O_EXCL, random name): VACUUM INTO fills it.
+    let (_, staged) = crate::sys::create_temp_beside(live, "restore", 0o600).map_err(|e| Error::NotVideofeed {
+        path: live.into(),
+        reason: format!("cannot create a file beside it: {e}"),
+    })?;
     let cleanup = |staged: &Path| {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", staged.display()));
@@ -524,4 +525,14 @@ pub fn restore(live: &Path, backup: &Path) -> Result<Restored, Error> {
     })();
     cleanup(&staged);
     result
+}
+
+/// Creates a temporary file beside `path` (the database, its index or state file)
+/// exclusively, under a random name, with permission bits `mode`: see
+/// [`crate::sys::create_temp_beside`].
+///
+/// # Errors
+/// I/O errors creating it.
+pub fn create_temp_beside(path: &Path, tag: &str, mode: u32) -> std::io::Result<(std::fs::File, PathBuf)> {
+    crate::sys::create_temp_beside(path, tag, mode)
 }

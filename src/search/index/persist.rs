@@ -175,21 +175,20 @@ impl Out {
 ///
 /// # Errors
 /// I/O errors (a read-only directory, a full disk); the old file, if any, stays.
+/// The temporary file is created exclusively under a random name (two processes, or
+/// two containers with equal pids, never write one inode) and read-only (0444): the
+/// file is mapped by every process, and a writer truncating it in place would bring
+/// them down (SIGBUS).
 pub fn save(snap: &Snapshot, db_file: u64, path: &Path) -> io::Result<()> {
-    let tmp = {
-        let mut name = path.as_os_str().to_owned();
-        name.push(format!(".{}.tmp", std::process::id()));
-        PathBuf::from(name)
-    };
-    let result = write_to(snap, db_file, &tmp).and_then(|()| std::fs::rename(&tmp, path));
+    let (file, tmp) = crate::sys::create_temp_beside(path, "rank", 0o444)?;
+    let result = write_to(snap, db_file, file).and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
 }
 
-fn write_to(snap: &Snapshot, db_file: u64, tmp: &Path) -> io::Result<()> {
-    let file = std::fs::File::create(tmp)?;
+fn write_to(snap: &Snapshot, db_file: u64, file: std::fs::File) -> io::Result<()> {
     let mut out = Out { file: io::BufWriter::with_capacity(1 << 20, file), sum: Sum::new(), written: 0 };
     out.file.write_all(&[0u8; HEADER])?;
     out.strings(snap.terms.iter().map(|t| &**t))?;
@@ -475,6 +474,18 @@ mod tests {
         let path = dir.join("videos.db.rank");
         let built = sample()?;
         save(&built, 42, &path)?;
+        // Issue 31: read-only (a writer truncating it in place would take down every
+        // process that maps it), written under a random name of its own, nothing left.
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o444);
+        save(&built, 42, &path)?; // over the read-only file: a rename, not a write
+        let names: Vec<String> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["videos.db.rank".to_owned()], "temporary files left: {names:?}");
+        let (a, b) = (crate::sys::temp_beside(&path, "rank"), crate::sys::temp_beside(&path, "rank"));
+        assert_ne!(a, b, "random temporary names");
         let mapped = load(&path, 42)?.ok_or("no file")?;
         assert!(mapped.is_mapped() && !built.is_mapped());
         assert_eq!(mapped.generation(), 9);
@@ -497,6 +508,7 @@ mod tests {
         let mut bytes = std::fs::read(&path)?;
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x40;
+        std::fs::remove_file(&path)?; // (read-only: written anew, as a damaged copy would be)
         std::fs::write(&path, &bytes)?;
         assert!(load(&path, 42).is_err_and(|e| e.contains("checksum")));
         bytes[middle] ^= 0x40;
