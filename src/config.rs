@@ -26,6 +26,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_SOCKET_MODE",
     "VIDEOFEED_SOCKET_GROUP",
     "VIDEOFEED_CHECK_PRIVATE_HOSTS",
+    "VIDEOFEED_CHECK_PROXY",
     "VIDEOFEED_LISTEN",
     "VIDEOFEED_WORKERS",
     "LSAPI_CHILDREN",
@@ -358,6 +359,10 @@ pub struct JobOptions {
     /// Let the thumbnail checker contact loopback, private, link-local and unique-local
     /// addresses (`VIDEOFEED_CHECK_PRIVATE_HOSTS=1`; off by default, see `jobs::guard`).
     pub private_hosts: bool,
+    /// The HTTP proxy the jobs go through (`VIDEOFEED_CHECK_PROXY`); None = direct.
+    /// The environment's `HTTP(S)_PROXY`/`ALL_PROXY` are never used: a proxy resolves
+    /// the target's host itself, out of the guard's sight (see `jobs::guard`).
+    pub proxy: Option<String>,
 }
 
 impl Default for JobOptions {
@@ -373,7 +378,23 @@ impl Default for JobOptions {
             max_age: Duration::from_secs(7 * 86_400),
             limit: None,
             private_hosts: false,
+            proxy: None,
         }
+    }
+}
+
+/// The proxy a `VIDEOFEED_CHECK_PROXY` value names: `http://host:port`,
+/// `https://…`, `socks5://…` (with optional `user:password@`); empty or unset =
+/// direct connections.
+///
+/// # Errors
+/// A value that is not a proxy URL, with what was wrong.
+pub fn check_proxy(value: Option<&str>) -> Result<Option<String>, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => ureq::Proxy::new(v).map(|_| Some(v.to_owned())).map_err(|e| {
+            format!("VIDEOFEED_CHECK_PROXY must be a proxy URL such as http://proxy.internal:3128, got {v:?}: {e}")
+        }),
     }
 }
 
@@ -669,6 +690,8 @@ impl Config {
                 })?;
         }
         c.thumbnail_check.private_hosts = private_hosts_allowed(env("VIDEOFEED_CHECK_PRIVATE_HOSTS").as_deref());
+        c.thumbnail_check.proxy =
+            check_proxy(env("VIDEOFEED_CHECK_PROXY").as_deref()).map_err(|m| err("VIDEOFEED_CHECK_PROXY", m))?;
         if let Some(v) = env("VIDEOFEED_THUMBNAIL_RATE").filter(|v| !v.trim().is_empty()) {
             c.thumbnail_check.rate =
                 v.trim().parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.0).ok_or_else(|| {

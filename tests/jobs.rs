@@ -640,3 +640,166 @@ fn serve_runs_the_checker_on_its_own_thread() -> TestResult {
     assert!(metrics.contains("\nvideofeed_thumbnails_broken 10\n"), "{metrics}");
     Ok(())
 }
+
+/// A forward HTTP proxy on loopback, as a corporate one: absolute-form requests
+/// (`GET http://host:port/path`) forwarded to the origin in origin-form, CONNECT
+/// tunnelled. Counts the targets it was asked for.
+struct Proxy {
+    port: u16,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&asked);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || Proxy::handle(stream, &log));
+            }
+        });
+        Proxy { port, asked }
+    }
+
+    fn handle(mut client: TcpStream, log: &Mutex<Vec<String>>) {
+        let mut reader = BufReader::new(client.try_clone().unwrap());
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                break;
+            }
+            if !h.to_ascii_lowercase().starts_with("proxy-") {
+                headers.push(h);
+            }
+        }
+        log.lock().unwrap().push(target.clone());
+        if method == "CONNECT" {
+            let Ok(upstream) = TcpStream::connect(&target) else { return };
+            let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n");
+            let (mut up_r, mut up_w) = (upstream.try_clone().unwrap(), upstream);
+            let mut down_w = client.try_clone().unwrap();
+            std::thread::spawn(move || std::io::copy(&mut up_r, &mut down_w));
+            let _ = std::io::copy(&mut reader, &mut up_w);
+            return;
+        }
+        let Some(rest) = target.strip_prefix("http://") else { return };
+        let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+        let Ok(mut upstream) = TcpStream::connect(authority) else {
+            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return;
+        };
+        let mut request = format!("{method} {path} HTTP/1.1\r\n");
+        for h in &headers {
+            if !h.to_ascii_lowercase().starts_with("connection:") {
+                request.push_str(h);
+            }
+        }
+        request.push_str("Connection: close\r\n\r\n");
+        let _ = upstream.write_all(request.as_bytes());
+        let _ = std::io::copy(&mut upstream, &mut client);
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+/// Issue 31: ureq took `HTTP(S)_PROXY`/`ALL_PROXY` from the environment, so the guard
+/// judged the proxy's address instead of the thumbnail's: with an internal proxy every
+/// check was refused and every video hidden; with another, internal URLs were fetched
+/// through it. Now the environment's proxy is ignored; `VIDEOFEED_CHECK_PROXY` names
+/// one, and then each target (each redirect too) is resolved and judged before it is
+/// requested, an internal one never reaching the proxy.
+#[test]
+fn proxies_are_decided_by_our_setting_and_never_carry_an_internal_request() -> TestResult {
+    let inside = Origin::start();
+    let outside = Origin::start_on("127.0.0.2");
+    let proxy = Proxy::start();
+    let dir = TestDir::new("jobs-proxy");
+    let inward = outside.url_on("127.0.0.2", &format!("/away.jpg?to={}", inside.url("/ok.jpg")));
+    let lines = vec![
+        video("public", "Proxy probe", "C", &outside.url_on("127.0.0.2", "/ok.jpg")),
+        video("moved", "Proxy probe", "C", &outside.url_on("127.0.0.2", "/redirect.jpg")),
+        video("internal", "Proxy probe", "C", &inside.url("/ok.jpg")),
+        video("redirected", "Proxy probe", "C", &inward),
+    ];
+    let db = import(&dir, &lines);
+    let check = |env: &[(&str, String)]| {
+        rusqlite::Connection::open(&db).unwrap().execute("DELETE FROM thumbnail_checks", []).unwrap();
+        let out = Command::new(bin())
+            .args([
+                "check-thumbnails",
+                "--db",
+                db.to_str().unwrap(),
+                "--rate",
+                "0",
+                "--timeout",
+                "2s",
+                "--retries",
+                "0",
+            ])
+            .env("VIDEOFEED_TEST_PUBLIC_ADDR", "127.0.0.2")
+            .env("VIDEOFEED_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        checks(&db)
+    };
+    // 1. The environment's proxy variables (every spelling) are ignored: checked as without them.
+    let env_proxy: Vec<(&str, String)> =
+        ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]
+            .iter()
+            .map(|k| (*k, proxy.url()))
+            .collect();
+    let c = check(&env_proxy);
+    assert_eq!(proxy.asked(), Vec::<String>::new(), "the environment's proxy was used");
+    assert_eq!((c["public"].0, c["public"].1), (Some(1), Some(200)), "{:?}", c["public"]);
+    assert_eq!((c["moved"].0, c["moved"].1), (Some(1), Some(200)), "{:?}", c["moved"]);
+    for id in ["internal", "redirected"] {
+        assert!(c[id].2.as_deref().unwrap_or("").starts_with("refused: 127.0.0.1"), "{id}: {:?}", c[id]);
+    }
+    assert_eq!(inside.hits("/ok.jpg"), 0);
+
+    // 2. Our setting: public targets go through the proxy (a redirect's target too);
+    //    internal ones, direct or redirected to, are refused without asking the proxy.
+    let (public_hits, redirect_hits) = (outside.hits("/ok.jpg"), outside.hits("/redirect.jpg"));
+    let c = check(&[("VIDEOFEED_CHECK_PROXY", proxy.url())]);
+    assert_eq!((c["public"].0, c["public"].1), (Some(1), Some(200)), "{:?}", c["public"]);
+    assert_eq!((c["moved"].0, c["moved"].1), (Some(1), Some(200)), "{:?}", c["moved"]);
+    assert_eq!(outside.hits("/redirect.jpg"), redirect_hits + 1);
+    assert!(outside.hits("/ok.jpg") >= public_hits + 2, "public and the redirect's target, through the proxy");
+    let asked = proxy.asked();
+    // (ureq tunnels every request through the proxy with CONNECT host:port.)
+    let public_target = format!("127.0.0.2:{}", outside.port);
+    assert_eq!(
+        asked.iter().filter(|t| t.contains(&public_target)).count(),
+        4,
+        "public, moved and its target, away: {asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|t| t.contains(&format!("127.0.0.1:{}", inside.port))),
+        "an internal target reached the proxy: {asked:?}"
+    );
+    for id in ["internal", "redirected"] {
+        assert_eq!((c[id].0, c[id].1), (Some(0), None), "{id}: {:?}", c[id]);
+        assert!(c[id].2.as_deref().unwrap_or("").starts_with("refused: 127.0.0.1"), "{id}: {:?}", c[id]);
+    }
+    assert_eq!(inside.hits("/ok.jpg"), 0, "an internal address was contacted");
+    assert_eq!(outside.hits("/away.jpg"), 2, "the public first hop was asked (once per run)");
+    Ok(())
+}

@@ -23,6 +23,9 @@ finish within --timeout and every finished check is kept.
 
 Defaults: --concurrency 8, --rate 20 (requests started per second, all threads; 0 = no
 limit), --timeout 5s, --retries 2. Durations: 90s, 15m, 12h, 7d.
+Only public addresses are contacted (VIDEOFEED_CHECK_PRIVATE_HOSTS=1 lifts that);
+VIDEOFEED_CHECK_PROXY names an HTTP proxy to go through (the environment's HTTP(S)_PROXY
+and ALL_PROXY are never used; through the proxy each target is still judged first).
 Exit status: 0 done (or stopped by a signal), 2 the database cannot be used.
 
 Examples:

@@ -48,6 +48,7 @@ pub(super) fn job_options(a: &Args, defaults: JobOptions) -> Result<JobOptions, 
         private_hosts: videofeed::config::private_hosts_allowed(
             std::env::var("VIDEOFEED_CHECK_PRIVATE_HOSTS").ok().as_deref(),
         ),
+        proxy: videofeed::config::check_proxy(std::env::var("VIDEOFEED_CHECK_PROXY").ok().as_deref()).map_err(fatal)?,
     })
 }
 

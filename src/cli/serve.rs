@@ -41,7 +41,9 @@ of a thumbnail check-thumbnails found broken), VIDEOFEED_BROKEN_THUMBNAILS (repl
 or omit), VIDEOFEED_THUMBNAIL_CHECK_EVERY or --check-thumbnails-every (run check-thumbnails
 inside serve on its own thread, e.g. 6h; default off) with VIDEOFEED_THUMBNAIL_CONCURRENCY (4), VIDEOFEED_THUMBNAIL_RATE (10/s)
 and VIDEOFEED_THUMBNAIL_MAX_AGE (7d), VIDEOFEED_CHECK_PRIVATE_HOSTS (1 lets the checker contact loopback,
-private, link-local and unique-local addresses; default: refused, see docs/security.md), VIDEOFEED_LOG (log filter, default info; RUST_LOG too;
+private, link-local and unique-local addresses; default: refused, see docs/security.md), VIDEOFEED_CHECK_PROXY
+(the HTTP proxy the checker goes through, e.g. http://proxy.internal:3128; the environment's HTTP(S)_PROXY
+and ALL_PROXY are never used), VIDEOFEED_LOG (log filter, default info; RUST_LOG too;
 debug adds one line per request).
 Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
 

@@ -99,6 +99,43 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || first == 0x2001 && s.get(1) == Some(&0x0db8)) // documentation
 }
 
+/// What the guard makes of a URL's host when ureq will not resolve it (through a
+/// proxy, ureq resolves only the proxy's host).
+#[derive(Debug)]
+pub enum Target {
+    /// Every address the host has is public: it may be requested.
+    Public,
+    /// Some address is internal: not requested, not even through the proxy.
+    Refused(Refused),
+    /// The host could not be resolved here.
+    Unresolved(String),
+}
+
+/// Resolves the host of `uri` and judges its addresses (all must be public, or
+/// `VIDEOFEED_CHECK_PRIVATE_HOSTS`' test hook's one): for requests that go through a
+/// proxy. The proxy resolves the name again itself, so a name whose answer changes
+/// between the two (rebinding) is not caught: a proxy is named by the operator, who
+/// trusts its resolver (decision 26).
+pub fn check_target(uri: &Uri) -> Target {
+    use std::net::ToSocketAddrs;
+    let Some(host) = uri.host() else { return Target::Unresolved(format!("{uri} has no host")) };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    let addresses: Vec<IpAddr> = match (host, port).to_socket_addrs() {
+        Ok(found) => found.map(|a| a.ip()).collect(),
+        Err(e) => return Target::Unresolved(format!("{host}: {e}")),
+    };
+    if addresses.is_empty() {
+        return Target::Unresolved(format!("{host}: no address"));
+    }
+    if addresses.iter().all(|ip| is_public(*ip) || test_public(*ip)) {
+        Target::Public
+    } else {
+        let internal: Vec<IpAddr> = addresses.into_iter().filter(|ip| !is_public(*ip) && !test_public(*ip)).collect();
+        Target::Refused(Refused { host: host.to_owned(), addresses: internal })
+    }
+}
+
 /// How every refusal's text starts (what the checker records as the error).
 pub const REFUSED: &str = "refused: ";
 

@@ -47,6 +47,10 @@ pub(super) struct Tools<'a> {
     pub limit: RateLimit,
     /// Set when the run must stop.
     pub stop: &'a AtomicBool,
+    /// Requests go through a proxy while only public addresses may be fetched: the
+    /// guard checks each target (and each redirect) itself ([`super::guard::check_target`]),
+    /// and redirects are followed by the caller, not by ureq.
+    pub guard_targets: bool,
 }
 
 /// A job's work on one task, run by the worker threads.
@@ -119,6 +123,7 @@ where
         opts: run.opts,
         limit: RateLimit::new(run.opts.rate),
         stop,
+        guard_targets: run.public_only && run.opts.proxy.is_some(),
     };
     let (task_tx, task_rx) = mpsc::sync_channel::<W::Task>(run.opts.concurrency.max(1) * 2);
     let task_rx = Mutex::new(task_rx);
@@ -285,14 +290,20 @@ pub(super) fn sleep_until(t: Instant, stop: &AtomicBool) -> bool {
 
 /// The HTTP agent both jobs use: status codes are answers, not errors; with
 /// `public_only`, hosts (redirects' too) that resolve to internal addresses are refused.
+/// The environment's proxy variables are ignored: only `opts.proxy` names one. Through
+/// a proxy ureq resolves only the proxy's host, so with `public_only` redirects are not
+/// followed here: the caller checks each target and follows them ([`Tools::guard_targets`]).
 fn agent(opts: &JobOptions, what: &str, public_only: bool) -> ureq::Agent {
+    let proxy = opts.proxy.as_deref().and_then(|p| ureq::Proxy::new(p).ok());
+    let through_proxy = proxy.is_some();
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(opts.timeout))
-        .max_redirects(5)
+        .max_redirects(if through_proxy && public_only { 0 } else { 5 })
+        .proxy(proxy)
         .user_agent(format!("videofeed/{} ({what})", env!("CARGO_PKG_VERSION")))
         .build();
-    if public_only {
+    if public_only && !through_proxy {
         let connector = ureq::unversioned::transport::DefaultConnector::default();
         ureq::Agent::with_parts(config, connector, super::guard::PublicOnly::default())
     } else {

@@ -25,18 +25,54 @@ use crate::timefmt::now_unix;
 /// Videos planned per read (keyset pages over `videos.rowid`).
 const PLAN_PAGE: i64 = 1000;
 
-/// HEAD, or a one-byte ranged GET where HEAD is refused (405, 501).
-fn probe(agent: &ureq::Agent, url: &str) -> Attempt {
-    match agent.head(url).call() {
-        Ok(resp) if matches!(resp.status().as_u16(), 405 | 501) => {
-            match agent.get(url).header("Range", "bytes=0-0").call() {
-                Ok(resp) => Attempt::Status(resp.status().as_u16()),
-                Err(e) => failed(&e),
-            }
-        }
-        Ok(resp) => Attempt::Status(resp.status().as_u16()),
-        Err(e) => failed(&e),
+/// HEAD, or a one-byte ranged GET where HEAD is refused (405, 501): the status and,
+/// for a redirect, where to.
+fn ask(agent: &ureq::Agent, url: &str) -> Result<(u16, Option<String>), ureq::Error> {
+    let mut resp = agent.head(url).call()?;
+    if matches!(resp.status().as_u16(), 405 | 501) {
+        resp = agent.get(url).header("Range", "bytes=0-0").call()?;
     }
+    let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Ok((resp.status().as_u16(), location))
+}
+
+/// Redirects followed when the caller follows them (through a proxy).
+const MAX_REDIRECTS: usize = 5;
+
+/// The outcome of checking `url`: ureq follows redirects itself, except through a proxy
+/// with the guard on, where each target's host is checked first and never requested
+/// (not even from the proxy) when it is internal.
+fn probe(tools: &Tools<'_>, url: &str) -> Attempt {
+    if !tools.guard_targets {
+        return match ask(&tools.agent, url) {
+            Ok((status, _)) => Attempt::Status(status),
+            Err(e) => failed(&e),
+        };
+    }
+    let mut current = url.to_owned();
+    for _ in 0..=MAX_REDIRECTS {
+        let uri: ureq::http::Uri = match current.parse() {
+            Ok(u) => u,
+            Err(e) => return Attempt::Failed(format!("{current} is not a URL: {e}")),
+        };
+        match super::guard::check_target(&uri) {
+            super::guard::Target::Public => {}
+            super::guard::Target::Refused(r) => return Attempt::Refused(r.to_string()),
+            super::guard::Target::Unresolved(e) => return Attempt::Failed(e),
+        }
+        let (status, location) = match ask(&tools.agent, &current) {
+            Ok(answer) => answer,
+            Err(e) => return failed(&e),
+        };
+        let next = location
+            .filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308))
+            .and_then(|to| url::Url::parse(&current).ok()?.join(&to).ok());
+        match next {
+            Some(to) => current = to.to_string(),
+            None => return Attempt::Status(status),
+        }
+    }
+    Attempt::Failed(format!("more than {MAX_REDIRECTS} redirects"))
 }
 
 /// The same video's `mqdefault` thumbnail for a YouTube-style URL
@@ -52,7 +88,7 @@ pub fn alternative_of(url: &str) -> Option<String> {
 
 /// Checks one thumbnail (and its alternative when broken); None when stopped first.
 fn check_one(tools: &Tools<'_>, video_id: String, url: String) -> Option<ThumbnailCheck> {
-    let (result, ()) = with_retries(tools, || (probe(&tools.agent, &url), ()))?;
+    let (result, ()) = with_retries(tools, || (probe(tools, &url), ()))?;
     let (ok, status, error) = match result {
         Attempt::Status(s) if (200..300).contains(&s) => (true, Some(s), None),
         Attempt::Status(s) => (false, Some(s), Some(format!("HTTP {s}"))),
@@ -64,7 +100,7 @@ fn check_one(tools: &Tools<'_>, video_id: String, url: String) -> Option<Thumbna
     let mut alternative = None;
     if !ok {
         if let Some(alt) = alternative_of(&url) {
-            if let Some((Attempt::Status(s), ())) = with_retries(tools, || (probe(&tools.agent, &alt), ())) {
+            if let Some((Attempt::Status(s), ())) = with_retries(tools, || (probe(tools, &alt), ())) {
                 if (200..300).contains(&s) {
                     alternative = Some(alt);
                 }
