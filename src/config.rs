@@ -27,6 +27,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_SOCKET_GROUP",
     "VIDEOFEED_CHECK_PRIVATE_HOSTS",
     "VIDEOFEED_CHECK_PROXY",
+    "VIDEOFEED_CHECK_MAX_HIDE",
     "VIDEOFEED_LISTEN",
     "VIDEOFEED_WORKERS",
     "LSAPI_CHILDREN",
@@ -363,6 +364,30 @@ pub struct JobOptions {
     /// The environment's `HTTP(S)_PROXY`/`ALL_PROXY` are never used: a proxy resolves
     /// the target's host itself, out of the guard's sight (see `jobs::guard`).
     pub proxy: Option<String>,
+    /// The most of the catalogue one thumbnail check run may record broken, as a
+    /// share (`VIDEOFEED_CHECK_MAX_HIDE`, default 5%; at least [`MIN_HIDE`] videos);
+    /// None = no cap (`check-thumbnails --allow-hide`).
+    pub max_hide: Option<f64>,
+}
+
+/// However small the catalogue, a run may record this many broken thumbnails.
+pub const MIN_HIDE: u64 = 100;
+
+/// Reads `VIDEOFEED_CHECK_MAX_HIDE`: `5%`, `0.05`, or `100%`/`1` for no cap.
+///
+/// # Errors
+/// A value that is not a share from 0 to 100%.
+pub fn max_hide(value: Option<&str>) -> Result<Option<f64>, String> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(Some(0.05)) };
+    let share = match v.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok().map(|p| p / 100.0),
+        None => v.parse::<f64>().ok(),
+    };
+    match share.filter(|s| s.is_finite() && (0.0..=1.0).contains(s)) {
+        Some(s) if s >= 1.0 => Ok(None),
+        Some(s) => Ok(Some(s)),
+        None => Err(format!("VIDEOFEED_CHECK_MAX_HIDE must be a share such as 5% or 0.05, got {v:?}")),
+    }
 }
 
 impl Default for JobOptions {
@@ -379,6 +404,7 @@ impl Default for JobOptions {
             limit: None,
             private_hosts: false,
             proxy: None,
+            max_hide: Some(0.05),
         }
     }
 }
@@ -692,6 +718,8 @@ impl Config {
         c.thumbnail_check.private_hosts = private_hosts_allowed(env("VIDEOFEED_CHECK_PRIVATE_HOSTS").as_deref());
         c.thumbnail_check.proxy =
             check_proxy(env("VIDEOFEED_CHECK_PROXY").as_deref()).map_err(|m| err("VIDEOFEED_CHECK_PROXY", m))?;
+        c.thumbnail_check.max_hide =
+            max_hide(env("VIDEOFEED_CHECK_MAX_HIDE").as_deref()).map_err(|m| err("VIDEOFEED_CHECK_MAX_HIDE", m))?;
         if let Some(v) = env("VIDEOFEED_THUMBNAIL_RATE").filter(|v| !v.trim().is_empty()) {
             c.thumbnail_check.rate =
                 v.trim().parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.0).ok_or_else(|| {

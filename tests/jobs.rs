@@ -803,3 +803,80 @@ fn proxies_are_decided_by_our_setting_and_never_carry_an_internal_request() -> T
     assert_eq!(outside.hits("/away.jpg"), 2, "the public first hop was asked (once per run)");
     Ok(())
 }
+
+/// Issue 31: no job can hide the catalogue. A run where most checks get no answer at
+/// all (here: most thumbnails on a port nothing listens on, some on a working origin)
+/// stops and records none of the unanswered ones; a run that would record more than
+/// VIDEOFEED_CHECK_MAX_HIDE of the catalogue broken stops at the cap and says so, and
+/// `--allow-hide` records them all.
+#[test]
+fn no_check_run_hides_the_catalogue_by_accident() -> TestResult {
+    let origin = Origin::start();
+    let dead = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port(); // closed at once: refused
+    let dir = TestDir::new("jobs-hide");
+    let mut lines = Vec::new();
+    for i in 0..40 {
+        lines.push(video(&format!("up{i:03}"), "Hide probe", "C", &origin.url(&format!("/ok.jpg?i={i}"))));
+    }
+    for i in 0..160 {
+        lines.push(video(&format!("down{i:03}"), "Hide probe", "C", &format!("http://127.0.0.1:{dead}/x{i}.jpg")));
+    }
+    let db = import(&dir, &lines);
+    let out = checker(&[
+        "check-thumbnails",
+        "--db",
+        db.to_str().unwrap(),
+        "--rate",
+        "0",
+        "--retries",
+        "0",
+        "--concurrency",
+        "4",
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && said.contains("got no answer"), "{said}");
+    let c = checks(&db);
+    assert!(c.keys().all(|id| id.starts_with("up")), "an unanswered check was recorded broken: {c:?}");
+    let server = Server::start(&dir, &db, 1);
+    let shown =
+        feed_thumbnails(&server, "hide&limit=100").len() + feed_thumbnails(&server, "hide&limit=100&offset=100").len();
+    assert_eq!(shown, 200, "every video still in the feed");
+    // Health and metrics say the run stopped, and why.
+    let health = json(&server.get("/feed/health"));
+    let why = health["jobs"]["thumbnails_last_run_stopped"].as_str().unwrap_or("");
+    assert!(why.contains("got no answer"), "{health}");
+    assert_eq!(crate::util::metric(&server, "videofeed_thumbnail_run_stopped"), 1.0);
+    drop(server);
+
+    // 300 thumbnails that really are gone (404), VIDEOFEED_CHECK_MAX_HIDE=10%: at most
+    // max(10% of 500, 100) = 100 recorded, then the run stops saying why.
+    let dir = TestDir::new("jobs-hide-cap");
+    let mut lines = Vec::new();
+    for i in 0..200 {
+        lines.push(video(&format!("fine{i:03}"), "Cap probe", "C", &origin.url(&format!("/ok.jpg?c={i}"))));
+    }
+    for i in 0..300 {
+        lines.push(video(&format!("gone{i:03}"), "Cap probe", "C", &origin.url(&format!("/missing.jpg?c={i}"))));
+    }
+    let db = import(&dir, &lines);
+    let capped = Command::new(bin())
+        .args(["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--retries", "0"])
+        .env(PRIVATE_HOSTS, "1")
+        .env("VIDEOFEED_CHECK_MAX_HIDE", "10%")
+        .output()?;
+    let said = String::from_utf8_lossy(&capped.stderr).into_owned();
+    assert!(!capped.status.success() && said.contains("--allow-hide"), "{said}");
+    let broken = checks(&db).values().filter(|c| c.0 == Some(0)).count();
+    assert!(broken <= 100, "{broken} recorded broken past the cap");
+    let allowed =
+        checker(&["check-thumbnails", "--db", db.to_str().unwrap(), "--rate", "0", "--retries", "0", "--allow-hide"]);
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert_eq!(checks(&db).values().filter(|c| c.0 == Some(0)).count(), 300, "--allow-hide records them all");
+    let server = Server::start(&dir, &db, 1);
+    assert!(
+        json(&server.get("/feed/health"))["jobs"]["thumbnails_last_run_stopped"].is_null(),
+        "the last run finished"
+    );
+    assert_eq!(crate::util::metric(&server, "videofeed_thumbnail_run_stopped"), 0.0);
+    Ok(())
+}

@@ -7,7 +7,7 @@ use super::{Fatal, help, parse_args};
 
 pub(super) const CHECK_THUMBNAILS_HELP: &str = "\
 videofeed check-thumbnails --db PATH [--concurrency N] [--max-age DURATION] [--rate R]
-                           [--timeout DURATION] [--retries N] [--limit N]
+                           [--timeout DURATION] [--retries N] [--limit N] [--allow-hide]
 
 Checks the thumbnail URL of every video that was never checked, whose thumbnail changed,
 or whose last check is older than --max-age (default 7d), with a HEAD request (a one-byte
@@ -26,6 +26,11 @@ limit), --timeout 5s, --retries 2. Durations: 90s, 15m, 12h, 7d.
 Only public addresses are contacted (VIDEOFEED_CHECK_PRIVATE_HOSTS=1 lifts that);
 VIDEOFEED_CHECK_PROXY names an HTTP proxy to go through (the environment's HTTP(S)_PROXY
 and ALL_PROXY are never used; through the proxy each target is still judged first).
+No job hides the catalogue by accident: when most checks get no answer at all (the
+network, DNS, a proxy or the trust store of this machine fails, not the thumbnails) the
+run stops and records none of them; and a run records at most VIDEOFEED_CHECK_MAX_HIDE
+(default 5%) of the catalogue, or 100 videos, broken, then stops and says so, unless
+--allow-hide is given.
 Exit status: 0 done (or stopped by a signal), 2 the database cannot be used.
 
 Examples:
@@ -34,7 +39,7 @@ Examples:
 
 pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
     let valued = ["--db", "--concurrency", "--max-age", "--rate", "--timeout", "--retries", "--limit"];
-    let a = parse_args(raw, &valued, &[], CHECK_THUMBNAILS_HELP)?;
+    let a = parse_args(raw, &valued, &["--allow-hide"], CHECK_THUMBNAILS_HELP)?;
     if a.help {
         return help(CHECK_THUMBNAILS_HELP);
     }

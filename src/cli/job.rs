@@ -49,6 +49,12 @@ pub(super) fn job_options(a: &Args, defaults: JobOptions) -> Result<JobOptions, 
             std::env::var("VIDEOFEED_CHECK_PRIVATE_HOSTS").ok().as_deref(),
         ),
         proxy: videofeed::config::check_proxy(std::env::var("VIDEOFEED_CHECK_PROXY").ok().as_deref()).map_err(fatal)?,
+        max_hide: match a.get("--allow-hide") {
+            Some(_) => None,
+            None => {
+                videofeed::config::max_hide(std::env::var("VIDEOFEED_CHECK_MAX_HIDE").ok().as_deref()).map_err(fatal)?
+            }
+        },
     })
 }
 

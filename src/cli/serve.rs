@@ -43,7 +43,8 @@ inside serve on its own thread, e.g. 6h; default off) with VIDEOFEED_THUMBNAIL_C
 and VIDEOFEED_THUMBNAIL_MAX_AGE (7d), VIDEOFEED_CHECK_PRIVATE_HOSTS (1 lets the checker contact loopback,
 private, link-local and unique-local addresses; default: refused, see docs/security.md), VIDEOFEED_CHECK_PROXY
 (the HTTP proxy the checker goes through, e.g. http://proxy.internal:3128; the environment's HTTP(S)_PROXY
-and ALL_PROXY are never used), VIDEOFEED_LOG (log filter, default info; RUST_LOG too;
+and ALL_PROXY are never used), VIDEOFEED_CHECK_MAX_HIDE (the most of the catalogue one check run may record broken,
+default 5%, at least 100 videos; 100% = no cap), VIDEOFEED_LOG (log filter, default info; RUST_LOG too;
 debug adds one line per request).
 Signals: SIGTERM, SIGUSR1, SIGINT stop gracefully (requests in flight finish); SIGHUP is ignored.
 

@@ -140,13 +140,26 @@ impl Work for Checker {
     }
 }
 
-/// Counting, and the breaker: checks with no HTTP answer wait here until some check
-/// gets one (then the network works and they are real); [`BREAKER`] in a row stop the run.
+/// Counting, and the breakers. Checks with no HTTP answer (timeouts, refused or cut
+/// connections, DNS and TLS failures) wait here while they are not a minority of the
+/// run: [`BREAKER`] in a row with no answer at all, or most of the checks once
+/// [`SAMPLE`] are done, stop the run and record none of them (the machine's network,
+/// DNS, proxy or trust store is at fault, not the thumbnails: their videos stay as
+/// they were). And no run records more broken thumbnails than `max_hide` (a share
+/// of the catalogue, `VIDEOFEED_CHECK_MAX_HIDE`) unless the operator allows it.
 #[derive(Default)]
 struct Checks {
     held: Vec<ThumbnailCheck>,
-    answered: bool,
+    answered: u64,
+    unanswered: u64,
+    /// Broken thumbnails recorded so far in this run.
+    hidden: u64,
+    /// The most this run may record broken.
+    max_hide: u64,
 }
+
+/// Checks done before the share of unanswered ones is judged.
+const SAMPLE: u64 = 100;
 
 impl Checks {
     fn count(summary: &mut JobSummary, c: &ThumbnailCheck) {
@@ -158,6 +171,36 @@ impl Checks {
             summary.replaced += u64::from(c.alternative.is_some());
             summary.failed += u64::from(c.status.is_none());
         }
+    }
+
+    /// Whether the checks with no answer are a minority of the run (then they are the
+    /// thumbnails' own failures, recorded broken).
+    fn unanswered_are_few(&self) -> bool {
+        self.unanswered.saturating_mul(2) <= self.answered + self.unanswered
+    }
+
+    /// Moves `rows` into `batch`, unless that would pass the run's hiding cap.
+    fn record(
+        &mut self,
+        rows: Vec<ThumbnailCheck>,
+        s: &mut JobSummary,
+        batch: &mut Vec<ThumbnailCheck>,
+    ) -> Result<(), String> {
+        let broken = rows.iter().filter(|c| !c.ok).count() as u64;
+        if self.hidden + broken > self.max_hide {
+            return Err(format!(
+                "this run would record more than {} thumbnails broken (VIDEOFEED_CHECK_MAX_HIDE of the catalogue), \
+                 each leaving the feed or showing the fallback image; stopped with {} recorded. If they really are \
+                 broken, run `videofeed check-thumbnails --allow-hide`",
+                self.max_hide, self.hidden
+            ));
+        }
+        self.hidden += broken;
+        for c in rows {
+            Checks::count(s, &c);
+            batch.push(c);
+        }
+        Ok(())
     }
 }
 
@@ -172,9 +215,10 @@ impl Tally for Checks {
         batch: &mut Vec<ThumbnailCheck>,
     ) -> Result<(), String> {
         if check.status.is_none() && !is_refusal(&check) {
+            self.unanswered += 1;
+            let first = self.held.first().or(Some(&check)).and_then(|c| c.error.clone()).unwrap_or_default();
             self.held.push(check);
-            if self.held.len() >= BREAKER {
-                let first = self.held.first().and_then(|c| c.error.clone()).unwrap_or_default();
+            if self.answered == 0 && self.held.len() >= BREAKER {
                 let why = format!(
                     "{} thumbnail checks in a row got no answer at all (the first: {first}); the network or \
                      DNS of this machine looks down, so the run stopped and recorded none of them",
@@ -183,22 +227,42 @@ impl Tally for Checks {
                 self.held.clear();
                 return Err(why);
             }
+            let done = self.answered + self.unanswered;
+            if done >= SAMPLE && !self.unanswered_are_few() {
+                let why = format!(
+                    "{} of {done} thumbnail checks got no answer (the first: {first}): the network path, DNS, a proxy \
+                     or the trust store of this machine fails, not the thumbnails, so the run stopped and recorded \
+                     none of them as broken (their videos stay as they were)",
+                    self.unanswered
+                );
+                self.held.clear();
+                return Err(why);
+            }
             return Ok(());
         }
-        self.answered = true;
-        for c in self.held.drain(..).chain(std::iter::once(check)) {
-            Checks::count(s, &c);
-            batch.push(c);
+        self.answered += 1;
+        let mut rows = vec![check];
+        // Unanswered checks are judged once the run has a sample: released as broken
+        // only while they are a minority of it.
+        if self.answered + self.unanswered >= SAMPLE && self.unanswered_are_few() {
+            rows.append(&mut self.held);
         }
-        Ok(())
+        self.record(rows, s, batch)
     }
 
     fn finish(&mut self, s: &mut JobSummary, batch: &mut Vec<ThumbnailCheck>) {
-        if self.answered {
-            for c in self.held.drain(..) {
-                Checks::count(s, &c);
-                batch.push(c);
+        if self.answered > 0 && self.unanswered_are_few() {
+            let held = std::mem::take(&mut self.held);
+            if let Err(why) = self.record(held, s, batch) {
+                log::warn!("thumbnail check: {why}");
+                s.stopped = true;
             }
+        } else if !self.held.is_empty() {
+            log::warn!(
+                "thumbnail check: {} of {} checks got no answer; none of them recorded (unknown, not broken)",
+                self.unanswered,
+                self.answered + self.unanswered
+            );
         }
     }
 
@@ -258,7 +322,41 @@ pub fn check_thumbnails(
     let planned = u64::try_from(planned).unwrap_or(0).min(opts.limit.map_or(u64::MAX, |l| l as u64));
     let tasks = Due { conn: &conn, due_before, after: i64::MIN, page: VecDeque::new(), done: false };
     let run = Run { what: "thumbnail check", opts, stop, writer, public_only: !opts.private_hosts };
-    pipeline::run(&run, &Checker, Checks::default(), tasks, planned, progress)
+    let videos: i64 = conn.query_row("SELECT count(*) FROM videos", [], |r| r.get(0)).map_err(database)?;
+    let max_hide = opts.max_hide.map_or(u64::MAX, |share| share_of(videos, share).max(crate::config::MIN_HIDE));
+    let checks = Checks { max_hide, ..Checks::default() };
+    let outcome = pipeline::run(&run, &Checker, checks, tasks, planned, progress);
+    let reason = match &outcome {
+        Ok(summary) if summary.stopped => Some("stopped before it finished".to_owned()),
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    record_run(db, reason.as_deref());
+    outcome
+}
+
+/// `share` (0 to 1) of `rows`, rounded down.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a share of a row count fits in u64")]
+fn share_of(rows: i64, share: f64) -> u64 {
+    (rows.max(0) as f64 * share.clamp(0.0, 1.0)).floor() as u64
+}
+
+/// Writes how this run ended beside the database ([`crate::store::db::thumbnail_run_path`]),
+/// whole (a temporary file renamed into place); a failure is logged, never fatal.
+fn record_run(db: &Path, stopped: Option<&str>) {
+    use std::io::Write;
+    let path = crate::store::db::thumbnail_run_path(db);
+    let state = serde_json::json!({ "finished_unix": now_unix(), "stopped": stopped.is_some(), "reason": stopped });
+    let written = crate::sys::create_temp_beside(&path, "run", 0o644).and_then(|(mut file, tmp)| {
+        let done = file.write_all(state.to_string().as_bytes()).and_then(|()| std::fs::rename(&tmp, &path));
+        if done.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        done
+    });
+    if let Err(e) = written {
+        log::warn!("thumbnail check: cannot record the run's outcome in {}: {e}", path.display());
+    }
 }
 
 #[cfg(test)]

@@ -77,6 +77,10 @@ pub struct JobStats {
     /// Unix seconds of the newest check (0 if none).
     #[serde(skip)]
     pub thumbnails_last_checked_unix: i64,
+    /// Whether the last thumbnail check run stopped before recording everything (the
+    /// network failed, or it would have hidden too much), and why; null when it
+    /// finished or none ran.
+    pub thumbnails_last_run_stopped: Option<String>,
     /// Channels the enrichment source knows.
     pub channels_known: i64,
     /// RFC 3339 time of the newest channel fetch; null if none.

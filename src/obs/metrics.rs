@@ -625,6 +625,17 @@ impl Metrics {
                 "videofeed_thumbnails_last_check_timestamp_seconds {}",
                 jobs.thumbnails_last_checked_unix
             );
+            help(
+                &mut out,
+                "videofeed_thumbnail_run_stopped",
+                "gauge",
+                "1 when the last thumbnail check run stopped before recording everything (no answer from most hosts, or the hiding cap); /feed/health says why.",
+            );
+            let _ = writeln!(
+                out,
+                "videofeed_thumbnail_run_stopped {}",
+                u8::from(jobs.thumbnails_last_run_stopped.is_some())
+            );
             help(&mut out, "videofeed_channels_known", "gauge", "Channels the enrichment source knows.");
             let _ = writeln!(out, "videofeed_channels_known {}", jobs.channels_known);
         }

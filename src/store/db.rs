@@ -295,6 +295,14 @@ pub fn replica_state_path(db: &Path) -> std::path::PathBuf {
     std::path::PathBuf::from(name)
 }
 
+/// Where the thumbnail checker records how its last run ended (`<db>.thumbnails.json`:
+/// `finished_unix`, `stopped`, `reason`), read back into `/feed/health` and the metrics.
+pub fn thumbnail_run_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".thumbnails.json");
+    std::path::PathBuf::from(name)
+}
+
 /// Stamps the heartbeat of the database at `path` every `every` until `stop` is set
 /// (or once, when `every` is zero); a failure is logged (the first, and then each
 /// change of error) and retried at the next beat. Returns the stamps written.

@@ -114,6 +114,7 @@ fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Facts) -> Re
             thumbnails_broken: broken.unwrap_or(0),
             thumbnails_last_checked: last_checked.map(crate::timefmt::rfc3339),
             thumbnails_last_checked_unix: last_checked.unwrap_or(0),
+            thumbnails_last_run_stopped: read_thumbnail_run(db),
             channels_known: known.unwrap_or(0),
             channels_last_fetched: last_fetched.map(crate::timefmt::rfc3339),
         };
@@ -138,6 +139,14 @@ fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Facts) -> Re
 
 /// The state `videofeed replica` writes beside the served file, if it does (a file
 /// being replaced is read whole or not at all: it is renamed into place).
+/// Why the last thumbnail check run stopped, when it did (see `db::thumbnail_run_path`).
+fn read_thumbnail_run(db: &Path) -> Option<String> {
+    let text = std::fs::read(crate::store::db::thumbnail_run_path(db)).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    state.get("stopped").and_then(serde_json::Value::as_bool).filter(|s| *s)?;
+    Some(state.get("reason").and_then(serde_json::Value::as_str).unwrap_or("stopped").to_owned())
+}
+
 fn read_replica_state(db: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read(crate::store::db::replica_state_path(db)).ok()?;
     serde_json::from_slice(&text).ok()
