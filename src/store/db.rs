@@ -537,7 +537,7 @@ pub fn restore(live: &Path, backup: &Path) -> Result<Restored, Error> {
 
 /// Creates a temporary file beside `path` (the database, its index or state file)
 /// exclusively, under a random name, with permission bits `mode`: see
-/// [`crate::sys::create_temp_beside`].
+/// `sys::create_temp_beside` (the crate-private implementation).
 ///
 /// # Errors
 /// I/O errors creating it.
