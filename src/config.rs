@@ -40,6 +40,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_MAX_STALENESS",
     "VIDEOFEED_QUERY_TIMEOUT_MS",
     "VIDEOFEED_REQUEST_TIMEOUT_MS",
+    "VIDEOFEED_WRITE_TIMEOUT_MS",
     "VIDEOFEED_MAX_PARAMS",
     "VIDEOFEED_CACHE_BYTES",
     "VIDEOFEED_RANK_MEMO_BYTES",
@@ -165,6 +166,10 @@ pub struct Config {
     /// `VIDEOFEED_REQUEST_TIMEOUT_MS`: time a client has to finish sending a request once it
     /// has started one (slow senders are cut off); idle kept-alive connections are not timed.
     pub request_timeout: Duration,
+    /// `VIDEOFEED_WRITE_TIMEOUT_MS`: time a peer has to read what it was sent (an answer,
+    /// a management reply) once it stopped taking it; then the connection is closed.
+    /// Only the poller waits for it (writes never block a worker).
+    pub write_timeout: Duration,
     /// `VIDEOFEED_MAX_PARAMS`: FastCGI params (CGI variables) allowed in one request.
     pub max_param_count: usize,
     /// `VIDEOFEED_SLOW_MS`: a request taking longer is logged at warn (the slow log);
@@ -274,6 +279,9 @@ impl Default for Config {
             // Web servers send a whole request at once (LiteSpeed and nginx buffer the body
             // first); 2 s is generous, and the poller, not a worker, waits for it.
             request_timeout: Duration::from_secs(2),
+            // Web servers read answers as they come (nginx and LiteSpeed buffer them); one that
+            // has not taken an answer in 30 s is gone or hostile. Waiting costs no worker.
+            write_timeout: Duration::from_secs(30),
             // nginx and LiteSpeed send ~20-40 variables; the HTTP headers add one each.
             max_param_count: 512,
             // 100x a typical answer: what is logged is worth a look (php-fpm's slowlog is per-site).
@@ -595,14 +603,16 @@ impl Config {
                 c.admin_token = Some(v);
             }
         }
-        let (mut query_ms, mut request_ms, mut admin_wait_ms) = (
+        let (mut query_ms, mut request_ms, mut write_ms, mut admin_wait_ms) = (
             u64::try_from(c.query_timeout.as_millis()).unwrap_or(2000),
             u64::try_from(c.request_timeout.as_millis()).unwrap_or(2_000),
+            u64::try_from(c.write_timeout.as_millis()).unwrap_or(30_000),
             u64::try_from(c.admin_wait.as_millis()).unwrap_or(5000),
         );
         for (name, slot, max) in [
             ("VIDEOFEED_QUERY_TIMEOUT_MS", &mut query_ms, 60_000u64),
             ("VIDEOFEED_REQUEST_TIMEOUT_MS", &mut request_ms, 600_000),
+            ("VIDEOFEED_WRITE_TIMEOUT_MS", &mut write_ms, 600_000),
             ("VIDEOFEED_ADMIN_WAIT_MS", &mut admin_wait_ms, 600_000),
         ] {
             if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
@@ -627,6 +637,7 @@ impl Config {
         }
         c.query_timeout = Duration::from_millis(query_ms);
         c.request_timeout = Duration::from_millis(request_ms);
+        c.write_timeout = Duration::from_millis(write_ms);
         c.admin_wait = Duration::from_millis(admin_wait_ms);
         for (name, slot, max) in [
             ("VIDEOFEED_ADMIN_MAX_BODY", &mut c.admin_max_body, 1usize << 30),

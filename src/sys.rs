@@ -307,6 +307,23 @@ pub fn recv_nowait(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> 
     Ok(usize::try_from(rc).unwrap_or(0))
 }
 
+/// Writes what socket `fd` can take now without blocking (`send(2)` with
+/// `MSG_DONTWAIT | MSG_NOSIGNAL`): the poller and the workers never wait on a
+/// peer that does not read. Returns the bytes written (fewer than `buf.len()`
+/// when the socket's buffer is full).
+///
+/// # Errors
+/// The `send(2)` error; `WouldBlock` when the buffer has no room at all.
+pub fn send_nowait(fd: std::os::fd::RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid buffer of `buf.len()` bytes that send only reads; a bad
+    // fd is reported as an error, not UB.
+    let rc = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(rc).unwrap_or(0))
+}
+
 /// Page cache hits and misses counted on `conn` since the last call, then reset
 /// (`sqlite3_db_status` with `SQLITE_DBSTATUS_CACHE_HIT`/`_MISS`); (0, 0) on error.
 pub fn take_cache_stats(conn: &rusqlite::Connection) -> (u64, u64) {

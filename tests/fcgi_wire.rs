@@ -427,3 +427,127 @@ fn too_many_params_are_answered_431() -> TestResult {
     assert_eq!(server.get("/feed?q=music").status(), 200);
     Ok(())
 }
+
+/// One kind of request a peer can flood with, each answered without a worker.
+fn early_answered_flood(kind: usize, token: &str) -> Vec<u8> {
+    let mut one = Vec::new();
+    match kind {
+        // GET_VALUES: a management record, answered with GET_VALUES_RESULT.
+        0 => {
+            let mut body = Vec::new();
+            for n in ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"] {
+                record::encode_pair(&mut body, n.as_bytes(), b"");
+            }
+            record::encode(&mut one, RecordType::GetValues, 0, &body);
+        }
+        // 401: a write without the token; 413: a write declaring a body over the cap;
+        // 431: more params than allowed. All on a kept connection, with no body.
+        _ => {
+            let mut params = client::get_params(if kind == 3 { "GET" } else { "POST" }, "/feed/admin/videos");
+            if kind == 2 {
+                params.push(("CONTENT_LENGTH".into(), "1000000".into()));
+                params.push(("HTTP_AUTHORIZATION".into(), format!("Bearer {token}")));
+            }
+            if kind == 3 {
+                params.extend((0..40).map(|i| (format!("HTTP_X_{i}"), "1".to_string())));
+            }
+            let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            one = client::encode_request(1, true, &pairs, &[]);
+        }
+    }
+    // Far more than the socket buffers hold, answered or not.
+    one.repeat((4 << 20) / one.len().max(1))
+}
+
+/// Sockets process `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+#[test]
+fn peers_that_never_read_their_early_answers_hold_no_worker() -> TestResult {
+    // Issue 31, point 5: 64 connections flood requests answered without a worker (GET_VALUES,
+    // 401, 413, 431) and never read. The poller sends what the sockets take and waits for
+    // room without blocking, so every worker stays free; the stuck connections are closed
+    // once they have not taken their bytes within VIDEOFEED_WRITE_TIMEOUT_MS (3 s here). (Before, the
+    // bytes went to a worker that blocked in write for 30 s: two such peers pinned both.)
+    let dir = TestDir::new("neverread");
+    let token = "never-read-token";
+    let env = [
+        ("VIDEOFEED_WRITE_TIMEOUT_MS", "3000"),
+        ("VIDEOFEED_REQUEST_TIMEOUT_MS", "5000"),
+        ("VIDEOFEED_ADMIN_TOKEN", token),
+        ("VIDEOFEED_ADMIN_MAX_BODY", "1000"),
+        ("VIDEOFEED_MAX_PARAMS", "30"),
+        ("VIDEOFEED_LOG", "info"),
+    ];
+    let server = Server::start_with(&dir, &fixture_db(&dir), 2, &env);
+    // Both workers open their database first, so the timing below is the wait alone.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| assert_eq!(server.get("/feed?q=music&limit=1").status(), 200));
+        }
+    });
+    let pid = server.child.id();
+    let baseline = open_fds(pid);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..64 {
+        let (tx, mut s, flood) = (tx.clone(), server.connect(), early_answered_flood(i % 4, token));
+        std::thread::spawn(move || {
+            // Writes until the responder stops reading (it does while its answers wait).
+            s.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+            // (It times out: how much was taken is not the point.)
+            let _ = s.write_all(&flood);
+            let _ = tx.send((i, s));
+        });
+    }
+    drop(tx);
+    let stuck: Vec<_> = rx.iter().collect();
+    let flooded = Instant::now();
+    assert_eq!(stuck.len(), 64);
+    let during = open_fds(pid);
+    assert!(
+        during >= baseline + 64,
+        "every flooding connection is still open: {during} fds, {baseline} before, after {:?}",
+        flooded.elapsed()
+    );
+    // Every worker is free: a feed request is answered at once.
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = server.get("/feed?q=music&limit=3");
+        took.push(t.elapsed());
+        assert_eq!(r.status(), 200);
+    }
+    took.sort();
+    assert!(took[2] < Duration::from_millis(50), "median feed answer under the flood: {took:?}");
+    assert!(took[4] < Duration::from_secs(1), "slowest feed answer under the flood: {took:?}");
+    // The stuck connections are closed after the write timeout (3 s), or the request
+    // timeout (5 s), and not much later.
+    let deadline = flooded + Duration::from_secs(15);
+    while open_fds(pid) > baseline && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(open_fds(pid) <= baseline, "stuck connections still open after 15 s: {} fds", open_fds(pid));
+    let log = server.log_text();
+    // Cut off for not reading, or (a request left half read while its answers waited)
+    // for not completing a request within VIDEOFEED_REQUEST_TIMEOUT_MS.
+    let cut = log.matches("the peer read none or part of its answer in 3000 ms").count();
+    let half_sent = log.matches("the request was not completely sent within 5000 ms").count();
+    assert!(cut >= 32, "{cut} connections cut off for not reading:\n{log}");
+    assert_eq!(cut + half_sent, 64, "every flooding connection cut off, for one of the two:\n{log}");
+    for (i, mut s) in stuck {
+        // What they were sent ends: closed, not left hanging.
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut sink = Vec::new();
+        match s.read_to_end(&mut sink) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "connection {i}: {e}"),
+        }
+    }
+    assert_eq!(server.get("/feed?q=music").status(), 200);
+    Ok(())
+}

@@ -31,6 +31,7 @@ VIDEOFEED_MAX_PARAMS, FCGI_WEB_SERVER_ADDRS, VIDEOFEED_CACHE_BYTES (response cac
 33554432, 0 = off), VIDEOFEED_LSCACHE (which answers LiteSpeed's cache may store: repeat, the
 default = a query asked twice within 5 minutes; always; off), VIDEOFEED_RANK_INDEX (on/off, default on), VIDEOFEED_RANK_MEMO_BYTES (what the rank index keeps of merged prefixes and score classes, default 128 bytes a video, 32 MiB to 1 GiB; 0 = nothing), VIDEOFEED_TYPO_FALLBACK (on/off), VIDEOFEED_RELAX (on/off: drop words when all of them fill less than the page; default on), VIDEOFEED_MAX_STALENESS (seconds of data age past which /feed/health says degraded, default 60 where `videofeed replica` maintains the file; set, everywhere; off, never; the write API also stamps the heartbeat every 5 s),
 VIDEOFEED_QUERY_TIMEOUT_MS (default 2000), VIDEOFEED_REQUEST_TIMEOUT_MS (default 2000),
+VIDEOFEED_WRITE_TIMEOUT_MS (a peer that stops reading its answer is cut off after it, default 30000),
 VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server starts a fresh process;
 default never), VIDEOFEED_ADMIN_TOKEN (turns the write API on), VIDEOFEED_ADMIN_MAX_BODY,
 VIDEOFEED_WRITE_QUEUE, VIDEOFEED_ADMIN_CONCURRENCY (write requests at once, default workers/4),

@@ -452,6 +452,11 @@ impl Conn {
         self.out.clear();
     }
 
+    /// The first `n` bytes of [`Conn::out`] were written (a write that took part of them).
+    pub fn sent_part(&mut self, n: usize) {
+        self.out.drain(..n.min(self.out.len()));
+    }
+
     /// Whether a request has started arriving and is not complete yet (its body
     /// included, when its answer waits for the body to end).
     pub fn is_receiving(&self) -> bool {

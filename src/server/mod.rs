@@ -12,7 +12,9 @@
 //! service with `poll(2)` and reads it without blocking, assembling its
 //! FastCGI request; a complete request goes to the `workers` worker threads
 //! through a queue. A worker owns one read-only SQLite connection, answers the
-//! request, and gives a kept-alive connection back to the poller. So neither
+//! request, writes what the socket takes now, and gives the connection back
+//! to the poller, which sends any rest and answers what needs no worker
+//! (management records, early refusals): no write ever blocks a thread. So neither
 //! idle connections (kept alive by the web server between requests) nor
 //! clients that send part of a request ever hold a worker, however many there
 //! are (up to [`MAX_CONNS`]; past that the kernel backlog queues). Accept
@@ -291,9 +293,11 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     let spawn_poller = |work_tx: mpsc::Sender<Job>| -> io::Result<JoinHandle<()>> {
         let (listener, config, stop, returns, gate) =
             (Arc::clone(&listener), Arc::clone(&config), Arc::clone(&stop), Arc::clone(&returns), Arc::clone(&gate));
-        let owned = owned_path.clone();
+        let (owned, served) = (owned_path.clone(), Arc::clone(&served));
         thread::Builder::new().name("poller".into()).spawn(move || {
-            let cx = Context { config: &config, limits: &limits, gate: &gate, owned: owned.as_ref() };
+            let counters = Counters { stop: &stop, served: &served };
+            let cx =
+                Context { config: &config, limits: &limits, gate: &gate, owned: owned.as_ref(), counters: &counters };
             poller(&listener, &cx, &stop, &returns, &work_tx);
         })
     };

@@ -7,6 +7,14 @@
 //! backlog queues). A request not complete within `VIDEOFEED_REQUEST_TIMEOUT_MS`
 //! of its first byte is cut off here. Accept errors back off and retry, never
 //! stop the loop.
+//!
+//! The poller also answers what needs no worker (management records such as
+//! GET_VALUES, and requests answered from their head: 401, 413, 431) and sends
+//! every byte a connection still has to send: writes never block, here or in a
+//! worker ([`sys::send_nowait`]). A connection with bytes waiting is watched for
+//! room to write and not read meanwhile (what a peer that never reads can make
+//! us hold is bounded by what one wake-up reads), and it is closed when they are
+//! not all sent within `VIDEOFEED_WRITE_TIMEOUT_MS`.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -25,7 +33,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::listener::{Listener, OwnedPath};
-use super::pool::WRITE_TIMEOUT;
+use super::pool::Counters;
 use crate::config::Config;
 use crate::fcgi::conn::{self, Conn, Limits, Ready};
 use crate::http::Gate;
@@ -50,17 +58,66 @@ pub(super) struct Returns {
     pub(super) stop_deadline: OnceLock<Instant>,
 }
 
-/// A connection and its protocol state (what was received of the next request).
+/// A connection and its protocol state (what was received of the next request,
+/// what is still to be sent).
 pub(super) struct Connection {
     pub(super) stream: Stream,
     pub(super) conn: Conn,
+    /// Close once everything in `conn.out()` is sent (the last answer on a
+    /// connection the web server does not keep, or one answered while stopping).
+    pub(super) close_after_out: bool,
+    /// When the bytes waiting in `conn.out()` must all be sent by (set when a write
+    /// could not take them all; cleared once they are sent).
+    pub(super) write_deadline: Option<Instant>,
 }
 
-/// Work for a worker: a connection with a complete request to answer, or only
-/// bytes to send (management replies, refusals) when `ready` is None.
+impl Connection {
+    fn new(stream: Stream) -> Connection {
+        Connection { stream, conn: Conn::new(), close_after_out: false, write_deadline: None }
+    }
+
+    /// Writes what the socket takes now of `conn.out()`, never waiting; true when
+    /// nothing is left to send. A write that leaves bytes behind starts the write
+    /// deadline (`write_timeout` from now); one that sends everything clears it.
+    ///
+    /// # Errors
+    /// The write error (the peer left, or the socket failed): close the connection.
+    pub(super) fn send_nowait(&mut self, write_timeout: Duration) -> io::Result<bool> {
+        while !self.conn.out().is_empty() {
+            match sys::send_nowait(self.stream.fd(), self.conn.out()) {
+                Ok(0) => break,
+                Ok(n) => self.conn.sent_part(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.conn.out().is_empty() {
+            self.write_deadline = None;
+            return Ok(true);
+        }
+        self.write_deadline.get_or_insert_with(|| Instant::now() + write_timeout);
+        Ok(false)
+    }
+
+    /// After the last answer on a connection that is to close: close once it is
+    /// sent, or first read off a body the web server is still sending for it.
+    pub(super) fn close_after_answer(&mut self, limits: &Limits) {
+        if !self.conn.close_when_drained(limits) {
+            self.close_after_out = true;
+        }
+    }
+
+    /// Whether nothing more is to be done on this connection once its bytes are sent.
+    pub(super) fn is_done(&self) -> bool {
+        self.close_after_out || self.conn.is_finished() || self.conn.wants_close()
+    }
+}
+
+/// Work for a worker: a connection with a complete request to answer.
 pub(super) struct Job {
     pub(super) connection: Connection,
-    pub(super) ready: Option<Ready>,
+    pub(super) ready: Ready,
 }
 
 /// What the poller needs besides the listener and the stop flag.
@@ -70,16 +127,31 @@ pub(super) struct Context<'a> {
     pub(super) gate: &'a Gate,
     /// The Unix socket path we bound, if we did.
     pub(super) owned: Option<&'a OwnedPath>,
+    /// The stop flag and the count of requests answered (early answers count too).
+    pub(super) counters: &'a Counters<'a>,
 }
 
 /// What reading a connection came to.
 enum Outcome {
-    /// Nothing complete yet: keep watching it.
+    /// Nothing complete yet, or bytes still to send: keep watching it.
     Wait,
     /// Hand it to a worker.
-    Work(Option<Ready>),
+    Work(Ready),
     /// Close it.
     Close,
+}
+
+/// What to watch a connection for: room to write while it has bytes to send
+/// (and not its input meanwhile, unless it is reading off a body before
+/// closing), its input otherwise.
+fn interest(c: &Connection) -> libc::c_short {
+    if c.conn.out().is_empty() {
+        libc::POLLIN
+    } else if c.conn.is_closing() {
+        libc::POLLIN | libc::POLLOUT
+    } else {
+        libc::POLLOUT
+    }
 }
 
 /// Accepts connections and watches the ones not in service; hands complete requests to the workers.
@@ -102,7 +174,7 @@ pub(super) fn poller(
         fds.clear();
         fds.push(libc::pollfd { fd: returns.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         fds.push(libc::pollfd { fd: if accepting { listener.fd() } else { -1 }, events: libc::POLLIN, revents: 0 });
-        fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: libc::POLLIN, revents: 0 }));
+        fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: interest(c), revents: 0 }));
         let tick = if accepting { TICK } else { backoff.min(TICK) };
         let polled = sys::poll(&mut fds, i32::try_from(tick.as_millis()).unwrap_or(100));
         if let Err(e) = polled {
@@ -118,7 +190,7 @@ pub(super) fn poller(
         if !serve_readable(&mut idle, &fds, 2, cx, returns, work_tx, &mut chunk) {
             return;
         }
-        cut_off_overdue(&mut idle, cx.limits);
+        cut_off_overdue(&mut idle, cx);
         if fds.get(1).is_some_and(|f| f.fd >= 0 && f.revents != 0) {
             loop {
                 let accepted = match listener {
@@ -130,7 +202,7 @@ pub(super) fn poller(
                         backoff = Duration::from_millis(5);
                         accept_paused_until = None;
                         if let Some(stream) = admit(stream, cx.config) {
-                            idle.push(Connection { stream, conn: Conn::new() });
+                            idle.push(Connection::new(stream));
                         }
                         if idle.len() + returns.in_service.load(Ordering::SeqCst) >= MAX_CONNS {
                             break;
@@ -181,7 +253,7 @@ fn accept_all(listener: &Listener, config: &Config, idle: &mut Vec<Connection>) 
         match accepted {
             Ok(stream) => {
                 if let Some(stream) = admit(stream, config) {
-                    idle.push(Connection { stream, conn: Conn::new() });
+                    idle.push(Connection::new(stream));
                     n += 1;
                 }
             }
@@ -213,21 +285,21 @@ fn drain_at_stop(
         // Connections answered meanwhile that still drain a body come back too.
         take_returns(returns, idle);
         let now = Instant::now();
-        let busy = idle.iter().any(|c| c.conn.is_receiving() || c.conn.is_closing())
+        let busy = idle.iter().any(|c| c.conn.is_receiving() || c.conn.is_closing() || !c.conn.out().is_empty())
             || returns.in_service.load(Ordering::SeqCst) > 0;
         if now >= grace_until || (now >= quiet_until && !busy) {
             break;
         }
         fds.clear();
         fds.push(libc::pollfd { fd: late.map_or(-1, Listener::fd), events: libc::POLLIN, revents: 0 });
-        fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: libc::POLLIN, revents: 0 }));
+        fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: interest(c), revents: 0 }));
         if sys::poll(&mut fds, 20).is_err() {
             break;
         }
         if !serve_readable(idle, &fds, 1, cx, returns, work_tx, chunk) {
             return;
         }
-        cut_off_overdue(idle, cx.limits);
+        cut_off_overdue(idle, cx);
         if let (Some(listener), Some(f)) = (late, fds.first()) {
             if f.revents != 0 {
                 let n = accept_all(listener, cx.config, idle);
@@ -252,9 +324,10 @@ fn take_returns(returns: &Returns, idle: &mut Vec<Connection>) {
     }
 }
 
-/// Reads every connection `fds` (from `offset` on, in `idle`'s order) says is
-/// readable; hands those with a complete request to the workers and drops
-/// closed ones. False when the workers' queue is gone.
+/// Serves every connection `fds` (from `offset` on, in `idle`'s order) has an
+/// event for: reads it, or sends what it has to send; hands those with a
+/// complete request to the workers and drops closed ones. False when the
+/// workers' queue is gone.
 fn serve_readable(
     idle: &mut Vec<Connection>,
     fds: &[libc::pollfd],
@@ -269,7 +342,9 @@ fn serve_readable(
             continue;
         }
         let Some(c) = idle.get_mut(i) else { continue };
-        match read_ready(c, cx, chunk) {
+        let outcome =
+            if c.conn.out().is_empty() || c.conn.is_closing() { read_ready(c, cx, chunk) } else { step(c, cx) };
+        match outcome {
             Outcome::Wait => {}
             Outcome::Close => drop(idle.swap_remove(i)),
             Outcome::Work(ready) => {
@@ -284,9 +359,20 @@ fn serve_readable(
     true
 }
 
-/// Closes connections whose request was not complete in time.
-fn cut_off_overdue(idle: &mut Vec<Connection>, limits: &Limits) {
+/// Closes connections whose request was not complete in time, and those whose
+/// peer has not read what they had to send within the write timeout.
+fn cut_off_overdue(idle: &mut Vec<Connection>, cx: &Context<'_>) {
+    let (limits, now) = (cx.limits, Instant::now());
     idle.retain(|c| {
+        if c.write_deadline.is_some_and(|t| now > t) {
+            log::warn!(
+                "closing connection: the peer read none or part of its answer in {} ms \
+                 ({} bytes unsent; VIDEOFEED_WRITE_TIMEOUT_MS)",
+                cx.config.write_timeout.as_millis(),
+                c.conn.out().len()
+            );
+            return false;
+        }
         let overdue = c.conn.is_overdue(limits);
         if overdue && c.conn.is_closing() {
             log::debug!("closing connection: the body after an early answer did not end in time");
@@ -311,16 +397,13 @@ fn read_ready(c: &mut Connection, cx: &Context<'_>, chunk: &mut [u8]) -> Outcome
             Ok(n) => {
                 c.conn.push(chunk.get(..n).unwrap_or_default());
                 total += n;
-                match c.conn.advance(cx.limits, &mut |req| cx.gate.head(req)) {
-                    Ok(Some(ready)) => return Outcome::Work(Some(ready)),
-                    Ok(None) if c.conn.wants_close() => return Outcome::Close,
-                    Ok(None) => {}
-                    Err(e) => {
-                        log::warn!("closing connection: {e}");
-                        return Outcome::Close;
-                    }
+                match step(c, cx) {
+                    Outcome::Wait => {}
+                    done => return done,
                 }
-                if c.conn.is_finished() || n < chunk.len() || total >= READ_PER_WAKE {
+                // Bytes left unsent: read no more until the peer has taken them.
+                let backlogged = !c.conn.out().is_empty() && !c.conn.is_closing();
+                if backlogged || n < chunk.len() || total >= READ_PER_WAKE {
                     break;
                 }
             }
@@ -334,15 +417,55 @@ fn read_ready(c: &mut Connection, cx: &Context<'_>, chunk: &mut [u8]) -> Outcome
             }
         }
     }
-    if c.conn.out().is_empty() && !c.conn.is_finished() { Outcome::Wait } else { Outcome::Work(None) }
+    Outcome::Wait
+}
+
+/// Sends what `c` has to send (without blocking) and, once all of it is sent,
+/// decodes what it has received: a complete request goes to a worker; a request
+/// answered from its head (401, 413, 431) and management records are answered
+/// here, so no worker ever holds a connection only to send.
+fn step(c: &mut Connection, cx: &Context<'_>) -> Outcome {
+    loop {
+        match c.send_nowait(cx.config.write_timeout) {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Wait,
+            Err(e) => {
+                if !conn::is_peer_gone(&e) {
+                    log::warn!("closing connection: {e}");
+                }
+                return Outcome::Close;
+            }
+        }
+        if c.is_done() {
+            return Outcome::Close;
+        }
+        match c.conn.advance(cx.limits, &mut |req| cx.gate.head(req)) {
+            // A request after the body a closing connection was reading off: not served.
+            Ok(Some(_)) if c.conn.wants_close() => return Outcome::Close,
+            Ok(Some(Ready::Answered { id, response, keep })) => {
+                cx.counters.count(cx.config.max_requests);
+                c.conn.answer(id, &response);
+                if !keep || cx.counters.is_stopping() {
+                    c.close_after_answer(cx.limits);
+                }
+            }
+            Ok(Some(ready)) => return Outcome::Work(ready),
+            Ok(None) if c.conn.out().is_empty() && !c.is_done() => return Outcome::Wait,
+            Ok(None) => {}
+            Err(e) => {
+                log::warn!("closing connection: {e}");
+                return Outcome::Close;
+            }
+        }
+    }
 }
 
 /// Prepares an accepted connection, or refuses a TCP peer not in FCGI_WEB_SERVER_ADDRS.
+/// (Every read and write on it passes `MSG_DONTWAIT`: none blocks, whatever its mode.)
 fn admit(stream: Stream, config: &Config) -> Option<Stream> {
     match &stream {
         Stream::Unix(s) => {
             let _ = s.set_nonblocking(false);
-            let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
         }
         Stream::Tcp(s) => {
             if !config.web_server_addrs.is_empty() {
@@ -354,7 +477,6 @@ fn admit(stream: Stream, config: &Config) -> Option<Stream> {
             }
             let _ = s.set_nonblocking(false);
             let _ = s.set_nodelay(true);
-            let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
         }
     }
     Some(stream)
@@ -370,23 +492,6 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.as_raw_fd(),
             Stream::Tcp(s) => s.as_raw_fd(),
-        }
-    }
-}
-
-/// Workers write answers in blocking mode, bounded by the write timeout.
-impl io::Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.flush(),
-            Stream::Tcp(s) => s.flush(),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The fixed pool of worker threads: a worker takes a connection with a
 //! complete request from the poller's queue (never a partial one: it never
 //! reads a socket), answers it through its own [`Handler`] (one read-only
-//! SQLite connection each), writes the answer, and gives a kept-alive
-//! connection back to the poller. `VIDEOFEED_MAX_REQUESTS` is counted here.
+//! SQLite connection each), writes what the socket takes of the answer without
+//! waiting, and gives the connection back to the poller, which sends the rest
+//! (a peer that does not read never holds a worker) and watches it for the next
+//! request. `VIDEOFEED_MAX_REQUESTS` is counted here.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,15 +17,11 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
-use std::time::Duration;
 
 use super::poller::{Connection, Job, Returns};
 use crate::config::Config;
 use crate::fcgi::conn::{self, Head, Limits, Ready};
 use crate::http::Handler;
-
-/// A peer that does not read its answer for this long loses the connection.
-pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// State every worker shares: the stop flag and the count of requests answered.
 pub(super) struct Counters<'a> {
@@ -32,12 +30,12 @@ pub(super) struct Counters<'a> {
 }
 
 impl Counters<'_> {
-    fn is_stopping(&self) -> bool {
+    pub(super) fn is_stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
 
     /// Counts one answered request; asks for a graceful stop at `VIDEOFEED_MAX_REQUESTS`.
-    fn count(&self, max_requests: Option<u64>) {
+    pub(super) fn count(&self, max_requests: Option<u64>) {
         let n = self.served.fetch_add(1, Ordering::SeqCst) + 1;
         if max_requests == Some(n) {
             log::info!("recycling: {n} requests served (VIDEOFEED_MAX_REQUESTS); stopping gracefully");
@@ -75,51 +73,53 @@ pub(super) fn worker(
     }
 }
 
-/// Answers `ready` (and any further request already buffered), sends what the
-/// connection has to send, and says whether it goes back to the poller. It never
-/// reads the socket: the poller gave it a complete request.
+/// Answers `ready` (and any further request already buffered), writes what the
+/// socket takes now, and says whether the connection goes back to the poller
+/// (which sends whatever is left, then reads the next request). It never reads
+/// the socket (the poller gave it a complete request) and never waits on a write.
 fn answer(
     c: &mut Connection,
-    mut ready: Option<Ready>,
+    mut ready: Ready,
     config: &Config,
     limits: &Limits,
     shared: &Counters<'_>,
     handler: &mut Handler,
 ) -> bool {
     loop {
-        let keep = ready.as_ref().map(Ready::keep);
-        match ready.take() {
-            Some(Ready::Request { req, .. }) => {
+        let keep = ready.keep();
+        match ready {
+            Ready::Request { req, .. } => {
                 let response = handler.handle(&req);
                 shared.count(config.max_requests);
                 c.conn.answer(req.request_id, &response);
             }
-            Some(Ready::Answered { id, response, .. }) => {
+            Ready::Answered { id, response, .. } => {
                 shared.count(config.max_requests);
                 c.conn.answer(id, &response);
             }
-            None => {}
         }
-        match conn::flush(&mut c.stream, &mut c.conn) {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                log::debug!("the peer left before reading its answer");
-                return false;
-            }
+        // Not kept by the web server, or stopping: close once the answer is sent (and a
+        // body the web server is still sending for an early answer has been read off).
+        if !keep || shared.is_stopping() {
+            c.close_after_answer(limits);
+        }
+        match c.send_nowait(config.write_timeout) {
+            Ok(true) => {}
+            // The peer has not taken it all yet: the poller sends the rest.
+            Ok(false) => return true,
             Err(e) => {
-                log::warn!("closing connection: {e}");
+                if conn::is_peer_gone(&e) {
+                    log::debug!("the peer left before reading its answer");
+                } else {
+                    log::warn!("closing connection: {e}");
+                }
                 return false;
             }
         }
-        if c.conn.is_finished() {
-            return false; // aborted on a connection the web server does not keep
+        if c.is_done() {
+            return false;
         }
-        // Not kept by the web server, or stopping: close, once a body the web server is
-        // still sending for an early answer has been read off (by the poller).
-        if keep == Some(false) || (keep.is_some() && shared.is_stopping()) {
-            if !c.conn.close_when_drained(limits) {
-                return false;
-            }
+        if c.conn.is_closing() {
             // Skip what is already here; the poller reads the rest. A new request on a
             // connection the web server did not keep is not served.
             return match c.conn.advance(limits, &mut |_| Head::NoBody) {
@@ -128,7 +128,8 @@ fn answer(
             };
         }
         match c.conn.advance(limits, &mut |req| handler.head(req)) {
-            Ok(Some(next)) => ready = Some(next),
+            Ok(Some(next)) => ready = next,
+            // (Management replies decoded here are sent by the poller.)
             Ok(None) => return true,
             Err(e) => {
                 log::warn!("closing connection: {e}");
