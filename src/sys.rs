@@ -211,11 +211,23 @@ pub fn as_bytes<T: Plain>(items: &[T]) -> &[u8] {
 }
 
 /// A read-only, shared mapping of a whole file. The rank index file is mapped so
-/// that every process on the box reads one copy from the page cache. The file must
-/// never be written in place while mapped (it is replaced by rename instead).
+/// that every process on the box reads one copy from the page cache. The file is
+/// meant to be replaced by rename, never written in place; when it is anyway
+/// (`truncate`, `cp` over it, `rsync --inplace`), the mapping must not take the
+/// process down: a read past the file's new end (SIGBUS) is caught by
+/// [`on_sigbus`], which maps zero pages over the rest of the mapping and marks it
+/// damaged, and [`Mmap::damage`] says so (or that the file's size or modification
+/// time moved) so that whatever was computed from it is thrown away.
 pub struct Mmap {
     ptr: std::ptr::NonNull<u8>,
     len: usize,
+    /// The mapped file, kept open to compare its size and modification time.
+    file: std::fs::File,
+    /// (size, modification time in ns) when mapped.
+    stamp: (u64, i128),
+    /// This mapping's slot in [`MAPPINGS`] (None when all were taken: then a
+    /// SIGBUS in it is not caught, as before).
+    slot: Option<usize>,
 }
 
 // SAFETY: the mapping is read-only and owned by this value; shared references only read.
@@ -223,17 +235,143 @@ unsafe impl Send for Mmap {}
 // SAFETY: as above: nothing mutates the mapped bytes through this value.
 unsafe impl Sync for Mmap {}
 
+/// One mapping the SIGBUS handler knows: its address range and whether a read in
+/// it faulted. Lock-free: the handler only loads and stores atomics.
+struct MappingSlot {
+    start: std::sync::atomic::AtomicUsize,
+    len: std::sync::atomic::AtomicUsize,
+    damaged: std::sync::atomic::AtomicBool,
+}
+
+/// How many mappings can be guarded at once (a process maps one index file at a
+/// time, two while it switches, a few more while old answers finish).
+const MAPPING_SLOTS: usize = 64;
+
+#[allow(clippy::declare_interior_mutable_const, reason = "the initialiser of a static array of atomics")]
+const EMPTY_SLOT: MappingSlot = MappingSlot {
+    start: std::sync::atomic::AtomicUsize::new(0),
+    len: std::sync::atomic::AtomicUsize::new(0),
+    damaged: std::sync::atomic::AtomicBool::new(false),
+};
+
+static MAPPINGS: [MappingSlot; MAPPING_SLOTS] = [EMPTY_SLOT; MAPPING_SLOTS];
+
+/// The SIGBUS disposition before ours, called for faults outside our mappings.
+static PREVIOUS_SIGBUS: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
+
+/// Faults caught in a mapping since the process started (for tests and metrics).
+static SIGBUS_CAUGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many reads of a mapped file that had shrunk under us were caught (SIGBUS).
+pub fn sigbus_caught() -> u64 {
+    SIGBUS_CAUGHT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The SIGBUS handler: a fault inside a guarded mapping (the file shrank under
+/// it) gets anonymous zero pages mapped over the rest of that mapping, so the read
+/// is retried and succeeds, and the mapping is marked damaged; any other fault is
+/// passed to the handler before ours, or kills the process as SIGBUS does. Only
+/// atomics and `mmap(2)`/`sigaction(2)` (plain system calls) are used.
+extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    use std::sync::atomic::Ordering;
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+    let addr = unsafe { info.as_ref().map_or(0, |i| i.si_addr() as usize) };
+    let page = PAGE_SIZE.load(Ordering::Relaxed).max(1);
+    for slot in &MAPPINGS {
+        let (start, len) = (slot.start.load(Ordering::Acquire), slot.len.load(Ordering::Acquire));
+        if start == 0 || addr < start || addr >= start.saturating_add(len) {
+            continue;
+        }
+        let from = addr - addr % page;
+        let end = start.saturating_add(len);
+        // SAFETY: replaces pages inside a mapping this process made and still owns (its
+        // slot is cleared before it is unmapped) with private zero pages, read-only.
+        let zeroed = unsafe {
+            libc::mmap(
+                from as *mut libc::c_void,
+                end - from,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if zeroed != libc::MAP_FAILED {
+            slot.damaged.store(true, Ordering::Release);
+            SIGBUS_CAUGHT.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        break;
+    }
+    // Not ours (or the zero pages could not be had): what would have happened without us.
+    match PREVIOUS_SIGBUS.get() {
+        Some(prev) if prev.sa_sigaction != libc::SIG_DFL && prev.sa_sigaction != libc::SIG_IGN => {
+            if prev.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous handler was installed as an SA_SIGINFO handler.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(prev.sa_sigaction) };
+                f(sig, info, ctx);
+            } else {
+                // SAFETY: the previous handler was installed as a plain handler.
+                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev.sa_sigaction) };
+                f(sig);
+            }
+        }
+        _ => {
+            // SAFETY: restoring the default action; the fault repeats and ends the process.
+            unsafe {
+                libc::signal(libc::SIGBUS, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+/// The page size, read once before the handler is installed.
+static PAGE_SIZE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(4096);
+
+/// Installs [`on_sigbus`] once (keeping the disposition before it).
+fn guard_sigbus() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // SAFETY: sysconf is a plain query.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        PAGE_SIZE.store(usize::try_from(page).unwrap_or(4096).max(1), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: zeroed sigaction structs are valid; sigaction only reads `ours` and
+        // writes `prev`; the handler has the SA_SIGINFO signature.
+        unsafe {
+            let mut ours: libc::sigaction = std::mem::zeroed();
+            let mut prev: libc::sigaction = std::mem::zeroed();
+            ours.sa_sigaction = on_sigbus as *const () as usize;
+            ours.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&raw mut ours.sa_mask);
+            if libc::sigaction(libc::SIGBUS, &raw const ours, &raw mut prev) == 0 {
+                let _ = PREVIOUS_SIGBUS.set(prev);
+            }
+        }
+    });
+}
+
+/// (size, modification time in ns) of an open file.
+fn stamp_of(file: &std::fs::File) -> io::Result<(u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((m.size(), i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())))
+}
+
 impl Mmap {
-    /// Maps all of `file` read-only.
+    /// Maps all of `file` read-only (and guards the mapping: see [`Mmap`]).
     ///
     /// # Errors
     /// The `mmap(2)` error, or `InvalidData` for an empty file.
     pub fn map(file: &std::fs::File) -> io::Result<Mmap> {
         use std::os::fd::AsRawFd;
-        let len = usize::try_from(file.metadata()?.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        let file = file.try_clone()?;
+        let stamp = stamp_of(&file)?;
+        let len = usize::try_from(stamp.0).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
         if len == 0 {
             return Err(io::Error::from(io::ErrorKind::InvalidData));
         }
+        guard_sigbus();
         // SAFETY: a fresh read-only shared mapping of an open file; the kernel chooses the
         // address; the result is checked for MAP_FAILED before use.
         let ptr =
@@ -242,7 +380,28 @@ impl Mmap {
             return Err(io::Error::last_os_error());
         }
         let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
-        Ok(Mmap { ptr, len })
+        let slot = register_mapping(ptr.as_ptr() as usize, len);
+        Ok(Mmap { ptr, len, file, stamp, slot })
+    }
+
+    /// Why what was read from this mapping cannot be trusted, if it cannot: a read
+    /// past the file's end was caught (the file shrank), or the file's size or
+    /// modification time is no longer what it was when mapped (written in place).
+    /// One `fstat(2)`: cheap enough to ask before and after every answer.
+    pub fn damage(&self) -> Option<String> {
+        use std::sync::atomic::Ordering;
+        if self.slot.and_then(|i| MAPPINGS.get(i)).is_some_and(|s| s.damaged.load(Ordering::Acquire)) {
+            return Some("a read past its end was caught (SIGBUS): it was truncated or rewritten in place".into());
+        }
+        match stamp_of(&self.file) {
+            Ok(now) if now.0 != self.stamp.0 => Some(format!(
+                "its size changed from {} to {} bytes while mapped (written in place)",
+                self.stamp.0, now.0
+            )),
+            Ok(now) if now.1 != self.stamp.1 => Some("it was modified in place while mapped".into()),
+            Ok(_) => None,
+            Err(e) => Some(format!("it cannot be checked ({e})")),
+        }
     }
 
     /// The mapped bytes.
@@ -250,7 +409,6 @@ impl Mmap {
         // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
-
     /// `len` items of `T` at byte offset `off`; empty when out of bounds or misaligned.
     pub fn slice<T: Plain>(&self, off: usize, len: usize) -> &[T] {
         let size = std::mem::size_of::<T>();
@@ -266,8 +424,29 @@ impl Mmap {
     }
 }
 
+/// Takes a free slot in [`MAPPINGS`] for the mapping at `start`.
+fn register_mapping(start: usize, len: usize) -> Option<usize> {
+    use std::sync::atomic::Ordering;
+    for (i, slot) in MAPPINGS.iter().enumerate() {
+        if slot.start.compare_exchange(0, usize::MAX, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            slot.damaged.store(false, Ordering::Release);
+            slot.len.store(len, Ordering::Release);
+            slot.start.store(start, Ordering::Release);
+            return Some(i);
+        }
+    }
+    log::warn!("more than {MAPPING_SLOTS} index files mapped at once; a file changed in place may end the process");
+    None
+}
+
 impl Drop for Mmap {
     fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        // The handler must not map over an address range that is no longer ours.
+        if let Some(slot) = self.slot.and_then(|i| MAPPINGS.get(i)) {
+            slot.len.store(0, Ordering::Release);
+            slot.start.store(0, Ordering::Release);
+        }
         // SAFETY: unmaps exactly the mapping made in `map`; no slice of it outlives
         // `self` (they borrow from it).
         unsafe {
@@ -444,4 +623,42 @@ pub fn create_temp_beside(
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mapped_file_truncated_or_rewritten_in_place_is_reported_not_fatal() -> io::Result<()> {
+        let dir = std::env::temp_dir().join(format!("vf-mmap-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("f.rank");
+        std::fs::write(&path, vec![7u8; 64 << 10])?;
+        let map = Mmap::map(&std::fs::File::open(&path)?)?;
+        assert_eq!(map.damage(), None);
+        assert_eq!(map.bytes().get(40_000), Some(&7));
+        // Truncated under the mapping: the read past the end faults (SIGBUS); the handler
+        // maps zero pages over the rest, so the read returns 0 and the process lives on.
+        let caught = sigbus_caught();
+        std::fs::OpenOptions::new().write(true).open(&path)?.set_len(4096)?;
+        let byte = std::hint::black_box(map.bytes()).get(40_000).copied();
+        assert_eq!(byte, Some(0));
+        assert!(sigbus_caught() > caught, "the fault was caught by our handler");
+        assert!(map.damage().is_some_and(|why| why.contains("SIGBUS")), "{:?}", map.damage());
+        // Written in place without a change of size: the modification time says so.
+        std::fs::write(&path, vec![9u8; 64 << 10])?;
+        let other = Mmap::map(&std::fs::File::open(&path)?)?;
+        assert_eq!(other.damage(), None);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        {
+            use std::io::{Seek, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            f.seek(io::SeekFrom::Start(100))?;
+            f.write_all(b"garbage")?;
+        }
+        assert!(other.damage().is_some_and(|why| why.contains("modified in place")), "{:?}", other.damage());
+        drop((map, other));
+        std::fs::remove_dir_all(&dir)
+    }
 }

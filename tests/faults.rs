@@ -347,3 +347,112 @@ fn a_file_renamed_over_a_database_with_wal_frames_is_refused_not_corrupted() -> 
     assert_eq!(integrity, "ok");
     Ok(())
 }
+
+/// Issue 32, point 2: the rank index file every process maps, changed in place while
+/// serving under load (truncated, overwritten in the middle, copied over as `cp`
+/// does), neither ends the process (it used to die of SIGBUS) nor makes it answer
+/// wrongly: every answer is a 200 equal to the SQL path's, the cause is logged, and
+/// the index is built again and answers.
+#[test]
+fn an_index_file_changed_in_place_under_load_neither_ends_the_process_nor_misleads_it() -> TestResult {
+    use std::io::{Seek, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, sql_dir) = (TestDir::new("rank-inplace"), TestDir::new("rank-inplace-sql"));
+    let db = dir.path("videos.db");
+    assert!(run(&["demo", "--db", db.to_str().unwrap(), "--videos", "20000", "--seed", "5"]).status.success());
+    let mut server = Server::start_with(&dir, &db, 4, &[("VIDEOFEED_CACHE_BYTES", "0")]);
+    let pid = server.child.id();
+    // Running (a process that died is a zombie until the test reaps it).
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+    };
+    let sql = Server::start_with(&sql_dir, &db, 2, &[("VIDEOFEED_CACHE_BYTES", "0"), ("VIDEOFEED_RANK_INDEX", "off")]);
+    crate::util::wait_index_current(&server, &db);
+    let rank = dir.path("videos.db.rank");
+    let pristine = dir.path("pristine.rank");
+    std::fs::copy(&rank, &pristine)?;
+    // Prefixes of every length (wide merges read much of the file) and whole words.
+    let words = ["m", "mu", "music", "lo", "lofi hip", "the", "a", "be", "ch", "gam", "no", "ra", "st", "live", "w"];
+    let queries: Vec<String> = words
+        .iter()
+        .flat_map(|w| ["US", "GB", "DE"].map(|r| format!("/feed?q={}&region={r}&limit=50", w.replace(' ', "%20"))))
+        .collect();
+    let expected: Vec<Vec<u8>> = queries.iter().map(|q| sql.get(q).body().to_vec()).collect();
+    let wrong = std::sync::Mutex::new(Vec::new());
+    let ask = |i: usize| {
+        let k = i % queries.len();
+        let r = server.get(&queries[k]);
+        if r.status() == 200 && r.body() != expected[k].as_slice() {
+            wrong.lock().unwrap().push(queries[k].clone());
+        }
+        r.status() == 200
+    };
+    let writable = |path: &std::path::Path| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+    let damaged = |server: &Server| crate::util::metric(server, "videofeed_rank_index_file_damaged_total");
+    let rebuilt = |server: &Server, times: f64| {
+        // The damage is seen (by the next answer at the latest), then the index is built
+        // again and answers: a query it ranks counts as an index answer.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let before = crate::util::index_answers(server);
+            assert_eq!(server.get("/feed?q=music&limit=7").status(), 200);
+            if damaged(server) >= times && crate::util::index_answers(server) > before {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never rebuilt: {}", server.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    type Change = Box<dyn Fn() -> std::io::Result<()>>;
+    let (rank2, rank3, pristine2) = (rank.clone(), rank.clone(), pristine.clone());
+    let changes: [(&str, Change); 3] = [
+        (
+            "truncated to 4096 bytes",
+            Box::new(move || {
+                writable(&rank)?;
+                std::fs::OpenOptions::new().write(true).open(&rank)?.set_len(4096)
+            }),
+        ),
+        (
+            "overwritten in the middle",
+            Box::new(move || {
+                writable(&rank2)?;
+                let mut f = std::fs::OpenOptions::new().write(true).open(&rank2)?;
+                let len = f.metadata()?.len();
+                f.seek(std::io::SeekFrom::Start(len / 2))?;
+                f.write_all(&vec![0xA5; 64 << 10])
+            }),
+        ),
+        (
+            "copied over (cp: truncate, then write)",
+            Box::new(move || {
+                writable(&rank3)?;
+                std::fs::copy(&pristine2, &rank3).map(|_| ())
+            }),
+        ),
+    ];
+    for (n, (what, change)) in changes.iter().enumerate() {
+        let (result, ok, failed) = crate::util::under_load(3, ask, || {
+            let r = change();
+            std::thread::sleep(Duration::from_millis(700));
+            r
+        });
+        result?;
+        assert_eq!(failed, 0, "{what}: {failed} of {} answers were not 200", ok + failed);
+        assert!(ok > 50, "{what}: only {ok} answers");
+        assert!(alive(pid), "{what}: the process ended: {}", server.log_text());
+        let wrong_now = std::mem::take(&mut *wrong.lock().unwrap());
+        assert!(wrong_now.is_empty(), "{what}: answers unequal to SQL's: {wrong_now:?}");
+        rebuilt(&server, (n + 1) as f64);
+    }
+    let log = server.log_text();
+    assert!(log.contains("answering from SQL and building it again"), "{log}");
+    assert!(log.contains("replace the file by rename, never in place"), "{log}");
+    // And after all that, still exact.
+    for (q, want) in queries.iter().zip(&expected) {
+        assert_eq!(server.get(q).body(), want.as_slice(), "{q}");
+    }
+    assert!(server.wait_exit(Duration::from_millis(10)).is_none());
+    Ok(())
+}

@@ -135,6 +135,8 @@ pub struct Metrics {
     memo_hits: AtomicU64,
     memo_misses: AtomicU64,
     compactions: AtomicU64,
+    /// Index files found changed in place while mapped (the snapshot let go).
+    index_file_damaged: AtomicU64,
     singles_skipped: AtomicU64,
     classes_bytes: AtomicU64,
     corrected: AtomicU64,
@@ -227,6 +229,7 @@ impl Metrics {
             memo_hits: AtomicU64::new(0),
             memo_misses: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
+            index_file_damaged: AtomicU64::new(0),
             singles_skipped: AtomicU64::new(0),
             classes_bytes: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
@@ -342,6 +345,11 @@ impl Metrics {
     /// Counts a compaction started (the delta reached the compaction point).
     pub fn compaction(&self) {
         self.compactions.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an index file found changed in place while mapped.
+    pub fn index_file_damaged(&self) {
+        self.index_file_damaged.fetch_add(1, Relaxed);
     }
 
     /// Counts one-phrase queries word dropping left unranked (a rarer one matched).
@@ -547,6 +555,20 @@ impl Metrics {
             "Rebuilds of the rank index's base started because its delta reached the compaction point.",
         );
         let _ = writeln!(out, "videofeed_rank_index_compactions_total {}", self.compactions.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_rank_index_file_damaged_total",
+            "counter",
+            "Times the mapped rank index file was found truncated or written in place (answers went to SQL, the index was built again).",
+        );
+        let _ = writeln!(out, "videofeed_rank_index_file_damaged_total {}", self.index_file_damaged.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_rank_index_sigbus_caught_total",
+            "counter",
+            "Reads past the end of a mapped rank index file that shrank under the process, caught instead of ending it.",
+        );
+        let _ = writeln!(out, "videofeed_rank_index_sigbus_caught_total {}", crate::sys::sigbus_caught());
         help(
             &mut out,
             "videofeed_relaxed_singles_skipped_total",

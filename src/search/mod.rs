@@ -313,7 +313,7 @@ impl Reader {
         let start = u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX);
         let limit = u64::try_from(self.time_limit.as_micros()).unwrap_or(u64::MAX);
         self.deadline.store(start.saturating_add(limit), Ordering::Relaxed);
-        let result = self.answer_in_transaction(query);
+        let result = self.answer_checked(query);
         self.deadline.store(u64::MAX, Ordering::Relaxed);
         match result {
             Err(Error::Sql(e)) if e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) => {
@@ -321,6 +321,23 @@ impl Reader {
             }
             other => other,
         }
+    }
+
+    /// [`Reader::answer_in_transaction`], thrown away and answered again by SQL when
+    /// the rank index file it read was changed in place meanwhile (a panic from
+    /// reading such a file included); an index file found damaged before is let go
+    /// of before answering (see [`RankIndex::drop_if_damaged`]).
+    fn answer_checked(&self, query: &FeedQuery) -> Result<Answer, Error> {
+        self.index.drop_if_damaged();
+        // (Another worker may let go of this snapshot meanwhile: ask it, not the current one.)
+        let used = self.index.snapshot();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.answer_in_transaction(query)));
+        let used_was_damaged = used.is_some_and(|s| s.damage().is_some());
+        if self.index.drop_if_damaged() || used_was_damaged {
+            log::warn!("an answer read a rank index file changed under it; answered again by SQL");
+            return self.answer_in_transaction(query);
+        }
+        outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     fn answer_in_transaction(&self, query: &FeedQuery) -> Result<Answer, Error> {

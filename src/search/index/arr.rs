@@ -95,6 +95,14 @@ impl<T: Plain> Arr<T> {
     pub fn is_mapped(&self) -> bool {
         matches!(self, Arr::Mapped { .. })
     }
+
+    /// The mapping the array reads, when it reads one.
+    pub fn mapping(&self) -> Option<&Mmap> {
+        match self {
+            Arr::Owned(_) => None,
+            Arr::Mapped { map, .. } => Some(map),
+        }
+    }
 }
 
 /// `vec` has just made the array owned; this arm cannot be reached.

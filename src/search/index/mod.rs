@@ -305,6 +305,32 @@ impl RankIndex {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|(_, s)| Arc::clone(s))
     }
 
+    /// When the index file the current snapshot maps was changed in place (truncated,
+    /// overwritten: see [`Snapshot::damage`]), lets go of the snapshot (queries are
+    /// ranked by SQL), says so once, and starts building the index again; true then.
+    /// Cheap (one `fstat(2)` for a mapped snapshot, nothing for one in memory): asked
+    /// before and after every answer, whose result is thrown away when it was computed
+    /// from a damaged file.
+    pub fn drop_if_damaged(self: &Arc<Self>) -> bool {
+        let Some(snap) = self.snapshot() else { return false };
+        let Some(why) = snap.damage() else { return false };
+        {
+            let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if current.as_ref().is_some_and(|(_, s)| Arc::ptr_eq(s, &snap)) {
+                *current = None;
+                crate::obs::metrics::global().index_file_damaged();
+                log::error!(
+                    "rank index file {}: {why}; answering from SQL and building it again \
+                     (replace the file by rename, never in place: cp, rsync --inplace, truncate and \
+                     editors write into the file every videofeed process maps)",
+                    persist::path_for(&self.db).display()
+                );
+            }
+        }
+        self.refresh();
+        true
+    }
+
     /// The generation the index answers at: its base's, brought forward by the delta
     /// the last query caught up (None before the first build).
     pub fn generation(&self) -> Option<i64> {

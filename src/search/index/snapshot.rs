@@ -540,6 +540,14 @@ impl Snapshot {
         self.doc_len.is_mapped()
     }
 
+    /// Why the mapped index file this snapshot reads can no longer be trusted (it was
+    /// truncated or written in place: see [`crate::sys::Mmap::damage`]); None for a
+    /// snapshot in memory, or a file as it was mapped. Every mapped array of a
+    /// snapshot reads the same mapping.
+    pub fn damage(&self) -> Option<String> {
+        self.doc_len.mapping().and_then(crate::sys::Mmap::damage)
+    }
+
     /// Distinct terms.
     pub fn term_count(&self) -> usize {
         self.terms.len()
