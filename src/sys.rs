@@ -225,6 +225,8 @@ pub struct Mmap {
     file: std::fs::File,
     /// (size, modification time in ns) when mapped.
     stamp: (u64, i128),
+    /// (device, inode) of the mapped file.
+    identity: (u64, u64),
     /// This mapping's slot in [`MAPPINGS`] (None when all were taken: then a
     /// SIGBUS in it is not caught, as before).
     slot: Option<usize>,
@@ -351,6 +353,12 @@ fn guard_sigbus() {
     });
 }
 
+/// (device, inode) of a file's metadata.
+pub fn file_identity(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
 /// (size, modification time in ns) of an open file.
 fn stamp_of(file: &std::fs::File) -> io::Result<(u64, i128)> {
     use std::os::unix::fs::MetadataExt;
@@ -381,7 +389,8 @@ impl Mmap {
         }
         let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
         let slot = register_mapping(ptr.as_ptr() as usize, len);
-        Ok(Mmap { ptr, len, file, stamp, slot })
+        let identity = file.metadata().map(|m| file_identity(&m)).unwrap_or_default();
+        Ok(Mmap { ptr, len, file, stamp, identity, slot })
     }
 
     /// Why what was read from this mapping cannot be trusted, if it cannot: a read
@@ -402,6 +411,11 @@ impl Mmap {
             Ok(_) => None,
             Err(e) => Some(format!("it cannot be checked ({e})")),
         }
+    }
+
+    /// (device, inode) of the mapped file: whether the file at a path is still the one mapped.
+    pub fn identity(&self) -> (u64, u64) {
+        self.identity
     }
 
     /// The mapped bytes.
@@ -592,6 +606,28 @@ pub fn random_u64() -> u64 {
     }
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     u64::try_from(nanos & u128::from(u64::MAX)).unwrap_or(0) ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+/// Takes an exclusive advisory lock (`flock(2)`) on `file` without waiting: true
+/// when taken, false when another open file description holds it.
+///
+/// # Errors
+/// The `flock(2)` error other than "would block".
+pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on an open fd only changes its lock; a bad fd is an error, not UB.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(false),
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
 }
 
 /// A path beside `path` for a temporary file: `.NAME.TAG.RANDOM.tmp` (random: two

@@ -743,14 +743,47 @@ fn issue_17_processes_share_one_rank_index_file() -> TestResult {
     let out = run(&["import", "--db", db.to_str().unwrap(), jsonl.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rank = dir.path("videos.db.rank");
+    // Issue 32: the import leaves a current index file, so the first start maps it.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rank index file written"), "{out:?}");
+    assert!(rank.is_file());
     let start = |name: &str, env: &[(&str, &str)]| {
         let sub = TestDir::new(name);
         let server = Server::start_with(&sub, &db, 4, env);
         server.wait_log("rank index ready");
         (sub, server)
     };
+
+    // Issue 32, point 1: without a file (deleted here), four processes started at once
+    // (LiteSpeed starts one per httpd worker) build it once; every one maps that file's
+    // inode, none a deleted copy.
+    std::fs::remove_file(&rank)?;
+    let four: Vec<(TestDir, Server)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4).map(|i| s.spawn(move || start(&format!("r32-start-{i}"), &[]))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let logs: Vec<String> = four.iter().map(|(_, s)| s.log_text()).collect();
+    let built = logs.iter().filter(|l| l.contains("written to")).count();
+    let mapped = logs.iter().filter(|l| l.contains("mapped from")).count();
+    assert_eq!((built, mapped), (1, 3), "one build, three mappings of its file:\n{}", logs.join("\n"));
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&rank)?.ino()
+    };
+    for (_, server) in &four {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.child.id()))?;
+        let lines: Vec<&str> = maps.lines().filter(|l| l.contains("videos.db.rank")).collect();
+        assert!(!lines.is_empty(), "pid {} maps no index file", server.child.id());
+        for l in &lines {
+            assert!(!l.contains("(deleted)"), "a deleted index file is mapped: {l}");
+            let ino: u64 = l.split_whitespace().nth(4).and_then(|f| f.parse().ok()).unwrap_or(0);
+            assert_eq!(ino, inode, "a mapping of another file: {l}");
+        }
+        assert_eq!(server.get("/feed?q=music+lofi&limit=20").status(), 200);
+    }
+    drop(four);
+
     let (_a_dir, a) = start("r17-a", &[("VIDEOFEED_CACHE_BYTES", "0")]);
-    assert!(a.log_text().contains("written to"), "{}", a.log_text());
+    assert!(a.log_text().contains("mapped from"), "{}", a.log_text());
     let size = std::fs::metadata(&rank)?.len();
     let (_b_dir, b) = start("r17-b", &[("VIDEOFEED_CACHE_BYTES", "0")]);
     assert!(b.log_text().contains("mapped from"), "the second process used the file: {}", b.log_text());
@@ -809,8 +842,9 @@ fn issue_18_a_database_replaced_in_place_never_adopts_the_old_index_file() -> Te
         .collect();
     import(&db, &dir, &old.join("\n"));
     {
+        // (The import left the index file: mapped, not built.)
         let server = Server::start(&dir, &db, 2);
-        server.wait_log("written to");
+        server.wait_log("mapped from");
         assert_eq!(json(&server.get("/feed?q=walrus&limit=100"))["count"], 50);
     }
     // Another catalogue, imported once (the same generation), copied over the file in place.
@@ -839,5 +873,59 @@ fn issue_18_a_database_replaced_in_place_never_adopts_the_old_index_file() -> Te
     assert!(ids(&found).iter().all(|id| id.starts_with("new")), "{found}");
     assert_eq!(json(&server.get("/feed?q=walrus"))["count"], 0);
     assert!(index_answers(&server) > 0.0, "the index answered");
+    Ok(())
+}
+
+// Issue 32, point 1: a process that maps an older index file adopts the newer one
+// another process (here `videofeed import`, which leaves a current file) wrote, within
+// about a second, instead of keeping the deleted file mapped until it restarts.
+#[test]
+fn issue_32_a_process_adopts_the_newer_index_file_another_wrote() -> TestResult {
+    let dir = TestDir::new("r32-adopt");
+    let db = dir.path("videos.db");
+    let out = run(&["demo", "--db", db.to_str().unwrap(), "--videos", "20000", "--seed", "4"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("rank index file written"));
+    let server = Server::start_with(&dir, &db, 2, &[]);
+    server.wait_log("mapped from");
+    let more = dir.path("more.jsonl");
+    std::fs::write(
+        &more,
+        (0..50)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"adopt-{i}","title":"zeppelinadopt {i}","channel":"A","duration_seconds":60,"thumbnail":"https://x.example/{i}.jpg","region":"US"}}"#
+                ) + "\n"
+            })
+            .collect::<String>(),
+    )?;
+    let out = run(&["import", "--db", db.to_str().unwrap(), more.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rank index file written"), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rank = dir.path("videos.db.rank");
+    loop {
+        // Queries drive the look at the file (at most once a second).
+        assert_eq!(json(&server.get("/feed?q=zeppelinadopt&limit=3"))["count"], 3);
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&rank)?.ino()
+        };
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.child.id()))?;
+        let mapped: Vec<&str> = maps.lines().filter(|l| l.contains("videos.db.rank")).collect();
+        let current = !mapped.is_empty()
+            && mapped.iter().all(|l| {
+                !l.contains("(deleted)")
+                    && l.split_whitespace().nth(4).and_then(|f| f.parse::<u64>().ok()) == Some(inode)
+            });
+        if current {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still mapping {mapped:?}: {}", server.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.log_text().contains("the file another process wrote"), "{}", server.log_text());
+    // And it answers from it.
+    let by_index = crate::util::index_answers(&server);
+    assert_eq!(json(&server.get("/feed?q=zeppelinadopt+17&limit=5"))["results"][0]["id"], "adopt-17");
+    assert!(crate::util::index_answers(&server) > by_index);
     Ok(())
 }

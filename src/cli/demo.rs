@@ -80,7 +80,10 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
         eprintln!();
     }
     match (&db, &out) {
-        (Some(db), _) => say(&format!("demo {} seed={seed}: {summary}", db.display())),
+        (Some(db), _) => {
+            say(&format!("demo {} seed={seed}: {summary}", db.display()));
+            super::leave_index_file(db);
+        }
         (None, Some(path)) if path != "-" => say(&format!("demo {path} seed={seed}: {count} videos written")),
         _ => {}
     }

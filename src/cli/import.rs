@@ -52,6 +52,7 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
     }
     let summary = result?;
     say(&format!("import {}: {summary}", db.display()));
+    super::leave_index_file(&db);
     Ok(if summary.rejected > 0 { 1 } else { 0 })
 }
 

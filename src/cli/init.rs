@@ -25,5 +25,7 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
         videofeed::store::db::SCHEMA_VERSION,
         writer.count()?
     ));
+    drop(writer);
+    super::leave_index_file(&db);
     Ok(0)
 }

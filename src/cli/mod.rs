@@ -183,6 +183,29 @@ fn say(text: &str) {
     let _ = writeln!(io::stdout().lock(), "{text}");
 }
 
+/// After a command that leaves a database ready to serve (`init`, `import`, `demo`,
+/// `restore`): writes its rank index file, so that the responders started next (all
+/// of LiteSpeed's at once) map it instead of each building it; says how long it took.
+/// A failure is a warning: the data is written, and each responder builds the index.
+/// Skipped with `VIDEOFEED_RANK_INDEX=off`.
+fn leave_index_file(db: &std::path::Path) {
+    if std::env::var("VIDEOFEED_RANK_INDEX").is_ok_and(|v| v.trim().eq_ignore_ascii_case("off")) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match videofeed::search::index::write_index_file(db) {
+        Ok((generation, true)) => say(&format!(
+            "rank index file written for generation {generation} in {:.2} s ({}.rank): responders map it at start",
+            started.elapsed().as_secs_f64(),
+            db.display()
+        )),
+        Ok((_, false)) => {}
+        Err(e) => esay(&format!(
+            "videofeed: warning: the rank index file was not written ({e}); each responder builds it at start"
+        )),
+    }
+}
+
 /// Writes a line to stderr, ignoring a closed stderr.
 fn esay(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");

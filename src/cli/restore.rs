@@ -53,5 +53,6 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
         done.generation,
         started.elapsed().as_secs_f64()
     ));
+    super::leave_index_file(&db);
     Ok(0)
 }

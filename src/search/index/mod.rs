@@ -20,10 +20,10 @@ pub mod persist;
 pub mod snapshot;
 pub mod thresholds;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -64,6 +64,119 @@ pub struct RankIndex {
     /// The delta of the current base, updated in place: (file, base generation, delta).
     /// Readers hold the read lock while they answer from it, so it cannot move under them.
     delta: RwLock<Option<(u64, i64, Delta)>>,
+    /// When (ms since `born`) to look next at the index file on disk for one another
+    /// process wrote ([`RankIndex::look_for_newer_file`]).
+    next_look_ms: AtomicU64,
+    born: Instant,
+    /// The file on disk last judged (identity and modification time), adopted or not.
+    looked_at: Mutex<Option<((u64, u64), i128)>>,
+}
+
+/// How long a process waits for another's build of the same index file (the lock
+/// beside it) before it builds its own; it answers from SQL meanwhile.
+pub const BUILD_WAIT: Duration = Duration::from_secs(600);
+
+/// How often a process looks whether the index file on disk is newer than the one
+/// it maps (another process built or compacted it).
+const LOOK_EVERY_MS: u64 = 1000;
+
+/// The advisory lock (`flock(2)` on `<db>.rank.lock`) that makes one process at a
+/// time build and write a database's index file: processes that start together
+/// (LiteSpeed starts one per httpd worker) build once, and the others map the file.
+struct BuildLock {
+    /// The locked file; None when there is no lock to take (a read-only directory
+    /// without the lock file: each process builds its own, as before).
+    _file: Option<std::fs::File>,
+    /// Whether another process held it for a while first (its file may be current now).
+    waited: bool,
+}
+
+impl BuildLock {
+    /// The lock file beside `db`'s index file.
+    fn path(db: &Path) -> PathBuf {
+        let mut name = persist::path_for(db).into_os_string();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    /// Takes the lock, waiting up to `wait` for another process's build to end.
+    fn acquire(db: &Path, wait: Duration) -> BuildLock {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = BuildLock::path(db);
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o644)
+            .open(&path)
+            .or_else(|_| std::fs::File::open(&path));
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                log::debug!("no build lock ({}: {e}); building without it", path.display());
+                return BuildLock { _file: None, waited: false };
+            }
+        };
+        let started = Instant::now();
+        let mut waited = false;
+        loop {
+            match crate::sys::try_lock_exclusive(&file) {
+                Ok(true) => {
+                    if waited {
+                        log::info!(
+                            "the other process's rank index build ended after {} ms",
+                            started.elapsed().as_millis()
+                        );
+                    }
+                    return BuildLock { _file: Some(file), waited };
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    log::warn!("cannot lock {} ({e}); building the rank index without it", path.display());
+                    return BuildLock { _file: None, waited };
+                }
+            }
+            if !waited {
+                log::info!(
+                    "another process is building the rank index of {} (it holds {}); waiting for its file, answering from SQL meanwhile",
+                    db.display(),
+                    path.display()
+                );
+                waited = true;
+            }
+            if started.elapsed() >= wait {
+                log::warn!(
+                    "waited {} s for another process's rank index build; building this process's own",
+                    wait.as_secs()
+                );
+                return BuildLock { _file: None, waited };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Builds the rank index of `db` and writes its file now (under the build lock), so
+/// the responders that start next map it instead of building it: what `import`,
+/// `init` and `restore` leave behind. Nothing is written when the file on disk is
+/// already of this database at its current generation. Returns the generation
+/// and whether a file was written.
+///
+/// # Errors
+/// [`Error`] when the database cannot be read or the file cannot be written.
+pub fn write_index_file(db: &Path) -> Result<(i64, bool), Error> {
+    let _lock = BuildLock::acquire(db, BUILD_WAIT);
+    let path = persist::path_for(db);
+    let key = persist_key(db, file_id(db));
+    let generation = current_generation(db)?;
+    if let Ok(Some(on_disk)) = persist::load(&path, key) {
+        if on_disk.generation() == generation {
+            return Ok((generation, false));
+        }
+    }
+    let snap = load(db)?;
+    persist::save(&snap, key, &path).map_err(|e| Error::Index(format!("cannot write {}: {e}", path.display())))?;
+    Ok((snap.generation(), true))
 }
 
 /// A delta of this many rows starts a rebuild of the base in the background (it keeps
@@ -239,6 +352,9 @@ impl RankIndex {
             failed: Mutex::new(None),
             save_warned: AtomicBool::new(false),
             delta: RwLock::new(None),
+            next_look_ms: AtomicU64::new(0),
+            born: Instant::now(),
+            looked_at: Mutex::new(None),
         })
     }
 
@@ -389,6 +505,7 @@ impl RankIndex {
         if !self.enabled {
             return Ok(None);
         }
+        self.look_for_newer_file();
         let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let base = match current {
             Some((built_from, snap)) if built_from == file && snap.generation() <= generation => snap,
@@ -545,26 +662,14 @@ impl RankIndex {
         // A file another process (or an earlier run) wrote: newer than our base, and
         // the change log can bring it up to date? Then map it instead of building.
         let path = persist::path_for(&self.db);
-        let ours = self.snapshot().map(|s| s.generation());
         let key = persist_key(&self.db, file);
-        match persist::load(&path, key) {
-            Ok(Some(snap))
-                if ours.is_none_or(|g| snap.generation() > g) && log_reaches(&self.db, snap.generation()) =>
-            {
-                log::info!(
-                    "rank index ready generation={} terms={} postings={} heap_mb={} mapped from {} ms={}",
-                    snap.generation(),
-                    snap.term_count(),
-                    snap.posting_count(),
-                    snap.heap_bytes() / (1 << 20),
-                    path.display(),
-                    started.elapsed().as_millis()
-                );
-                *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
-                return;
-            }
-            Ok(_) => {}
-            Err(why) => log::info!("rank index file {} not used: {why}; building it again", path.display()),
+        if self.map_if_newer(&path, key, started, true) {
+            return;
+        }
+        // One build at a time across processes; one that waited maps what the other wrote.
+        let _lock = BuildLock::acquire(&self.db, BUILD_WAIT);
+        if _lock.waited && self.map_if_newer(&path, key, started, false) {
+            return;
         }
         match load(&self.db) {
             Ok(snap) => {
@@ -587,6 +692,117 @@ impl RankIndex {
                 let generation = current_generation(&self.db).unwrap_or(i64::MIN);
                 *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, generation));
             }
+        }
+    }
+}
+
+impl RankIndex {
+    /// Maps the index file at `path` when it is of this database (`key`), newer than
+    /// the snapshot we have (or we have none), and the change log reaches from its
+    /// generation; true when it did. `say_why` logs why a file was not usable.
+    fn map_if_newer(&self, path: &Path, key: u64, started: Instant, say_why: bool) -> bool {
+        let ours = self.snapshot().map(|s| s.generation());
+        match persist::load(path, key) {
+            Ok(Some(snap))
+                if ours.is_none_or(|g| snap.generation() > g) && log_reaches(&self.db, snap.generation()) =>
+            {
+                log::info!(
+                    "rank index ready generation={} terms={} postings={} heap_mb={} mapped from {} ms={}",
+                    snap.generation(),
+                    snap.term_count(),
+                    snap.posting_count(),
+                    snap.heap_bytes() / (1 << 20),
+                    path.display(),
+                    started.elapsed().as_millis()
+                );
+                *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((file_id(&self.db), Arc::new(snap)));
+                true
+            }
+            Ok(_) => false,
+            Err(why) => {
+                if say_why {
+                    log::info!("rank index file {} not used: {why}; building it again", path.display());
+                }
+                false
+            }
+        }
+    }
+
+    /// At most once a second: when the index file on disk is not the one this process
+    /// maps (another process built or compacted it, or this one could not write its
+    /// own), maps it in the background if it is of this database, at our generation or
+    /// newer, and the change log reaches from it. So processes converge on one file:
+    /// none keeps a copy of its own, or a deleted file, mapped.
+    fn look_for_newer_file(self: &Arc<Self>) {
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next = self.next_look_ms.load(Ordering::Relaxed);
+        if now < next
+            || self
+                .next_look_ms
+                .compare_exchange(next, now + LOOK_EVERY_MS, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+            || self.building.load(Ordering::SeqCst)
+        {
+            return;
+        }
+        let path = persist::path_for(&self.db);
+        let Ok(meta) = std::fs::metadata(&path) else { return };
+        let identity = crate::sys::file_identity(&meta);
+        let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let Some((_, ours)) = current else { return };
+        if ours.file_identity() == Some(identity) {
+            return;
+        }
+        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let seen = (identity, mtime.map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0)));
+        {
+            let mut looked = self.looked_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *looked == Some(seen) {
+                return;
+            }
+            *looked = Some(seen);
+        }
+        if self.building.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let index = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name("rank-index-adopt".into()).spawn(move || {
+            let _building = Building(&index.building);
+            index.adopt(&path);
+        });
+        if let Err(e) = spawned {
+            log::debug!("cannot start the index file check: {e}");
+            self.building.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Maps the index file at `path` in place of ours when it is of this database, at
+    /// our generation or newer, and the change log reaches from it.
+    fn adopt(&self, path: &Path) {
+        let started = Instant::now();
+        let file = file_id(&self.db);
+        let key = persist_key(&self.db, file);
+        let ours = self.snapshot().map(|s| s.generation());
+        match persist::load(path, key) {
+            Ok(Some(snap))
+                if ours.is_none_or(|g| snap.generation() >= g) && log_reaches(&self.db, snap.generation()) =>
+            {
+                log::info!(
+                    "rank index: mapped {} (generation {}), the file another process wrote, in place of this process's \
+                     (generation {}) in {} ms",
+                    path.display(),
+                    snap.generation(),
+                    ours.map_or_else(|| "none".to_owned(), |g| g.to_string()),
+                    started.elapsed().as_millis()
+                );
+                let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if current.as_ref().is_none_or(|(f, s)| *f != file || s.generation() <= snap.generation()) {
+                    *current = Some((file, Arc::new(snap)));
+                }
+            }
+            Ok(_) => {}
+            Err(why) => log::debug!("rank index file {} not adopted: {why}", path.display()),
         }
     }
 }

@@ -548,6 +548,11 @@ impl Snapshot {
         self.doc_len.mapping().and_then(crate::sys::Mmap::damage)
     }
 
+    /// (device, inode) of the index file this snapshot maps; None when it is in memory.
+    pub fn file_identity(&self) -> Option<(u64, u64)> {
+        self.doc_len.mapping().map(crate::sys::Mmap::identity)
+    }
+
     /// Distinct terms.
     pub fn term_count(&self) -> usize {
         self.terms.len()
