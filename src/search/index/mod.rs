@@ -107,6 +107,7 @@ impl BuildLock {
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o644)
             .open(&path)
             .or_else(|_| std::fs::File::open(&path));

@@ -541,7 +541,7 @@ impl Snapshot {
     }
 
     /// Why the mapped index file this snapshot reads can no longer be trusted (it was
-    /// truncated or written in place: see [`crate::sys::Mmap::damage`]); None for a
+    /// truncated or written in place: see `sys::Mmap::damage`); None for a
     /// snapshot in memory, or a file as it was mapped. Every mapped array of a
     /// snapshot reads the same mapping.
     pub fn damage(&self) -> Option<String> {
