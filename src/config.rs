@@ -45,6 +45,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_CACHE_BYTES",
     "VIDEOFEED_RANK_MEMO_BYTES",
     "VIDEOFEED_LSCACHE",
+    "VIDEOFEED_LSCACHE_RATE",
     "VIDEOFEED_ADMIN_TOKEN",
     "VIDEOFEED_ADMIN_MAX_BODY",
     "VIDEOFEED_WRITE_QUEUE",
@@ -114,6 +115,9 @@ pub struct Config {
     /// `VIDEOFEED_LSCACHE`: which feed answers LiteSpeed's cache may store
     /// (`always`, `repeat` = a query asked twice within 5 minutes, `off`).
     pub lscache: LsCache,
+    /// `VIDEOFEED_LSCACHE_RATE`: answers a second that may become LSCache-cacheable on
+    /// this box (shared by its processes; 0 = no cap).
+    pub lscache_rate: u32,
     /// `--socket-mode` / `VIDEOFEED_SOCKET_MODE`: permission bits of a Unix socket we bind.
     pub socket_mode: u32,
     /// `--socket-group` / `VIDEOFEED_SOCKET_GROUP`: the group a Unix socket we bind
@@ -249,6 +253,7 @@ impl Default for Config {
             socket_mode: 0o660,
             socket_group: None,
             lscache: LsCache::default(),
+            lscache_rate: crate::http::admission::DEFAULT_RATE,
             web_server_addrs: Vec::new(),
             // LiteSpeed SIGKILLs ~100 ms after its worker exits on some paths; 1.8 s keeps us under 2 s.
             shutdown_grace: Duration::from_millis(1800),
@@ -527,6 +532,14 @@ impl Config {
             (None, None) => Listen::InheritedOnly,
         };
 
+        if let Some(v) = env("VIDEOFEED_LSCACHE_RATE").filter(|v| !v.trim().is_empty()) {
+            c.lscache_rate = v.trim().parse::<u32>().ok().filter(|n| *n <= 1_000_000).ok_or_else(|| {
+                err(
+                    "VIDEOFEED_LSCACHE_RATE",
+                    format!("must be a whole number of answers a second from 0 (no cap) to 1000000, got {v:?}"),
+                )
+            })?;
+        }
         if let Some(v) = env("VIDEOFEED_LSCACHE").filter(|v| !v.trim().is_empty()) {
             c.lscache = LsCache::parse(&v)
                 .ok_or_else(|| err("VIDEOFEED_LSCACHE", format!("must be always, repeat or off, got {v:?}")))?;

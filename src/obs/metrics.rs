@@ -137,6 +137,11 @@ pub struct Metrics {
     compactions: AtomicU64,
     /// Index files found changed in place while mapped (the snapshot let go).
     index_file_damaged: AtomicU64,
+    /// Database files renamed over the path whose history the index continued.
+    index_carried_over: AtomicU64,
+    /// Answers marked cacheable for LSCache, and answers the rate cap kept from it.
+    lscache_admitted: AtomicU64,
+    lscache_rate_limited: AtomicU64,
     singles_skipped: AtomicU64,
     classes_bytes: AtomicU64,
     corrected: AtomicU64,
@@ -230,6 +235,9 @@ impl Metrics {
             memo_misses: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             index_file_damaged: AtomicU64::new(0),
+            index_carried_over: AtomicU64::new(0),
+            lscache_admitted: AtomicU64::new(0),
+            lscache_rate_limited: AtomicU64::new(0),
             singles_skipped: AtomicU64::new(0),
             classes_bytes: AtomicU64::new(0),
             corrected: AtomicU64::new(0),
@@ -345,6 +353,17 @@ impl Metrics {
     /// Counts a compaction started (the delta reached the compaction point).
     pub fn compaction(&self) {
         self.compactions.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an answer LSCache may store (`true`), or one the rate cap kept from it.
+    pub fn lscache(&self, admitted: bool) {
+        let counter = if admitted { &self.lscache_admitted } else { &self.lscache_rate_limited };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a replaced database file whose history the index continued (no rebuild).
+    pub fn index_carried_over(&self) {
+        self.index_carried_over.fetch_add(1, Relaxed);
     }
 
     /// Counts an index file found changed in place while mapped.
@@ -562,6 +581,29 @@ impl Metrics {
             "Times the mapped rank index file was found truncated or written in place (answers went to SQL, the index was built again).",
         );
         let _ = writeln!(out, "videofeed_rank_index_file_damaged_total {}", self.index_file_damaged.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_lscache_cacheable_total",
+            "counter",
+            "Feed answers marked cacheable for LiteSpeed's cache (VIDEOFEED_LSCACHE), and those the box's rate cap kept from it (VIDEOFEED_LSCACHE_RATE).",
+        );
+        let _ = writeln!(
+            out,
+            "videofeed_lscache_cacheable_total{{result=\"admitted\"}} {}",
+            self.lscache_admitted.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "videofeed_lscache_cacheable_total{{result=\"rate_limited\"}} {}",
+            self.lscache_rate_limited.load(Relaxed)
+        );
+        help(
+            &mut out,
+            "videofeed_rank_index_carried_over_total",
+            "counter",
+            "Database files renamed over the path (replica swaps, restored copies) whose history the rank index continued from the change log instead of rebuilding.",
+        );
+        let _ = writeln!(out, "videofeed_rank_index_carried_over_total {}", self.index_carried_over.load(Relaxed));
         help(
             &mut out,
             "videofeed_rank_index_sigbus_caught_total",

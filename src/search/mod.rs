@@ -240,6 +240,13 @@ impl Reader {
         })
     }
 
+    /// The writer's heartbeat (Unix ms) in the file this reader reads; 0 when none.
+    pub fn heartbeat_ms(&self) -> i64 {
+        self.conn
+            .query_row("SELECT value FROM videofeed_meta WHERE key = 'heartbeat'", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+    }
+
     /// The identity of the database file this reader opened.
     pub fn file(&self) -> u64 {
         self.file

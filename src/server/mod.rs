@@ -173,8 +173,8 @@ fn start_file_watcher(config: &Config, index: &Arc<RankIndex>, epoch: &Arc<Atomi
                     log::error!("database file replaced unsafely; not building its rank index: {reason}");
                     return;
                 }
-                log::info!("database file replaced on disk ({}); building its rank index", db.display());
-                index.refresh();
+                log::info!("database file replaced on disk ({}); following it with the rank index", db.display());
+                index.follow_replaced_file();
                 epoch.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -260,7 +260,8 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
         log::error!("cannot start the health thread ({e}); /feed/health reports the state at start");
     }
     let gate = Arc::new(Gate { admin: admin.clone() });
-    let admission = Arc::new(crate::http::admission::Admission::new(config.lscache));
+    let admission =
+        Arc::new(crate::http::admission::Admission::for_database(config.lscache, &config.db, config.lscache_rate));
     let file_epoch = Arc::new(AtomicU64::new(0));
     start_file_watcher(&config, &index, &file_epoch, &stop);
     let shared = Shared { index, cache, health, admin, admission, file_epoch };

@@ -405,6 +405,31 @@ pub fn backup(path: &Path, out: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// What the data of the database at `path` is, for telling whether two copies hold
+/// the same content: every `videofeed_meta` counter except the writer's heartbeat
+/// (generation, changes, thumbs, last_write, instance…: each content change moves
+/// one), sorted by key; and the heartbeat (Unix ms, 0 when none).
+///
+/// # Errors
+/// [`Error`] when the file cannot be opened or read (a busy follower: try later).
+pub fn data_meta(path: &Path) -> Result<(Vec<(String, i64)>, i64), Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open { path: path.into(), source })?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    let mut stmt = conn.prepare("SELECT key, value FROM videofeed_meta ORDER BY key")?;
+    let mut meta = Vec::new();
+    let mut heartbeat = 0;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (key, value) = row?;
+        if key == "heartbeat" {
+            heartbeat = value;
+        } else {
+            meta.push((key, value));
+        }
+    }
+    Ok((meta, heartbeat))
+}
+
 /// What [`restore`] did.
 #[derive(Debug, Clone, Copy)]
 pub struct Restored {

@@ -120,6 +120,7 @@ fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Facts) -> Re
         };
         (jobs, now, changes)
     };
+    let replica = read_replica_state(db);
     Ok(Facts {
         error: None,
         rows,
@@ -132,8 +133,9 @@ fn read(db: &Path, conn: &mut Option<(Connection, u64)>, previous: &Facts) -> Re
         jobs,
         jobs_read_at,
         jobs_version,
-        heartbeat_ms: meta("heartbeat")?,
-        replica: read_replica_state(db),
+        heartbeat_ms: meta("heartbeat")?.max(replica_data_heartbeat(replica.as_ref(), file)),
+        replica,
+        answering_previous_file: false,
     })
 }
 
@@ -145,6 +147,16 @@ fn read_thumbnail_run(db: &Path) -> Option<String> {
     let state: serde_json::Value = serde_json::from_slice(&text).ok()?;
     state.get("stopped").and_then(serde_json::Value::as_bool).filter(|s| *s)?;
     Some(state.get("reason").and_then(serde_json::Value::as_str).unwrap_or("stopped").to_owned())
+}
+
+/// The writer's heartbeat `videofeed replica` saw with the same data as the served
+/// file `file` (it takes no copy for a heartbeat alone), or 0.
+fn replica_data_heartbeat(state: Option<&serde_json::Value>, file: u64) -> i64 {
+    let Some(state) = state else { return 0 };
+    if state.get("served_file").and_then(serde_json::Value::as_u64) != Some(file) {
+        return 0;
+    }
+    state.get("data_heartbeat_ms").and_then(serde_json::Value::as_i64).unwrap_or(0)
 }
 
 fn read_replica_state(db: &Path) -> Option<serde_json::Value> {

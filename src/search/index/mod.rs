@@ -70,6 +70,10 @@ pub struct RankIndex {
     born: Instant,
     /// The file on disk last judged (identity and modification time), adopted or not.
     looked_at: Mutex<Option<((u64, u64), i128)>>,
+    /// The database's `instance` (see [`persist_key`]) when the current snapshot was
+    /// installed: a file renamed over the database continues its history only if it
+    /// is of the same instance ([`RankIndex::follow_replaced_file`]).
+    instance: Mutex<Option<i64>>,
 }
 
 /// How long a process waits for another's build of the same index file (the lock
@@ -356,6 +360,7 @@ impl RankIndex {
             next_look_ms: AtomicU64::new(0),
             born: Instant::now(),
             looked_at: Mutex::new(None),
+            instance: Mutex::new(None),
         })
     }
 
@@ -511,6 +516,11 @@ impl RankIndex {
         let base = match current {
             Some((built_from, snap)) if built_from == file && snap.generation() <= generation => snap,
             Some((built_from, snap)) if built_from == file && snap.generation() > generation => return Ok(None),
+            Some((built_from, _)) if built_from != file && file == file_id(&self.db) => {
+                // A worker on the file now at the path, the index still of the one before.
+                self.follow_replaced_file();
+                return Ok(None);
+            }
             _ => {
                 let failed = *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if failed != Some((file, generation)) {
@@ -610,7 +620,7 @@ impl RankIndex {
     pub fn build_now(&self) -> Result<(), Error> {
         let file = file_id(&self.db);
         let snap = load(&self.db)?;
-        *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
+        self.install(file, Arc::new(snap));
         Ok(())
     }
 
@@ -685,7 +695,7 @@ impl RankIndex {
                     built.as_millis(),
                     if snap.is_mapped() { format!(" written to {} and mapped", path.display()) } else { String::new() }
                 );
-                *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, Arc::new(snap)));
+                self.install(file, Arc::new(snap));
                 crate::sys::trim_heap();
             }
             Err(e) => {
@@ -698,6 +708,55 @@ impl RankIndex {
 }
 
 impl RankIndex {
+    /// Makes `snap` (of database file `file`) the current snapshot, and remembers the
+    /// database's instance with it.
+    fn install(&self, file: u64, snap: Arc<Snapshot>) {
+        *self.instance.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = read_instance(&self.db);
+        *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, snap));
+    }
+
+    /// The database file was replaced (a file renamed over the path: `videofeed
+    /// replica`'s swaps, a restored copy). When the new file continues the history of
+    /// the one the snapshot was built from (the same database instance, and its change
+    /// log holds every generation since the snapshot's), the snapshot stays and the
+    /// delta brings it up to date from the log, as after a write: no rebuild (5.8 s of
+    /// CPU at 1M videos, SQL answering meanwhile). Otherwise the index is built again.
+    pub fn follow_replaced_file(self: &Arc<Self>) {
+        if !self.enabled {
+            return;
+        }
+        let file = file_id(&self.db);
+        let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let Some((built_from, snap)) = current else {
+            self.refresh();
+            return;
+        };
+        if built_from == file {
+            return;
+        }
+        let ours = *self.instance.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let continues = ours.is_some()
+            && crate::store::db::replaced_under_its_wal(&self.db).is_none()
+            && read_instance(&self.db) == ours
+            && log_reaches(&self.db, snap.generation());
+        if !continues {
+            log::info!("rank index: the new database file does not continue the indexed one's history; building it");
+            self.refresh();
+            return;
+        }
+        let mut slot = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|(f, s)| *f == built_from && Arc::ptr_eq(s, &snap)) {
+            *slot = Some((file, Arc::clone(&snap)));
+            drop(slot);
+            crate::obs::metrics::global().index_carried_over();
+            log::info!(
+                "rank index: the new database file continues the indexed one's history; kept the index \
+                 (generation {}), the change log brings it up to date",
+                snap.generation()
+            );
+        }
+    }
+
     /// Maps the index file at `path` when it is of this database (`key`), newer than
     /// the snapshot we have (or we have none), and the change log reaches from its
     /// generation; true when it did. `say_why` logs why a file was not usable.
@@ -716,8 +775,7 @@ impl RankIndex {
                     path.display(),
                     started.elapsed().as_millis()
                 );
-                *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some((file_id(&self.db), Arc::new(snap)));
+                self.install(file_id(&self.db), Arc::new(snap));
                 true
             }
             Ok(_) => false,
@@ -797,15 +855,28 @@ impl RankIndex {
                     ours.map_or_else(|| "none".to_owned(), |g| g.to_string()),
                     started.elapsed().as_millis()
                 );
-                let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if current.as_ref().is_none_or(|(f, s)| *f != file || s.generation() <= snap.generation()) {
-                    *current = Some((file, Arc::new(snap)));
+                let newer = self
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_ref()
+                    .is_none_or(|(f, s)| *f != file || s.generation() <= snap.generation());
+                if newer {
+                    self.install(file, Arc::new(snap));
                 }
             }
             Ok(_) => {}
             Err(why) => log::debug!("rank index file {} not adopted: {why}", path.display()),
         }
     }
+}
+
+/// The database's random `instance` (`videofeed_meta`), if it has one.
+fn read_instance(db: &Path) -> Option<i64> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(db, flags).ok().and_then(|c| {
+        c.query_row("SELECT value FROM videofeed_meta WHERE key = 'instance'", [], |r| r.get::<_, i64>(0)).ok()
+    })
 }
 
 /// What an index file is checked against: the database file's identity (`file`, its
@@ -815,14 +886,10 @@ impl RankIndex {
 /// generation, and must not adopt the old file's index. `file` alone for a
 /// database no writer has opened since the instance was introduced.
 fn persist_key(db: &std::path::Path, file: u64) -> u64 {
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if crate::store::db::replaced_under_its_wal(db).is_some() {
         return file;
     }
-    let instance = Connection::open_with_flags(db, flags).ok().and_then(|c| {
-        c.query_row("SELECT value FROM videofeed_meta WHERE key = 'instance'", [], |r| r.get::<_, i64>(0)).ok()
-    });
-    match instance {
+    match read_instance(db) {
         Some(i) => file ^ u64::from_ne_bytes(i.to_ne_bytes()).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29),
         None => file,
     }
