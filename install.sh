@@ -436,7 +436,7 @@ if [ "$systemd" = 1 ]; then
     say "created the system user videofeed"
   fi
   chown videofeed:videofeed "$(dirname "$db")"
-  for f in "$db" "$db-wal" "$db-shm" "$db.rank"; do [ -e "$f" ] && chown videofeed:videofeed "$f"; done
+  for f in "$db" "$db-wal" "$db-shm" "$db.rank" "$db.rank.lock" "$db.lscache"; do [ -e "$f" ] && chown videofeed:videofeed "$f"; done
   say "gave videofeed:videofeed $(dirname "$db") (the database, its WAL and the index file)"
   group="$socket_group"
   if [ -z "$group" ]; then found=$(web_server_group); group=${found%% *}; fi
