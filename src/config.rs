@@ -64,6 +64,11 @@ pub const ENV_VARS: &[&str] = &[
     "RUST_LOG",
 ];
 
+/// New LSCache-cacheable answers a second on a box by default (`VIDEOFEED_LSCACHE_RATE`):
+/// at OpenLiteSpeed's measured ~10-12 s before it releases a stored answer's file
+/// descriptor, at most ~1,200 open at once, against the stock 20,000 limit.
+pub const DEFAULT_LSCACHE_RATE: u32 = 100;
+
 /// `VIDEOFEED_LSCACHE`: which feed answers LSCache may store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LsCache {
@@ -253,7 +258,7 @@ impl Default for Config {
             socket_mode: 0o660,
             socket_group: None,
             lscache: LsCache::default(),
-            lscache_rate: crate::http::admission::DEFAULT_RATE,
+            lscache_rate: DEFAULT_LSCACHE_RATE,
             web_server_addrs: Vec::new(),
             // LiteSpeed SIGKILLs ~100 ms after its worker exits on some paths; 1.8 s keeps us under 2 s.
             shutdown_grace: Duration::from_millis(1800),

@@ -45,10 +45,8 @@ pub const SLOTS: usize = 1 << 16;
 /// How long a first request makes the query "recent".
 pub const WINDOW: Duration = Duration::from_secs(300);
 
-/// New cacheable answers a second on a box by default (`VIDEOFEED_LSCACHE_RATE`):
-/// at OpenLiteSpeed's measured ~10-12 s before it releases a stored answer's file
-/// descriptor, at most ~1,200 open at once, against the stock 20,000 limit.
-pub const DEFAULT_RATE: u32 = 100;
+/// New cacheable answers a second on a box by default (`VIDEOFEED_LSCACHE_RATE`).
+pub const DEFAULT_RATE: u32 = crate::config::DEFAULT_LSCACHE_RATE;
 
 /// Words before the slots in the table: a format mark, and the rate counter
 /// (second << 32 | answers admitted in that second).
