@@ -459,19 +459,28 @@ fn register_mapping(start: usize, len: usize, writable: bool) -> Option<usize> {
     None
 }
 
+/// Gives a guarded mapping's slot back, then unmaps it (the handler must not map
+/// over an address range that is no longer ours).
+///
+/// # Safety
+/// `ptr` and `len` are exactly a mapping this process made and owns, and nothing
+/// borrows from it any more.
+unsafe fn unmap_guarded(slot: Option<usize>, ptr: *mut libc::c_void, len: usize) {
+    use std::sync::atomic::Ordering;
+    if let Some(slot) = slot.and_then(|i| MAPPINGS.get(i)) {
+        slot.len.store(0, Ordering::Release);
+        slot.start.store(0, Ordering::Release);
+    }
+    // SAFETY: the caller's promise.
+    unsafe {
+        libc::munmap(ptr, len);
+    }
+}
+
 impl Drop for Mmap {
     fn drop(&mut self) {
-        use std::sync::atomic::Ordering;
-        // The handler must not map over an address range that is no longer ours.
-        if let Some(slot) = self.slot.and_then(|i| MAPPINGS.get(i)) {
-            slot.len.store(0, Ordering::Release);
-            slot.start.store(0, Ordering::Release);
-        }
-        // SAFETY: unmaps exactly the mapping made in `map`; no slice of it outlives
-        // `self` (they borrow from it).
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        // SAFETY: exactly the mapping made in `map`; no slice of it outlives `self`.
+        unsafe { unmap_guarded(self.slot, self.ptr.as_ptr().cast(), self.len) }
     }
 }
 
@@ -539,15 +548,8 @@ impl SharedWords {
 
 impl Drop for SharedWords {
     fn drop(&mut self) {
-        use std::sync::atomic::Ordering;
-        if let Some(slot) = self.slot.and_then(|i| MAPPINGS.get(i)) {
-            slot.len.store(0, Ordering::Release);
-            slot.start.store(0, Ordering::Release);
-        }
-        // SAFETY: unmaps exactly the mapping made in `open`; no borrow of it outlives `self`.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.words * 8);
-        }
+        // SAFETY: exactly the mapping made in `open`; no borrow of it outlives `self`.
+        unsafe { unmap_guarded(self.slot, self.ptr.as_ptr().cast(), self.words * 8) }
     }
 }
 

@@ -62,6 +62,21 @@ fn replicate(litestream: &Path, db: &Path, url: &str, log: &Path) -> Proc {
     )
 }
 
+/// `videofeed replica --from url --db served` (and `extra`), its log in `dir`.
+fn follow(litestream: &Path, url: &str, served: &Path, dir: &TestDir, extra: &[&str]) -> std::io::Result<Proc> {
+    Ok(Proc(
+        Command::new(bin())
+            .args(["replica", "--from", url, "--db", served.to_str().unwrap_or_default()])
+            .args(extra)
+            .arg("--litestream")
+            .arg(litestream)
+            .env("VIDEOFEED_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path("replica.log"))?)
+            .spawn()?,
+    ))
+}
+
 fn video(id: &str, title: &str) -> String {
     format!(
         r#"{{"id":"{id}","title":"{title}","channel":"Replica","duration_seconds":60,"thumbnail":"https://img.example/{id}.jpg","region":"GLOBAL"}}"#
@@ -117,16 +132,7 @@ fn writes_reach_a_litestream_replica_within_seconds_and_staleness_shows() -> Tes
 
     let reader_dir = TestDir::new("replica-reader");
     let served = reader_dir.path("videos.db");
-    let follower = Proc(
-        Command::new(bin())
-            .args(["replica", "--from", &url, "--db", served.to_str().unwrap(), "--min-swap-interval", "300ms"])
-            .arg("--litestream")
-            .arg(&litestream)
-            .env("VIDEOFEED_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(reader_dir.path("replica.log"))?)
-            .spawn()?,
-    );
+    let follower = follow(&litestream, &url, &served, &reader_dir, &["--min-swap-interval", "300ms"])?;
     wait_until("the first copy", Duration::from_secs(20), || served.exists());
     let reader = Server::start_with(&reader_dir, &served, 2, &[("VIDEOFEED_MAX_STALENESS", "8")]);
     reader.wait_log("rank index ready");
@@ -259,16 +265,7 @@ fn a_replica_at_size_keeps_its_rank_index_and_reports_its_true_age() -> TestResu
     let _replicating = replicate(&litestream, &writer_db, &url, &dir.path("replicate.log"));
     let reader_dir = TestDir::new("replica-size-reader");
     let served = reader_dir.path("videos.db");
-    let _follower = Proc(
-        Command::new(bin())
-            .args(["replica", "--from", &url, "--db", served.to_str().unwrap()])
-            .arg("--litestream")
-            .arg(&litestream)
-            .env("VIDEOFEED_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(reader_dir.path("replica.log"))?)
-            .spawn()?,
-    );
+    let _follower = follow(&litestream, &url, &served, &reader_dir, &[])?;
     wait_until("the first copy", Duration::from_secs(120), || served.exists());
     let reader = Server::start_with(&reader_dir, &served, 2, &[]);
     reader.wait_log("rank index ready");
