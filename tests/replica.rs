@@ -266,11 +266,14 @@ fn a_replica_at_size_keeps_its_rank_index_and_reports_its_true_age() -> TestResu
     let reader_dir = TestDir::new("replica-size-reader");
     let served = reader_dir.path("videos.db");
     let _follower = follow(&litestream, &url, &served, &reader_dir, &[])?;
-    wait_until("the first copy", Duration::from_secs(120), || served.exists());
+    // Set-up waits grow with the size (a copy, a build: about a minute at 10M).
+    let setup = Duration::from_secs(120 + videos / 10_000);
+    wait_until("the first copy", setup, || served.exists());
     let reader = Server::start_with(&reader_dir, &served, 2, &[]);
-    reader.wait_log("rank index ready");
     let statik = Server::start_with(&static_dir, &static_db, 2, &[]);
-    statik.wait_log("rank index ready");
+    for server in [&reader, &statik] {
+        wait_until("the rank index", setup, || server.log_text().contains("rank index ready"));
+    }
 
     let words = ["music", "lofi", "jazz", "mix", "live", "game", "rain", "news", "cook", "chill", "piano", "study"];
     let uris: Vec<String> = words
