@@ -151,12 +151,14 @@ pub struct Config {
     pub admin_max_body: usize,
     /// `VIDEOFEED_WRITE_QUEUE`: write requests that may wait for the writer at once.
     pub write_queue: usize,
-    /// `VIDEOFEED_ADMIN_CONCURRENCY`: write requests handled at once (default: a quarter
-    /// of the workers, at least 1); more are answered 503 at once, so writes never
-    /// occupy more than that share of the feed's workers.
+    /// `VIDEOFEED_ADMIN_CONCURRENCY`: workers write requests may occupy at once, each
+    /// only while it validates a body (default: a quarter of the workers, at least 1);
+    /// more wait in the poller for one (never refused), so writes never occupy more
+    /// than that share of the feed's workers.
     pub admin_concurrency: usize,
-    /// `VIDEOFEED_ADMIN_WAIT_MS`: how long a write request waits for the writer
-    /// before it answers 503 (the write stays queued: its outcome shows in the next read).
+    /// `VIDEOFEED_ADMIN_WAIT_MS`: how long a write request waits for a worker (then 503,
+    /// nothing written) and, once queued, for its commit (then 503; the write stays
+    /// queued: its outcome shows in the next read).
     pub admin_wait: Duration,
     /// `VIDEOFEED_TYPO_FALLBACK`: retry a short first page with typo corrections.
     pub typo_fallback: bool,

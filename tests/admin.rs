@@ -401,3 +401,128 @@ fn sigterm_then_sigkill_within_15_ms_loses_nothing_acknowledged() -> TestResult 
     }
     Ok(())
 }
+
+/// A sample of metric `name` (with its labels) from `/feed/metrics`.
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = String::from_utf8_lossy(server.get("/feed/metrics").body()).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
+
+// See: #33 (1). An importer's threads posting at once are never refused while the
+// writer's queue has room: past VIDEOFEED_ADMIN_CONCURRENCY (1 of the 4 workers
+// here) they wait in the poller for a worker, and no worker waits for a commit, so
+// the feed keeps answering. Every acknowledged video is there afterwards, and each
+// answer left within 100 ms of its commit. (The build before answered 503 at once.)
+#[test]
+fn parallel_posters_are_never_refused_while_the_writer_queue_has_room() -> TestResult {
+    let dir = TestDir::new("posters");
+    let (server, db) = admin_server(&dir, &[]);
+    let socket = server.socket.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (socket, stop) = (socket.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    statuses.push(get_on(&mut s, "/feed?q=music&limit=5", true).status());
+                }
+                statuses
+            })
+        })
+        .collect();
+    // 32 posters, 8 batches each of 1..=64 videos, sent all at once: never retried.
+    let posters: Vec<_> = (0..32)
+        .map(|p| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut refused = Vec::new();
+                for b in 0..8 {
+                    let n = 1 + (p * 7 + b * 13) % 64;
+                    let ids: Vec<String> = (0..n).map(|k| format!("pp{p:02}b{b}k{k:02}")).collect();
+                    let body = ids
+                        .iter()
+                        .map(|id| video(id, &format!("Poster {id} music"), "US"))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let mut params = client::get_params("POST", "/feed/admin/videos");
+                    params.push(("HTTP_AUTHORIZATION".into(), format!("Bearer {TOKEN}")));
+                    params.push(("CONTENT_LENGTH".into(), body.len().to_string()));
+                    let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    let r = client::request(&mut s, 1, false, &pairs, body.as_bytes()).unwrap();
+                    if r.status() == 200 {
+                        acked.extend(ids);
+                    } else {
+                        refused.push(format!("{} {}", r.status(), String::from_utf8_lossy(r.body())));
+                    }
+                }
+                (acked, refused)
+            })
+        })
+        .collect();
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    for p in posters {
+        let (a, r) = p.join().map_err(|_| "poster panicked")?;
+        acked.extend(a);
+        refused.extend(r);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for r in readers {
+        let statuses = r.join().map_err(|_| "reader panicked")?;
+        assert!(statuses.iter().all(|s| *s == 200), "the feed answered {statuses:?}");
+        assert!(!statuses.is_empty());
+    }
+    assert!(refused.is_empty(), "{} of 256 writes refused, e.g. {:?}", refused.len(), refused.first());
+    let expected: usize = (0..32).flat_map(|p| (0..8).map(move |b| 1 + (p * 7 + b * 13) % 64)).sum();
+    assert_eq!(acked.len(), expected);
+    let stored = count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'pp%'");
+    assert_eq!(usize::try_from(stored)?, expected, "every acknowledged video is stored");
+    // Answers followed their commits at once (the writer wakes the poller).
+    let delay = metric(&server, "videofeed_write_answer_delay_max_seconds");
+    assert!(delay < 0.1, "an answer left {delay} s after its commit");
+    assert!(metric(&server, "videofeed_write_answer_delay_seconds_count") >= 256.0);
+    Ok(())
+}
+
+// See: #33 (1). Only a full writer queue refuses a write: 503 + Retry-After, and
+// nothing of it is written. The writer is held by another process's write lock;
+// with VIDEOFEED_WRITE_QUEUE=1 the first write is in the writer's hands, the second
+// fills the queue, the third is refused at once; the first two land afterwards.
+#[test]
+fn a_full_writer_queue_refuses_at_once_and_writes_nothing() -> TestResult {
+    let dir = TestDir::new("queue-full");
+    let (server, db) = admin_server(&dir, &[("VIDEOFEED_WRITE_QUEUE", "1"), ("VIDEOFEED_ADMIN_WAIT_MS", "20000")]);
+    let holder = rusqlite::Connection::open(&db)?;
+    holder.execute_batch("BEGIN IMMEDIATE")?;
+    let post =
+        |id: &str| write(&server, "POST", "/feed/admin/videos", Some(TOKEN), video(id, "Queued item", "US").as_bytes());
+    let (first, second, third) = std::thread::scope(|s| {
+        let first = s.spawn(|| post("qf-first"));
+        std::thread::sleep(Duration::from_millis(500));
+        let second = s.spawn(|| post("qf-second"));
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        let third = post("qf-third");
+        let third_took = t.elapsed();
+        std::thread::sleep(Duration::from_millis(300));
+        holder.execute_batch("ROLLBACK").unwrap();
+        (first.join().unwrap(), second.join().unwrap(), (third, third_took))
+    });
+    let (third, third_took) = third;
+    assert_eq!(third.status(), 503, "{}", String::from_utf8_lossy(third.body()));
+    assert!(third.header("Retry-After").is_some(), "{:?}", third.headers());
+    assert!(json(&third)["error"]["message"].as_str().unwrap_or("").contains("queue is full"), "{}", json(&third));
+    assert!(third_took < Duration::from_millis(500), "refused at once, took {third_took:?}");
+    assert_eq!(first.status(), 200, "{}", String::from_utf8_lossy(first.body()));
+    assert_eq!(second.status(), 200, "{}", String::from_utf8_lossy(second.body()));
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'qf-%'"), 2);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id = 'qf-third'"), 0, "the refused write wrote nothing");
+    Ok(())
+}

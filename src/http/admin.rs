@@ -5,6 +5,13 @@
 //! validated line by line before anything is queued for the writer thread; a
 //! batch with any bad line writes nothing. A successful write answers
 //! `X-LiteSpeed-Purge` with the tags of every region whose pages changed.
+//!
+//! A write holds a worker only while its body is validated: the op is then
+//! queued for the writer thread and the worker goes on; the poller sends the
+//! answer when the writer wakes it after the commit ([`Pending`]). Requests
+//! past `VIDEOFEED_ADMIN_CONCURRENCY` wait in the poller for a worker; only a
+//! full writer queue (`VIDEOFEED_WRITE_QUEUE`) is answered 503 + Retry-After,
+//! with nothing written.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,14 +20,15 @@
     clippy::cast_possible_truncation
 )]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use super::Handler;
 use super::response::{self, Response};
 use super::route::ADMIN_PATH;
 use crate::fcgi::conn::Request;
-use crate::store::writer::{SubmitError, WriterThread};
+use crate::obs::metrics::{self, Route};
+use crate::store::writer::{Done, Outcome, SubmitError, Wake, WriterThread};
 use crate::store::{self, Op};
 
 /// The write API's settings and its writer.
@@ -31,32 +39,105 @@ pub struct Admin {
     pub max_body: usize,
     /// The writer thread; None when the database could not be opened for writing.
     pub writer: Option<WriterThread>,
-    /// Write requests handled at once; more are answered 503 at once.
-    pub max_in_flight: usize,
-    /// How long a write request waits for the writer before answering 503.
-    pub wait: std::time::Duration,
-    /// Write requests being handled now.
-    pub in_flight: AtomicUsize,
+    /// How long a write request waits for its commit before answering 503 (it stays queued).
+    pub wait: Duration,
+    /// Wakes the poller when a write's outcome is ready (it sends the answer).
+    pub wake: Wake,
 }
 
-/// One admitted write request; the slot is given back when it is dropped.
-struct Slot<'a>(&'a AtomicUsize);
+/// A write request whose body was read and validated and whose op is queued for
+/// the writer: no worker waits for it. The poller answers it with
+/// [`Pending::try_answer`] once the writer has committed (the writer wakes it),
+/// or with a 503 past the wait.
+pub struct Pending {
+    outcome: Outcome,
+    is_delete: bool,
+    rows: usize,
+    started: Instant,
+    deadline: Instant,
+    path: String,
+}
 
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+impl Pending {
+    /// The complete CGI answer when the outcome is in (or the wait is over); None
+    /// while the write is still queued. Counts and logs the request then.
+    pub fn try_answer(&self, now: Instant) -> Option<Vec<u8>> {
+        let (rows, resp) = match self.outcome.try_recv() {
+            Ok(result) => self.finish(result),
+            Err(mpsc::TryRecvError::Empty) if now < self.deadline => return None,
+            Err(mpsc::TryRecvError::Empty) => {
+                let e = SubmitError::TimedOut(self.deadline.saturating_duration_since(self.started));
+                log::warn!("write API: {e}");
+                (0, response::error(503, None, &e.to_string(), &[("Retry-After", "5")], false))
+            }
+            Err(mpsc::TryRecvError::Disconnected) => self.finish(Err(SubmitError::Stopped)),
+        };
+        let took = self.started.elapsed();
+        metrics::global().record(Route::Admin, resp.status, rows, took, false);
+        log::debug!(
+            "request method=write path={} status={} rows={rows} us={}",
+            self.path,
+            resp.status,
+            took.as_micros()
+        );
+        Some(resp.render())
+    }
+
+    /// The answer to a write's outcome: (rows written, response).
+    fn finish(&self, result: Result<Done, SubmitError>) -> (usize, Response) {
+        match result {
+            Ok(done) => {
+                metrics::global().write_answered(done.committed.elapsed());
+                let c = done.applied.counts;
+                if self.is_delete && c.deleted == 0 {
+                    return (0, response::error(404, None, "no video with that id", &[], false));
+                }
+                let rows = self.rows;
+                let body = serde_json::json!({
+                    "accepted": if self.is_delete { 0 } else { rows },
+                    "inserted": c.inserted,
+                    "updated": c.updated,
+                    "unchanged": c.unchanged,
+                    "deleted": c.deleted,
+                    "rejected": [],
+                    "commit_ms": done.commit.as_secs_f64() * 1000.0,
+                });
+                let purge = response::purge_tags(&done.applied.regions);
+                let extra: Vec<(&str, &str)> =
+                    if purge.is_empty() { Vec::new() } else { vec![("X-LiteSpeed-Purge", purge.as_str())] };
+                (rows, response::admin(200, &body, &extra))
+            }
+            Err(SubmitError::QueueFull) => (0, queue_full()),
+            Err(e) => {
+                log::error!("write API: {e}");
+                (0, response::error(503, None, &e.to_string(), &[("Retry-After", "1")], false))
+            }
+        }
     }
 }
 
-impl Admin {
-    /// A slot for one more write request, unless `max_in_flight` are being handled.
-    fn admit(&self) -> Option<Slot<'_>> {
-        let admitted = self
-            .in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.max_in_flight).then_some(n + 1))
-            .is_ok();
-        admitted.then(|| Slot(&self.in_flight))
-    }
+/// The answer to a write request that waited `wait` (`VIDEOFEED_ADMIN_WAIT_MS`) for a
+/// worker without getting one (nothing was read or written). Counted here.
+pub fn no_worker_in_time(wait: Duration) -> Vec<u8> {
+    let msg = format!(
+        "the write waited {} ms for a worker (VIDEOFEED_ADMIN_CONCURRENCY) and was not read; nothing was written: retry",
+        wait.as_millis()
+    );
+    let resp = response::error(503, None, &msg, &[("Retry-After", "1")], false);
+    metrics::global().record(Route::Admin, resp.status, 0, wait, false);
+    log::warn!("write API: {msg}");
+    resp.render()
+}
+
+/// The answer to a write the writer's queue has no room for (nothing was written).
+fn queue_full() -> Response {
+    response::error(
+        503,
+        None,
+        "the writer's queue is full (VIDEOFEED_WRITE_QUEUE); nothing was written: retry after the Retry-After seconds",
+        &[("Retry-After", "1")],
+        false,
+    )
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -119,88 +200,66 @@ pub(super) fn takes_body(method: &str, path: &str) -> bool {
 }
 
 impl Handler {
-    pub(super) fn admin(&mut self, req: &Request, path: &str, method: &str) -> (usize, Response) {
+    /// A write request (its body read whole by the poller): validated here, then
+    /// queued for the writer; the answer follows the commit ([`Pending`]).
+    pub(super) fn admin(&mut self, req: &Request, path: &str, method: &str) -> Result<(usize, Response), Pending> {
         let admin = match gate(self.shared.admin.as_ref(), req) {
             Ok(a) => Arc::clone(a),
-            Err(resp) => return (0, resp),
-        };
-        // Writes never take more than their share of the feed's workers.
-        let Some(_slot) = admin.admit() else {
-            let msg = format!(
-                "too many write requests at once (at most {}, VIDEOFEED_ADMIN_CONCURRENCY); retry shortly",
-                admin.max_in_flight
-            );
-            return (0, response::error(503, None, &msg, &[("Retry-After", "1")], false));
+            Err(resp) => return Ok((0, resp)),
         };
         let rest = path.get(ADMIN_PATH.len()..).unwrap_or("");
         let op = match (method, rest) {
             ("POST", "" | "/") => {
                 if req.stdin_truncated || req.stdin.len() > admin.max_body {
-                    return (0, too_large(admin.max_body));
+                    return Ok((0, too_large(admin.max_body)));
                 }
                 match parse_batch(&req.stdin) {
                     Ok(videos) => Op::Upsert(videos),
-                    Err((status, body)) => return (0, response::admin(status, &body, &[])),
+                    Err((status, body)) => return Ok((0, response::admin(status, &body, &[]))),
                 }
             }
             ("DELETE", id) if id.len() > 1 && id.starts_with('/') => match percent_decode(id.get(1..).unwrap_or("")) {
                 Some(id) => Op::Delete(id),
                 None => {
                     let msg = "the video id in the path is not valid percent-encoded UTF-8";
-                    return (0, response::error(400, Some("id"), msg, &[], false));
+                    return Ok((0, response::error(400, Some("id"), msg, &[], false)));
                 }
             },
             (_, "" | "/") => {
                 let msg = format!("method {method} is not allowed here; use POST");
-                return (0, response::error(405, None, &msg, &[("Allow", "POST")], false));
+                return Ok((0, response::error(405, None, &msg, &[("Allow", "POST")], false)));
             }
             (_, _) => {
                 let msg = format!("method {method} is not allowed here; use DELETE");
-                return (0, response::error(405, None, &msg, &[("Allow", "DELETE")], false));
+                return Ok((0, response::error(405, None, &msg, &[("Allow", "DELETE")], false)));
             }
         };
         let Some(writer) = &admin.writer else {
             let msg = "the write API cannot open the database for writing; see the log";
-            return (0, response::error(503, None, msg, &[("Retry-After", "5")], false));
+            return Ok((0, response::error(503, None, msg, &[("Retry-After", "5")], false)));
         };
         // A file renamed over the database while it was open: writes would go to the
         // replaced file and be lost with it. Refuse them, saying why.
         if let Some(reason) = store::db::replaced_under_its_wal(&self.config.db) {
             let msg = format!("writes are refused: {reason}");
-            return (0, response::error(503, None, &msg, &[("Retry-After", "30")], false));
+            return Ok((0, response::error(503, None, &msg, &[("Retry-After", "30")], false)));
         }
         let is_delete = matches!(op, Op::Delete(_));
         let rows = op.rows();
-        match writer.submit_within(op, admin.wait) {
-            Ok(done) => {
-                let c = done.applied.counts;
-                if is_delete && c.deleted == 0 {
-                    return (0, response::error(404, None, "no video with that id", &[], false));
-                }
-                let body = serde_json::json!({
-                    "accepted": if is_delete { 0 } else { rows },
-                    "inserted": c.inserted,
-                    "updated": c.updated,
-                    "unchanged": c.unchanged,
-                    "deleted": c.deleted,
-                    "rejected": [],
-                    "commit_ms": done.commit.as_secs_f64() * 1000.0,
-                });
-                let purge = response::purge_tags(&done.applied.regions);
-                let extra: Vec<(&str, &str)> =
-                    if purge.is_empty() { Vec::new() } else { vec![("X-LiteSpeed-Purge", purge.as_str())] };
-                (rows, response::admin(200, &body, &extra))
-            }
-            Err(e @ SubmitError::TimedOut(_)) => {
-                log::warn!("write API: {e}");
-                (0, response::error(503, None, &e.to_string(), &[("Retry-After", "5")], false))
-            }
-            Err(SubmitError::QueueFull) => {
-                (0, response::error(503, None, "too many writes queued; retry shortly", &[("Retry-After", "1")], false))
-            }
+        let started = Instant::now();
+        match writer.enqueue_waking(op, Arc::clone(&admin.wake)) {
+            Ok(outcome) => Err(Pending {
+                outcome,
+                is_delete,
+                rows,
+                started,
+                deadline: started + admin.wait,
+                path: path.to_owned(),
+            }),
+            Err(SubmitError::QueueFull) => Ok((0, queue_full())),
             Err(e) => {
                 log::error!("write API: {e}");
-                (0, response::error(503, None, &e.to_string(), &[("Retry-After", "1")], false))
+                Ok((0, response::error(503, None, &e.to_string(), &[("Retry-After", "1")], false)))
             }
         }
     }

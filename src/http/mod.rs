@@ -26,6 +26,8 @@
 //! `Authorization: Bearer <token>` (compared in constant time; 401 without it,
 //! 403 when wrong). Bodies are validated line by line before anything is
 //! queued for the writer thread; a batch with any bad line writes nothing.
+//! A queued write is answered after its commit by the poller ([`Answer::Later`]),
+//! so no worker waits for the writer.
 //!
 //! Failure policy: bad parameters → 400; database unavailable or busy → 503
 //! with `Retry-After`; a panic anywhere below is caught here, logged at error
@@ -53,7 +55,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use admin::Admin;
+pub use admin::{Admin, Pending};
 use cache::Cache;
 pub use ops::{METRICS_CONTENT_TYPE, OPENAPI_JSON};
 use response::Response;
@@ -134,6 +136,20 @@ fn head_of(admin: Option<&Arc<Admin>>, req: &Request) -> Head {
         Some(a) if admin::takes_body(req.param("REQUEST_METHOD").unwrap_or(""), &path) => Head::Body(a.max_body),
         _ => Head::NoBody,
     }
+}
+
+/// Whether `req` is for the write API (its workers are bounded by
+/// `VIDEOFEED_ADMIN_CONCURRENCY`: the poller holds the rest until one is free).
+pub fn is_write(req: &Request) -> bool {
+    route_of(&path_of(req)) == Route::Admin
+}
+
+/// A handler's answer: the CGI response now, or a write whose answer follows its commit.
+pub enum Answer {
+    /// The complete CGI response.
+    Now(Vec<u8>),
+    /// A write queued for the writer: the poller answers it when the writer wakes it.
+    Later(Pending),
 }
 
 /// Per-worker request handler; owns the worker's database connection.
@@ -239,8 +255,9 @@ impl Handler {
         self.reader.as_ref().ok_or_else(|| search::Error::Index("no reader".into()))
     }
 
-    /// Answers one request with a complete CGI response. Never panics.
-    pub fn handle(&mut self, req: &Request) -> Vec<u8> {
+    /// Answers one request with a complete CGI response, or a write queued for the
+    /// writer whose answer the poller sends after the commit. Never panics.
+    pub fn handle(&mut self, req: &Request) -> Answer {
         let started = Instant::now();
         let m = metrics::global();
         let _busy = m.busy();
@@ -248,7 +265,8 @@ impl Handler {
         let route = route_of(&path);
         let result = catch_unwind(AssertUnwindSafe(|| self.route(req, &path, route)));
         let (rows, resp) = match result {
-            Ok(answer) => answer,
+            Ok(Ok(answer)) => answer,
+            Ok(Err(pending)) => return Answer::Later(pending),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -281,16 +299,22 @@ impl Handler {
                 normalized(route, req)
             );
         }
-        resp.render()
+        Answer::Now(resp.render())
     }
 
-    /// The answer to a request for `path` (its `route`): (rows returned, response).
-    fn route(&mut self, req: &Request, path: &str, route: Route) -> (usize, Response) {
+    /// The answer to a request for `path` (its `route`): (rows returned, response),
+    /// or a write queued for the writer.
+    fn route(&mut self, req: &Request, path: &str, route: Route) -> Result<(usize, Response), Pending> {
         let method = req.param("REQUEST_METHOD").unwrap_or("GET");
-        let head = method.eq_ignore_ascii_case("HEAD");
         if route == Route::Admin {
             return self.admin(req, path, &method.to_ascii_uppercase());
         }
+        Ok(self.read_route(req, route, method))
+    }
+
+    /// The answer to a read (every route but the write API's).
+    fn read_route(&mut self, req: &Request, route: Route, method: &str) -> (usize, Response) {
+        let head = method.eq_ignore_ascii_case("HEAD");
         if route == Route::Other {
             return (0, response::error(404, None, "no such endpoint; the feed is GET /feed?q=...", &[], head));
         }

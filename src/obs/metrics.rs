@@ -151,6 +151,13 @@ pub struct Metrics {
     commits: Histogram,
     write_rows: AtomicU64,
     write_failures: AtomicU64,
+    /// From a write's commit to its answer being queued for the web server.
+    write_answer_delay: Histogram,
+    write_answer_delay_max_us: AtomicU64,
+    /// Write requests the poller holds for a worker (past VIDEOFEED_ADMIN_CONCURRENCY).
+    writes_waiting_for_worker: AtomicUsize,
+    /// Write requests queued for the writer whose answer follows the commit.
+    writes_waiting_for_commit: AtomicUsize,
 }
 
 static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -247,6 +254,10 @@ impl Metrics {
             commits: Histogram::default(),
             write_rows: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
+            write_answer_delay: Histogram::default(),
+            write_answer_delay_max_us: AtomicU64::new(0),
+            writes_waiting_for_worker: AtomicUsize::new(0),
+            writes_waiting_for_commit: AtomicUsize::new(0),
         }
     }
 
@@ -400,6 +411,23 @@ impl Metrics {
     /// Sets the write queue's capacity.
     pub fn set_queue_capacity(&self, n: usize) {
         self.queue_capacity.store(n, Relaxed);
+    }
+
+    /// A write's answer was queued `delay` after its commit ended.
+    pub fn write_answered(&self, delay: Duration) {
+        self.write_answer_delay.observe(delay);
+        self.write_answer_delay_max_us.fetch_max(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// The longest delay from a write's commit to its answer so far.
+    pub fn write_answer_delay_max(&self) -> Duration {
+        Duration::from_micros(self.write_answer_delay_max_us.load(Relaxed))
+    }
+
+    /// Write requests the poller holds now: waiting for a worker, and waiting for their commit.
+    pub fn set_write_waits(&self, for_worker: usize, for_commit: usize) {
+        self.writes_waiting_for_worker.store(for_worker, Relaxed);
+        self.writes_waiting_for_commit.store(for_commit, Relaxed);
     }
 
     /// A job entered the write queue.
@@ -657,6 +685,37 @@ impl Metrics {
         let _ = writeln!(out, "videofeed_writer_rows_total {}", self.write_rows.load(Relaxed));
         help(&mut out, "videofeed_writer_failures_total", "counter", "Group commits that failed (nothing written).");
         let _ = writeln!(out, "videofeed_writer_failures_total {}", self.write_failures.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_write_answer_delay_seconds",
+            "histogram",
+            "From a write's commit to its answer being sent (the poller answers writes, woken by the writer).",
+        );
+        self.write_answer_delay.render(&mut out, "videofeed_write_answer_delay_seconds", "");
+        help(
+            &mut out,
+            "videofeed_write_answer_delay_max_seconds",
+            "gauge",
+            "The longest delay from a write's commit to its answer since the start.",
+        );
+        let _ =
+            writeln!(out, "videofeed_write_answer_delay_max_seconds {}", self.write_answer_delay_max().as_secs_f64());
+        help(
+            &mut out,
+            "videofeed_write_requests_waiting",
+            "gauge",
+            "Write requests held by the poller: for a worker (past VIDEOFEED_ADMIN_CONCURRENCY) or for their commit.",
+        );
+        let _ = writeln!(
+            out,
+            "videofeed_write_requests_waiting{{for=\"worker\"}} {}",
+            self.writes_waiting_for_worker.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "videofeed_write_requests_waiting{{for=\"commit\"}} {}",
+            self.writes_waiting_for_commit.load(Relaxed)
+        );
 
         help(&mut out, "videofeed_database_up", "gauge", "1 when the database can be read (as /feed/health).");
         let _ = writeln!(out, "videofeed_database_up {}", u8::from(extra.healthy));

@@ -39,7 +39,7 @@ mod poller;
 mod pool;
 
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -228,15 +228,23 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
             log::warn!("cannot start the heartbeat thread ({e}); replicas will report unknown staleness");
         }
     }
+    let (wake_tx, wake_rx) =
+        UnixStream::pair().map_err(|source| Error::Bind { what: "a wake-up socket pair".into(), source })?;
+    for s in [&wake_tx, &wake_rx] {
+        s.set_nonblocking(true).map_err(|source| Error::Bind { what: "a wake-up socket pair".into(), source })?;
+    }
+    let wake_tx = Arc::new(wake_tx);
     let admin = config.admin_token.as_ref().map(|token| {
         log::info!("write API on: POST/DELETE {} (bearer token required)", "/feed/admin/videos");
+        let wake_poller = Arc::clone(&wake_tx);
         Arc::new(Admin {
             token: token.clone(),
             max_body: config.admin_max_body,
             writer: writer.clone(),
-            max_in_flight: config.admin_concurrency,
             wait: config.admin_wait,
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            wake: Arc::new(move || {
+                let _ = (&*wake_poller).write(&[1]);
+            }),
         })
     });
     let checker = match (config.thumbnail_check_every, writer.clone()) {
@@ -268,16 +276,11 @@ pub fn run(config: Arc<Config>, stop: Arc<AtomicBool>) -> Result<(), Error> {
     let (work_tx, work_rx) = mpsc::channel::<Job>();
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (back_tx, back_rx) = mpsc::channel::<Connection>();
-    let (wake_tx, wake_rx) =
-        UnixStream::pair().map_err(|source| Error::Bind { what: "a wake-up socket pair".into(), source })?;
-    for s in [&wake_tx, &wake_rx] {
-        s.set_nonblocking(true).map_err(|source| Error::Bind { what: "a wake-up socket pair".into(), source })?;
-    }
-    let wake_tx = Arc::new(wake_tx);
     let returns = Arc::new(Returns {
         back_rx: Mutex::new(back_rx),
         wake_rx,
         in_service: AtomicUsize::new(0),
+        writes_in_service: AtomicUsize::new(0),
         stop_deadline: std::sync::OnceLock::new(),
     });
     let spawn = |n: usize| -> io::Result<JoinHandle<()>> {

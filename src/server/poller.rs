@@ -15,6 +15,13 @@
 //! room to write and not read meanwhile (what a peer that never reads can make
 //! us hold is bounded by what one wake-up reads), and it is closed when they are
 //! not all sent within `VIDEOFEED_WRITE_TIMEOUT_MS`.
+//!
+//! Writes: a write request goes to a worker only while fewer than
+//! `VIDEOFEED_ADMIN_CONCURRENCY` workers hold one; the others wait here, in
+//! arrival order, never refused ([`Waiting`]). The worker validates the body,
+//! queues the op for the writer thread and gives the connection back *parked*
+//! ([`Parked`]): the writer wakes the poller after the commit and the answer is
+//! sent from here, so no worker ever waits for a commit.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,6 +30,7 @@
     clippy::cast_possible_truncation
 )]
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
@@ -36,7 +44,7 @@ use super::listener::{Listener, OwnedPath};
 use super::pool::Counters;
 use crate::config::Config;
 use crate::fcgi::conn::{self, Conn, Limits, Ready};
-use crate::http::Gate;
+use crate::http::{Gate, Pending};
 use crate::sys;
 
 /// How often the poller looks at the stop flag and the request deadlines.
@@ -54,6 +62,9 @@ pub(super) struct Returns {
     pub(super) wake_rx: UnixStream,
     /// Connections handed to workers and not yet closed or given back.
     pub(super) in_service: AtomicUsize,
+    /// Of those, the ones handed over with a write request (bounded by
+    /// `VIDEOFEED_ADMIN_CONCURRENCY`).
+    pub(super) writes_in_service: AtomicUsize,
     /// When a stop must be over (set once by whichever thread sees the stop first).
     pub(super) stop_deadline: OnceLock<Instant>,
 }
@@ -69,11 +80,34 @@ pub(super) struct Connection {
     /// When the bytes waiting in `conn.out()` must all be sent by (set when a write
     /// could not take them all; cleared once they are sent).
     pub(super) write_deadline: Option<Instant>,
+    /// A write queued for the writer, answered here after its commit (the
+    /// connection is not read meanwhile).
+    pub(super) parked: Option<Parked>,
+    /// A write request a worker found after the one it answered: it goes through
+    /// the poller's write gate like any other.
+    pub(super) held: Option<Ready>,
+}
+
+/// A write request whose answer follows its commit.
+pub(super) struct Parked {
+    /// The FastCGI request id.
+    pub(super) id: u16,
+    /// The queued write.
+    pub(super) pending: Pending,
+    /// Whether the web server keeps the connection after the answer.
+    pub(super) keep: bool,
+}
+
+/// Write requests waiting for a worker (past `VIDEOFEED_ADMIN_CONCURRENCY`), in
+/// arrival order, each with the time it is answered 503 by if still waiting.
+#[derive(Default)]
+pub(super) struct Waiting {
+    queue: VecDeque<(Connection, Ready, Instant)>,
 }
 
 impl Connection {
     fn new(stream: Stream) -> Connection {
-        Connection { stream, conn: Conn::new(), close_after_out: false, write_deadline: None }
+        Connection { stream, conn: Conn::new(), close_after_out: false, write_deadline: None, parked: None, held: None }
     }
 
     /// Writes what the socket takes now of `conn.out()`, never waiting; true when
@@ -118,6 +152,8 @@ impl Connection {
 pub(super) struct Job {
     pub(super) connection: Connection,
     pub(super) ready: Ready,
+    /// A write request (counted in [`Returns::writes_in_service`] until the worker is done).
+    pub(super) write: bool,
 }
 
 /// What the poller needs besides the listener and the stop flag.
@@ -163,18 +199,22 @@ pub(super) fn poller(
     work_tx: &mpsc::Sender<Job>,
 ) {
     let mut idle: Vec<Connection> = Vec::new();
+    let mut waiting = Waiting::default();
     let mut backoff = Duration::from_millis(5);
     let mut accept_paused_until: Option<Instant> = None;
     let mut fds: Vec<libc::pollfd> = Vec::new();
     let mut chunk = vec![0u8; conn::READ_CHUNK];
     while !stop.load(Ordering::SeqCst) {
-        take_returns(returns, &mut idle);
+        if !settle_writes(&mut idle, &mut waiting, cx, returns, work_tx) {
+            return;
+        }
         let in_service = returns.in_service.load(Ordering::SeqCst);
-        let accepting = idle.len() + in_service < MAX_CONNS && accept_paused_until.is_none_or(|t| Instant::now() >= t);
+        let held = idle.len() + waiting.queue.len() + in_service;
+        let accepting = held < MAX_CONNS && accept_paused_until.is_none_or(|t| Instant::now() >= t);
         fds.clear();
         fds.push(libc::pollfd { fd: returns.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         fds.push(libc::pollfd { fd: if accepting { listener.fd() } else { -1 }, events: libc::POLLIN, revents: 0 });
-        fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: interest(c), revents: 0 }));
+        fds.extend(idle.iter().map(watch));
         let tick = if accepting { TICK } else { backoff.min(TICK) };
         let polled = sys::poll(&mut fds, i32::try_from(tick.as_millis()).unwrap_or(100));
         if let Err(e) = polled {
@@ -187,7 +227,7 @@ pub(super) fn poller(
             while (&returns.wake_rx).read(&mut drain).is_ok_and(|n| n > 0) {}
         }
         // Read the connections with data (or EOF); walk backwards to remove in place.
-        if !serve_readable(&mut idle, &fds, 2, cx, returns, work_tx, &mut chunk) {
+        if !serve_readable(&mut idle, &mut waiting, &fds, 2, cx, returns, work_tx, &mut chunk) {
             return;
         }
         cut_off_overdue(&mut idle, cx);
@@ -239,7 +279,122 @@ pub(super) fn poller(
     // be connecting (a connect is a lookup, then a queueing: under load a thread can be
     // preempted between the two). On a path we bound, keep accepting while draining.
     let late = cx.owned.map(|_| listener);
-    drain_at_stop(&mut idle, cx, returns, work_tx, &mut chunk, late);
+    drain_at_stop(&mut idle, &mut waiting, cx, returns, work_tx, &mut chunk, late);
+}
+
+/// The poll entry for `c`: none while it is parked (nothing to read or send until its commit).
+fn watch(c: &Connection) -> libc::pollfd {
+    let fd = if c.parked.is_some() { -1 } else { c.stream.fd() };
+    libc::pollfd { fd, events: interest(c), revents: 0 }
+}
+
+/// Takes back what the workers returned, answers parked writes whose commit is
+/// in (or whose wait is over), and hands waiting writes to workers as the write
+/// gate allows (answering 503 those that waited past `VIDEOFEED_ADMIN_WAIT_MS`).
+/// False when the workers' queue is gone.
+fn settle_writes(
+    idle: &mut Vec<Connection>,
+    waiting: &mut Waiting,
+    cx: &Context<'_>,
+    returns: &Returns,
+    work_tx: &mpsc::Sender<Job>,
+) -> bool {
+    let mut found: Vec<(Connection, Ready)> = Vec::new();
+    {
+        let back = returns.back_rx.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Ok(mut c) = back.try_recv() {
+            match c.held.take() {
+                Some(ready) => found.push((c, ready)),
+                None => idle.push(c),
+            }
+        }
+    }
+    let now = Instant::now();
+    for i in (0..idle.len()).rev() {
+        let Some(c) = idle.get_mut(i) else { continue };
+        let Some(parked) = c.parked.as_ref() else { continue };
+        let Some(answer) = parked.pending.try_answer(now) else { continue };
+        let (id, keep) = (parked.id, parked.keep);
+        c.parked = None;
+        cx.counters.count(cx.config.max_requests);
+        c.conn.answer(id, &answer);
+        if !keep || cx.counters.is_stopping() {
+            c.close_after_answer(cx.limits);
+        }
+        match step(c, cx) {
+            Outcome::Wait => {}
+            Outcome::Close => drop(idle.swap_remove(i)),
+            Outcome::Work(ready) => found.push((idle.swap_remove(i), ready)),
+        }
+    }
+    for (connection, ready) in found {
+        if !dispatch(waiting, cx, returns, work_tx, connection, ready) {
+            return false;
+        }
+    }
+    // Writes that waited too long for a worker: answered here, nothing written.
+    let mut kept = VecDeque::with_capacity(waiting.queue.len());
+    for (mut c, ready, deadline) in waiting.queue.drain(..) {
+        if now < deadline {
+            kept.push_back((c, ready, deadline));
+            continue;
+        }
+        let (id, keep) = match &ready {
+            Ready::Request { req, keep } => (req.request_id, *keep),
+            Ready::Answered { id, keep, .. } => (*id, *keep),
+        };
+        cx.counters.count(cx.config.max_requests);
+        c.conn.answer(id, &crate::http::admin::no_worker_in_time(cx.config.admin_wait));
+        if !keep || cx.counters.is_stopping() {
+            c.close_after_answer(cx.limits);
+        }
+        match step(&mut c, cx) {
+            Outcome::Wait => idle.push(c),
+            Outcome::Close => drop(c),
+            // (A next request behind a write that waited this long: it waits its turn.)
+            Outcome::Work(next) => kept.push_back((c, next, now)),
+        }
+    }
+    waiting.queue = kept;
+    while returns.writes_in_service.load(Ordering::SeqCst) < cx.config.admin_concurrency.max(1) {
+        let Some((connection, ready, _)) = waiting.queue.pop_front() else { break };
+        if !hand_over(returns, work_tx, connection, ready) {
+            return false;
+        }
+    }
+    let parked = idle.iter().filter(|c| c.parked.is_some()).count();
+    crate::obs::metrics::global().set_write_waits(waiting.queue.len(), parked);
+    true
+}
+
+/// Hands a complete request to the workers, or, for a write while
+/// `VIDEOFEED_ADMIN_CONCURRENCY` workers hold one (or others wait before it),
+/// keeps it waiting in arrival order. False when the workers' queue is gone.
+fn dispatch(
+    waiting: &mut Waiting,
+    cx: &Context<'_>,
+    returns: &Returns,
+    work_tx: &mpsc::Sender<Job>,
+    connection: Connection,
+    ready: Ready,
+) -> bool {
+    let write = matches!(&ready, Ready::Request { req, .. } if crate::http::is_write(req));
+    let full = returns.writes_in_service.load(Ordering::SeqCst) >= cx.config.admin_concurrency.max(1);
+    if write && (full || !waiting.queue.is_empty()) {
+        waiting.queue.push_back((connection, ready, Instant::now() + cx.config.admin_wait));
+        return true;
+    }
+    hand_over(returns, work_tx, connection, ready)
+}
+
+/// Sends a complete request to the workers' queue. False when it is gone.
+fn hand_over(returns: &Returns, work_tx: &mpsc::Sender<Job>, connection: Connection, ready: Ready) -> bool {
+    let write = matches!(&ready, Ready::Request { req, .. } if crate::http::is_write(req));
+    returns.in_service.fetch_add(1, Ordering::SeqCst);
+    if write {
+        returns.writes_in_service.fetch_add(1, Ordering::SeqCst);
+    }
+    work_tx.send(Job { connection, ready, write }).is_ok()
 }
 
 /// Accepts every connection waiting in the backlog; how many.
@@ -271,6 +426,7 @@ fn accept_all(listener: &Listener, config: &Config, idle: &mut Vec<Connection>) 
 /// quiet are closed.
 fn drain_at_stop(
     idle: &mut Vec<Connection>,
+    waiting: &mut Waiting,
     cx: &Context<'_>,
     returns: &Returns,
     work_tx: &mpsc::Sender<Job>,
@@ -282,21 +438,27 @@ fn drain_at_stop(
     let grace_until = *returns.stop_deadline.get_or_init(|| started + cx.config.shutdown_grace);
     let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
-        // Connections answered meanwhile that still drain a body come back too.
-        take_returns(returns, idle);
+        // Connections answered meanwhile that still drain a body come back too, and
+        // writes waiting for their commit are answered when it is in.
+        if !settle_writes(idle, waiting, cx, returns, work_tx) {
+            return;
+        }
         let now = Instant::now();
-        let busy = idle.iter().any(|c| c.conn.is_receiving() || c.conn.is_closing() || !c.conn.out().is_empty())
+        let busy = idle
+            .iter()
+            .any(|c| c.conn.is_receiving() || c.conn.is_closing() || !c.conn.out().is_empty() || c.parked.is_some())
+            || !waiting.queue.is_empty()
             || returns.in_service.load(Ordering::SeqCst) > 0;
         if now >= grace_until || (now >= quiet_until && !busy) {
             break;
         }
         fds.clear();
         fds.push(libc::pollfd { fd: late.map_or(-1, Listener::fd), events: libc::POLLIN, revents: 0 });
-        fds.extend(idle.iter().map(|c| libc::pollfd { fd: c.stream.fd(), events: interest(c), revents: 0 }));
+        fds.extend(idle.iter().map(watch));
         if sys::poll(&mut fds, 20).is_err() {
             break;
         }
-        if !serve_readable(idle, &fds, 1, cx, returns, work_tx, chunk) {
+        if !serve_readable(idle, waiting, &fds, 1, cx, returns, work_tx, chunk) {
             return;
         }
         cut_off_overdue(idle, cx);
@@ -314,13 +476,12 @@ fn drain_at_stop(
     if unfinished > 0 {
         log::warn!("stopping with {unfinished} request(s) still being received after the grace period");
     }
-}
-
-/// Connections the workers gave back join the watched ones.
-fn take_returns(returns: &Returns, idle: &mut Vec<Connection>) {
-    let back = returns.back_rx.lock().unwrap_or_else(PoisonError::into_inner);
-    while let Ok(c) = back.try_recv() {
-        idle.push(c);
+    let unanswered = idle.iter().filter(|c| c.parked.is_some()).count() + waiting.queue.len();
+    if unanswered > 0 {
+        log::warn!(
+            "stopping with {unanswered} write request(s) unanswered after the grace period \
+             (queued ones are still committed before the writer stops)"
+        );
     }
 }
 
@@ -328,8 +489,10 @@ fn take_returns(returns: &Returns, idle: &mut Vec<Connection>) {
 /// event for: reads it, or sends what it has to send; hands those with a
 /// complete request to the workers and drops closed ones. False when the
 /// workers' queue is gone.
+#[expect(clippy::too_many_arguments, reason = "the poller's state, passed through")]
 fn serve_readable(
     idle: &mut Vec<Connection>,
+    waiting: &mut Waiting,
     fds: &[libc::pollfd],
     offset: usize,
     cx: &Context<'_>,
@@ -349,8 +512,7 @@ fn serve_readable(
             Outcome::Close => drop(idle.swap_remove(i)),
             Outcome::Work(ready) => {
                 let connection = idle.swap_remove(i);
-                returns.in_service.fetch_add(1, Ordering::SeqCst);
-                if work_tx.send(Job { connection, ready }).is_err() {
+                if !dispatch(waiting, cx, returns, work_tx, connection, ready) {
                     return false;
                 }
             }

@@ -4,7 +4,9 @@
 //! SQLite connection each), writes what the socket takes of the answer without
 //! waiting, and gives the connection back to the poller, which sends the rest
 //! (a peer that does not read never holds a worker) and watches it for the next
-//! request. `VIDEOFEED_MAX_REQUESTS` is counted here.
+//! request. A write request is validated and queued for the writer, and its
+//! connection goes back to the poller parked: the poller answers it after the
+//! commit. `VIDEOFEED_MAX_REQUESTS` is counted here (for writes, by the poller).
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,10 +20,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 
-use super::poller::{Connection, Job, Returns};
+use super::poller::{Connection, Job, Parked, Returns};
 use crate::config::Config;
 use crate::fcgi::conn::{self, Head, Limits, Ready};
-use crate::http::Handler;
+use crate::http::{Answer, Handler};
 
 /// State every worker shares: the stop flag and the count of requests answered.
 pub(super) struct Counters<'a> {
@@ -59,8 +61,11 @@ pub(super) fn worker(
     // LiteSpeed's initTimeout runs from the first request).
     loop {
         let next = work_rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(Job { mut connection, ready }) = next else { return };
+        let Ok(Job { mut connection, ready, write }) = next else { return };
         let keep = answer(&mut connection, ready, config, limits, shared, &mut handler);
+        if write {
+            returns.writes_in_service.fetch_sub(1, Ordering::SeqCst);
+        }
         #[cfg(feature = "test-hooks")]
         if handler.take_test_worker_kill() {
             returns.in_service.fetch_sub(1, Ordering::SeqCst);
@@ -88,11 +93,17 @@ fn answer(
     loop {
         let keep = ready.keep();
         match ready {
-            Ready::Request { req, .. } => {
-                let response = handler.handle(&req);
-                shared.count(config.max_requests);
-                c.conn.answer(req.request_id, &response);
-            }
+            Ready::Request { req, .. } => match handler.handle(&req) {
+                Answer::Now(response) => {
+                    shared.count(config.max_requests);
+                    c.conn.answer(req.request_id, &response);
+                }
+                // A write queued for the writer: the poller answers it after the commit.
+                Answer::Later(pending) => {
+                    c.parked = Some(Parked { id: req.request_id, pending, keep });
+                    return true;
+                }
+            },
             Ready::Answered { id, response, .. } => {
                 shared.count(config.max_requests);
                 c.conn.answer(id, &response);
@@ -128,6 +139,12 @@ fn answer(
             };
         }
         match c.conn.advance(limits, &mut |req| handler.head(req)) {
+            // A write goes through the poller's write gate (VIDEOFEED_ADMIN_CONCURRENCY).
+            Ok(Some(next @ Ready::Request { .. })) if matches!(&next, Ready::Request { req, .. } if crate::http::is_write(req)) =>
+            {
+                c.held = Some(next);
+                return true;
+            }
             Ok(Some(next)) => ready = next,
             // (Management replies decoded here are sent by the poller.)
             Ok(None) => return true,

@@ -1,5 +1,7 @@
 //! The serving process's single writer: one thread owns the only read-write
-//! connection; request workers hand it writes through a bounded queue and wait.
+//! connection; request workers hand it writes through a bounded queue and go
+//! on (the write API's answer is sent by the poller when the writer wakes it:
+//! [`WriterThread::enqueue_waking`]); jobs and tools wait for their outcome.
 //!
 //! Group commit: the thread takes every job queued when it wakes (up to
 //! [`MAX_GROUP_ROWS`] rows) into one transaction, a savepoint per job, and
@@ -141,6 +143,8 @@ pub struct Done {
     pub applied: Applied,
     /// From the start of the transaction to the end of the commit.
     pub commit: Duration,
+    /// When the commit ended (the write was durable).
+    pub committed: Instant,
 }
 
 /// Why a write was not done (nothing of it was written).
@@ -174,13 +178,27 @@ impl std::fmt::Display for SubmitError {
 
 impl std::error::Error for SubmitError {}
 
+/// Called by the writer thread right after it has sent an outcome (wakes the poller).
+pub type Wake = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 struct Job {
     op: Op,
     reply: mpsc::Sender<Result<Done, SubmitError>>,
+    wake: Option<Wake>,
+}
+
+impl Job {
+    /// Sends the job's outcome, then wakes whoever waits for it without blocking.
+    fn answer(self, outcome: Result<Done, SubmitError>) {
+        let _ = self.reply.send(outcome);
+        if let Some(wake) = self.wake {
+            wake();
+        }
+    }
 }
 
 /// Where a queued op's outcome arrives.
-type Outcome = mpsc::Receiver<Result<Done, SubmitError>>;
+pub type Outcome = mpsc::Receiver<Result<Done, SubmitError>>;
 
 /// A cloneable handle to the writer thread.
 #[derive(Clone)]
@@ -216,7 +234,7 @@ impl WriterThread {
     /// # Errors
     /// [`SubmitError`]; with `TimedOut` the op may still be written later.
     pub fn submit_within(&self, op: Op, wait: Duration) -> Result<Done, SubmitError> {
-        let answer = self.enqueue(op).map_err(|(e, _)| e)?;
+        let answer = self.enqueue(op, None).map_err(|(e, _)| e)?;
         match answer.recv_timeout(wait) {
             Ok(result) => result,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(SubmitError::TimedOut(wait)),
@@ -230,17 +248,28 @@ impl WriterThread {
     /// # Errors
     /// [`SubmitError`] and, when the op never reached the queue, the op.
     pub fn submit_returning(&self, op: Op) -> Result<Done, (SubmitError, Option<Op>)> {
-        let answer = self.enqueue(op)?;
+        let answer = self.enqueue(op, None)?;
         answer.recv().unwrap_or(Err(SubmitError::Stopped)).map_err(|e| (e, None))
     }
 
+    /// Queues `op` without waiting for it: its outcome arrives on the receiver after
+    /// the commit, and `wake` is called right after (the write API: the poller sends
+    /// the answer, so no worker waits for a commit).
+    ///
+    /// # Errors
+    /// [`SubmitError::QueueFull`] (nothing queued: answer 503 + Retry-After) or
+    /// [`SubmitError::Stopped`].
+    pub fn enqueue_waking(&self, op: Op, wake: Wake) -> Result<Outcome, SubmitError> {
+        self.enqueue(op, Some(wake)).map_err(|(e, _)| e)
+    }
+
     /// Queues `op`; the receiver gets its outcome after the commit.
-    fn enqueue(&self, op: Op) -> Result<Outcome, (SubmitError, Option<Op>)> {
+    fn enqueue(&self, op: Op, wake: Option<Wake>) -> Result<Outcome, (SubmitError, Option<Op>)> {
         let (reply, answer) = mpsc::channel();
         // Counted before the send so the writer's decrement can never come first.
         let m = crate::obs::metrics::global();
         m.queued();
-        if let Err(e) = self.tx.try_send(Job { op, reply }) {
+        if let Err(e) = self.tx.try_send(Job { op, reply, wake }) {
             m.dequeued();
             return Err(match e {
                 mpsc::TrySendError::Full(job) => (SubmitError::QueueFull, Some(job.op)),
@@ -271,19 +300,19 @@ fn run(mut writer: Store, rx: &mpsc::Receiver<Job>) {
         let ops: Vec<&Op> = group.iter().map(|j| &j.op).collect();
         let outcome = writer.apply_group(&ops);
         let commit = started.elapsed();
+        let committed = Instant::now();
         m.commit(commit, rows, outcome.is_ok());
         match outcome {
             Ok(results) => {
                 log::debug!("group commit jobs={} rows={rows} us={}", group.len(), commit.as_micros());
                 for (job, result) in group.into_iter().zip(results) {
-                    let answer = result.map(|applied| Done { applied, commit }).map_err(SubmitError::Failed);
-                    let _ = job.reply.send(answer);
+                    job.answer(result.map(|applied| Done { applied, commit, committed }).map_err(SubmitError::Failed));
                 }
             }
             Err(e) => {
                 log::error!("group commit of {} jobs failed, nothing written: {e}", group.len());
                 for job in group {
-                    let _ = job.reply.send(Err(SubmitError::Failed(e.to_string())));
+                    job.answer(Err(SubmitError::Failed(e.to_string())));
                 }
             }
         }
