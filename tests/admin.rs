@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use videofeed::fcgi::client::{self, Response};
 
-use crate::util::{Server, TestDir, TestResult, fixture_db, get_on, json, run};
+use crate::util::{Server, TestDir, TestResult, fixture_db, get_on, json, metric, run};
 
 const TOKEN: &str = "s3cret-token-for-tests";
 
@@ -400,14 +400,6 @@ fn sigterm_then_sigkill_within_15_ms_loses_nothing_acknowledged() -> TestResult 
         assert_sound_with(&db, &acked, round)?;
     }
     Ok(())
-}
-
-/// A sample of metric `name` (with its labels) from `/feed/metrics`.
-fn metric(server: &Server, name: &str) -> f64 {
-    let text = String::from_utf8_lossy(server.get("/feed/metrics").body()).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }
 
 // See: #33 (1). An importer's threads posting at once are never refused while the

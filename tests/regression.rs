@@ -1009,3 +1009,126 @@ fn issue_32_lscache_admission_is_shared_by_the_processes_and_capped_per_second()
     assert!(limited > 0.0);
     Ok(())
 }
+
+/// Rows `hot-0..hot-(n-1)` retitled: round `r` gives each a title of two of a few words.
+fn retitles(n: usize, round: usize) -> String {
+    const WORDS: [&str; 6] = ["amber", "basalt", "cobalt", "dune", "ember", "fjord"];
+    (0..n)
+        .map(|k| {
+            let title = format!("Churn {} {}", WORDS[(round + k) % 6], WORDS[(round / 6 + 2 * k) % 6]);
+            video(&format!("hot-{k}"), &title, "US", "https://x/h.jpg")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// See: #33 (2). Rewriting the same rows again and again kept every superseded version
+// in the delta, with its postings (1,800,000 entries for 10 rows retitled 200,000
+// times), and the compaction point, which counts distinct rows, was never reached.
+// Now the delta is repacked once its dead versions outnumber its live ones by the
+// slack (1,024): versions stay within twice the rows plus the slack, and answers
+// equal the SQL path's.
+#[test]
+fn issue_33_rows_rewritten_again_and_again_keep_the_delta_bounded() -> TestResult {
+    let dir = TestDir::new("r33-churn");
+    let db = fixture_db(&dir);
+    let server = Server::start_with(&dir, &db, 2, &[("VIDEOFEED_ADMIN_TOKEN", TOKEN), ("VIDEOFEED_CACHE_BYTES", "0")]);
+    let sql_dir = TestDir::new("r33-churn-sql");
+    let sql = Server::start_with(&sql_dir, &db, 2, &[("VIDEOFEED_RANK_INDEX", "off"), ("VIDEOFEED_CACHE_BYTES", "0")]);
+    wait_index_current(&server, &db);
+    let rows = 10;
+    let mut most_versions = 0.0f64;
+    for round in 0..1500 {
+        let r = post(&server, &retitles(rows, round));
+        assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+        // Each answer brings the delta to the new generation: one version per row per round.
+        let limit = round % 50 + 1;
+        assert_eq!(server.get(&format!("/feed?q=churn&limit={limit}")).status(), 200);
+        if round % 100 == 99 {
+            most_versions = most_versions.max(metric(&server, "videofeed_rank_index_delta_versions"));
+        }
+    }
+    wait_index_current(&server, &db);
+    let versions = metric(&server, "videofeed_rank_index_delta_versions");
+    let delta_rows = metric(&server, "videofeed_rank_index_delta_rows");
+    let repacks = metric(&server, "videofeed_rank_index_delta_repacks_total");
+    assert!(index_answers(&server) >= 1000.0, "the rank index answered {}", index_answers(&server));
+    assert!(repacks >= 10.0, "the delta was repacked {repacks} times in 15,000 versions");
+    let bound = 2.0 * delta_rows.max(rows as f64) + 1024.0 + rows as f64;
+    assert!(most_versions <= bound && versions <= bound, "versions {most_versions} / {versions} past {bound}");
+    assert!(metric(&server, "videofeed_rank_index_delta_postings") <= 4.0 * bound, "postings unbounded");
+    // The same answers as SQL's, byte for byte.
+    for q in ["churn", "amber", "cobalt+dune", "emb", "churn+fjord", "basalt"] {
+        let uri = format!("/feed?q={q}&limit=20");
+        assert_eq!(body(&server, &uri), body(&sql, &uri), "{uri}");
+    }
+    Ok(())
+}
+
+// See: #33 (3). A compaction at low priority could fall behind for good under
+// sustained writes, with no bound and no alarm. Now a low-priority compaction that
+// the delta outgrows (twice the compaction point) is given up and started again at
+// normal priority, and while the delta is past its bound (4 x the point) health says
+// `degraded` with the reason and a metric says behind. Thresholds at their minimum
+// (point 16, bound 64) and a test hook that makes each compaction take 2.5 s.
+#[test]
+fn issue_33_a_starved_compaction_is_hurried_and_reported() -> TestResult {
+    let dir = TestDir::new("r33-starved");
+    let db = fixture_db(&dir);
+    let env = [
+        ("VIDEOFEED_ADMIN_TOKEN", TOKEN),
+        ("VIDEOFEED_CACHE_BYTES", "0"),
+        ("VIDEOFEED_TEST_THRESHOLDS", "min"),
+        ("VIDEOFEED_TEST_COMPACTION_DELAY_MS", "2500"),
+    ];
+    let server = Server::start_with(&dir, &db, 2, &env);
+    let sql_dir = TestDir::new("r33-starved-sql");
+    let sql = Server::start_with(&sql_dir, &db, 2, &[("VIDEOFEED_RANK_INDEX", "off"), ("VIDEOFEED_CACHE_BYTES", "0")]);
+    wait_index_current(&server, &db);
+    let batch = |from: usize, n: usize| {
+        let lines: Vec<String> = (from..from + n)
+            .map(|k| video(&format!("st-{k:03}"), &format!("Starved item{k} lofi"), "US", "https://x/s.jpg"))
+            .collect();
+        let r = post(&server, &lines.join("\n"));
+        assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+        assert_eq!(server.get(&format!("/feed?q=starved&limit={}", from % 90 + n)).status(), 200);
+    };
+    let health = || json(&server.get("/feed/health"));
+    // 20 rows: past the point, a low-priority compaction starts (and takes 2.5 s).
+    batch(0, 20);
+    assert_eq!(metric(&server, "videofeed_rank_index_compacting"), 1.0);
+    assert_eq!(health()["status"], "ok", "{}", health());
+    // 40: twice the point while it runs: given up, started again at normal priority.
+    batch(20, 20);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&server, "videofeed_rank_index_compactions_hurried_total") < 1.0 {
+        assert!(Instant::now() < deadline, "the low-priority compaction was not hurried: {}", server.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 80: past the bound, and the (slow) compaction has not caught up: said so.
+    batch(40, 40);
+    let h = health();
+    assert_eq!(h["status"], "degraded", "{h}");
+    let reason = h["reasons"][0].as_str().unwrap_or("");
+    assert!(reason.contains("compaction is not keeping up") && reason.contains("bound 64"), "{h}");
+    assert!(h["rank_index"]["delta_rows"].as_u64() >= Some(64), "{h}");
+    assert_eq!(h["rank_index"]["delta_bound_rows"], 64, "{h}");
+    assert_eq!(metric(&server, "videofeed_rank_index_compaction_behind"), 1.0);
+    assert!(metric(&server, "videofeed_rank_index_delta_age_seconds") > 0.0);
+    // Without ?strict, degraded still answers 200 (it is slower, not stale).
+    assert_eq!(server.get("/feed/health").status(), 200);
+    // Answers stay exact meanwhile, and once the writes stop the compaction catches up.
+    assert_eq!(body(&server, "/feed?q=starved&limit=50"), body(&sql, "/feed?q=starved&limit=50"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        wait_index_current(&server, &db);
+        let h = health();
+        if h["status"] == "ok" && metric(&server, "videofeed_rank_index_compaction_behind") == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never caught up: {h} {}", server.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(body(&server, "/feed?q=starved+lofi&limit=50"), body(&sql, "/feed?q=starved+lofi&limit=50"));
+    Ok(())
+}

@@ -36,7 +36,19 @@ impl Handler {
     /// with `?strict=1`, when the data is staler than `VIDEOFEED_MAX_STALENESS`).
     pub(super) fn health(&self, req: &Request, head: bool) -> Response {
         let m = metrics::global();
-        let live = Live { workers: m.workers(), uptime: m.uptime(), queue_depth: m.queue_depth() };
+        let rank_index = self.config.rank_index.then(|| {
+            let d = self.shared.index.delta_state();
+            crate::obs::health::RankIndexLive {
+                delta_rows: d.rows,
+                delta_age_seconds: d.age.map_or(0.0, |a| (a.as_secs_f64() * 10.0).round() / 10.0),
+                delta_bound_rows: crate::search::index::thresholds::get()
+                    .compact_rows
+                    .saturating_mul(crate::search::index::DELTA_BOUND_FACTOR),
+                compacting_seconds: d.compacting.map(|(took, _)| (took.as_secs_f64() * 10.0).round() / 10.0),
+                behind: d.behind,
+            }
+        });
+        let live = Live { workers: m.workers(), uptime: m.uptime(), queue_depth: m.queue_depth(), rank_index };
         let mut strict = false;
         for (name, value) in url::form_urlencoded::parse(req.param("QUERY_STRING").unwrap_or("").as_bytes()) {
             if name == "strict" {
@@ -74,6 +86,7 @@ impl Handler {
         let facts = self.shared.health.snapshot();
         let stats = self.shared.cache.stats();
         let readable = facts.error.is_none();
+        let delta = self.shared.index.delta_state();
         let extra = metrics::Extra {
             database_rows: readable.then_some(facts.rows),
             last_write: Some(facts.last_write),
@@ -82,7 +95,14 @@ impl Handler {
             cache_misses: stats.misses,
             cache_bytes: stats.bytes,
             rank_index_generation: self.shared.index.generation(),
-            rank_index_delta_rows: self.shared.index.delta_rows(),
+            rank_index_delta_rows: delta.rows,
+            rank_index_delta: metrics::DeltaGauges {
+                versions: delta.versions,
+                postings: delta.postings,
+                age_seconds: delta.age.map_or(0.0, |a| a.as_secs_f64()),
+                compacting: delta.compacting.is_some(),
+                behind: delta.behind.is_some(),
+            },
             rank_index_delta_memo: self.shared.index.delta_memo(),
             jobs: readable.then(|| facts.jobs.clone()),
             data_age_seconds: crate::obs::health::data_age(&facts),

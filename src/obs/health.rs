@@ -95,7 +95,7 @@ pub const JOBS_REFRESH: i64 = 60;
 
 /// What the process itself reports beside the database facts (from `metrics`,
 /// passed in so that this module depends on nothing).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Live {
     /// Workers busy with a request now, and workers in all.
     pub workers: (usize, usize),
@@ -103,6 +103,24 @@ pub struct Live {
     pub uptime: std::time::Duration,
     /// Jobs waiting for the writer thread.
     pub queue_depth: usize,
+    /// The rank index's delta and compaction (None when the index is off).
+    pub rank_index: Option<RankIndexLive>,
+}
+
+/// The rank index's delta (the rows written since its base) and its compaction.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RankIndexLive {
+    /// Rows changed since the base snapshot.
+    pub delta_rows: usize,
+    /// Seconds since the first of them (0 when none).
+    pub delta_age_seconds: f64,
+    /// The delta's stated bound (rows): past it `status` is `degraded`.
+    pub delta_bound_rows: usize,
+    /// Seconds the running compaction has run, when one does.
+    pub compacting_seconds: Option<f64>,
+    /// Why the index is behind the writes, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind: Option<String>,
 }
 
 /// The shared, periodically refreshed database facts.
@@ -135,6 +153,11 @@ struct HealthBody<'a> {
     workers: Workers,
     writer_queue_depth: usize,
     jobs: &'a JobStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rank_index: Option<&'a RankIndexLive>,
+    /// Why `status` is `degraded` (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -213,10 +236,18 @@ impl Health {
             crate::config::Staleness::Off => false,
         };
         let stale = counts && age.is_some_and(|a| a > max_staleness.as_secs_f64());
-        let status = match (&snap.error, stale) {
+        let mut reasons = Vec::new();
+        if let (true, Some(a)) = (stale, age) {
+            reasons.push(format!(
+                "the data is {a:.0} s old, past VIDEOFEED_MAX_STALENESS ({} s)",
+                max_staleness.as_secs()
+            ));
+        }
+        reasons.extend(live.rank_index.as_ref().and_then(|r| r.behind.clone()));
+        let status = match (&snap.error, reasons.is_empty()) {
             (Some(_), _) => "unavailable",
-            (None, true) => "degraded",
-            (None, false) => "ok",
+            (None, false) => "degraded",
+            (None, true) => "ok",
         };
         let body = HealthBody {
             status,
@@ -239,6 +270,8 @@ impl Health {
             workers: Workers { busy, total },
             writer_queue_depth: live.queue_depth,
             jobs: &snap.jobs,
+            rank_index: live.rank_index.as_ref(),
+            reasons,
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"status\":\"unavailable\"}".to_vec());
         (if snap.error.is_none() && !(strict && stale) { 200 } else { 503 }, json)

@@ -135,6 +135,8 @@ pub struct Metrics {
     memo_hits: AtomicU64,
     memo_misses: AtomicU64,
     compactions: AtomicU64,
+    compactions_hurried: AtomicU64,
+    delta_repacks: AtomicU64,
     /// Index files found changed in place while mapped (the snapshot let go).
     index_file_damaged: AtomicU64,
     /// Database files renamed over the path whose history the index continued.
@@ -187,6 +189,21 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// The rank index delta's gauges beside its rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeltaGauges {
+    /// Row versions held (superseded ones included).
+    pub versions: usize,
+    /// Postings held.
+    pub postings: usize,
+    /// Seconds since the first change the base does not hold (0: none).
+    pub age_seconds: f64,
+    /// Whether a compaction runs.
+    pub compacting: bool,
+    /// Whether the delta is past its bound (the compaction does not keep up).
+    pub behind: bool,
+}
+
 /// Numbers only the caller knows at scrape time (database, caches), rendered with the counters.
 #[derive(Debug, Clone, Default)]
 pub struct Extra {
@@ -208,6 +225,8 @@ pub struct Extra {
     pub rank_index_delta_rows: usize,
     /// (hits, misses) of the delta's phrase memo (see `RankIndex::delta_memo`).
     pub rank_index_delta_memo: (u64, u64),
+    /// The delta's size, age and compaction (see `RankIndex::delta_state`).
+    pub rank_index_delta: DeltaGauges,
     /// What the background jobs recorded, when the health thread has read it.
     pub jobs: Option<crate::obs::health::JobStats>,
     /// Seconds since the writer's newest heartbeat, when one was seen.
@@ -241,6 +260,8 @@ impl Metrics {
             memo_hits: AtomicU64::new(0),
             memo_misses: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
+            compactions_hurried: AtomicU64::new(0),
+            delta_repacks: AtomicU64::new(0),
             index_file_damaged: AtomicU64::new(0),
             index_carried_over: AtomicU64::new(0),
             lscache_admitted: AtomicU64::new(0),
@@ -364,6 +385,21 @@ impl Metrics {
     /// Counts a compaction started (the delta reached the compaction point).
     pub fn compaction(&self) {
         self.compactions.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a low-priority compaction given up and started again at normal priority.
+    pub fn compaction_hurried(&self) {
+        self.compactions_hurried.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a repack of the rank index's delta (its superseded versions dropped).
+    pub fn delta_repacked(&self) {
+        self.delta_repacks.fetch_add(1, Relaxed);
+    }
+
+    /// Repacks of the delta since the start.
+    pub fn delta_repacks(&self) -> u64 {
+        self.delta_repacks.load(Relaxed)
     }
 
     /// Counts an answer LSCache may store (`true`), or one the rate cap kept from it.
@@ -604,6 +640,21 @@ impl Metrics {
         let _ = writeln!(out, "videofeed_rank_index_compactions_total {}", self.compactions.load(Relaxed));
         help(
             &mut out,
+            "videofeed_rank_index_compactions_hurried_total",
+            "counter",
+            "Low-priority compactions the writes outpaced (the delta passed twice the compaction point): given up and started again at normal priority.",
+        );
+        let _ =
+            writeln!(out, "videofeed_rank_index_compactions_hurried_total {}", self.compactions_hurried.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_rank_index_delta_repacks_total",
+            "counter",
+            "Times the delta dropped its superseded row versions (rows rewritten again and again).",
+        );
+        let _ = writeln!(out, "videofeed_rank_index_delta_repacks_total {}", self.delta_repacks.load(Relaxed));
+        help(
+            &mut out,
             "videofeed_rank_index_file_damaged_total",
             "counter",
             "Times the mapped rank index file was found truncated or written in place (answers went to SQL, the index was built again).",
@@ -807,6 +858,37 @@ impl Metrics {
                 "Rows changed since the rank index's base snapshot; a rebuild starts past 20,000.",
             );
             let _ = writeln!(out, "videofeed_rank_index_delta_rows {}", extra.rank_index_delta_rows);
+            let d = extra.rank_index_delta;
+            help(
+                &mut out,
+                "videofeed_rank_index_delta_versions",
+                "gauge",
+                "Row versions the delta holds, superseded ones included (at most about twice its rows plus 1,024).",
+            );
+            let _ = writeln!(out, "videofeed_rank_index_delta_versions {}", d.versions);
+            help(&mut out, "videofeed_rank_index_delta_postings", "gauge", "Postings the delta holds.");
+            let _ = writeln!(out, "videofeed_rank_index_delta_postings {}", d.postings);
+            help(
+                &mut out,
+                "videofeed_rank_index_delta_age_seconds",
+                "gauge",
+                "Seconds since the first change the rank index's base does not hold (0 = none).",
+            );
+            let _ = writeln!(out, "videofeed_rank_index_delta_age_seconds {}", d.age_seconds);
+            help(
+                &mut out,
+                "videofeed_rank_index_compacting",
+                "gauge",
+                "1 while a compaction (a rebuild of the base) runs.",
+            );
+            let _ = writeln!(out, "videofeed_rank_index_compacting {}", u8::from(d.compacting));
+            help(
+                &mut out,
+                "videofeed_rank_index_compaction_behind",
+                "gauge",
+                "1 when the delta is past its bound (4x the compaction point): compaction is not keeping up with the writes; /feed/health says degraded.",
+            );
+            let _ = writeln!(out, "videofeed_rank_index_compaction_behind {}", u8::from(d.behind));
             let (hits, misses) = extra.rank_index_delta_memo;
             help(
                 &mut out,

@@ -100,6 +100,9 @@ pub enum Error {
     Index(String),
     /// The query ran past the query time limit and was cut off.
     TimedOut(std::time::Duration),
+    /// A rank index build was given up on purpose (a low-priority compaction that
+    /// fell behind the writes is started again at normal priority).
+    Abandoned,
 }
 
 impl fmt::Display for Error {
@@ -110,6 +113,7 @@ impl fmt::Display for Error {
             Error::Sql(e) => write!(f, "search failed: {e}"),
             Error::Index(e) => write!(f, "rank index: {e}"),
             Error::TimedOut(limit) => write!(f, "the query ran longer than {} ms and was stopped", limit.as_millis()),
+            Error::Abandoned => write!(f, "rank index build given up (restarted at normal priority)"),
         }
     }
 }
@@ -119,7 +123,7 @@ impl std::error::Error for Error {
         match self {
             Error::Open(e) => Some(e),
             Error::Busy(e) | Error::Sql(e) => Some(e),
-            Error::Index(_) | Error::TimedOut(_) => None,
+            Error::Index(_) | Error::TimedOut(_) | Error::Abandoned => None,
         }
     }
 }

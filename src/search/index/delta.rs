@@ -81,6 +81,10 @@ pub struct Delta {
     /// Every version of a changed row, in the order applied; superseded ones are dead.
     rows: Vec<Row>,
     alive: Vec<bool>,
+    /// Versions in `rows` that are superseded (dead).
+    dead: usize,
+    /// When the first change the base does not hold was applied.
+    first_change: Option<std::time::Instant>,
     /// Base rows whose base entry no longer counts, as a bitmap and ascending.
     masked: Hidden,
     masked_list: BTreeSet<u32>,
@@ -185,6 +189,8 @@ impl Delta {
             changed: BTreeMap::new(),
             rows: Vec::new(),
             alive: Vec::new(),
+            dead: 0,
+            first_change: None,
             masked: Hidden::EMPTY,
             masked_list: BTreeSet::new(),
             rows_adjust: 0,
@@ -216,6 +222,9 @@ impl Delta {
     pub fn apply(&mut self, base: &Snapshot, generation: i64, updates: Vec<(u32, Change)>, inexact: Inexact) {
         self.inexact.merge(inexact);
         self.memo.clear();
+        if self.first_change.is_none() && !updates.is_empty() {
+            self.first_change = Some(std::time::Instant::now());
+        }
         for (rowid, change) in updates {
             let state = match change {
                 Change::Row(state) => state,
@@ -246,6 +255,62 @@ impl Delta {
             self.changed.insert(rowid, version);
         }
         self.generation = generation;
+        let t = super::thresholds::get();
+        let live = self.versions().saturating_sub(self.dead);
+        if self.dead > live.saturating_mul(t.delta_repack_live_factor).saturating_add(t.delta_repack_slack) {
+            self.repack();
+        }
+    }
+
+    /// Drops the superseded versions and their postings, renumbering the live ones
+    /// in order (so every posting list stays sorted by index).
+    fn repack(&mut self) {
+        let mut renumbered: Vec<Option<usize>> = Vec::with_capacity(self.rows.len());
+        let (mut rows, mut alive) = (Vec::new(), Vec::new());
+        for (row, live) in std::mem::take(&mut self.rows).into_iter().zip(std::mem::take(&mut self.alive)) {
+            if live {
+                renumbered.push(Some(rows.len()));
+                rows.push(row);
+                alive.push(true);
+            } else {
+                renumbered.push(None);
+            }
+        }
+        let new_index = |old: usize| renumbered.get(old).copied().flatten();
+        for list in self.postings.values_mut() {
+            list.retain_mut(|(index, _, _)| match new_index(*index) {
+                Some(n) => {
+                    *index = n;
+                    true
+                }
+                None => false,
+            });
+        }
+        self.postings.retain(|_, list| !list.is_empty());
+        for version in self.changed.values_mut() {
+            if let Some(old) = *version {
+                *version = new_index(old);
+            }
+        }
+        self.rows = rows;
+        self.alive = alive;
+        self.dead = 0;
+        crate::obs::metrics::global().delta_repacked();
+    }
+
+    /// Since the first change the base does not hold (None: nothing changed).
+    pub fn age(&self) -> Option<std::time::Duration> {
+        self.first_change.map(|t| t.elapsed())
+    }
+
+    /// Row versions held, superseded ones included (at most about twice the live ones).
+    pub fn versions(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Postings held over all terms, superseded versions' included.
+    pub fn posting_count(&self) -> usize {
+        self.postings.values().map(Vec::len).sum()
     }
 
     /// A column-only change: in place for a row the delta holds, as an override for a base row.
@@ -291,7 +356,15 @@ impl Delta {
             }
         }
         if let Some(alive) = self.alive.get_mut(index) {
+            if *alive {
+                self.dead += 1;
+            }
             *alive = false;
+        }
+        // Its text is no longer needed: only its slot stays until the next repack.
+        if let Some(row) = self.rows.get_mut(index) {
+            row.title = Vec::new();
+            row.channel = Vec::new();
         }
     }
 
@@ -384,4 +457,88 @@ fn counts(row: &Row) -> BTreeMap<&String, (u16, u16)> {
         c.1 = c.1.saturating_add(1);
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::build::{Builder, Instance};
+    use super::*;
+
+    fn base(rows: i64) -> Snapshot {
+        let mut b = Builder::new(1, rows);
+        for r in 1..=rows {
+            b.set_region(r, "US").unwrap();
+            b.set_sizes(r, 1, 0).unwrap();
+        }
+        b.begin_terms(1);
+        let all: Vec<Instance> = (1..=rows).map(|rowid| Instance { rowid, column: 0, offset: 0 }).collect();
+        b.add_term("music", &all).unwrap();
+        b.finish()
+    }
+
+    fn row(rowid: u32, title: &[&str]) -> Row {
+        Row {
+            rowid,
+            region: "US".into(),
+            title: title.iter().map(|t| (*t).to_owned()).collect(),
+            channel: vec!["chan".into()],
+            cols: Cols::default(),
+        }
+    }
+
+    /// Per term, the live rows holding it with their counts, by row id: what ranking reads.
+    fn live_postings(d: &Delta) -> BTreeMap<String, Vec<(u32, u16, u16)>> {
+        d.postings()
+            .iter()
+            .map(|(t, list)| {
+                let mut live: Vec<_> =
+                    list.iter().filter_map(|(i, a, b)| d.row(*i).map(|r| (r.rowid, *a, *b))).collect();
+                live.sort_unstable();
+                (t.clone(), live)
+            })
+            .filter(|(_, l)| !l.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn churn_over_a_hot_set_keeps_the_delta_bounded_and_equal_to_a_fresh_one() {
+        // Issue 33 (2): retitling the same 10 rows 20,000 times kept every version
+        // (200,000 of them and all their postings) in the build before.
+        let snap = base(100);
+        let mut churned = Delta::empty(1);
+        let words = ["alpha", "beta", "gamma", "delta", "music"];
+        let repacks_before = crate::obs::metrics::global().delta_repacks();
+        let mut generation = 1;
+        for round in 0..20_000u32 {
+            generation += 1;
+            let rowid = 1 + round % 10;
+            let title = [words[(round % 5) as usize], words[((round / 5) % 5) as usize], "hot"];
+            churned.apply(&snap, generation, vec![(rowid, Change::Row(Some(row(rowid, &title))))], Inexact::default());
+            let slack = super::super::thresholds::get().delta_repack_slack;
+            assert!(churned.versions() <= 2 * churned.len() + slack + 1, "{} versions", churned.versions());
+        }
+        assert!(crate::obs::metrics::global().delta_repacks() > repacks_before, "the repack ran");
+        assert!(churned.posting_count() <= 4 * (2 * 10 + 1025), "{} postings", churned.posting_count());
+        // The same final state written once: the same live postings, totals and masks.
+        let mut fresh = Delta::empty(1);
+        let last: Vec<(u32, Change)> = (0..10u32)
+            .map(|k| {
+                let round = 20_000 - 10 + k;
+                let rowid = 1 + round % 10;
+                let title = [words[(round % 5) as usize], words[((round / 5) % 5) as usize], "hot"];
+                (rowid, Change::Row(Some(row(rowid, &title))))
+            })
+            .collect();
+        fresh.apply(&snap, generation, last, Inexact::default());
+        assert_eq!(live_postings(&churned), live_postings(&fresh));
+        assert_eq!(churned.adjust(), fresh.adjust());
+        assert_eq!(churned.added(), fresh.added());
+        assert_eq!(churned.masked_rowids().collect::<Vec<_>>(), fresh.masked_rowids().collect::<Vec<_>>());
+        assert_eq!(churned.removed(0), fresh.removed(0));
+        for rowid in 1..=10u32 {
+            let a = churned.changed.get(&rowid).copied().flatten().and_then(|i| churned.row(i)).unwrap();
+            let b = fresh.changed.get(&rowid).copied().flatten().and_then(|i| fresh.row(i)).unwrap();
+            assert_eq!(a, b);
+        }
+    }
 }

@@ -52,6 +52,21 @@ pub(super) fn log_reaches(path: &Path, from: i64) -> bool {
 
 /// Builds a snapshot from FTS5's own tokens, in one read transaction.
 pub(super) fn load(path: &Path) -> Result<Snapshot, Error> {
+    load_unless(path, &|| false)
+}
+
+/// Rows read between two looks at `abandon`.
+const ABANDON_CHECK_EVERY: u64 = 1 << 16;
+
+/// As [`load`], giving up with [`Error::Abandoned`] as soon as `abandon` says so
+/// (looked at every [`ABANDON_CHECK_EVERY`] rows read): a low-priority compaction
+/// that fell behind the writes is started again at normal priority.
+pub(super) fn load_unless(path: &Path, abandon: &dyn Fn() -> bool) -> Result<Snapshot, Error> {
+    let mut read = 0u64;
+    let mut check = || -> Result<(), Error> {
+        read += 1;
+        if read % ABANDON_CHECK_EVERY == 0 && abandon() { Err(Error::Abandoned) } else { Ok(()) }
+    };
     let conn = open_plain_reader(path)?;
     conn.execute_batch(
         "CREATE VIRTUAL TABLE temp.vf_instances USING fts5vocab(main, 'videos_fts', 'instance');
@@ -66,6 +81,7 @@ pub(super) fn load(path: &Path) -> Result<Snapshot, Error> {
             tx.prepare("SELECT rowid, region, duration_seconds, published_at, view_count, channel FROM videos")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
+            check()?;
             let region: String = row.get(1)?;
             builder.set_region(row.get(0)?, &region).map_err(|e| Error::Index(e.to_string()))?;
             let (cols, inexact) = cols_of(row, 2)?;
@@ -77,6 +93,7 @@ pub(super) fn load(path: &Path) -> Result<Snapshot, Error> {
         let mut stmt = tx.prepare("SELECT id, sz FROM videos_fts_docsize")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
+            check()?;
             let sizes = row.get_ref(1)?.as_blob().map_err(|e| Error::Index(e.to_string()))?;
             let (title, rest) = varint(sizes);
             let (channel, _) = varint(rest);
@@ -98,6 +115,7 @@ pub(super) fn load(path: &Path) -> Result<Snapshot, Error> {
         Ok(())
     };
     while let Some(row) = rows.next()? {
+        check()?;
         let t = row.get_ref(0)?.as_str().map_err(|e| Error::Index(e.to_string()))?;
         if t != term {
             flush(&term, &mut instances)?;

@@ -30,7 +30,7 @@ use rusqlite::Connection;
 pub use build::{BuildError, Builder, Instance, MAX_REGIONS, MAX_ROWID};
 pub use columns::{Cols, Filter, Inexact};
 pub use delta::{Change, Delta, Row};
-use load::{cols_of, current_generation, load, log_reaches};
+use load::{cols_of, current_generation, load, load_unless, log_reaches};
 pub use snapshot::{Hidden, Hit, Postings, Scratch, Snapshot};
 
 use super::tokenize::{Phrase, Tokenizer};
@@ -74,7 +74,41 @@ pub struct RankIndex {
     /// installed: a file renamed over the database continues its history only if it
     /// is of the same instance ([`RankIndex::follow_replaced_file`]).
     instance: Mutex<Option<i64>>,
+    /// The compaction running, if any: since when, and whether at normal priority.
+    compacting: Mutex<Option<(Instant, bool)>>,
+    /// Set when the delta passes twice the compaction point while a low-priority
+    /// compaction runs: it gives up and starts again at normal priority.
+    give_up_low: AtomicBool,
+    /// Until when compactions start at normal priority (writes outpaced a
+    /// low-priority one recently).
+    urgent_until: Mutex<Option<Instant>>,
 }
+
+/// What the delta and its compaction look like now (`/feed/health`, `/feed/metrics`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeltaState {
+    /// Rows changed since the base (deleted ones included).
+    pub rows: usize,
+    /// Row versions held (superseded ones included; at most about twice `rows`).
+    pub versions: usize,
+    /// Postings held over all terms.
+    pub postings: usize,
+    /// Since the first change the base does not hold.
+    pub age: Option<Duration>,
+    /// The compaction running: for how long, and whether at normal priority.
+    pub compacting: Option<(Duration, bool)>,
+    /// Why the index is behind the writes, when it is: the delta is past
+    /// [`DELTA_BOUND_FACTOR`] times the compaction point.
+    pub behind: Option<String>,
+}
+
+/// The delta's stated bound, in compaction points: past it `/feed/health` says
+/// `degraded` (the compaction does not keep up with the writes). Answers stay
+/// exact; each costs about a microsecond more per delta row a ranked word holds.
+pub const DELTA_BOUND_FACTOR: usize = 4;
+
+/// How long after a compaction had to be hurried the next ones start at normal priority.
+const URGENT_FOR: Duration = Duration::from_secs(120);
 
 /// How long a process waits for another's build of the same index file (the lock
 /// beside it) before it builds its own; it answers from SQL meanwhile.
@@ -361,6 +395,9 @@ impl RankIndex {
             born: Instant::now(),
             looked_at: Mutex::new(None),
             instance: Mutex::new(None),
+            compacting: Mutex::new(None),
+            give_up_low: AtomicBool::new(false),
+            urgent_until: Mutex::new(None),
         })
     }
 
@@ -574,11 +611,9 @@ impl RankIndex {
                     started.elapsed().as_micros(),
                     delta.len()
                 );
-                if delta.len() >= thresholds::get().compact_rows || delta.column_changes() >= COMPACT_COLUMNS {
-                    if !self.building.load(Ordering::SeqCst) {
-                        crate::obs::metrics::global().compaction();
-                    }
-                    self.start_build(true);
+                let point = thresholds::get().compact_rows;
+                if delta.len() >= point || delta.column_changes() >= COMPACT_COLUMNS {
+                    self.compact(delta.len(), point);
                 }
             }
         }
@@ -613,6 +648,70 @@ impl RankIndex {
         }
     }
 
+    /// Starts a compaction of a delta of `rows` rows (compaction point `point`) unless
+    /// one runs. It runs at low priority ([`COMPACT_NICE`]) unless writes outpace that:
+    /// the delta is already past twice the point, or a compaction had to be hurried in
+    /// the last [`URGENT_FOR`]. A low-priority one running while the delta passes twice
+    /// the point gives up and starts again at normal priority.
+    fn compact(self: &Arc<Self>, rows: usize, point: usize) {
+        let hurry = rows >= point.saturating_mul(2);
+        let running = *self.compacting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, urgent)) = running {
+            if hurry && !urgent && !self.give_up_low.swap(true, Ordering::SeqCst) {
+                log::warn!(
+                    "rank index: the delta reached {rows} rows during a low-priority compaction; \
+                     starting it again at normal priority"
+                );
+            }
+            return;
+        }
+        if self.building.load(Ordering::SeqCst) {
+            return;
+        }
+        let recent = self
+            .urgent_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|t| Instant::now() < t);
+        crate::obs::metrics::global().compaction();
+        self.start_build_at(Some(hurry || recent));
+    }
+
+    /// The delta's size and age, and the compaction's state, for health and metrics.
+    pub fn delta_state(&self) -> DeltaState {
+        let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mut state = DeltaState::default();
+        if let Some((file, base)) = current {
+            let delta = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, _, d)) = delta.as_ref().filter(|(f, g, _)| *f == file && *g == base.generation()) {
+                state.rows = d.len();
+                state.versions = d.versions();
+                state.postings = d.posting_count();
+                state.age = d.age();
+            }
+        }
+        let compacting = *self.compacting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.compacting = compacting.map(|(since, urgent)| (since.elapsed(), urgent));
+        let bound = thresholds::get().compact_rows.saturating_mul(DELTA_BOUND_FACTOR);
+        if self.enabled && state.rows >= bound {
+            state.behind = Some(format!(
+                "the rank index's compaction is not keeping up with the writes: its delta holds {} rows \
+                 (bound {bound}), {} s old{}; answers stay exact but each costs more until it catches up",
+                state.rows,
+                state.age.map_or(0, |a| a.as_secs()),
+                match state.compacting {
+                    Some((took, urgent)) => format!(
+                        ", a compaction at {} priority running for {} s",
+                        if urgent { "normal" } else { "low" },
+                        took.as_secs()
+                    ),
+                    None => String::new(),
+                }
+            ));
+        }
+        state
+    }
+
     /// Builds the snapshot now, on this thread (benchmarks, tools).
     ///
     /// # Errors
@@ -627,29 +726,52 @@ impl RankIndex {
     /// Starts a background rebuild unless one is running (or the index is disabled).
     /// Queries are ranked by SQL meanwhile, with the same answers.
     pub fn refresh(self: &Arc<Self>) {
-        self.start_build(false);
+        self.start_build_at(None);
     }
 
-    /// Starts a build on its own thread. A compaction (the delta grew past its bound;
-    /// the index keeps answering meanwhile) runs at a low CPU priority
-    /// ([`COMPACT_NICE`]), so on a busy machine it takes the CPU the request
-    /// workers leave; a build SQL waits for (no base, or a gap in the log) does not.
-    fn start_build(self: &Arc<Self>, compaction: bool) {
+    /// Starts a build on its own thread: `compaction` None for a build SQL waits for
+    /// (no base, or a gap in the log), at normal priority; Some(urgent) for a
+    /// compaction (the delta grew past its bound; the index keeps answering
+    /// meanwhile), at a low CPU priority ([`COMPACT_NICE`], so on a busy machine it
+    /// takes the CPU the request workers leave) unless `urgent`.
+    fn start_build_at(self: &Arc<Self>, compaction: Option<bool>) {
         if !self.enabled || self.building.swap(true, Ordering::SeqCst) {
             return;
         }
         let index = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("rank-index".into()).spawn(move || {
-            if compaction {
+            let low = compaction == Some(false);
+            if low {
                 crate::sys::set_thread_nice(COMPACT_NICE);
             }
-            let _building = Building(&index.building);
+            if let Some(urgent) = compaction {
+                index.give_up_low.store(false, Ordering::SeqCst);
+                *index.compacting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((Instant::now(), urgent));
+            }
+            let building = Building(&index.building);
             // A panic in the loader must not leave the flag set (no rebuild ever again).
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| index.rebuild()));
-            if outcome.is_err() {
-                log::error!("rank index builder panicked; SQL ranking until the next write");
-                let failed = (file_id(&index.db), current_generation(&index.db).unwrap_or(i64::MIN));
-                *index.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failed);
+            let give_up = || low && index.give_up_low.load(Ordering::SeqCst);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                index.rebuild(compaction.is_some(), &give_up)
+            }));
+            *index.compacting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            if compaction == Some(true) || outcome.as_ref().is_ok_and(|given_up| *given_up) {
+                *index.urgent_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(Instant::now() + URGENT_FOR);
+            }
+            match outcome {
+                Ok(true) => {
+                    crate::obs::metrics::global().compaction_hurried();
+                    drop(building);
+                    index.start_build_at(Some(true));
+                }
+                Ok(false) => {}
+                Err(_) => {
+                    log::error!("rank index builder panicked; SQL ranking until the next write");
+                    let failed = (file_id(&index.db), current_generation(&index.db).unwrap_or(i64::MIN));
+                    *index.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failed);
+                }
             }
         });
         if let Err(e) = spawned {
@@ -660,8 +782,9 @@ impl RankIndex {
 
     /// Builds a new base snapshot (the builder thread's work). Writes during the
     /// build are not built again for: the change log brings the new base up to date
-    /// at the next query, as a delta.
-    fn rebuild(&self) {
+    /// at the next query, as a delta. True when `give_up` ended it early (nothing
+    /// installed: the caller starts it again at normal priority).
+    fn rebuild(&self, compaction: bool, give_up: &dyn Fn() -> bool) -> bool {
         let started = Instant::now();
         let file = file_id(&self.db);
         #[cfg(feature = "test-hooks")]
@@ -675,14 +798,31 @@ impl RankIndex {
         let path = persist::path_for(&self.db);
         let key = persist_key(&self.db, file);
         if self.map_if_newer(&path, key, started, true) {
-            return;
+            return false;
         }
         // One build at a time across processes; one that waited maps what the other wrote.
         let _lock = BuildLock::acquire(&self.db, BUILD_WAIT);
         if _lock.waited && self.map_if_newer(&path, key, started, false) {
-            return;
+            return false;
         }
-        match load(&self.db) {
+        #[cfg(feature = "test-hooks")]
+        if compaction {
+            // Test hook: a compaction that takes this long (a starved one), giving up when asked.
+            let ms = std::env::var("VIDEOFEED_TEST_COMPACTION_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok());
+            let until = started + Duration::from_millis(ms.unwrap_or(0));
+            while Instant::now() < until {
+                if give_up() {
+                    log::info!(
+                        "rank index: low-priority compaction given up after {} ms",
+                        started.elapsed().as_millis()
+                    );
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = compaction;
+        match load_unless(&self.db, give_up) {
             Ok(snap) => {
                 let built = started.elapsed();
                 let snap = self.share(snap, key, &path);
@@ -698,12 +838,17 @@ impl RankIndex {
                 self.install(file, Arc::new(snap));
                 crate::sys::trim_heap();
             }
+            Err(Error::Abandoned) => {
+                log::info!("rank index: low-priority compaction given up after {} ms", started.elapsed().as_millis());
+                return true;
+            }
             Err(e) => {
                 log::warn!("rank index not built, SQL ranking until the next write: {e}");
                 let generation = current_generation(&self.db).unwrap_or(i64::MIN);
                 *self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, generation));
             }
         }
+        false
     }
 }
 

@@ -31,6 +31,11 @@ pub struct Thresholds {
     pub delta_memo_rows: usize,
     /// A delta of this many rows starts a compaction (a rebuild of the base).
     pub compact_rows: usize,
+    /// A delta whose superseded row versions outnumber `delta_repack_live_factor`
+    /// times its live ones by more than this is repacked (they and their postings dropped).
+    pub delta_repack_slack: usize,
+    /// See `delta_repack_slack` (1 shipped: dead versions bounded by live ones + slack).
+    pub delta_repack_live_factor: usize,
 }
 
 /// What releases run with.
@@ -41,12 +46,15 @@ pub const SHIPPED: Thresholds = Thresholds {
     rarest_single_only: true,
     delta_memo_rows: 200_000,
     compact_rows: 20_000,
+    delta_repack_slack: 1024,
+    delta_repack_live_factor: 1,
 };
 
 /// Every path as often as it can run: merges of one row kept, every phrase
 /// ranked by classes, walks that give up after a sixteenth (so both their
-/// outcomes happen), a delta memo small enough to both keep and refuse, and a
-/// compaction every 16 changed rows.
+/// outcomes happen), a delta memo small enough to both keep and refuse, a
+/// compaction every 16 changed rows, and a delta repacked as soon as it holds a
+/// superseded version.
 pub const MINIMUM: Thresholds = Thresholds {
     memo_min_rows: 1,
     classed_min_rows: 1,
@@ -54,6 +62,8 @@ pub const MINIMUM: Thresholds = Thresholds {
     rarest_single_only: true,
     delta_memo_rows: 64,
     compact_rows: 16,
+    delta_repack_slack: 0,
+    delta_repack_live_factor: 0,
 };
 
 /// The thresholds in force: [`SHIPPED`] in every build without `test-hooks`.
@@ -103,6 +113,8 @@ pub fn parse(raw: &str) -> Result<Thresholds, String> {
                     "walk_give_up_divisor" => t.walk_give_up_divisor = number()?.max(1),
                     "delta_memo_rows" => t.delta_memo_rows = number()?,
                     "compact_rows" => t.compact_rows = number()?.max(1),
+                    "delta_repack_slack" => t.delta_repack_slack = number()?,
+                    "delta_repack_live_factor" => t.delta_repack_live_factor = number()?,
                     "rarest_single_only" => {
                         t.rarest_single_only = match value {
                             "1" | "true" => true,
