@@ -279,8 +279,9 @@ impl Default for Config {
             write_queue: 64,
             // 0 = a quarter of the workers, at least 1 (settled once the workers are known).
             admin_concurrency: 0,
-            // Longer than a group commit of 50,000 rows takes; short enough for a PHP client.
-            admin_wait: Duration::from_secs(5),
+            // A queued write holds no worker, only its connection: long enough for a few group
+            // commits of 50,000 rows under load; shorter than the fronts' read timeouts (60 s).
+            admin_wait: Duration::from_secs(30),
             // What people expect of a search box; costs a few ms only when a page is short.
             typo_fallback: true,
             relax: true,
@@ -627,7 +628,7 @@ impl Config {
             u64::try_from(c.query_timeout.as_millis()).unwrap_or(2000),
             u64::try_from(c.request_timeout.as_millis()).unwrap_or(2_000),
             u64::try_from(c.write_timeout.as_millis()).unwrap_or(30_000),
-            u64::try_from(c.admin_wait.as_millis()).unwrap_or(5000),
+            u64::try_from(c.admin_wait.as_millis()).unwrap_or(30_000),
         );
         for (name, slot, max) in [
             ("VIDEOFEED_QUERY_TIMEOUT_MS", &mut query_ms, 60_000u64),

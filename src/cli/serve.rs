@@ -36,7 +36,7 @@ VIDEOFEED_MAX_REQUESTS (exit 0 after N requests so the web server starts a fresh
 default never), VIDEOFEED_ADMIN_TOKEN (turns the write API on), VIDEOFEED_ADMIN_MAX_BODY,
 VIDEOFEED_WRITE_QUEUE (writes queued for the writer; past it 503 + Retry-After, default 64), VIDEOFEED_ADMIN_CONCURRENCY (workers
 write requests validate in at once, default workers/4; more wait for one), VIDEOFEED_ADMIN_WAIT_MS (a write's wait for a worker,
-then for its commit, before 503, default 5000), VIDEOFEED_SLOW_MS (slow log threshold, default 250, 0 = off),
+then for its commit, before 503, default 30000), VIDEOFEED_SLOW_MS (slow log threshold, default 250, 0 = off),
 VIDEOFEED_METRICS_ALLOW (addresses or networks that may read /feed/metrics without the token,
 default 127.0.0.0/8,::1; none = token only), VIDEOFEED_FALLBACK_THUMBNAIL (image shown instead
 of a thumbnail check-thumbnails found broken), VIDEOFEED_BROKEN_THUMBNAILS (replace, the default,
