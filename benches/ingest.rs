@@ -209,7 +209,13 @@ fn main() {
         .env("VIDEOFEED_CACHE_BYTES", "0")
         // The admission bound under test (default: a quarter of the 4 workers = 1).
         .env("VIDEOFEED_ADMIN_CONCURRENCY", std::env::var("ADMIN_CONCURRENCY").unwrap_or_else(|_| "1".into()))
-        .env("VIDEOFEED_LOG", "warn")
+        .env("VIDEOFEED_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .envs(
+            std::env::var("BENCH_SERVER_ENV")
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('=')),
+        )
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -323,6 +329,13 @@ fn feed_alone(socket: &Path, queries: &Arc<Vec<String>>, secs: u64) -> (f64, f64
 /// `INGEST_MODE=posters` (see the module doc).
 fn posters(socket: &Path, queries: &Arc<Vec<String>>, db: &Path, bin: &Path) {
     let secs: u64 = std::env::var("SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let count = || -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM videos WHERE id GLOB 'pst[0-9]*-*'", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = count();
     let (rps0, p99_0) = feed_alone(socket, queries, 20);
     let stop = Arc::new(AtomicBool::new(false));
     let r = readers(socket, queries, &stop);
@@ -373,10 +386,7 @@ fn posters(socket: &Path, queries: &Arc<Vec<String>>, db: &Path, bin: &Path) {
     lat.sort_by(f64::total_cmp);
     let (rps1, p99_1) = (feed.len() as f64 / took, pct(&feed, 99));
     let (rps2, p99_2) = feed_alone(socket, queries, 20);
-    let found: i64 = rusqlite::Connection::open(db)
-        .unwrap()
-        .query_row("SELECT count(*) FROM videos WHERE id LIKE 'pst%'", [], |r| r.get(0))
-        .unwrap();
+    let found = count() - before;
     let m = metrics_text(bin, socket);
     println!("| phase | /feed req/s | /feed p99 ms | p99 vs alone | req/s vs alone |");
     println!("|---|---|---|---|---|");

@@ -334,8 +334,19 @@ impl Delta {
         self.rows_adjust += 1;
         self.tokens_adjust += i64::try_from(row.len()).unwrap_or(i64::MAX);
         for (term, (title, channel)) in counts(&row) {
-            *self.added.entry(term.clone()).or_default() += 1;
-            self.postings.entry(term.clone()).or_default().push((index, title, channel));
+            // (A term already held is found without allocating its key.)
+            match self.added.get_mut(term) {
+                Some(n) => *n += 1,
+                None => {
+                    self.added.insert(term.clone(), 1);
+                }
+            }
+            match self.postings.get_mut(term) {
+                Some(list) => list.push((index, title, channel)),
+                None => {
+                    self.postings.insert(term.clone(), vec![(index, title, channel)]);
+                }
+            }
         }
         self.rows.push(row);
         self.alive.push(true);

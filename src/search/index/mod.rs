@@ -64,6 +64,8 @@ pub struct RankIndex {
     /// The delta of the current base, updated in place: (file, base generation, delta).
     /// Readers hold the read lock while they answer from it, so it cannot move under them.
     delta: RwLock<Option<(u64, i64, Delta)>>,
+    /// Held by the one reader bringing the delta up to a newer generation.
+    catching_up: Mutex<()>,
     /// When (ms since `born`) to look next at the index file on disk for one another
     /// process wrote ([`RankIndex::look_for_newer_file`]).
     next_look_ms: AtomicU64,
@@ -396,6 +398,7 @@ impl RankIndex {
             looked_at: Mutex::new(None),
             instance: Mutex::new(None),
             compacting: Mutex::new(None),
+            catching_up: Mutex::new(()),
             give_up_low: AtomicBool::new(false),
             urgent_until: Mutex::new(None),
         })
@@ -582,41 +585,48 @@ impl RankIndex {
             Some(g) if g > generation => return Ok(None),
             _ => drop(read),
         }
-        // Behind: one reader catches up (the rows changed since, in place), the others wait.
-        {
+        // Behind: one reader catches up, the others at this generation wait for it. The
+        // changed rows are read and tokenized under the catch-up lock only, so readers
+        // at the generation the delta holds keep answering meanwhile; the delta's own
+        // lock is taken only to apply them.
+        let _catching_up = self.catching_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let from = {
             let mut slot = self.delta.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             if ours(&slot).is_none() {
                 let fresh =
                     slot.as_ref().map_or_else(|| Delta::empty(base_generation), |(_, _, d)| d.restart(base_generation));
                 *slot = Some((file, base_generation, fresh));
             }
-            if let Some((_, _, delta)) = slot.as_mut().filter(|(_, _, d)| d.generation() < generation) {
-                let started = Instant::now();
-                let from = delta.generation();
-                let Some(updates) = changed_rows(tx, delta.generation(), generation, tokenizer)? else {
-                    log::info!(
-                        "rank index: the change log does not cover generations {}..{}; rebuilding",
-                        delta.generation(),
-                        generation
+            ours(&slot).unwrap_or(base_generation)
+        };
+        if from < generation {
+            let started = Instant::now();
+            let Some((updates, inexact)) = changed_rows(tx, from, generation, tokenizer)? else {
+                log::info!("rank index: the change log does not cover generations {from}..{generation}; rebuilding");
+                self.refresh();
+                return Ok(None);
+            };
+            let read = started.elapsed();
+            let rows = updates.len();
+            let mut slot = self.delta.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // (Only this holder of the catch-up lock moves the delta of this base.)
+            if ours(&slot) == Some(from) {
+                if let Some((_, _, delta)) = slot.as_mut() {
+                    delta.apply(&base, generation, updates, inexact);
+                    log::debug!(
+                        "rank index: caught up generations {from}..{generation} ({rows} rows) in {} us (read {} us); delta {} rows",
+                        started.elapsed().as_micros(),
+                        read.as_micros(),
+                        delta.len()
                     );
-                    drop(slot);
-                    self.refresh();
-                    return Ok(None);
-                };
-                let (updates, inexact) = updates;
-                let rows = updates.len();
-                delta.apply(&base, generation, updates, inexact);
-                log::debug!(
-                    "rank index: caught up generations {from}..{generation} ({rows} rows) in {} us; delta {} rows",
-                    started.elapsed().as_micros(),
-                    delta.len()
-                );
-                let point = thresholds::get().compact_rows;
-                if delta.len() >= point || delta.column_changes() >= COMPACT_COLUMNS {
-                    self.compact(delta.len(), point);
+                    let point = thresholds::get().compact_rows;
+                    if delta.len() >= point || delta.column_changes() >= COMPACT_COLUMNS {
+                        self.compact(delta.len(), point);
+                    }
                 }
             }
         }
+        drop(_catching_up);
         let read = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         if ours(&read) == Some(generation) {
             Ok(Some(View { base, delta: DeltaRef::Shared(read), scratch: Scratch::default() }))
