@@ -1070,7 +1070,9 @@ fn issue_33_rows_rewritten_again_and_again_keep_the_delta_bounded() -> TestResul
 // the delta outgrows (twice the compaction point) is given up and started again at
 // normal priority, and while the delta is past its bound (4 x the point) health says
 // `degraded` with the reason and a metric says behind. Thresholds at their minimum
-// (point 16, bound 64) and a test hook that makes each compaction take 2.5 s.
+// (point 16, bound 64; a delta that fills the point quickly is not compacted at
+// normal priority at once here: `compact_urgent_secs=0`) and a test hook that makes
+// each compaction take 2.5 s.
 #[test]
 fn issue_33_a_starved_compaction_is_hurried_and_reported() -> TestResult {
     let dir = TestDir::new("r33-starved");
@@ -1078,7 +1080,7 @@ fn issue_33_a_starved_compaction_is_hurried_and_reported() -> TestResult {
     let env = [
         ("VIDEOFEED_ADMIN_TOKEN", TOKEN),
         ("VIDEOFEED_CACHE_BYTES", "0"),
-        ("VIDEOFEED_TEST_THRESHOLDS", "min"),
+        ("VIDEOFEED_TEST_THRESHOLDS", "min,compact_urgent_secs=0"),
         ("VIDEOFEED_TEST_COMPACTION_DELAY_MS", "2500"),
     ];
     let server = Server::start_with(&dir, &db, 2, &env);
@@ -1097,6 +1099,7 @@ fn issue_33_a_starved_compaction_is_hurried_and_reported() -> TestResult {
     // 20 rows: past the point, a low-priority compaction starts (and takes 2.5 s).
     batch(0, 20);
     assert_eq!(metric(&server, "videofeed_rank_index_compacting"), 1.0);
+    assert_eq!(metric(&server, "videofeed_rank_index_compactions_urgent_total"), 0.0);
     assert_eq!(health()["status"], "ok", "{}", health());
     // 40: twice the point while it runs: given up, started again at normal priority.
     batch(20, 20);
@@ -1130,5 +1133,32 @@ fn issue_33_a_starved_compaction_is_hurried_and_reported() -> TestResult {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(body(&server, "/feed?q=starved+lofi&limit=50"), body(&sql, "/feed?q=starved+lofi&limit=50"));
+    Ok(())
+}
+
+// See: #33 (3). Writes that fill the compaction point quickly (within
+// `compact_urgent_secs`, 120 s shipped) are sustained: their compaction starts at
+// normal priority at once instead of losing time at low priority first.
+#[test]
+fn issue_33_a_delta_filled_quickly_is_compacted_at_normal_priority_at_once() -> TestResult {
+    let dir = TestDir::new("r33-urgent");
+    let db = fixture_db(&dir);
+    let env = [
+        ("VIDEOFEED_ADMIN_TOKEN", TOKEN),
+        ("VIDEOFEED_CACHE_BYTES", "0"),
+        ("VIDEOFEED_TEST_THRESHOLDS", "min"),
+        ("VIDEOFEED_TEST_COMPACTION_DELAY_MS", "1500"),
+    ];
+    let server = Server::start_with(&dir, &db, 2, &env);
+    wait_index_current(&server, &db);
+    let lines: Vec<String> =
+        (0..20).map(|k| video(&format!("ur-{k:02}"), &format!("Urgent item{k}"), "US", "https://x/u.jpg")).collect();
+    assert_eq!(post(&server, &lines.join("\n")).status(), 200);
+    assert_eq!(server.get("/feed?q=urgent&limit=7").status(), 200);
+    assert_eq!(metric(&server, "videofeed_rank_index_compacting"), 1.0);
+    assert_eq!(metric(&server, "videofeed_rank_index_compactions_urgent_total"), 1.0);
+    assert_eq!(metric(&server, "videofeed_rank_index_compactions_hurried_total"), 0.0);
+    wait_index_current(&server, &db);
+    assert_eq!(ids(&json(&server.get("/feed?q=urgent+item7"))), ["ur-07"]);
     Ok(())
 }

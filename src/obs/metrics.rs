@@ -136,7 +136,14 @@ pub struct Metrics {
     memo_misses: AtomicU64,
     compactions: AtomicU64,
     compactions_hurried: AtomicU64,
+    compactions_urgent: AtomicU64,
     delta_repacks: AtomicU64,
+    /// The rank index's delta rows and its compaction point, as last applied (what the
+    /// writer slows down by: see `store::writer`).
+    delta_rows_now: AtomicUsize,
+    compact_point: AtomicUsize,
+    /// Time the writer paused for the delta's compaction to catch up, in microseconds.
+    writer_paused_us: AtomicU64,
     /// Index files found changed in place while mapped (the snapshot let go).
     index_file_damaged: AtomicU64,
     /// Database files renamed over the path whose history the index continued.
@@ -261,7 +268,11 @@ impl Metrics {
             memo_misses: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             compactions_hurried: AtomicU64::new(0),
+            compactions_urgent: AtomicU64::new(0),
             delta_repacks: AtomicU64::new(0),
+            delta_rows_now: AtomicUsize::new(0),
+            compact_point: AtomicUsize::new(0),
+            writer_paused_us: AtomicU64::new(0),
             index_file_damaged: AtomicU64::new(0),
             index_carried_over: AtomicU64::new(0),
             lscache_admitted: AtomicU64::new(0),
@@ -382,9 +393,29 @@ impl Metrics {
         (self.memo_hits.load(Relaxed), self.memo_misses.load(Relaxed))
     }
 
-    /// Counts a compaction started (the delta reached the compaction point).
-    pub fn compaction(&self) {
+    /// Counts a compaction started (the delta reached the compaction point), and
+    /// whether it started at normal priority.
+    pub fn compaction(&self, urgent: bool) {
         self.compactions.fetch_add(1, Relaxed);
+        if urgent {
+            self.compactions_urgent.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The rank index's delta now holds `rows` rows; its compaction point is `point`.
+    pub fn set_delta_pressure(&self, rows: usize, point: usize) {
+        self.delta_rows_now.store(rows, Relaxed);
+        self.compact_point.store(point, Relaxed);
+    }
+
+    /// (delta rows, compaction point) as last set (0, 0 without a rank index).
+    pub fn delta_pressure(&self) -> (usize, usize) {
+        (self.delta_rows_now.load(Relaxed), self.compact_point.load(Relaxed))
+    }
+
+    /// The writer paused `d` for the compaction to catch up.
+    pub fn writer_paused(&self, d: Duration) {
+        self.writer_paused_us.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
     }
 
     /// Counts a low-priority compaction given up and started again at normal priority.
@@ -640,6 +671,14 @@ impl Metrics {
         let _ = writeln!(out, "videofeed_rank_index_compactions_total {}", self.compactions.load(Relaxed));
         help(
             &mut out,
+            "videofeed_rank_index_compactions_urgent_total",
+            "counter",
+            "Compactions started at normal priority: the delta filled the compaction point within 2 minutes (sustained writes), is past twice it, or one was hurried recently.",
+        );
+        let _ =
+            writeln!(out, "videofeed_rank_index_compactions_urgent_total {}", self.compactions_urgent.load(Relaxed));
+        help(
+            &mut out,
             "videofeed_rank_index_compactions_hurried_total",
             "counter",
             "Low-priority compactions the writes outpaced (the delta passed twice the compaction point): given up and started again at normal priority.",
@@ -736,6 +775,15 @@ impl Metrics {
         let _ = writeln!(out, "videofeed_writer_rows_total {}", self.write_rows.load(Relaxed));
         help(&mut out, "videofeed_writer_failures_total", "counter", "Group commits that failed (nothing written).");
         let _ = writeln!(out, "videofeed_writer_failures_total {}", self.write_failures.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_writer_paused_seconds_total",
+            "counter",
+            "Time the writer paused between group commits because the rank index's delta was past twice its compaction point (writes slow down until the compaction catches up).",
+        );
+        #[expect(clippy::cast_precision_loss, reason = "microsecond sums far below 2^52")]
+        let paused = self.writer_paused_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "videofeed_writer_paused_seconds_total {paused}");
         help(
             &mut out,
             "videofeed_write_answer_delay_seconds",

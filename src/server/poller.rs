@@ -327,11 +327,6 @@ fn settle_writes(
             Outcome::Work(ready) => found.push((idle.swap_remove(i), ready)),
         }
     }
-    for (connection, ready) in found {
-        if !dispatch(waiting, cx, returns, work_tx, connection, ready) {
-            return false;
-        }
-    }
     // Writes that waited too long for a worker: answered here, nothing written.
     let mut kept = VecDeque::with_capacity(waiting.queue.len());
     for (mut c, ready, deadline) in waiting.queue.drain(..) {
@@ -351,11 +346,16 @@ fn settle_writes(
         match step(&mut c, cx) {
             Outcome::Wait => idle.push(c),
             Outcome::Close => drop(c),
-            // (A next request behind a write that waited this long: it waits its turn.)
-            Outcome::Work(next) => kept.push_back((c, next, now)),
+            // (A request right behind it, already received: through the gate like any other.)
+            Outcome::Work(next) => found.push((c, next)),
         }
     }
     waiting.queue = kept;
+    for (connection, ready) in found {
+        if !dispatch(waiting, cx, returns, work_tx, connection, ready) {
+            return false;
+        }
+    }
     while returns.writes_in_service.load(Ordering::SeqCst) < cx.config.admin_concurrency.max(1) {
         let Some((connection, ready, _)) = waiting.queue.pop_front() else { break };
         if !hand_over(returns, work_tx, connection, ready) {

@@ -317,6 +317,7 @@ fn run(mut writer: Store, rx: &mpsc::Receiver<Job>) {
         let commit = started.elapsed();
         let committed = Instant::now();
         m.commit(commit, rows, outcome.is_ok());
+        let ok = outcome.is_ok();
         match outcome {
             Ok(results) => {
                 log::debug!("group commit jobs={} rows={rows} us={}", group.len(), commit.as_micros());
@@ -331,5 +332,29 @@ fn run(mut writer: Store, rx: &mpsc::Receiver<Job>) {
                 }
             }
         }
+        if ok {
+            pace(commit);
+        }
     }
+}
+
+/// Longest pause between two group commits.
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+
+/// Backpressure from the rank index: past twice its compaction point the delta
+/// outgrows the compaction (every query merges more of it, and the next rebuild has
+/// more to fold), so the writer pauses after each commit in proportion: a commit's
+/// time for every compaction point of excess, at most [`MAX_PAUSE`]. Queued writes
+/// wait longer (a flood slows itself); none is refused for it. The delta's size is
+/// what this process's readers last applied (`obs::metrics::delta_pressure`).
+fn pace(commit: Duration) {
+    let m = crate::obs::metrics::global();
+    let (rows, point) = m.delta_pressure();
+    if point == 0 || rows <= point.saturating_mul(2) {
+        return;
+    }
+    let excess = u32::try_from((rows - point * 2) / point + 1).unwrap_or(u32::MAX);
+    let pause = commit.saturating_mul(excess).min(MAX_PAUSE);
+    m.writer_paused(pause);
+    thread::sleep(pause);
 }

@@ -620,8 +620,9 @@ impl RankIndex {
                         delta.len()
                     );
                     let point = thresholds::get().compact_rows;
+                    crate::obs::metrics::global().set_delta_pressure(delta.len(), point);
                     if delta.len() >= point || delta.column_changes() >= COMPACT_COLUMNS {
-                        self.compact(delta.len(), point);
+                        self.compact(delta.len(), point, delta.age());
                     }
                 }
             }
@@ -658,12 +659,16 @@ impl RankIndex {
         }
     }
 
-    /// Starts a compaction of a delta of `rows` rows (compaction point `point`) unless
-    /// one runs. It runs at low priority ([`COMPACT_NICE`]) unless writes outpace that:
-    /// the delta is already past twice the point, or a compaction had to be hurried in
-    /// the last [`URGENT_FOR`]. A low-priority one running while the delta passes twice
-    /// the point gives up and starts again at normal priority.
-    fn compact(self: &Arc<Self>, rows: usize, point: usize) {
+    /// Starts a compaction of a delta of `rows` rows (compaction point `point`), `age`
+    /// old, unless one runs. It runs at low priority ([`COMPACT_NICE`]) unless writes
+    /// outpace that: the delta filled the point within the threshold
+    /// `compact_urgent_secs` (sustained writes: at 1,000 rows/s a low-priority
+    /// compaction of 1M videos would let the delta grow by 60,000 before it ends), it
+    /// is already past twice the point, or a compaction had to be hurried in the last
+    /// [`URGENT_FOR`]. A low-priority one running while the delta passes twice the
+    /// point gives up and starts again at normal priority.
+    fn compact(self: &Arc<Self>, rows: usize, point: usize, age: Option<Duration>) {
+        let fast = age.is_some_and(|a| a.as_secs() < thresholds::get().compact_urgent_secs);
         let hurry = rows >= point.saturating_mul(2);
         let running = *self.compacting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, urgent)) = running {
@@ -683,8 +688,9 @@ impl RankIndex {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_some_and(|t| Instant::now() < t);
-        crate::obs::metrics::global().compaction();
-        self.start_build_at(Some(hurry || recent));
+        let urgent = fast || hurry || recent;
+        crate::obs::metrics::global().compaction(urgent);
+        self.start_build_at(Some(urgent));
     }
 
     /// The delta's size and age, and the compaction's state, for health and metrics.
@@ -866,6 +872,8 @@ impl RankIndex {
     /// Makes `snap` (of database file `file`) the current snapshot, and remembers the
     /// database's instance with it.
     fn install(&self, file: u64, snap: Arc<Snapshot>) {
+        // A new base: its delta starts empty (the writer's backpressure lifts until readers apply more).
+        crate::obs::metrics::global().set_delta_pressure(0, thresholds::get().compact_rows);
         *self.instance.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = read_instance(&self.db);
         *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((file, snap));
     }

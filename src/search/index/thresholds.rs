@@ -36,6 +36,9 @@ pub struct Thresholds {
     pub delta_repack_slack: usize,
     /// See `delta_repack_slack` (1 shipped: dead versions bounded by live ones + slack).
     pub delta_repack_live_factor: usize,
+    /// A delta that reached the compaction point within this many seconds of its
+    /// first change is compacted at normal priority at once (sustained writes).
+    pub compact_urgent_secs: u64,
 }
 
 /// What releases run with.
@@ -48,6 +51,7 @@ pub const SHIPPED: Thresholds = Thresholds {
     compact_rows: 20_000,
     delta_repack_slack: 1024,
     delta_repack_live_factor: 1,
+    compact_urgent_secs: 120,
 };
 
 /// Every path as often as it can run: merges of one row kept, every phrase
@@ -64,6 +68,7 @@ pub const MINIMUM: Thresholds = Thresholds {
     compact_rows: 16,
     delta_repack_slack: 0,
     delta_repack_live_factor: 0,
+    compact_urgent_secs: 120,
 };
 
 /// The thresholds in force: [`SHIPPED`] in every build without `test-hooks`.
@@ -115,6 +120,7 @@ pub fn parse(raw: &str) -> Result<Thresholds, String> {
                     "compact_rows" => t.compact_rows = number()?.max(1),
                     "delta_repack_slack" => t.delta_repack_slack = number()?,
                     "delta_repack_live_factor" => t.delta_repack_live_factor = number()?,
+                    "compact_urgent_secs" => t.compact_urgent_secs = u64::try_from(number()?).unwrap_or(u64::MAX),
                     "rarest_single_only" => {
                         t.rarest_single_only = match value {
                             "1" | "true" => true,
