@@ -754,16 +754,16 @@ impl RankIndex {
         if !self.enabled || self.building.swap(true, Ordering::SeqCst) {
             return;
         }
+        // (Marked before the thread starts, so whoever asks next sees it running.)
+        if let Some(urgent) = compaction {
+            self.give_up_low.store(false, Ordering::SeqCst);
+            *self.compacting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), urgent));
+        }
         let index = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("rank-index".into()).spawn(move || {
             let low = compaction == Some(false);
             if low {
                 crate::sys::set_thread_nice(COMPACT_NICE);
-            }
-            if let Some(urgent) = compaction {
-                index.give_up_low.store(false, Ordering::SeqCst);
-                *index.compacting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some((Instant::now(), urgent));
             }
             let building = Building(&index.building);
             // A panic in the loader must not leave the flag set (no rebuild ever again).
@@ -792,6 +792,7 @@ impl RankIndex {
         });
         if let Err(e) = spawned {
             log::warn!("cannot start the rank index builder: {e}");
+            *self.compacting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
             self.building.store(false, Ordering::SeqCst);
         }
     }
