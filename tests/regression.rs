@@ -1118,6 +1118,9 @@ fn issue_33_a_starved_compaction_is_hurried_and_reported() -> TestResult {
     assert_eq!(h["rank_index"]["delta_bound_rows"], 64, "{h}");
     assert_eq!(metric(&server, "videofeed_rank_index_compaction_behind"), 1.0);
     assert!(metric(&server, "videofeed_rank_index_delta_age_seconds") > 0.0);
+    // Past twice the point the writer paused after its commits (backpressure), and the
+    // writes still landed (compared with SQL below).
+    assert!(metric(&server, "videofeed_writer_paused_seconds_total") > 0.0, "the writer never paused");
     // Without ?strict, degraded still answers 200 (it is slower, not stale).
     assert_eq!(server.get("/feed/health").status(), 200);
     // Answers stay exact meanwhile, and once the writes stop the compaction catches up.

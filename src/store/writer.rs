@@ -144,10 +144,10 @@ pub const MAX_GROUP_ROWS: usize = 5_000;
 
 /// The writer thread's nice value: under a flood of writes on a busy box, reads
 /// come first. At 3 its CFS weight is about half a worker's: at 1M videos on 2 cores
-/// with 8 readers saturating the feed, 64 posters got about 3,100 videos/s committed
-/// and the feed's p99 stayed within 1.7x of its p99 alone; at 0 it was 2.7-4.7x, at
-/// 10 writes starved (under 400 videos/s, answers past the 30 s wait). An idle box
-/// gives the writer every core either way.
+/// with 8 readers saturating the feed, 64 posters got 3,118 videos/s committed with
+/// the feed's p99 at 1.72x its p99 alone (30 s; 1,869/s and 2.11x over 60 s with the
+/// backpressure below); at 0 it was 2.7-4.7x, at 10 writes starved (under 400
+/// videos/s, answers past the 30 s wait). An idle box gives the writer every core.
 pub const WRITER_NICE: i32 = 3;
 
 /// A successful write: what it did and how long the commit took.
@@ -239,21 +239,6 @@ impl WriterThread {
     /// [`SubmitError`]; in every case nothing of `op` was written.
     pub fn submit(&self, op: Op) -> Result<Done, SubmitError> {
         self.submit_returning(op).map_err(|(e, _)| e)
-    }
-
-    /// As [`WriterThread::submit`], waiting at most `wait` for the writer: past it the
-    /// op stays queued and [`SubmitError::TimedOut`] is returned (so a request worker
-    /// is never held longer than that).
-    ///
-    /// # Errors
-    /// [`SubmitError`]; with `TimedOut` the op may still be written later.
-    pub fn submit_within(&self, op: Op, wait: Duration) -> Result<Done, SubmitError> {
-        let answer = self.enqueue(op, None).map_err(|(e, _)| e)?;
-        match answer.recv_timeout(wait) {
-            Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(SubmitError::TimedOut(wait)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(SubmitError::Stopped),
-        }
     }
 
     /// As [`WriterThread::submit`], handing `op` back when it was not queued (a full

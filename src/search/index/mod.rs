@@ -86,6 +86,28 @@ pub struct RankIndex {
     urgent_until: Mutex<Option<Instant>>,
 }
 
+/// Test hook `VIDEOFEED_TEST_COMPACTION_DELAY_MS`: a compaction that takes this long
+/// before it builds (a starved one), giving up when `give_up` says so. True when it gave up.
+#[cfg(feature = "test-hooks")]
+fn test_hook_slow_compaction(started: Instant, give_up: &dyn Fn() -> bool) -> bool {
+    let ms = std::env::var("VIDEOFEED_TEST_COMPACTION_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok());
+    let until = started + Duration::from_millis(ms.unwrap_or(0));
+    while Instant::now() < until {
+        if give_up() {
+            log::info!("rank index: low-priority compaction given up after {} ms", started.elapsed().as_millis());
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Release builds: no hook.
+#[cfg(not(feature = "test-hooks"))]
+fn test_hook_slow_compaction(_started: Instant, _give_up: &dyn Fn() -> bool) -> bool {
+    false
+}
+
 /// What the delta and its compaction look like now (`/feed/health`, `/feed/metrics`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeltaState {
@@ -515,16 +537,6 @@ impl RankIndex {
         current == Some(file) || failed == Some(file)
     }
 
-    /// The size of the current delta (rows changed since the base), for metrics.
-    pub fn delta_rows(&self) -> usize {
-        // Only the current base's delta: after a compaction the old one stays in its
-        // slot until the next write, and its rows are in the new base.
-        let current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let Some((file, base)) = current else { return 0 };
-        let delta = self.delta.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        delta.as_ref().filter(|(f, g, _)| *f == file && *g == base.generation()).map_or(0, |(_, _, d)| d.len())
-    }
-
     /// (hits, misses) of the delta's phrase memo since the process started: a hit
     /// is a phrase whose delta rows an earlier ranking at the same generation merged.
     pub fn delta_memo(&self) -> (u64, u64) {
@@ -822,23 +834,9 @@ impl RankIndex {
         if _lock.waited && self.map_if_newer(&path, key, started, false) {
             return false;
         }
-        #[cfg(feature = "test-hooks")]
-        if compaction {
-            // Test hook: a compaction that takes this long (a starved one), giving up when asked.
-            let ms = std::env::var("VIDEOFEED_TEST_COMPACTION_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok());
-            let until = started + Duration::from_millis(ms.unwrap_or(0));
-            while Instant::now() < until {
-                if give_up() {
-                    log::info!(
-                        "rank index: low-priority compaction given up after {} ms",
-                        started.elapsed().as_millis()
-                    );
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        if compaction && test_hook_slow_compaction(started, give_up) {
+            return true;
         }
-        let _ = compaction;
         match load_unless(&self.db, give_up) {
             Ok(snap) => {
                 let built = started.elapsed();
