@@ -1,9 +1,9 @@
--- videofeed schema, version 7 (PRAGMA user_version = 7).
+-- videofeed schema, version 8 (PRAGMA user_version = 8).
 -- Applied by `videofeed init` / `import` / `demo` inside one transaction when
 -- user_version is 0; embedded in the binary with include_str!. Older databases
 -- are upgraded in place by sql/migrations/ (002_generation.sql, 003_changes.sql,
 -- 004_thumbnails_channels.sql, 005_exact_answers.sql, 006_change_log.sql,
--- 007_column_changes.sql).
+-- 007_column_changes.sql, 008_search_text.sql).
 
 -- One row per video. `rowid` is explicit so the FTS index can refer to it
 -- (external content, https://sqlite.org/fts5.html#external_content_tables).
@@ -19,17 +19,24 @@ CREATE TABLE videos (
     view_count       INTEGER NOT NULL DEFAULT 0 CHECK (view_count >= 0)
 );
 
--- Full-text index over title and channel. External content: the text lives
--- once, in `videos`; the triggers below keep the index in step inside the
--- same transaction as each write, so a reader never sees one without the other.
--- unicode61 with remove_diacritics 2 folds case and accents ("cafe" finds
--- "Café"); prefix='2 3' keeps short prefix queries ("mo*") cheap.
+-- Full-text index over title and channel, as search text: each written through
+-- videofeed_search_text() (a function every videofeed connection registers;
+-- src/text/): NFKC, Arabic, Hebrew, Greek and German folding, and the words of
+-- CJK, Thai, Lao, Khmer and Myanmar text split apart (issue 34). Contentless
+-- (the text itself lives once, in `videos`; a delete names the search text it
+-- removes, so FTS5's totals stay exact: contentless_delete=1 would leave them
+-- counting deleted rows' tokens and bm25 drifting); the triggers below keep it in step inside the same transaction as each write, so a reader
+-- never sees one without the other. unicode61 with remove_diacritics 2 folds
+-- case and Latin accents ("cafe" finds "Café"), and combining marks (M*) are
+-- part of words (Thai vowels, Devanagari signs); prefix='2 3' keeps short prefix
+-- queries ("mo*") cheap. A write to `videos` made without videofeed (the sqlite3
+-- shell) fails with "no such function: videofeed_search_text" instead of
+-- indexing raw text.
 CREATE VIRTUAL TABLE videos_fts USING fts5(
     title,
     channel,
-    content = 'videos',
-    content_rowid = 'rowid',
-    tokenize = 'unicode61 remove_diacritics 2',
+    content = '',
+    tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'",
     prefix = '2 3'
 );
 -- Merge index segments 16 at a time instead of FTS5's default 4: a live write
@@ -51,6 +58,9 @@ CREATE TABLE videofeed_meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO videofeed_meta (key, value) VALUES ('generation', 0), ('changes', 0), ('last_write', 0);
+-- The version of the search text's rules the index holds (src/text/ VERSION): a
+-- binary with other rules re-indexes at start (0: not indexed yet).
+INSERT INTO videofeed_meta (key, value) VALUES ('search_text', 0);
 
 -- One entry per generation: the row it added, changed (title, channel or region)
 -- or deleted. A responder whose index is at generation G reads the entries after
@@ -65,7 +75,8 @@ CREATE TABLE videofeed_changes (
 );
 
 CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN
-    INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
+    INSERT INTO videos_fts (rowid, title, channel)
+    VALUES (new.rowid, videofeed_search_text(new.title), videofeed_search_text(new.channel));
     UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
     WHERE key IN ('generation', 'changes', 'last_write');
     INSERT INTO videofeed_changes (generation, row)
@@ -74,7 +85,7 @@ END;
 
 CREATE TRIGGER videos_ad AFTER DELETE ON videos BEGIN
     INSERT INTO videos_fts (videos_fts, rowid, title, channel)
-    VALUES ('delete', old.rowid, old.title, old.channel);
+    VALUES ('delete', old.rowid, videofeed_search_text(old.title), videofeed_search_text(old.channel));
     UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
     WHERE key IN ('generation', 'changes', 'last_write');
     INSERT INTO videofeed_changes (generation, row)
@@ -85,8 +96,9 @@ END;
 CREATE TRIGGER videos_au AFTER UPDATE OF title, channel ON videos
 WHEN old.title IS NOT new.title OR old.channel IS NOT new.channel BEGIN
     INSERT INTO videos_fts (videos_fts, rowid, title, channel)
-    VALUES ('delete', old.rowid, old.title, old.channel);
-    INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
+    VALUES ('delete', old.rowid, videofeed_search_text(old.title), videofeed_search_text(old.channel));
+    INSERT INTO videos_fts (rowid, title, channel)
+    VALUES (new.rowid, videofeed_search_text(new.title), videofeed_search_text(new.channel));
     UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
     INSERT INTO videofeed_changes (generation, row)
     SELECT value, new.rowid FROM videofeed_meta WHERE key = 'generation';
@@ -198,4 +210,4 @@ WHEN new.generation % 1000 = 0 BEGIN
     DELETE FROM videofeed_changes WHERE generation <= new.generation - 200000;
 END;
 
-PRAGMA user_version = 7;
+PRAGMA user_version = 8;

@@ -33,4 +33,5 @@ pub mod search;
 pub mod server;
 pub mod store;
 mod sys;
+pub mod text;
 pub mod timefmt;

@@ -466,7 +466,7 @@ fn fail(e: impl std::fmt::Display) -> TestCaseError {
 }
 
 /// Lower-case ASCII words of the stored titles, most frequent first (then in byte
-/// order), and the channels.
+/// order), with [`MULTILINGUAL`] spread among them; the channels; the first ids.
 fn vocabulary(db: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
@@ -494,8 +494,37 @@ fn vocabulary(db: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    (words.into_iter().map(|(w, _)| w).collect(), channels, ids)
+    // Words of every script (issue 34), spread among the first 200 so random titles
+    // written and queries asked use them: CJK and Thai inside unspaced text, Arabic
+    // and Hebrew with and without marks, ß, Hangul with a particle, Devanagari.
+    let mut words: Vec<String> = words.into_iter().map(|(w, _)| w).collect();
+    for (i, w) in MULTILINGUAL.iter().enumerate() {
+        words.insert((5 + 7 * i).min(words.len()), (*w).to_owned());
+    }
+    (words, channels, ids)
 }
+
+/// Words of other scripts the random titles and queries mix in.
+const MULTILINGUAL: &[&str] = &[
+    "ローファイヒップホップ",
+    "ヒップホップ",
+    "猫の動画",
+    "猫",
+    "作業用BGM",
+    "เพลงฟังสบายๆ",
+    "ฟัง",
+    "مُوسِيقَى",
+    "موسيقى",
+    "ـعـربـي",
+    "שָׁלוֹם",
+    "שלום",
+    "Straße",
+    "strasse",
+    "고양이가",
+    "고양이",
+    "हिन्दी",
+    "ёлка",
+];
 
 /// How often each path of the rank index answered (summed over both index servers).
 #[derive(Debug, Default)]

@@ -117,8 +117,9 @@ fn ranking_matches_an_independent_bm25(rank_index: &str) -> TestResult {
                 rowid: r.get(4)?,
                 id: r.get(0)?,
                 region: r.get(1)?,
-                title: tokens(&r.get::<_, String>(2)?),
-                channel: tokens(&r.get::<_, String>(3)?),
+                // The index holds each text's search text (CJK bigrams, folding: src/text).
+                title: tokens(&videofeed::text::index_text(&r.get::<_, String>(2)?)),
+                channel: tokens(&videofeed::text::index_text(&r.get::<_, String>(3)?)),
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -35,6 +35,8 @@ fn readers_keep_answering_while_another_process_holds_a_write_transaction() -> T
     let db = fixture_db(&dir);
     let server = Server::start(&dir, &db, 2);
     let writer = rusqlite::Connection::open(&db)?;
+    // Titles are indexed through videofeed_search_text(), which videofeed registers.
+    videofeed::store::db::register_functions(&writer)?;
     writer.execute_batch(
         "BEGIN IMMEDIATE; INSERT INTO videos (id, title, channel, duration_seconds, thumbnail, region)
          VALUES ('held0000001', 'Uncommitted zebra', 'W', 1, 'https://x', 'US');",

@@ -11,6 +11,7 @@ use crate::util::TestResult;
 /// Top-level modules and their ranks (lower = more basic).
 const RANKS: &[(&str, u8)] = &[
     ("timefmt", 0),
+    ("text", 0),
     ("sys", 0),
     ("config", 0),
     ("fcgi", 0),

@@ -1165,3 +1165,155 @@ fn issue_33_a_delta_filled_quickly_is_compacted_at_normal_priority_at_once() -> 
     assert_eq!(ids(&json(&server.get("/feed?q=urgent+item7"))), ["ur-07"]);
     Ok(())
 }
+
+/// The titles of issue 34's report, one per script.
+const ISSUE_34_TITLES: &[(&str, &str, &str)] = &[
+    ("jp1", "【作業用BGM】ローファイヒップホップ｜勉強用 2時間", "JP"),
+    ("jp2", "猫の動画 かわいい", "JP"),
+    ("th1", "เพลงฟังสบายๆ ก่อนนอน", "TH"),
+    ("ar1", "مُوسِيقَى هادئة للنوم", "SA"),
+    ("ar2", "موسيقى عربية", "SA"),
+    ("he1", "שִׁיר שָׁלוֹם", "IL"),
+    ("de1", "Die Straße nach Hause", "DE"),
+    ("in1", "हिन्दी गाने 2024", "IN"),
+    ("kr1", "고양이가 좋아하는 음악", "KR"),
+    ("cn1", "今天的新闻联播", "CN"),
+];
+
+/// (query, region, the id it must find, the highlighted title it must show).
+const ISSUE_34_CASES: &[(&str, &str, &str, &str)] = &[
+    ("ヒップホップ", "JP", "jp1", "【作業用BGM】ローファイ<mark>ヒップホップ</mark>｜勉強用 2時間"),
+    ("BGM", "JP", "jp1", "【作業用<mark>BGM</mark>】ローファイヒップホップ｜勉強用 2時間"),
+    ("時間", "JP", "jp1", "【作業用BGM】ローファイヒップホップ｜勉強用 2<mark>時間</mark>"),
+    ("猫", "JP", "jp2", "<mark>猫</mark>の動画 かわいい"),
+    ("動画", "JP", "jp2", "猫の<mark>動画</mark> かわいい"),
+    ("ฟัง", "TH", "th1", "เพลง<mark>ฟัง</mark>สบายๆ ก่อนนอน"),
+    ("สบาย", "TH", "th1", "เพลงฟัง<mark>สบาย</mark>ๆ ก่อนนอน"),
+    ("موسيقى", "SA", "ar1", "<mark>مُوسِيقَى</mark> هادئة للنوم"),
+    ("مُوسِيقَى", "SA", "ar2", "<mark>موسيقى</mark> عربية"),
+    ("שלום", "IL", "he1", "שִׁיר <mark>שָׁלוֹם</mark>"),
+    ("strasse", "DE", "de1", "Die <mark>Straße</mark> nach Hause"),
+    ("हिन्दी", "IN", "in1", "<mark>हिन्दी</mark> गाने 2024"),
+    ("고양이", "KR", "kr1", "<mark>고양이</mark>가 좋아하는 음악"),
+    ("新闻", "CN", "cn1", "今天的<mark>新闻</mark>联播"),
+];
+
+fn issue_34_lines(titles: &[(&str, &str, &str)]) -> String {
+    titles.iter().map(|(id, title, region)| video(id, title, region, "https://x.test/t.jpg") + "\n").collect()
+}
+
+/// Asks every case of issue 34 on both ranking paths: found, the same body, highlighted whole.
+fn issue_34_check(index: &Server, sql: &Server) {
+    for (q, region, id, highlighted) in ISSUE_34_CASES {
+        let uri = format!(
+            "/feed?q={}&region={region}&highlight=1",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        let (a, b) = (body(index, &uri), body(sql, &uri));
+        assert_eq!(a, b, "{q}: rank index vs SQL");
+        let found: serde_json::Value = serde_json::from_str(&a).unwrap();
+        let hit = found["results"].as_array().unwrap().iter().find(|r| r["id"] == *id);
+        let hit = hit.unwrap_or_else(|| panic!("{q} ({region}) did not find {id}: {found}"));
+        assert_eq!(hit["title_highlighted"], *highlighted, "{q}");
+    }
+}
+
+// See: #34. Words inside CJK and Thai text, Arabic with and without harakat, Hebrew
+// niqqud and ß were not found (the raw title under unicode61), and `highlight=1` cut
+// an Arabic word at every haraka. Both paths, after an import and after live writes
+// (the rank index's delta).
+#[test]
+fn issue_34_words_of_every_script_are_found_on_both_paths_and_marked_whole() -> TestResult {
+    let dir = TestDir::new("r34-scripts");
+    let db = fixture_db(&dir);
+    import(&db, &dir, &issue_34_lines(&ISSUE_34_TITLES[..5]));
+    let env = [("VIDEOFEED_ADMIN_TOKEN", TOKEN), ("VIDEOFEED_CACHE_BYTES", "0")];
+    let index = Server::start_with(&dir, &db, 2, &env);
+    let sql_dir = TestDir::new("r34-scripts-sql");
+    let sql = Server::start_with(&sql_dir, &db, 2, &[("VIDEOFEED_RANK_INDEX", "off"), ("VIDEOFEED_CACHE_BYTES", "0")]);
+    index.wait_log("rank index ready");
+    // The rest through the write API: the index answers them through its delta.
+    let r = post(&index, &issue_34_lines(&ISSUE_34_TITLES[5..]));
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    wait_index_current(&index, &db);
+    let before = index_answers(&index);
+    issue_34_check(&index, &sql);
+    assert!(index_answers(&index) >= before + ISSUE_34_CASES.len() as f64, "the rank index answered them");
+    Ok(())
+}
+
+// See: #34 (3). A schema 7 database (raw titles in an external-content index) is
+// re-indexed as search text by `init`, which says how long it took; its inner words
+// are found afterwards.
+#[test]
+fn issue_34_init_reindexes_a_schema_7_database_and_says_how_long() -> TestResult {
+    let dir = TestDir::new("r34-migrate");
+    let db = fixture_db(&dir);
+    import(&db, &dir, &issue_34_lines(ISSUE_34_TITLES));
+    {
+        // Back to version 7's index and triggers, as that release left them.
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.execute_batch(&format!(
+            "BEGIN;
+             DROP TRIGGER videos_ai; DROP TRIGGER videos_ad; DROP TRIGGER videos_au; DROP TABLE videos_fts;
+             {V7_INDEX}
+             INSERT INTO videos_fts (videos_fts) VALUES ('rebuild');
+             DELETE FROM videofeed_meta WHERE key = 'search_text';
+             PRAGMA user_version = 7;
+             COMMIT;"
+        ))?;
+        let n: i64 =
+            conn.query_row("SELECT count(*) FROM videos_fts WHERE videos_fts MATCH '\"時間\"'", [], |r| r.get(0))?;
+        assert_eq!(n, 0, "version 7 does not find words inside Japanese text");
+    }
+    let out = run(&["init", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("full-text index rewritten as search text") && said.contains(" s"), "{said}");
+    let env = [("VIDEOFEED_CACHE_BYTES", "0")];
+    let index = Server::start_with(&dir, &db, 2, &env);
+    let sql_dir = TestDir::new("r34-scripts-sql");
+    let sql = Server::start_with(&sql_dir, &db, 2, &[("VIDEOFEED_RANK_INDEX", "off"), ("VIDEOFEED_CACHE_BYTES", "0")]);
+    index.wait_log("rank index ready");
+    issue_34_check(&index, &sql);
+    // A second init has nothing to re-index.
+    let again = run(&["init", "--db", db.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("rewritten"));
+    Ok(())
+}
+
+/// Version 7's full-text index and its triggers (sql/schema.sql before version 8).
+const V7_INDEX: &str = r#"
+CREATE VIRTUAL TABLE videos_fts USING fts5(
+    title,
+    channel,
+    content = 'videos',
+    content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3'
+);
+CREATE TRIGGER videos_ai AFTER INSERT ON videos BEGIN
+    INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
+    UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
+    WHERE key IN ('generation', 'changes', 'last_write');
+    INSERT INTO videofeed_changes (generation, row)
+    SELECT value, new.rowid FROM videofeed_meta WHERE key = 'generation';
+END;
+CREATE TRIGGER videos_ad AFTER DELETE ON videos BEGIN
+    INSERT INTO videos_fts (videos_fts, rowid, title, channel)
+    VALUES ('delete', old.rowid, old.title, old.channel);
+    UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
+    WHERE key IN ('generation', 'changes', 'last_write');
+    INSERT INTO videofeed_changes (generation, row)
+    SELECT value, old.rowid FROM videofeed_meta WHERE key = 'generation';
+END;
+CREATE TRIGGER videos_au AFTER UPDATE OF title, channel ON videos
+WHEN old.title IS NOT new.title OR old.channel IS NOT new.channel BEGIN
+    INSERT INTO videos_fts (videos_fts, rowid, title, channel)
+    VALUES ('delete', old.rowid, old.title, old.channel);
+    INSERT INTO videos_fts (rowid, title, channel) VALUES (new.rowid, new.title, new.channel);
+    UPDATE videofeed_meta SET value = value + 1 WHERE key = 'generation';
+    INSERT INTO videofeed_changes (generation, row)
+    SELECT value, new.rowid FROM videofeed_meta WHERE key = 'generation';
+END;
+"#;

@@ -25,6 +25,14 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
         videofeed::store::db::SCHEMA_VERSION,
         writer.count()?
     ));
+    if let Some((videos, took)) = videofeed::store::db::take_reindexed() {
+        say(&format!(
+            "{}: full-text index rewritten as search text (rules version {}): {videos} videos in {:.1} s",
+            db.display(),
+            videofeed::text::VERSION,
+            took.as_secs_f64()
+        ));
+    }
     drop(writer);
     super::leave_index_file(&db);
     Ok(0)

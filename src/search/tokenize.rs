@@ -63,25 +63,44 @@ pub fn last_is_prefix(q: &str) -> bool {
     })
 }
 
-/// The MATCH expression for `q`, or `None` when `q` holds no letter or digit.
-pub fn match_expression(q: &str) -> Option<String> {
+/// Each searchable chunk of `q` as search text ([`crate::text::query_text`]: folded,
+/// words inside CJK and Thai-like text split apart), and whether it is matched as a
+/// prefix: the last chunk by the one-character rule, and any chunk that ends with a
+/// lone CJK character (in titles every such character starts a bigram).
+pub fn search_chunks(q: &str) -> Vec<(std::borrow::Cow<'_, str>, bool)> {
     let prefix = last_is_prefix(q);
     let chunks = chunks(q);
-    let last = chunks.len().checked_sub(1)?;
+    let last = chunks.len().saturating_sub(1);
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let (text, lone_cjk) = crate::text::query_text(chunk);
+            (text, lone_cjk || (i == last && prefix))
+        })
+        .collect()
+}
+
+/// The MATCH expression for `q`, or `None` when `q` holds no letter or digit.
+pub fn match_expression(q: &str) -> Option<String> {
+    let chunks = search_chunks(q);
+    if chunks.is_empty() {
+        return None;
+    }
     let mut out = String::with_capacity(q.len() + 3 * chunks.len() + 1);
-    for (i, chunk) in chunks.iter().enumerate() {
+    for (i, (chunk, prefix)) in chunks.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
         out.push('"');
-        for c in chunk.chars() {
+        for c in chunk.trim().chars() {
             if c == '"' {
                 out.push('"');
             }
             out.push(c);
         }
         out.push('"');
-        if i == last && prefix {
+        if *prefix {
             out.push('*');
         }
     }
@@ -102,9 +121,9 @@ impl Tokenizer {
     pub fn new() -> rusqlite::Result<Tokenizer> {
         let conn = rusqlite::Connection::open_in_memory()?;
         conn.execute_batch(&format!(
-            "CREATE VIRTUAL TABLE q USING fts5(x, tokenize = '{TOKENIZE}');
+            "CREATE VIRTUAL TABLE q USING fts5(x, tokenize = \"{TOKENIZE}\");
              CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance');
-             CREATE VIRTUAL TABLE r USING fts5(title, channel, tokenize = '{TOKENIZE}');
+             CREATE VIRTUAL TABLE r USING fts5(title, channel, tokenize = \"{TOKENIZE}\");
              CREATE VIRTUAL TABLE rv USING fts5vocab(r, 'instance');"
         ))?;
         Ok(Tokenizer { conn })
@@ -115,6 +134,11 @@ impl Tokenizer {
     /// # Errors
     /// Only SQLite failures of the in-memory table.
     pub fn row_tokens(&self, rows: &[(&str, &str)]) -> rusqlite::Result<Vec<(Vec<String>, Vec<String>)>> {
+        // What the index holds is the search text of each (crate::text), not the text.
+        let texts: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> =
+            rows.iter().map(|(t, c)| (crate::text::index_text(t), crate::text::index_text(c))).collect();
+        let rows: Vec<(&str, &str)> = texts.iter().map(|(t, c)| (t.as_ref(), c.as_ref())).collect();
+        let rows = rows.as_slice();
         let rust: Option<Vec<(Vec<String>, Vec<String>)>> = rows
             .iter()
             .map(|(title, channel)| Some((super::unicode61::tokens(title)?, super::unicode61::tokens(channel)?)))
@@ -138,7 +162,8 @@ impl Tokenizer {
             while let Some(row) = found.next()? {
                 let doc = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(usize::MAX);
                 if let Some((title, channel)) = out.get_mut(doc) {
-                    if row.get::<_, bool>(1)? { channel } else { title }.push(row.get(2)?);
+                    if row.get::<_, bool>(1)? { channel } else { title }
+                        .push(row.get::<_, Option<String>>(2)?.unwrap_or_default());
                 }
             }
         }
@@ -152,7 +177,8 @@ impl Tokenizer {
     /// # Errors
     /// Only SQLite failures of the in-memory table.
     pub fn phrases(&self, q: &str) -> rusqlite::Result<Option<Vec<Phrase>>> {
-        let chunks = chunks(q);
+        let searched = search_chunks(q);
+        let chunks: Vec<&str> = searched.iter().map(|(c, _)| c.as_ref()).collect();
         // FTS5's tokenizer in Rust (proven equal by property tests): no SQLite round trip.
         let rust: Option<Vec<Vec<String>>> = chunks.iter().map(|c| super::unicode61::tokens(c)).collect();
         let tokens = match rust {
@@ -165,11 +191,7 @@ impl Tokenizer {
         if tokens.is_empty() || tokens.iter().any(Vec::is_empty) {
             return Ok(None);
         }
-        let last = tokens.len().saturating_sub(1);
-        let prefix = last_is_prefix(q);
-        Ok(Some(
-            tokens.into_iter().enumerate().map(|(i, tokens)| Phrase { tokens, prefix: prefix && i == last }).collect(),
-        ))
+        Ok(Some(tokens.into_iter().zip(searched).map(|(tokens, (_, prefix))| Phrase { tokens, prefix }).collect()))
     }
 
     /// Each chunk's tokens, from FTS5 itself.
@@ -188,7 +210,7 @@ impl Tokenizer {
             while let Some(row) = rows.next()? {
                 let doc = usize::try_from(row.get::<_, i64>(0)?).unwrap_or(usize::MAX);
                 if let Some(list) = tokens.get_mut(doc) {
-                    list.push(row.get(1)?);
+                    list.push(row.get::<_, Option<String>>(1)?.unwrap_or_default());
                 }
             }
         }
@@ -199,7 +221,7 @@ impl Tokenizer {
 }
 
 /// The tokenizer of `videos_fts` (sql/schema.sql); queries are tokenized by FTS5 itself with it ([`Tokenizer`]).
-pub const TOKENIZE: &str = "unicode61 remove_diacritics 2";
+pub const TOKENIZE: &str = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'";
 
 /// The FTS5 MATCH expression of `phrases` (tokens as FTS5 produced them): each
 /// phrase quoted, the last one with `*` when it is a prefix.
@@ -274,11 +296,12 @@ mod tests {
 
         fn table() -> Connection {
             let conn = Connection::open_in_memory().unwrap();
-            conn.execute_batch(
-                "CREATE VIRTUAL TABLE t USING fts5(title, channel, tokenize='unicode61 remove_diacritics 2', prefix='2 3');
+            conn.execute_batch(&format!(
+                "CREATE VIRTUAL TABLE t USING fts5(title, channel, tokenize=\"{}\", prefix='2 3');
                  INSERT INTO t VALUES ('Lofi hip hop radio', 'Chill Beats'), ('C++ in 100 seconds', 'Fireship'),
                  ('Don''t stop me now', 'Queen Official'), ('Café München 4K', 'Reise TV'), ('AND OR NOT NEAR', 'x');",
-            )
+                super::super::TOKENIZE
+            ))
             .unwrap();
             conn
         }

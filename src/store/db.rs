@@ -16,7 +16,7 @@ use rusqlite::OpenFlags;
 /// The schema, applied as one transaction to a new database.
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// The `user_version` this binary writes and expects.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 /// Upgrades, applied in order to an older database: (version it produces, SQL).
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../sql/migrations/002_generation.sql")),
@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../sql/migrations/005_exact_answers.sql")),
     (6, include_str!("../../sql/migrations/006_change_log.sql")),
     (7, include_str!("../../sql/migrations/007_column_changes.sql")),
+    (8, include_str!("../../sql/migrations/008_search_text.sql")),
 ];
 
 /// Page cache per read-only connection, in KiB (SQLite's negative `cache_size`).
@@ -206,6 +207,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|source| Error::Open { path: path.into(), source })?;
     let setup = || -> rusqlite::Result<()> {
+        register_functions(&conn)?;
         conn.busy_timeout(Duration::from_millis(500))?;
         // FTS5's vocabulary (term, rows), for the typo correction; a temp table must
         // be created before query_only forbids it.
@@ -235,6 +237,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, Error> {
         return Err(Error::NotVideofeed { path: path.into(), reason });
     }
     let mut conn = Connection::open(path).map_err(|source| Error::Open { path: path.into(), source })?;
+    register_functions(&conn).map_err(|e| not_videofeed(path, &e))?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(|e| not_videofeed(path, &e))?;
     let mode: String =
         conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| not_videofeed(path, &e))?;
@@ -264,10 +267,83 @@ pub fn open_writer(path: &Path) -> Result<Connection, Error> {
         }
     }
     check(&conn, path)?;
+    index_search_text(&conn, path)?;
     // This database's own identity, for the rank index file (search::index::persist_key).
     conn.execute("INSERT OR IGNORE INTO videofeed_meta (key, value) VALUES ('instance', random())", [])?;
     note_opened(path);
     Ok(conn)
+}
+
+/// Registers `videofeed_search_text(text)`, the search text of a title or channel
+/// ([`crate::text::index_text`]), which the full-text index's triggers write through.
+///
+/// # Errors
+/// SQLite's, when the function cannot be registered.
+pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::{Value, ValueRef};
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+    conn.create_scalar_function("videofeed_search_text", 1, flags, |ctx| {
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Null => Value::Null,
+            ValueRef::Text(bytes) => Value::Text(crate::text::index_text(&String::from_utf8_lossy(bytes)).into_owned()),
+            ValueRef::Integer(i) => Value::Text(i.to_string()),
+            ValueRef::Real(r) => Value::Text(r.to_string()),
+            ValueRef::Blob(bytes) => Value::Text(crate::text::index_text(&String::from_utf8_lossy(bytes)).into_owned()),
+        })
+    })
+}
+
+/// The last re-indexing of the search text this process did: (videos, time taken).
+static REINDEXED: std::sync::Mutex<Option<(i64, Duration)>> = std::sync::Mutex::new(None);
+
+/// The re-indexing of the search text the last [`open_writer`] did, if it did one
+/// (after a migration, or a binary with other rules): (videos, time taken).
+pub fn take_reindexed() -> Option<(i64, Duration)> {
+    REINDEXED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+}
+
+/// Fills the full-text index with search text made by this binary's rules
+/// ([`crate::text::VERSION`]) when it holds none or another version's: after the
+/// migration to schema 8, or an upgrade that changed the rules. One transaction;
+/// a new generation, so every responder rebuilds its rank index.
+fn index_search_text(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let have: Option<i64> = conn
+        .query_row("SELECT value FROM videofeed_meta WHERE key = 'search_text'", [], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+    if have == Some(crate::text::VERSION) {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let tx = conn.unchecked_transaction()?;
+    let videos: i64 = tx.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
+    tx.execute_batch("INSERT INTO videos_fts (videos_fts) VALUES ('delete-all')")?;
+    if videos > 0 {
+        tx.execute_batch(
+            "INSERT INTO videos_fts (rowid, title, channel)
+             SELECT rowid, videofeed_search_text(title), videofeed_search_text(channel) FROM videos;
+             UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
+             WHERE key IN ('generation', 'changes', 'last_write');",
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO videofeed_meta (key, value) VALUES ('search_text', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [crate::text::VERSION],
+    )?;
+    tx.commit()?;
+    let took = started.elapsed();
+    if videos > 0 {
+        log::info!(
+            "search text (rules version {}) indexed: {videos} videos in {:.1} s path={}",
+            crate::text::VERSION,
+            took.as_secs_f64(),
+            path.display()
+        );
+        *REINDEXED.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((videos, took));
+    }
+    Ok(())
 }
 
 /// Stamps the writer's heartbeat (Unix milliseconds) in `videofeed_meta`: what a

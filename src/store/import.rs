@@ -240,7 +240,9 @@ impl<'c> BulkLoad<'c> {
     fn finish(mut self) -> Result<(), Error> {
         let started = Instant::now();
         self.conn.execute_batch(
-            "INSERT INTO videos_fts (videos_fts) VALUES ('rebuild');
+            "INSERT INTO videos_fts (videos_fts) VALUES ('delete-all');
+             INSERT INTO videos_fts (rowid, title, channel)
+             SELECT rowid, videofeed_search_text(title), videofeed_search_text(channel) FROM videos;
              UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
              WHERE key IN ('generation', 'changes', 'last_write');",
         )?;

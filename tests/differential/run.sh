@@ -10,10 +10,16 @@
 #      on one file (rank index, SQL), cold then warm, after random writes through
 #      the write API (the delta answering) and after a compaction; byte-identical
 #      bodies, and every fast path seen answering (--expect-paths).
+#   4. with MULTILINGUAL=N (issue 34): N more videos from bench/gen_multilingual.py
+#      (titles in Japanese, Chinese, Korean, Thai, Arabic, Hebrew, Russian, Hindi,
+#      Vietnamese, German, English; pythainlp added to the venv) in the same
+#      database, their judged queries in the log, and then recall@10 per script
+#      (`cargo bench --bench scripts`, failing below 0.95 for exact and inner words).
 # Usage: bash tests/differential/run.sh [COUNT [QUERIES]]
 #   COUNT 200000 in .ci/run (~2.5 minutes on 2 cores); 1000000 for the bench run.
 # Env: WORK (a directory for the corpus, database and logs; default a new one
-# under /tmp, removed afterwards unless KEEP=1), SEED (7), SHAPES (1000), WRITES (3000).
+# under /tmp, removed afterwards unless KEEP=1), SEED (7), SHAPES (1000), WRITES (3000),
+# MULTILINGUAL (0), MULTILINGUAL_PER_KIND (judged queries per script and kind, 100).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 shared=$(cd "$root/../shared/bench" && pwd)
@@ -22,6 +28,8 @@ queries="${2:-5000}"
 seed="${SEED:-7}"
 shapes="${SHAPES:-1000}"
 writes="${WRITES:-3000}"
+multilingual="${MULTILINGUAL:-0}"
+per_kind="${MULTILINGUAL_PER_KIND:-100}"
 work="${WORK:-$(mktemp -d /tmp/videofeed-differential.XXXXXX)}"
 bin="$root/target/release/videofeed"
 mkdir -p "$work"
@@ -39,6 +47,9 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import wordfreq' 2>/d
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q wordfreq
 fi
+if [ "$multilingual" -gt 0 ] && ! "$venv/bin/python" -c 'import pythainlp' 2>/dev/null; then
+  "$venv/bin/pip" install -q pythainlp
+fi
 (cd "$root" && cargo build --release --locked --quiet)
 
 corpus="$work/videos-$count-seed$seed.jsonl"
@@ -52,12 +63,33 @@ if [ ! -s "$log" ]; then
   (cd "$shared" && "$venv/bin/python" gen_queries.py --count "$queries" --seed "$seed" --out "$log")
 fi
 rm -f "$db" "$db-wal" "$db-shm" "$db.rank"
-"$bin" import --db "$db" "$corpus" 2>/dev/null
+judged="$work/judged-$multilingual-seed$seed.jsonl"
+cp "$corpus" "$corpus.all"
+cp "$log" "$log.all"
+if [ "$multilingual" -gt 0 ]; then
+  mcorpus="$work/multilingual-$multilingual-seed$seed.jsonl"
+  "$venv/bin/python" "$root/bench/gen_multilingual.py" --count "$multilingual" --seed "$seed" \
+    --out "$mcorpus" --queries "$judged" --per-kind "$per_kind"
+  cat "$mcorpus" >> "$corpus.all"
+  # The judged queries join the log, as /feed paths.
+  "$venv/bin/python" -c '
+import json, sys, urllib.parse
+for line in open(sys.argv[1], encoding="utf-8"):
+    j = json.loads(line)
+    print("/feed?" + urllib.parse.urlencode({"q": j["q"], "region": j["region"]}))
+' "$judged" >> "$log.all"
+fi
+"$bin" import --db "$db" "$corpus.all" 2>/dev/null
+rm -f "$corpus.all"
+log="$log.all"
 echo "differential: $count videos (seed $seed) and $queries queries ready in $(( $(date +%s) - started )) s"
 
 status=0
 "$bin" diff --db "$db" --queries "$log" --shapes "$shapes" --writes "$writes" --compact \
   --expect-paths --work-dir "$work/diff" > "$work/diff.out" || status=$?
 cut -c1-4000 "$work/diff.out"
+if [ "$status" = 0 ] && [ "$multilingual" -gt 0 ]; then
+  (cd "$root" && cargo bench --locked --bench scripts -- "$db" "$judged" --min-recall 0.95) || status=$?
+fi
 echo "differential: done in $(( $(date +%s) - started )) s (exit $status)"
 exit "$status"
