@@ -37,6 +37,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_RANK_INDEX",
     "VIDEOFEED_TYPO_FALLBACK",
     "VIDEOFEED_RELAX",
+    "VIDEOFEED_ASSUME_UTC",
     "VIDEOFEED_MAX_STALENESS",
     "VIDEOFEED_QUERY_TIMEOUT_MS",
     "VIDEOFEED_REQUEST_TIMEOUT_MS",
@@ -172,6 +173,9 @@ pub struct Config {
     /// `VIDEOFEED_RELAX`: when all the query's words fill less than the page, drop words
     /// (least distinctive first) and append what the shorter queries find; off = strict AND.
     pub relax: bool,
+    /// `VIDEOFEED_ASSUME_UTC`: the write API reads a `published_at` without a time zone
+    /// (`2024-05-01 12:00:00`, `2024-05-01`) as UTC instead of refusing the row (off).
+    pub assume_utc: bool,
     /// `VIDEOFEED_QUERY_TIMEOUT_MS`: a search running longer is stopped (503).
     pub query_timeout: Duration,
     /// `VIDEOFEED_REQUEST_TIMEOUT_MS`: time a client has to finish sending a request once it
@@ -285,6 +289,7 @@ impl Default for Config {
             // What people expect of a search box; costs a few ms only when a page is short.
             typo_fallback: true,
             relax: true,
+            assume_utc: false,
             max_staleness: Duration::from_secs(60),
             staleness: Staleness::ReplicasOnly,
             // The slowest log query takes ~30 ms on 1M videos; 2 s only stops pathological ones.
@@ -680,6 +685,7 @@ impl Config {
             ("VIDEOFEED_RANK_INDEX", &mut c.rank_index),
             ("VIDEOFEED_TYPO_FALLBACK", &mut c.typo_fallback),
             ("VIDEOFEED_RELAX", &mut c.relax),
+            ("VIDEOFEED_ASSUME_UTC", &mut c.assume_utc),
         ] {
             if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
                 *slot = match v.trim().to_ascii_lowercase().as_str() {

@@ -141,6 +141,33 @@ fn the_get_command_writes_and_deletes_like_curl() -> TestResult {
     Ok(())
 }
 
+// Issue 35 (5): dates without a zone are UTC with VIDEOFEED_ASSUME_UTC=on, refused
+// (saying how to fix it) without; numbers as strings and Unix seconds are read.
+#[test]
+fn the_write_api_reads_real_export_dates_with_assume_utc() -> TestResult {
+    let line = r#"{"id":"cms1","title":"From the CMS","channel":"C","duration_seconds":"183","thumbnail":"https://x.test/a.jpg","region":"US","published_at":"2024-05-01 12:00:00","view_count":"9"}"#;
+    let dir = TestDir::new("admin-assume-utc-off");
+    let (server, _) = admin_server(&dir, &[]);
+    let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), line.as_bytes());
+    assert_eq!(r.status(), 422);
+    let body = json(&r);
+    assert!(body["rejected"][0]["reason"].as_str().is_some_and(|r| r.contains("VIDEOFEED_ASSUME_UTC=on")), "{body}");
+    let unix = line.replace(r#""2024-05-01 12:00:00""#, "1714564800");
+    assert_eq!(write(&server, "POST", "/feed/admin/videos", Some(TOKEN), unix.as_bytes()).status(), 200);
+
+    let dir = TestDir::new("admin-assume-utc-on");
+    let (server, db) = admin_server(&dir, &[("VIDEOFEED_ASSUME_UTC", "on")]);
+    let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), line.as_bytes());
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    let stored: (String, i64, i64) = rusqlite::Connection::open(&db)?.query_row(
+        "SELECT published_at, duration_seconds, view_count FROM videos WHERE id = 'cms1'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    assert_eq!(stored, ("2024-05-01T12:00:00Z".to_owned(), 183, 9));
+    Ok(())
+}
+
 #[test]
 fn bad_batches_are_refused_whole_with_every_reason() -> TestResult {
     let dir = TestDir::new("badbatch");
@@ -150,7 +177,7 @@ fn bad_batches_are_refused_whole_with_every_reason() -> TestResult {
     let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
         (format!("{good}\nnot json"), 422, "not valid JSON", None),
         (
-            format!("{good}\n{}", good.replace("60", "\"60\"")),
+            format!("{good}\n{}", other.replace("60", "\"sixty\"")),
             422,
             "duration_seconds must be a number",
             Some("duration_seconds"),

@@ -167,6 +167,22 @@ fn nginx_fastcgi_pass_and_the_php_client() -> TestResult {
     let (status, _, _) = curl(&format!("{base}/feedx?q=music"));
     assert_eq!(status, 404, "nginx only routes /feed…; ours answers 404 for the rest");
 
+    // Issue 35 (7): with the front's gzip on (docs/fronts.md), a client that accepts
+    // gzip gets the answer compressed, and the same bytes once decompressed.
+    let url = format!("{base}/feed?q=music&limit=100");
+    let plain = Command::new("curl").args(["-s", "--max-time", "10", &url]).output()?.stdout;
+    let gz = dir.path("answer.gz");
+    let head = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", gz.to_str().unwrap(), "-H", "Accept-Encoding: gzip", "--max-time", "10", &url])
+        .output()?;
+    let head = String::from_utf8_lossy(&head.stdout).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let compressed = std::fs::read(&gz)?;
+    let unzipped = Command::new("gzip").args(["-dc", gz.to_str().unwrap()]).output()?;
+    assert!(unzipped.status.success());
+    assert!(plain.len() > 10_000 && compressed.len() * 3 < plain.len(), "{} -> {}", plain.len(), compressed.len());
+    assert_eq!(unzipped.stdout, plain, "the same answer once decompressed");
+
     // Many requests over nginx's kept-alive upstream connections.
     for i in 0..50 {
         let (status, _, _) = curl(&format!("{base}/feed?q=m{}", i % 10));

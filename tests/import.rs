@@ -52,6 +52,63 @@ fn bad_lines_are_reported_with_line_numbers_and_good_ones_kept() -> TestResult {
     Ok(())
 }
 
+/// A CMS export as MySQL writes it (issue 35): `DATETIME` and bare dates, Unix
+/// seconds, numbers as strings, one bad view count.
+fn cms_export() -> String {
+    let line = |id: &str, published: &str, duration: &str, views: &str| {
+        format!(
+            r#"{{"id":"{id}","title":"Export {id}","channel":"CMS","duration_seconds":{duration},"thumbnail":"https://x.test/{id}.jpg","region":"US","published_at":{published},"view_count":{views}}}"#
+        ) + "\n"
+    };
+    [
+        line("m1", r#""2024-05-01 12:00:00""#, "183", "7"),
+        line("m2", r#""2024-05-02""#, r#""183""#, r#""42""#),
+        line("m3", "1714564800", "60", "1"),
+        line("m4", r#""2024-05-03 08:30:00""#, "60", "-5"),
+    ]
+    .concat()
+}
+
+#[test]
+fn real_export_dates_and_numbers_import_with_the_rules_that_read_them() -> TestResult {
+    let dir = TestDir::new("cms-export");
+    let file = dir.path("export.jsonl");
+    std::fs::write(&file, cms_export())?;
+    // As shipped: the zone-less dates are refused whole, each kind counted in the summary.
+    let db = dir.path("strict.db");
+    let out = run(&["import", "--db", db.to_str().unwrap(), file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr)?;
+    assert!(
+        err.contains("export.jsonl:1: rejected: published_at has no time zone") && err.contains("--assume-utc"),
+        "{err}"
+    );
+    assert!(err.contains("rejected: 3 lines published_at has no time zone"), "{err}");
+    assert_eq!(count(&db, "SELECT count(*) FROM videos"), 1, "m3 (Unix seconds) is in: {err}");
+    // --assume-utc reads them as UTC; numeric strings and Unix seconds are numbers and dates.
+    let db = dir.path("utc.db");
+    let out = run(&["import", "--db", db.to_str().unwrap(), "--assume-utc", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "m4's view count is still bad");
+    let err = String::from_utf8(out.stderr)?;
+    assert!(err.contains("rejected: 1 line view_count must be a whole number from N to N"), "{err}");
+    let published = |id: &str| -> rusqlite::Result<Option<String>> {
+        rusqlite::Connection::open(&db)?.query_row("SELECT published_at FROM videos WHERE id = ?1", [id], |r| r.get(0))
+    };
+    assert_eq!(published("m1")?.as_deref(), Some("2024-05-01T12:00:00Z"));
+    assert_eq!(published("m2")?.as_deref(), Some("2024-05-02T00:00:00Z"));
+    assert_eq!(published("m3")?.as_deref(), Some("2024-05-01T12:00:00Z"));
+    assert_eq!(count(&db, "SELECT duration_seconds + view_count FROM videos WHERE id = 'm2'"), 183 + 42);
+    // --lenient keeps m4 without its bad view count, and says so.
+    let out = run(&["import", "--db", db.to_str().unwrap(), "--assume-utc", "--lenient", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8(out.stderr)?;
+    assert!(err.contains("export.jsonl:4: kept without a field: view_count"), "{err}");
+    assert!(String::from_utf8(out.stdout)?.contains("kept_without_a_field=1"));
+    assert_eq!(count(&db, "SELECT view_count FROM videos WHERE id = 'm4'"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos"), 4);
+    Ok(())
+}
+
 #[test]
 fn strict_stops_at_the_first_bad_line_with_nothing_of_its_batch_written() -> TestResult {
     let dir = TestDir::new("strict");

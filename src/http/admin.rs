@@ -213,7 +213,7 @@ impl Handler {
                 if req.stdin_truncated || req.stdin.len() > admin.max_body {
                     return Ok((0, too_large(admin.max_body)));
                 }
-                match parse_batch(&req.stdin) {
+                match parse_batch(&req.stdin, self.config.assume_utc) {
                     Ok(videos) => Op::Upsert(videos),
                     Err((status, body)) => return Ok((0, response::admin(status, &body, &[]))),
                 }
@@ -267,7 +267,7 @@ impl Handler {
 
 /// Validates a JSON Lines body: all lines good and ids unique, or a 4xx answer
 /// listing every rejected line (then nothing is written).
-fn parse_batch(body: &[u8]) -> Result<Vec<store::Video>, (u16, serde_json::Value)> {
+fn parse_batch(body: &[u8], assume_utc: bool) -> Result<Vec<store::Video>, (u16, serde_json::Value)> {
     let reject = |status: u16, message: &str, rejected: Vec<serde_json::Value>| {
         (
             status,
@@ -289,7 +289,7 @@ fn parse_batch(body: &[u8]) -> Result<Vec<store::Video>, (u16, serde_json::Value
         if line.trim().is_empty() {
             continue;
         }
-        match store::parse_line(line) {
+        match store::parse_line_with(line, store::ParseRules { assume_utc, lenient: false }).map(|(v, _)| v) {
             Ok(v) => match first_line.get(&v.id) {
                 Some(first) => rejected.push(serde_json::json!({
                     "line": number, "field": "id", "reason": format!("duplicate id {:?}: also on line {first}", v.id)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::video::{Video, parse_line};
+use super::video::{ParseRules, Video, parse_line_with};
 use super::{Error, Store, retry_busy, upsert_rows};
 
 /// Longest accepted input line; a longer one is rejected without being buffered whole.
@@ -22,13 +22,16 @@ pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 /// Rows per transaction unless told otherwise.
 pub const DEFAULT_BATCH: usize = 10_000;
 
-/// A rejected input line.
+/// A rejected input line, or (with [`ParseRules::lenient`]) a line imported without a bad
+/// optional field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     /// 1-based line number.
     pub line: u64,
     /// What was wrong with it.
     pub reason: String,
+    /// The row was imported anyway, without the field the reason names.
+    pub kept: bool,
 }
 
 /// Import options.
@@ -41,11 +44,13 @@ pub struct ImportOptions {
     /// Bulk-load an empty database: the whole input in one transaction, the FTS index built
     /// once at the end instead of row by row (about 3x faster). Ignored when rows exist.
     pub bulk_when_empty: bool,
+    /// How dates and numbers of real exports are read (`--assume-utc`, `--lenient`).
+    pub rules: ParseRules,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { batch_size: DEFAULT_BATCH, strict: false, bulk_when_empty: true }
+        ImportOptions { batch_size: DEFAULT_BATCH, strict: false, bulk_when_empty: true, rules: ParseRules::default() }
     }
 }
 
@@ -62,6 +67,8 @@ pub struct ImportSummary {
     pub unchanged: u64,
     /// Lines rejected.
     pub rejected: u64,
+    /// Lines imported without a bad optional field ([`ParseRules::lenient`]).
+    pub kept_without: u64,
     /// Wall time so far.
     pub elapsed: Duration,
 }
@@ -79,12 +86,13 @@ impl fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lines={} inserted={} updated={} unchanged={} rejected={} seconds={:.2} rows_per_s={:.0}",
+            "lines={} inserted={} updated={} unchanged={} rejected={}{} seconds={:.2} rows_per_s={:.0}",
             self.lines,
             self.inserted,
             self.updated,
             self.unchanged,
             self.rejected,
+            if self.kept_without > 0 { format!(" kept_without_a_field={}", self.kept_without) } else { String::new() },
             self.elapsed.as_secs_f64(),
             self.rows_per_second()
         )
@@ -113,7 +121,7 @@ impl Store {
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Parsed>, Error>>(4);
             scope.spawn(move || {
-                let mut lines = Lines { input, line_no: 0, raw: Vec::new() };
+                let mut lines = Lines { input, line_no: 0, raw: Vec::new(), rules: opts.rules };
                 loop {
                     let mut chunk = Vec::with_capacity(PARSE_CHUNK);
                     let mut end = false;
@@ -162,9 +170,15 @@ impl Store {
             if let Some((line, outcome)) = next {
                 summary.lines += 1;
                 match outcome {
-                    Ok(v) => batch.push(v),
+                    Ok((v, warnings)) => {
+                        batch.push(v);
+                        for reason in warnings {
+                            summary.kept_without += 1;
+                            on_reject(&Rejection { line, reason, kept: true });
+                        }
+                    }
                     Err(reason) => {
-                        let rejection = Rejection { line, reason };
+                        let rejection = Rejection { line, reason, kept: false };
                         if opts.strict {
                             summary.elapsed = started.elapsed();
                             // Not committed: the bulk transaction rolls back on drop.
@@ -266,7 +280,7 @@ impl Drop for BulkLoad<'_> {
 }
 
 /// A line number and the video on it, or why it is not one.
-type Parsed = (u64, Result<Video, String>);
+type Parsed = (u64, Result<(Video, Vec<String>), String>);
 /// Lines handed from the parser thread to the writer at a time.
 const PARSE_CHUNK: usize = 2000;
 
@@ -275,6 +289,7 @@ struct Lines<R> {
     input: R,
     line_no: u64,
     raw: Vec<u8>,
+    rules: ParseRules,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -292,7 +307,7 @@ impl<R: BufRead> Lines<R> {
             } else {
                 match std::str::from_utf8(&self.raw) {
                     Ok(s) if s.trim().is_empty() => continue,
-                    Ok(s) => parse_line(s),
+                    Ok(s) => parse_line_with(s, self.rules),
                     Err(_) => Err("not valid UTF-8".to_owned()),
                 }
             };

@@ -22,7 +22,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use import::{DEFAULT_BATCH, ImportOptions, ImportSummary, MAX_LINE_BYTES, Rejection};
-pub use video::{Video, parse_line};
+pub use video::{ParseRules, Video, parse_line, parse_line_with};
 pub use writer::{Applied, Op};
 
 const UPSERT_SQL: &str = "\

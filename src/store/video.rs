@@ -3,8 +3,10 @@
 //!
 //! The format is the one `shared/bench/gen_corpus.py` writes: one JSON object
 //! per line with `id`, `title`, `channel`, `duration_seconds`, `thumbnail`,
-//! `region`, and optionally `published_at` (RFC 3339, stored in UTC) and
-//! `view_count`. Unknown fields are ignored; a leading byte order mark
+//! `region`, and optionally `published_at` (RFC 3339 or Unix seconds, stored
+//! in UTC; with [`ParseRules::assume_utc`] also a date-time or date without a
+//! zone, as MySQL exports write them) and `view_count`. Numbers may come as
+//! numeric strings (`"183"`). Unknown fields are ignored; a leading byte order mark
 //! (U+FEFF, as Windows editors write) is skipped. Titles, channels and ids hold
 //! no control characters; a thumbnail is an absolute `http(s)` URL (parsed by
 //! the `url` crate) without white space, quotes or control characters, since
@@ -48,11 +50,31 @@ impl Video {
     }
 }
 
-/// Validates one JSON line into a [`Video`].
+/// How [`parse_line_with`] reads what real exports write (issue 35).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseRules {
+    /// A `published_at` without a time zone (`2024-05-01 12:00:00`, a MySQL
+    /// `DATETIME`; `2024-05-01`, a bare date) is read as UTC instead of refused.
+    pub assume_utc: bool,
+    /// A bad optional field (`published_at`, `view_count`) leaves the row without it
+    /// (null, 0) and a warning, instead of rejecting the row.
+    pub lenient: bool,
+}
+
+/// Validates one JSON line into a [`Video`], with the default [`ParseRules`].
 ///
 /// # Errors
 /// A reason naming the field and the rule it broke.
 pub fn parse_line(line: &str) -> Result<Video, String> {
+    parse_line_with(line, ParseRules::default()).map(|(video, _)| video)
+}
+
+/// Validates one JSON line into a [`Video`] under `rules`, with the warnings of the
+/// optional fields it left out ([`ParseRules::lenient`]).
+///
+/// # Errors
+/// A reason naming the field and the rule it broke.
+pub fn parse_line_with(line: &str, rules: ParseRules) -> Result<(Video, Vec<String>), String> {
     let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let Value::Object(obj) = value else {
@@ -71,18 +93,61 @@ pub fn parse_line(line: &str) -> Result<Video, String> {
     if !(region == "GLOBAL" || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase()))) {
         return Err(format!("region must be two letters or GLOBAL, got {region:?}"));
     }
-    let published_at = match obj.get("published_at") {
-        None | Some(Value::Null) => None,
-        // Stored in UTC, so `sort=recent` can compare the text.
-        Some(Value::String(s)) if s.len() > 40 => return Err("published_at is longer than 40 characters".into()),
-        Some(Value::String(s)) => match crate::timefmt::parse_rfc3339(s) {
-            Ok(unix) => Some(crate::timefmt::rfc3339(unix)),
-            Err(why) => return Err(format!("published_at {why} (an RFC 3339 date-time such as 2024-05-01T12:00:00Z)")),
-        },
-        Some(_) => return Err("published_at must be an RFC 3339 date-time string such as 2024-05-01T12:00:00Z".into()),
+    let mut warnings = Vec::new();
+    let published_at = match published_at(&obj, rules.assume_utc) {
+        Ok(at) => at,
+        Err(why) if rules.lenient => {
+            warnings.push(format!("{why}: imported without published_at (--lenient)"));
+            None
+        }
+        Err(why) => return Err(why),
     };
-    let view_count = integer(&obj, "view_count", i64::MAX)?.unwrap_or(0);
-    Ok(Video { id, title, channel, duration_seconds, thumbnail, region, published_at, view_count })
+    let view_count = match integer(&obj, "view_count", i64::MAX) {
+        Ok(n) => n.unwrap_or(0),
+        Err(why) if rules.lenient => {
+            warnings.push(format!("{why}: imported with view_count 0 (--lenient)"));
+            0
+        }
+        Err(why) => return Err(why),
+    };
+    Ok((Video { id, title, channel, duration_seconds, thumbnail, region, published_at, view_count }, warnings))
+}
+
+/// The latest Unix second `published_at` may be given as (9999-12-31T23:59:59Z).
+const MAX_UNIX: i64 = 253_402_300_799;
+
+/// `published_at` as stored (RFC 3339 in UTC), from an RFC 3339 string, Unix seconds,
+/// or with `assume_utc` a date-time or date without a zone.
+fn published_at(obj: &Map<String, Value>, assume_utc: bool) -> Result<Option<String>, String> {
+    use crate::timefmt::{parse_rfc3339, rfc3339};
+    const EXAMPLE: &str = "an RFC 3339 date-time such as 2024-05-01T12:00:00Z, or Unix seconds";
+    match obj.get("published_at") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64().or_else(|| whole(n.as_f64())) {
+            Some(unix) if (0..=MAX_UNIX).contains(&unix) => Ok(Some(rfc3339(unix))),
+            _ => Err(format!("published_at as a number must be whole Unix seconds from 0 to {MAX_UNIX}")),
+        },
+        // Stored in UTC, so `sort=recent` can compare the text.
+        Some(Value::String(s)) if s.len() > 40 => Err("published_at is longer than 40 characters".into()),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            let why = match parse_rfc3339(s) {
+                Ok(unix) => return Ok(Some(rfc3339(unix))),
+                Err(why) => why,
+            };
+            // Without a zone: a date-time (`2024-05-01 12:00:00`) or a bare date.
+            let naive = parse_rfc3339(&format!("{s}Z")).or_else(|_| parse_rfc3339(&format!("{s}T00:00:00Z")));
+            match naive {
+                Ok(unix) if assume_utc => Ok(Some(rfc3339(unix))),
+                Ok(_) => Err(format!(
+                    "published_at has no time zone ({s:?}): import with --assume-utc (the write API: \
+                     VIDEOFEED_ASSUME_UTC=on) to read it as UTC, or send {EXAMPLE}"
+                )),
+                Err(_) => Err(format!("published_at {why} ({EXAMPLE})")),
+            }
+        }
+        Some(_) => Err(format!("published_at must be {EXAMPLE}")),
+    }
 }
 
 /// The import format's fields, in the order a reason names them.
@@ -147,6 +212,19 @@ fn integer(obj: &Map<String, Value>, field: &str, max: i64) -> Result<Option<i64
             Some(v) if (0..=max).contains(&v) => Ok(Some(v)),
             _ => Err(format!("{field} must be a whole number from 0 to {max}")),
         },
+        // "183" (CSV-born exports quote every field): the number its digits spell (no
+        // sign, point or space; at most 18 significant digits, as docs/openapi.json says).
+        Some(Value::String(text)) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            let significant = text.trim_start_matches('0');
+            let most = max.to_string().len().min(18);
+            match significant.parse::<i64>() {
+                _ if significant.len() > most => Err(format!("{field} must be a whole number from 0 to {max}")),
+                Ok(v) if v <= max => Ok(Some(v)),
+                Err(_) if significant.is_empty() => Ok(Some(0)),
+                _ => Err(format!("{field} must be a whole number from 0 to {max}")),
+            }
+        }
+        Some(Value::String(text)) => Err(format!("{field} must be a number, got {text:?}")),
         Some(_) => Err(format!("{field} must be a number")),
     }
 }
@@ -201,7 +279,10 @@ mod tests {
             (&GOOD.replace("600", "-1"), "duration_seconds must be a whole number"),
             (&GOOD.replace("600", "600.5"), "duration_seconds must be a whole number"),
             (&GOOD.replace("600", "1e300"), "duration_seconds must be a whole number"),
-            (&GOOD.replace("600", "\"600\""), "duration_seconds must be a number"),
+            (&GOOD.replace("600", "\"six\""), "duration_seconds must be a number, got \"six\""),
+            (&GOOD.replace("600", "\"-5\""), "duration_seconds must be a number, got \"-5\""),
+            (&GOOD.replace("2024-01-02T03:04:05Z", "2024-05-01 12:00:00"), "--assume-utc"),
+            (&GOOD.replace("\"2024-01-02T03:04:05Z\"", "-1"), "published_at as a number must be whole Unix seconds"),
             (&GOOD.replace("https://i.ytimg.com/vi/x/hqdefault.jpg", "javascript:alert(1)"), "thumbnail must be"),
             (&GOOD.replace("\"us\"", "\"USA\""), "region must be"),
             (&GOOD.replace("2024-01-02T03:04:05Z", "yesterday"), "published_at is not a date-time"),
@@ -225,5 +306,34 @@ mod tests {
                 Ok(v) => panic!("accepted {line}: {v:?}"),
             }
         }
+    }
+
+    #[test]
+    fn real_export_formats_are_read() -> Result<(), String> {
+        // Numbers as strings, Unix seconds.
+        let v = parse_line(&GOOD.replace("600", "\"183\"").replace("\"2024-01-02T03:04:05Z\"", "1714564800"))?;
+        assert_eq!((v.duration_seconds, v.published_at.as_deref()), (183, Some("2024-05-01T12:00:00Z")));
+        assert_eq!(parse_line(&GOOD.replace("600", "\"0001000000\""))?.duration_seconds, 1_000_000);
+        assert!(parse_line(&GOOD.replace("600", "\"1000001\"")).is_err());
+        assert!(parse_line(&GOOD.replace("600", "\" 183\"")).is_err());
+        assert!(parse_line(&GOOD.replace("600", "\"183.0\"")).is_err());
+        // A MySQL DATETIME and a bare date, as UTC with assume_utc.
+        let utc = ParseRules { assume_utc: true, lenient: false };
+        let (v, warnings) = parse_line_with(&GOOD.replace("2024-01-02T03:04:05Z", "2024-05-01 12:00:00"), utc)?;
+        assert_eq!((v.published_at.as_deref(), warnings.len()), (Some("2024-05-01T12:00:00Z"), 0));
+        let (v, _) = parse_line_with(&GOOD.replace("2024-01-02T03:04:05Z", "2024-05-01"), utc)?;
+        assert_eq!(v.published_at.as_deref(), Some("2024-05-01T00:00:00Z"));
+        assert!(parse_line_with(&GOOD.replace("2024-01-02T03:04:05Z", "2024-05-32"), utc).is_err());
+        // Lenient: a bad optional field is left out with a warning; a bad required one still rejects.
+        let lenient = ParseRules { assume_utc: false, lenient: true };
+        let (v, warnings) = parse_line_with(
+            &GOOD.replace("2024-01-02T03:04:05Z", "soon").replace("\"view_count\":12", "\"view_count\":-3"),
+            lenient,
+        )?;
+        assert_eq!((v.published_at, v.view_count), (None, 0));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("published_at") && warnings[0].contains("imported without published_at"));
+        assert!(parse_line_with(&GOOD.replace("600", "-1"), lenient).is_err());
+        Ok(())
     }
 }

@@ -135,7 +135,8 @@ def map_case(ctx, case):
         if isinstance(thumbnail, str) and re.search(_VIDEO["thumbnail"]["pattern"], thumbnail):
             case.body["thumbnail"] = _plain_host(thumbnail)
         published = case.body.get("published_at")
-        pattern, longest = _VIDEO["published_at"]["pattern"], _VIDEO["published_at"]["maxLength"]
+        published_schema = _VIDEO["published_at"]["anyOf"][0]
+        pattern, longest = published_schema["pattern"], published_schema["maxLength"]
         if (
             isinstance(published, str)
             and len(published) <= longest
