@@ -34,7 +34,23 @@ fn feed_answer_has_the_contract_shape_and_headers() -> TestResult {
     for item in results {
         let mut k: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
         k.sort_unstable();
-        assert_eq!(k, ["channel", "duration_seconds", "id", "region", "score", "thumbnail", "title"]);
+        assert_eq!(
+            k,
+            [
+                "channel",
+                "duration_seconds",
+                "id",
+                "published_at",
+                "region",
+                "score",
+                "thumbnail",
+                "title",
+                "view_count"
+            ]
+        );
+        // Issue 35: what a card shows besides the title.
+        assert!(item["published_at"].is_null() || item["published_at"].as_str().is_some_and(|p| p.ends_with('Z')));
+        assert!(item["view_count"].as_i64().is_some_and(|v| v >= 0), "{item}");
         assert!(item["region"] == "DE" || item["region"] == "GLOBAL", "{item}");
         let score = item["score"].as_f64().unwrap();
         assert!(score <= last, "scores must not increase");

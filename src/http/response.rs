@@ -365,7 +365,21 @@ mod tests {
         assert_eq!((body["has_more"].as_bool(), body["next"].is_null()), (Some(false), true));
         assert_eq!(body["count"], 1);
         let item_keys: Vec<&String> = body["results"][0].as_object().unwrap().keys().collect();
-        assert_eq!(item_keys, ["channel", "duration_seconds", "id", "region", "score", "thumbnail", "title"]);
+        assert_eq!(
+            item_keys,
+            [
+                "channel",
+                "duration_seconds",
+                "id",
+                "published_at",
+                "region",
+                "score",
+                "thumbnail",
+                "title",
+                "view_count"
+            ]
+        );
+        assert!(body["results"][0]["published_at"].is_null());
         // Channel data appears only when known.
         let known = FeedItem {
             channel_verified: Some(true),

@@ -67,6 +67,10 @@ pub struct FeedItem {
     pub region: String,
     /// Negated bm25: higher is a better match.
     pub score: f64,
+    /// When the video was published (RFC 3339 in UTC, as stored), or null.
+    pub published_at: Option<String>,
+    /// Its view count.
+    pub view_count: i64,
     /// The channel's display name, when the enrichment source knows the channel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_display_name: Option<String>,

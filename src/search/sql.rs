@@ -14,10 +14,11 @@ use rusqlite::Connection;
 
 use super::{DataVersion, Error, FeedItem, Sort, ThumbnailPolicy, bm25};
 
-/// What every result row carries besides the video: the last thumbnail check of
-/// its current thumbnail and the channel's enrichment data (columns 7-13; column 6
-/// is the rank). Joined by primary key, so it costs two lookups per row shown.
-pub const EXTRAS: &str = "t.ok, t.alternative, c.display_name, c.avatar_url, c.verified, c.subscriber_count";
+/// What every result row carries besides the video's columns 0-5: the last
+/// thumbnail check of its current thumbnail, the channel's enrichment data, the
+/// video's `published_at` and view count (columns 7-14; column 6 is the rank). Joined by primary key, so it costs two lookups per row shown.
+pub const EXTRAS: &str =
+    "t.ok, t.alternative, c.display_name, c.avatar_url, c.verified, c.subscriber_count, v.published_at, v.view_count";
 /// The joins behind [`EXTRAS`].
 pub const EXTRA_JOINS: &str = "LEFT JOIN thumbnail_checks t ON t.video_id = v.id AND t.url = v.thumbnail \
      LEFT JOIN channels c ON c.name = v.channel AND c.found = 1";
@@ -148,7 +149,7 @@ pub fn read_meta(tx: &Connection) -> Result<Meta, Error> {
 }
 
 /// A result row (`ROW_SQL`, `FEED_SQL` or `FILTERED_SQL`: the video in columns 0-5,
-/// [`EXTRAS`] in 7-12) and its bm25 rank; a broken thumbnail is replaced per `policy`.
+/// [`EXTRAS`] in 7-14) and its bm25 rank; a broken thumbnail is replaced per `policy`.
 pub fn row_item(r: &rusqlite::Row<'_>, rank: f64, policy: &ThumbnailPolicy) -> rusqlite::Result<FeedItem> {
     let mut thumbnail: String = r.get(4)?;
     if r.get::<_, Option<i64>>(7)? == Some(0) {
@@ -168,6 +169,8 @@ pub fn row_item(r: &rusqlite::Row<'_>, rank: f64, policy: &ThumbnailPolicy) -> r
         channel_avatar: r.get(10)?,
         channel_verified: r.get::<_, Option<i64>>(11)?.map(|v| v != 0),
         channel_subscribers: r.get(12)?,
+        published_at: r.get(13)?,
+        view_count: r.get::<_, Option<i64>>(14)?.unwrap_or(0),
         title_highlighted: None,
         channel_highlighted: None,
     })
