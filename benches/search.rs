@@ -23,6 +23,14 @@ const SHAPES: &[(&str, &str)] = &[
     ("three words", "q=composition%20information%20absolute"),
     ("stop word + prefix", "q=the%20be"),
     ("no match", "q=zzqxv"),
+    // Browsing without a query (issue 35).
+    ("browse: popular in a region", "region=DE&sort=popular"),
+    ("browse: newest, biggest region", "sort=recent"),
+    ("browse: newest GLOBAL", "region=GLOBAL&sort=recent"),
+    ("browse: deepest page", "region=DE&sort=popular&offset=1000"),
+    ("browse: rare region + duration", "region=IS&sort=popular&min_duration=3000"),
+    ("browse: biggest channel", "channel=MIGHT&sort=popular"),
+    ("browse: a channel, newest", "channel=feels"),
 ];
 
 fn pct(sorted: &[Duration], p: usize) -> f64 {
@@ -62,6 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The serve settings that change what a query costs, from the same variables.
     let off = |name: &str| std::env::var(name).is_ok_and(|v| v == "off");
     reader.set_relax(!off("VIDEOFEED_RELAX"));
+    reader.set_totals(!off("VIDEOFEED_TOTALS"));
     reader.set_typo_correction(!off("VIDEOFEED_TYPO_FALLBACK"));
     println!("| shape | query | rows | p50 ms | p95 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");

@@ -1,4 +1,4 @@
--- videofeed schema, version 8 (PRAGMA user_version = 8).
+-- videofeed schema, version 9 (PRAGMA user_version = 9).
 -- Applied by `videofeed init` / `import` / `demo` inside one transaction when
 -- user_version is 0; embedded in the binary with include_str!. Older databases
 -- are upgraded in place by sql/migrations/ (002_generation.sql, 003_changes.sql,
@@ -210,4 +210,39 @@ WHEN new.generation % 1000 = 0 BEGIN
     DELETE FROM videofeed_changes WHERE generation <= new.generation - 200000;
 END;
 
-PRAGMA user_version = 8;
+-- Browsing without a query (`sort=recent|popular`, `channel=`) and channels
+-- matched by their folded words (videofeed_channel_key(), src/text/): see
+-- migrations/009_browse.sql.
+CREATE INDEX videos_region_popular ON videos (region, view_count DESC, duration_seconds);
+CREATE INDEX videos_region_recent ON videos (region, published_at DESC, duration_seconds);
+CREATE INDEX videos_region_duration ON videos (region, duration_seconds);
+CREATE INDEX videos_channel_popular ON videos (channel, region, view_count DESC, duration_seconds);
+CREATE INDEX videos_channel_recent ON videos (channel, region, published_at DESC, duration_seconds);
+
+-- Every channel name in `videos` with its match key (videofeed_channel_key()):
+-- `channel=` finds the stored names by key. Kept by the triggers below; a plain
+-- table (not an expression index), so VACUUM, REINDEX and integrity_check work
+-- from any SQLite shell. Rebuilt when the text rules change (search_text).
+-- (No INSERT OR IGNORE in the triggers: an UPSERT's conflict handling would
+-- override it and fail on a name already there.)
+CREATE TABLE channel_keys (
+    name TEXT PRIMARY KEY,
+    key  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX channel_keys_key ON channel_keys (key);
+CREATE TRIGGER videos_ai_channel AFTER INSERT ON videos BEGIN
+    INSERT INTO channel_keys (name, key) SELECT new.channel, videofeed_channel_key(new.channel)
+    WHERE NOT EXISTS (SELECT 1 FROM channel_keys WHERE name = new.channel);
+END;
+CREATE TRIGGER videos_au_channel AFTER UPDATE OF channel ON videos WHEN old.channel IS NOT new.channel BEGIN
+    INSERT INTO channel_keys (name, key) SELECT new.channel, videofeed_channel_key(new.channel)
+    WHERE NOT EXISTS (SELECT 1 FROM channel_keys WHERE name = new.channel);
+    DELETE FROM channel_keys WHERE name = old.channel
+        AND NOT EXISTS (SELECT 1 FROM videos WHERE channel = old.channel);
+END;
+CREATE TRIGGER videos_ad_channel AFTER DELETE ON videos BEGIN
+    DELETE FROM channel_keys WHERE name = old.channel
+        AND NOT EXISTS (SELECT 1 FROM videos WHERE channel = old.channel);
+END;
+
+PRAGMA user_version = 9;

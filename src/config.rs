@@ -37,6 +37,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_RANK_INDEX",
     "VIDEOFEED_TYPO_FALLBACK",
     "VIDEOFEED_RELAX",
+    "VIDEOFEED_TOTALS",
     "VIDEOFEED_ASSUME_UTC",
     "VIDEOFEED_MAX_STALENESS",
     "VIDEOFEED_QUERY_TIMEOUT_MS",
@@ -173,6 +174,9 @@ pub struct Config {
     /// `VIDEOFEED_RELAX`: when all the query's words fill less than the page, drop words
     /// (least distinctive first) and append what the shorter queries find; off = strict AND.
     pub relax: bool,
+    /// `VIDEOFEED_TOTALS`: count the matching videos of every answer (`total`,
+    /// `total_is_exact`, exact up to 10,000); off leaves both fields out.
+    pub totals: bool,
     /// `VIDEOFEED_ASSUME_UTC`: the write API reads a `published_at` without a time zone
     /// (`2024-05-01 12:00:00`, `2024-05-01`) as UTC instead of refusing the row (off).
     pub assume_utc: bool,
@@ -289,6 +293,7 @@ impl Default for Config {
             // What people expect of a search box; costs a few ms only when a page is short.
             typo_fallback: true,
             relax: true,
+            totals: true,
             assume_utc: false,
             max_staleness: Duration::from_secs(60),
             staleness: Staleness::ReplicasOnly,
@@ -685,6 +690,7 @@ impl Config {
             ("VIDEOFEED_RANK_INDEX", &mut c.rank_index),
             ("VIDEOFEED_TYPO_FALLBACK", &mut c.typo_fallback),
             ("VIDEOFEED_RELAX", &mut c.relax),
+            ("VIDEOFEED_TOTALS", &mut c.totals),
             ("VIDEOFEED_ASSUME_UTC", &mut c.assume_utc),
         ] {
             if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {

@@ -106,6 +106,152 @@ fn post_upserts_delete_removes_and_both_purge_the_right_tags() -> TestResult {
 }
 
 #[test]
+fn get_patch_bulk_delete_and_array_bodies() -> TestResult {
+    // Issue 35 point 3: one video read back whole, partial updates, bulk delete, array bodies.
+    let dir = TestDir::new("crud35");
+    let (server, db) = admin_server(&dir, &[]);
+    let array =
+        format!("[{}, {}]", video("arr0000001", "Axolotl Parade", "DE"), video("arr0000002", "Axolotl Dance", "FR"));
+    let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), array.as_bytes());
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert_eq!((json(&r)["accepted"].as_u64(), json(&r)["inserted"].as_u64()), (Some(2), Some(2)));
+    // An array with a bad element is refused whole, naming its position.
+    let bad = format!("[{}, {{\"id\":\"arr0000004\"}}]", video("arr0000003", "Axolotl Nap", "DE"));
+    let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), bad.as_bytes());
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        (json(&r)["rejected"][0]["line"].as_u64(), json(&r)["rejected"][0]["field"].as_str()),
+        (Some(2), Some("title"))
+    );
+    let r = write(&server, "POST", "/feed/admin/videos", Some(TOKEN), b"[{\"id\": ");
+    assert_eq!(r.status(), 400);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id = 'arr0000003'"), 0);
+
+    // GET: every field, null for what is unknown; 404 when absent; the token is needed.
+    let r = write(&server, "GET", "/feed/admin/videos/arr0000001", Some(TOKEN), b"");
+    assert_eq!((r.status(), r.header("Cache-Control")), (200, Some("no-store")));
+    let v = json(&r);
+    assert_eq!(v["title"], "Axolotl Parade");
+    assert_eq!(
+        (v["region"].as_str(), v["view_count"].as_i64(), v["duration_seconds"].as_i64()),
+        (Some("DE"), Some(0), Some(60))
+    );
+    assert!(v.get("published_at").is_some_and(serde_json::Value::is_null), "{v}");
+    assert_eq!(write(&server, "GET", "/feed/admin/videos/nope", Some(TOKEN), b"").status(), 404);
+    assert_eq!(write(&server, "GET", "/feed/admin/videos/arr0000001", None, b"").status(), 401);
+
+    // PATCH: only the named fields change; numeric strings and dates as for a whole row.
+    let r = write(
+        &server,
+        "PATCH",
+        "/feed/admin/videos/arr0000001",
+        Some(TOKEN),
+        br#"{"view_count":"99","published_at":1714564800}"#,
+    );
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert_eq!((json(&r)["updated"].as_u64(), r.header("X-LiteSpeed-Purge")), (Some(1), Some("tag=feed-DE")));
+    let v = json(&write(&server, "GET", "/feed/admin/videos/arr0000001", Some(TOKEN), b""));
+    assert_eq!(
+        (v["view_count"].as_i64(), v["published_at"].as_str(), v["title"].as_str()),
+        (Some(99), Some("2024-05-01T12:00:00Z"), Some("Axolotl Parade"))
+    );
+    // A new title and region: searchable at once under the new words, both regions purged.
+    let r = write(
+        &server,
+        "PATCH",
+        "/feed/admin/videos/arr0000001",
+        Some(TOKEN),
+        br#"{"title":"Capybara Parade","region":"fr"}"#,
+    );
+    assert_eq!((r.status(), r.header("X-LiteSpeed-Purge")), (200, Some("tag=feed-DE, tag=feed-FR")));
+    assert_eq!(json(&server.get("/feed?q=capybara&region=FR"))["count"], 1);
+    assert_eq!(json(&server.get("/feed?q=axolotl&region=FR"))["count"], 1, "only arr0000002 is left under axolotl");
+    // Refused, nothing changed: a bad value (422 naming it), a field that does not exist,
+    // another id, a body that is not an object; 404 for no such video.
+    for (body, status, param) in [
+        (&br#"{"title":""}"#[..], 422, Some("title")),
+        (br#"{"duration_seconds":-5}"#, 422, Some("duration_seconds")),
+        (br#"{"viewcount":5}"#, 422, None),
+        (br#"{"id":"other"}"#, 422, Some("id")),
+        (br#"[1]"#, 400, None),
+        (br#"{"#, 400, None),
+    ] {
+        let r = write(&server, "PATCH", "/feed/admin/videos/arr0000001", Some(TOKEN), body);
+        assert_eq!(r.status(), status, "{}", String::from_utf8_lossy(body));
+        assert_eq!(json(&r)["error"]["param"].as_str(), param, "{}", String::from_utf8_lossy(r.body()));
+    }
+    assert_eq!(count(&db, "SELECT view_count FROM videos WHERE id = 'arr0000001' AND title = 'Capybara Parade'"), 99);
+    let r = write(&server, "PATCH", "/feed/admin/videos/nope", Some(TOKEN), br#"{"view_count":1}"#);
+    assert_eq!(r.status(), 404);
+    let r = write(&server, "PUT", "/feed/admin/videos/arr0000001", Some(TOKEN), b"");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("GET, PATCH, DELETE")));
+
+    // Bulk delete: a result per id; a bad list deletes nothing.
+    let r = write(
+        &server,
+        "POST",
+        "/feed/admin/videos/delete",
+        Some(TOKEN),
+        br#"{"ids":["arr0000001", 7, "arr0000002", "arr0000002"]}"#,
+    );
+    assert_eq!(r.status(), 422);
+    let rejected: Vec<u64> =
+        json(&r)["rejected"].as_array().unwrap().iter().filter_map(|x| x["line"].as_u64()).collect();
+    assert_eq!(rejected, [2, 4]);
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'arr%'"), 2);
+    let r = write(
+        &server,
+        "POST",
+        "/feed/admin/videos/delete",
+        Some(TOKEN),
+        br#"{"ids":["arr0000001","gone","arr0000002"]}"#,
+    );
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    let b = json(&r);
+    assert_eq!(b["deleted"], 2);
+    let results: Vec<(String, String)> = b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["id"].as_str().unwrap().to_owned(), x["result"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("arr0000001".into(), "deleted".into()),
+            ("gone".into(), "not_found".into()),
+            ("arr0000002".into(), "deleted".into())
+        ]
+    );
+    assert_eq!(r.header("X-LiteSpeed-Purge"), Some("tag=feed-FR"));
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE id LIKE 'arr%'"), 0);
+    assert_eq!(json(&server.get("/feed?q=axolotl&region=FR"))["count"], 0);
+    assert_eq!(json(&server.get("/feed?q=capybara&region=FR"))["count"], 0);
+    for body in [&br#"{"ids":[]}"#[..], br#"{"id":["x"]}"#, b"nope"] {
+        assert!(matches!(write(&server, "POST", "/feed/admin/videos/delete", Some(TOKEN), body).status(), 400 | 422));
+    }
+    // Channel keys follow the writes: a new channel is found in any case and without
+    // its accents, a renamed one under its new name only, and a channel's last video
+    // takes its name with it.
+    let nandu = video("arr0000009", "Rhea Run", "GLOBAL").replace("Writers", "Ñandú Films");
+    assert_eq!(write(&server, "POST", "/feed/admin/videos", Some(TOKEN), nandu.as_bytes()).status(), 200);
+    assert_eq!(json(&server.get("/feed?channel=NANDU-films"))["total"], 1);
+    let r = write(&server, "PATCH", "/feed/admin/videos/arr0000009", Some(TOKEN), br#"{"channel":"Emu Films"}"#);
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(&server.get("/feed?channel=nandu+films"))["total"], 0);
+    assert_eq!(json(&server.get("/feed?channel=emu+films"))["total"], 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM channel_keys WHERE name IN ('Ñandú Films', 'Emu Films')"), 1);
+    assert_eq!(write(&server, "DELETE", "/feed/admin/videos/arr0000009", Some(TOKEN), b"").status(), 200);
+    assert_eq!(count(&db, "SELECT count(*) FROM channel_keys WHERE name = 'Emu Films'"), 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM channel_keys WHERE name = 'Writers'"),
+        0,
+        "arr's own channel left with them"
+    );
+    Ok(())
+}
+
+#[test]
 fn the_get_command_writes_and_deletes_like_curl() -> TestResult {
     // Issue 21: `videofeed get -H … -d @file|-` and `-X DELETE` reach the write API.
     let dir = TestDir::new("getwrite");

@@ -24,7 +24,12 @@ fn feed_answer_has_the_contract_shape_and_headers() -> TestResult {
     // `relaxed` only when words were dropped to fill the page (here: few videos have both).
     assert!(body["relaxed"]["dropped"].is_array(), "{body}");
     keys.retain(|k| *k != "relaxed");
-    assert_eq!(keys, ["count", "has_more", "next", "query", "region", "results", "truncated"]);
+    assert_eq!(
+        keys,
+        ["count", "has_more", "next", "query", "region", "results", "total", "total_is_exact", "truncated"]
+    );
+    assert!(body["total"].as_u64().is_some_and(|t| t >= body["count"].as_u64().unwrap_or(0)), "{body}");
+    assert_eq!(body["total_is_exact"], true);
     assert_eq!(body["query"], "lofi hip");
     assert_eq!(body["region"], "DE");
     let results = body["results"].as_array().unwrap();
@@ -483,7 +488,8 @@ fn filters_and_orders_do_what_they_say() -> TestResult {
     let jazz = results("/feed?q=music&channel=Jazz+Cafe&limit=100");
     assert!(!jazz.is_empty() && jazz.len() < all.len());
     assert!(jazz.iter().all(|r| r["channel"] == "Jazz Cafe"));
-    assert!(results("/feed?q=music&channel=jazz+cafe").is_empty(), "exact channel name");
+    // Issue 35: a channel matches whatever its case, spacing or punctuation.
+    assert_eq!(results("/feed?q=music&channel=jazz-CAFE&limit=100"), jazz, "any case");
     for r in results("/feed?q=music&min_duration=600&max_duration=1200&limit=100") {
         let d = r["duration_seconds"].as_i64().unwrap();
         assert!((600..=1200).contains(&d), "{d}");
@@ -614,4 +620,159 @@ fn highlights_mark_matched_words_and_escape_the_rest() -> TestResult {
 
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// (total, exact) as the feed gives it, from a count made by SQLite itself.
+fn capped(n: i64) -> (u64, bool) {
+    (u64::try_from(n.min(10_000)).unwrap_or(0), n <= 10_000)
+}
+
+fn total_of(body: &serde_json::Value) -> (u64, bool) {
+    (body["total"].as_u64().unwrap_or(u64::MAX), body["total_is_exact"].as_bool().unwrap_or(false))
+}
+
+#[test]
+fn browsing_channels_any_case_global_and_totals_on_both_paths() -> TestResult {
+    // Issue 35 points 1 and 2, at a size where totals pass their 10,000 cap: the rank
+    // index's count and SQL's (VIDEOFEED_RANK_INDEX=off) give byte-identical answers,
+    // and both equal SQLite's own count.
+    let dir = TestDir::new("browse");
+    let db = dir.path("big.db");
+    let out = run(&["demo", "--db", db.to_str().unwrap(), "--videos", "40000", "--seed", "11"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let index = Server::start(&dir, &db, 2);
+    let sql_dir = TestDir::new("browse-sql");
+    let sql = Server::start_with(&sql_dir, &db, 2, &[("VIDEOFEED_RANK_INDEX", "off")]);
+    crate::util::wait_index_current(&index, &db);
+    let conn = rusqlite::Connection::open(&db)?;
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let (channel, per_channel): (String, i64) = conn.query_row(
+        "SELECT channel, count(*) FROM videos WHERE region IN ('DE', 'GLOBAL') GROUP BY channel ORDER BY 2 DESC, 1 LIMIT 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let shouted: String = channel.to_uppercase().replace(' ', "-");
+    let common = "/feed?q=th&limit=5";
+    let uris = [
+        common.to_owned(),
+        "/feed?q=music&region=de".into(),
+        "/feed?q=music&region=global&limit=3".into(),
+        "/feed?q=music&min_duration=600&sort=popular".into(),
+        format!("/feed?q=th&channel={shouted}&region=de"),
+        "/feed?q=quokka+music".into(),
+        "/feed?region=DE&sort=popular&limit=7".into(),
+        "/feed?sort=recent&offset=990&limit=10".into(),
+        "/feed?region=GLOBAL&sort=recent".into(),
+        "/feed?region=jp&sort=popular&max_duration=300".into(),
+        format!("/feed?channel={shouted}&region=de&limit=100"),
+        format!("/feed?channel={}&sort=popular&region=de", channel.to_lowercase().replace(' ', "+")),
+        "/feed?channel=nobody-has-this-channel".into(),
+    ];
+    for uri in &uris {
+        let (a, b) = (index.get(uri), sql.get(uri));
+        assert_eq!(a.status(), 200, "{uri}: {}", String::from_utf8_lossy(a.body()));
+        assert_eq!(String::from_utf8_lossy(a.body()), String::from_utf8_lossy(b.body()), "{uri}: index vs SQL");
+    }
+    // The totals are SQLite's own counts, capped at 10,000.
+    let th = count(
+        "SELECT count(*) FROM videos_fts JOIN videos v ON v.rowid = videos_fts.rowid \
+         WHERE videos_fts MATCH '\"th\"*' AND v.region IN ('US', 'GLOBAL')",
+    );
+    assert!(th > 10_000, "the demo has {th} videos with a word starting th: the cap is not reached");
+    assert_eq!(total_of(&json(&index.get(common))), capped(th));
+    let music_de = count(
+        "SELECT count(*) FROM videos_fts JOIN videos v ON v.rowid = videos_fts.rowid \
+         WHERE videos_fts MATCH '\"music\"*' AND v.region IN ('DE', 'GLOBAL')",
+    );
+    assert_eq!(total_of(&json(&index.get("/feed?q=music&region=de"))), capped(music_de));
+    assert!(total_of(&json(&index.get("/feed?q=music&region=de"))).1);
+    let us = count("SELECT count(*) FROM videos WHERE region IN ('US', 'GLOBAL')");
+    let recent = json(&index.get("/feed?sort=recent&offset=990&limit=10"));
+    assert_eq!(total_of(&recent), capped(us));
+    assert!(!total_of(&recent).1, "{us} videos in US and GLOBAL: past the cap");
+    assert_eq!(recent["query"], "");
+    // Browsing order: most viewed first; newest first, undated last; GLOBAL alone.
+    let popular = json(&index.get("/feed?region=DE&sort=popular&limit=7"));
+    let views: Vec<i64> =
+        popular["results"].as_array().unwrap().iter().map(|r| r["view_count"].as_i64().unwrap()).collect();
+    assert_eq!(views.len(), 7);
+    assert!(views.windows(2).all(|w| w[0] >= w[1]), "{views:?}");
+    let top = count("SELECT max(view_count) FROM videos WHERE region IN ('DE', 'GLOBAL')");
+    assert_eq!(views[0], top);
+    let global = json(&index.get("/feed?region=GLOBAL&sort=recent"));
+    assert_eq!(global["region"], "GLOBAL");
+    let dates: Vec<&str> = global["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["region"], "GLOBAL");
+            r["published_at"].as_str().unwrap_or("")
+        })
+        .collect();
+    assert!(dates.windows(2).all(|w| w[0] >= w[1] || w[1].is_empty()), "{dates:?}");
+    assert_eq!(total_of(&global), capped(count("SELECT count(*) FROM videos WHERE region = 'GLOBAL'")));
+    // A channel in any case, spacing or punctuation: all its videos, and only its.
+    let page = json(&index.get(&format!("/feed?channel={shouted}&region=de&limit=100")));
+    assert_eq!(total_of(&page), capped(per_channel));
+    assert!(page["count"].as_u64().unwrap() > 0);
+    assert!(page["results"].as_array().unwrap().iter().all(|r| r["channel"] == channel.as_str()));
+    let filtered = json(&index.get(&format!("/feed?q=th&channel={shouted}&region=de")));
+    assert!(filtered["results"].as_array().unwrap().iter().all(|r| r["channel"] == channel.as_str()));
+    assert_eq!(json(&index.get("/feed?channel=nobody-has-this-channel"))["total"], 0);
+    // Browsing needs sort=recent|popular or a channel; a search needs q.
+    for bad in ["/feed", "/feed?region=de", "/feed?q=&sort=relevance", "/feed?region=world&sort=recent"] {
+        let r = index.get(bad);
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    // Each path counted: the index's count on one server, SQL's on the other; browsing by both.
+    assert!(metric(&index, "videofeed_totals_counted_total{by=\"index\"}") > 0.0);
+    assert!(metric(&sql, "videofeed_totals_counted_total{by=\"sql\"}") >= uris.len() as f64);
+    assert_eq!(metric(&sql, "videofeed_totals_counted_total{by=\"index\"}"), 0.0);
+    assert!(metric(&index, "videofeed_browse_pages_total{by=\"channel\"}") >= 3.0);
+    assert!(metric(&index, "videofeed_browse_pages_total{by=\"region\"}") >= 4.0);
+
+    // Videos left out for a broken thumbnail are left out of browsing and of its
+    // totals (counted from the indexes, less the hidden ones): the 3 most viewed of
+    // DE and GLOBAL, and 2 of the channel's.
+    conn.execute_batch(&format!(
+        "INSERT INTO thumbnail_checks (video_id, url, ok, checked_at)
+         SELECT id, thumbnail, 0, 1 FROM videos WHERE region IN ('DE', 'GLOBAL') ORDER BY view_count DESC LIMIT 3;
+         INSERT OR IGNORE INTO thumbnail_checks (video_id, url, ok, checked_at)
+         SELECT id, thumbnail, 0, 1 FROM videos WHERE channel = '{}' AND region = 'DE' LIMIT 2;",
+        channel.replace('\'', "''")
+    ))?;
+    let hidden_channel = count(&format!(
+        "SELECT count(*) FROM thumbnail_checks h JOIN videos v ON v.id = h.video_id \
+         WHERE v.channel = '{}' AND v.region IN ('DE', 'GLOBAL')",
+        channel.replace('\'', "''")
+    ));
+    assert!(hidden_channel >= 2);
+    for uri in &uris {
+        let (a, b) = (index.get(uri), sql.get(uri));
+        assert_eq!(
+            String::from_utf8_lossy(a.body()),
+            String::from_utf8_lossy(b.body()),
+            "{uri}: index vs SQL, with hidden rows"
+        );
+    }
+    let popular = json(&index.get("/feed?region=DE&sort=popular&limit=7"));
+    let first = popular["results"][0]["view_count"].as_i64().unwrap();
+    let fourth = count(
+        "SELECT view_count FROM videos WHERE region IN ('DE', 'GLOBAL') ORDER BY view_count DESC LIMIT 1 OFFSET 3",
+    );
+    assert_eq!(first, fourth, "the three most viewed are left out");
+    let page = json(&index.get(&format!("/feed?channel={shouted}&region=de&limit=100")));
+    assert_eq!(total_of(&page), capped(per_channel - hidden_channel));
+    Ok(())
+}
+
+#[test]
+fn totals_can_be_turned_off() -> TestResult {
+    let dir = TestDir::new("totals-off");
+    let server = Server::start_with(&dir, &fixture_db(&dir), 2, &[("VIDEOFEED_TOTALS", "off")]);
+    let body = json(&server.get("/feed?q=music"));
+    assert!(body.get("total").is_none() && body.get("total_is_exact").is_none(), "{body}");
+    assert!(body["count"].as_u64().unwrap() > 0);
+    Ok(())
 }

@@ -204,7 +204,7 @@ fn nginx_fastcgi_pass_and_the_php_client() -> TestResult {
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "phpunit failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains("OK (12 tests"), "every test ran, none skipped: {text}");
+        assert!(text.contains("OK (15 tests"), "every test ran, none skipped: {text}");
     }
     Ok(())
 }
@@ -509,6 +509,45 @@ fn the_composer_package_validates_and_its_autoloader_finds_the_client() -> TestR
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         r#"[true,true,[{"id":"f"}]]"#,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn the_readmes_composer_snippet_installs_the_client() -> TestResult {
+    // Issue 35: clients/php/README.md's Install snippet, exactly as written (only its
+    // example path replaced by this checkout's), is a Composer project that installs.
+    if !have("composer") || !have("php") {
+        return Ok(());
+    }
+    let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/php");
+    let readme = std::fs::read_to_string(package.join("README.md"))?;
+    let install = readme.split("## Install").nth(1).ok_or("no Install section")?;
+    let snippet = install.split("```json").nth(1).and_then(|b| b.split("```").next()).ok_or("no json snippet")?;
+    assert!(snippet.contains("\"videofeed/client\""), "{snippet}");
+    let dir = TestDir::new("composer-project");
+    let project = dir.path("site");
+    std::fs::create_dir_all(&project)?;
+    std::fs::write(
+        project.join("composer.json"),
+        snippet.replace("/srv/videofeed/clients/php", package.to_str().ok_or("path")?),
+    )?;
+    let out = Command::new("composer")
+        .args(["install", "--no-interaction", "--no-progress"])
+        .current_dir(&project)
+        .env("COMPOSER_HOME", dir.path("composer-home"))
+        .output()?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "composer install with the README's snippet failed:\n{said}");
+    let script = r#"require 'vendor/autoload.php';
+        $c = new Videofeed\Client('http://127.0.0.1:9/feed', fallback: [['id' => 'f']], onError: fn () => null);
+        echo json_encode([function_exists('fetch_feed'), $c->search('x')->results]);"#;
+    let out = Command::new("php").args(["-r", script]).current_dir(&project).output()?;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        r#"[true,[{"id":"f"}]]"#,
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

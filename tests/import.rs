@@ -119,7 +119,7 @@ fn strict_stops_at_the_first_bad_line_with_nothing_of_its_batch_written() -> Tes
     assert!(err.contains("line 2: not valid JSON") && err.contains("--strict"), "{err}");
     assert_eq!(count(&db, "SELECT count(*) FROM videos"), 0, "line 1 was in the same batch");
     // A bulk load (the database was empty) is one batch: its triggers are back after the rollback.
-    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 14);
+    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 17);
     // With --no-bulk and batches of one row, the batch before the bad line stays committed.
     let out = run(&[
         "import",
@@ -361,7 +361,7 @@ fn bulk_load_into_an_empty_database_indexes_everything_once() -> TestResult {
     assert!(out.status.success());
     for db in [&bulk, &batched] {
         assert_eq!(count(db, "SELECT count(*) FROM videos"), 609);
-        assert_eq!(count(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 14);
+        assert_eq!(count(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 17);
         // Live writes stay cheap after a bulk load too (FTS5 merges 16 segments at a time).
         assert_eq!(count(db, "SELECT v FROM videos_fts_config WHERE k = 'automerge'"), 16);
         rusqlite::Connection::open(db)?.execute("INSERT INTO videos_fts(videos_fts) VALUES('integrity-check')", [])?;
@@ -373,5 +373,143 @@ fn bulk_load_into_an_empty_database_indexes_everything_once() -> TestResult {
         assert_eq!(a.stdout, b.stdout, "{q}");
     }
     assert!(count(&bulk, "SELECT value FROM videofeed_meta WHERE key = 'generation'") > 0);
+    Ok(())
+}
+
+/// The ids of the JSON Lines `text`, in order.
+fn ids_of(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn sync_refuses_what_it_cannot_do_safely_and_a_dry_run_changes_nothing() -> TestResult {
+    // Issue 35 point 4: the plan comes first, and a refused sync changes nothing.
+    let dir = TestDir::new("sync-refusals");
+    let db = dir.path("s.db");
+    let all = dir.path("all.jsonl");
+    let out = run(&["demo", "--out", all.to_str().unwrap(), "--videos", "1000", "--seed", "5"]);
+    assert!(out.status.success());
+    assert!(run(&["import", "--db", db.to_str().unwrap(), all.to_str().unwrap()]).status.success());
+    let text = std::fs::read_to_string(&all)?;
+    let generation = || count(&db, "SELECT value FROM videofeed_meta WHERE key = 'generation'");
+    let before = generation();
+    // 850 of 1,000 kept: 150 deletions, over the default 10%.
+    let kept: Vec<&str> = text.lines().take(850).collect();
+    let file = dir.path("kept.jsonl");
+    std::fs::write(&file, kept.join("\n") + "\n")?;
+    let sync = |extra: &[&str]| {
+        let mut args = vec!["import", "--db", db.to_str().unwrap(), "--sync"];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        run(&args)
+    };
+    let out = sync(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("it would delete 150 of 1000 videos, more than --max-delete 10% of 1000 = 100"), "{err}");
+    assert!(err.contains("pass --max-delete 150"), "{err}");
+    assert_eq!((count(&db, "SELECT count(*) FROM videos"), generation()), (1000, before));
+    // A dry run says what would change and changes nothing.
+    let out = sync(&["--dry-run", "--max-delete", "150"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("dry run: would insert 0, update 0, leave 850 unchanged, delete 150"), "{said}");
+    assert!(
+        said.contains(&format!("would delete: {}", {
+            let mut gone = ids_of(&text).split_off(850);
+            gone.sort();
+            gone.swap_remove(0)
+        })),
+        "{said}"
+    );
+    assert_eq!((count(&db, "SELECT count(*) FROM videos"), generation()), (1000, before));
+    // A rejected line: nothing changed, exit 1.
+    std::fs::write(&file, kept.join("\n") + "\n{\"id\":\"broken\"}\n")?;
+    let out = sync(&["--max-delete", "100%"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sync refused: 1 line of"));
+    assert_eq!(generation(), before);
+    // A sync reads its file twice: not stdin. --dry-run and --max-delete need --sync.
+    let out = run(&["import", "--db", db.to_str().unwrap(), "--sync", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["import", "--db", db.to_str().unwrap(), "--dry-run", all.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["import", "--db", db.to_str().unwrap(), "--sync", "--max-delete", "lots", all.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-delete must be a number"));
+    // Allowed: it happens, and the catalogue is the file.
+    std::fs::write(&file, kept.join("\n") + "\n")?;
+    let out = sync(&["--max-delete", "15%"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deleted=150"));
+    assert_eq!(count(&db, "SELECT count(*) FROM videos"), 850);
+    Ok(())
+}
+
+#[test]
+fn sync_at_100k_videos_under_load_makes_the_catalogue_equal_to_the_file() -> TestResult {
+    // Issue 35 point 4, at size, while a responder serves: the day-2 export drops 5% of
+    // the catalogue, retitles 2% and adds 2,000 videos.
+    let dir = TestDir::new("sync-100k");
+    let db = dir.path("s.db");
+    let day1 = dir.path("day1.jsonl");
+    assert!(run(&["demo", "--out", day1.to_str().unwrap(), "--videos", "100000", "--seed", "21"]).status.success());
+    assert!(run(&["import", "--db", db.to_str().unwrap(), day1.to_str().unwrap()]).status.success());
+    let added = dir.path("added.jsonl");
+    assert!(run(&["demo", "--out", added.to_str().unwrap(), "--videos", "2000", "--seed", "77"]).status.success());
+    let mut day2 = String::new();
+    for (i, line) in std::fs::read_to_string(&day1)?.lines().enumerate() {
+        if i % 20 == 7 {
+            continue;
+        }
+        if i % 50 == 3 {
+            let mut v: serde_json::Value = serde_json::from_str(line)?;
+            v["title"] = format!("Zanzibar retitled {i}").into();
+            day2.push_str(&v.to_string());
+        } else {
+            day2.push_str(line);
+        }
+        day2.push('\n');
+    }
+    day2.push_str(&std::fs::read_to_string(&added)?);
+    let file = dir.path("day2.jsonl");
+    std::fs::write(&file, &day2)?;
+
+    let server = crate::util::Server::start(&dir, &db, 2);
+    crate::util::wait_index_current(&server, &db);
+    let ask = |i: usize| {
+        let r = server.get(&format!("/feed?q=music&limit={}", i % 20 + 1));
+        r.status() == 200
+    };
+    let (out, ok, failed) = crate::util::under_load(2, ask, || {
+        run(&["import", "--db", db.to_str().unwrap(), "--sync", file.to_str().unwrap()])
+    });
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("deleted=5000") && said.contains("inserted=2000") && said.contains("updated=2000"), "{said}");
+    assert_eq!(failed, 0, "the feed failed {failed} of {} requests during the sync", ok + failed);
+    assert!(ok > 20, "only {ok} answers during the sync");
+    // The catalogue is the file: the same ids, every row as the file has it.
+    let conn = rusqlite::Connection::open(&db)?;
+    let mut stored: Vec<String> =
+        conn.prepare("SELECT id FROM videos")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut wanted = ids_of(&day2);
+    stored.sort_unstable();
+    wanted.sort_unstable();
+    assert_eq!(stored.len(), 97_000);
+    assert!(stored == wanted, "the catalogue's ids are not the file's");
+    for line in day2.lines() {
+        let v = videofeed::store::parse_line(line)?;
+        assert_eq!(videofeed::store::stored_video(&conn, &v.id)?.as_ref(), Some(&v));
+    }
+    // And the feed serves it: the new titles found, the deleted videos gone.
+    crate::util::wait_index_current(&server, &db);
+    let body = crate::util::json(&server.get("/feed?q=zanzibar+retitled&limit=1"));
+    let retitled_here =
+        count(&db, "SELECT count(*) FROM videos WHERE title LIKE 'Zanzibar retitled %' AND region IN ('US', 'GLOBAL')");
+    assert_eq!(count(&db, "SELECT count(*) FROM videos WHERE title LIKE 'Zanzibar retitled %'"), 2000);
+    assert_eq!(body["total"], retitled_here, "{body}");
     Ok(())
 }

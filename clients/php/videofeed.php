@@ -31,9 +31,12 @@
  * (HTML-escaped, matched words in <mark>: print them as they are).
  *
  * fetch_feed_answer() takes the same arguments and returns the whole answer:
- * results, count, has_more, next (the offset of the next page), corrected
- * (typed word => known word) and relaxed (['dropped' => [...]] when words were
- * dropped to fill the page), plus 'fallback' => true when it is the fallback.
+ * results, count, total, total_is_exact, has_more, next (the offset of the next
+ * page), corrected (typed word => known word) and relaxed (['dropped' => [...]]
+ * when words were dropped to fill the page), plus 'fallback' => true when it is
+ * the fallback. A query the feed refuses (400: empty, no letter or digit, too
+ * long) is no results and 'error' => ['param' => 'q', 'message' => ...], with no
+ * fallback and nothing reported: it is the visitor's input, not an outage.
  *
  *   $answer = fetch_feed_answer('relaxing rain sounds', 'US', 12, ['params' => ['highlight' => 1]]);
  *   if (isset($answer['relaxed'])) { echo 'Showing results without: ' . implode(', ', $answer['relaxed']['dropped']); }

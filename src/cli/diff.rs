@@ -361,10 +361,24 @@ fn shapes(m: &Material, n: usize, rng: &mut Rng) -> Vec<String> {
                 let mut q = vec![("q", if k % 2 == 0 { w.clone() } else { w.chars().take(3).collect() })];
                 q.push(("sort", ["relevance", "recent", "popular"][rng.below(3)].into()));
                 if rng.below(2) == 0 {
-                    q.push(("channel", rng.pick(&m.channels).cloned().unwrap_or_default()));
+                    // A channel as stored, or typed otherwise (case, spacing, punctuation).
+                    let c = rng.pick(&m.channels).cloned().unwrap_or_default();
+                    let c = match rng.below(3) {
+                        0 => c.to_uppercase(),
+                        1 => c.to_lowercase().replace(' ', "-"),
+                        _ => c,
+                    };
+                    q.push(("channel", c));
                 }
                 if rng.below(2) == 0 {
                     q.push(("min_duration", rng.below(600).to_string()));
+                }
+                // Browsing: the same without the query (issue 35).
+                if k % 7 == 0 {
+                    q.retain(|(name, _)| *name != "q");
+                    if !q.iter().any(|(name, v)| *name == "channel" || (*name == "sort" && v != "relevance")) {
+                        q.push(("sort", "popular".into()));
+                    }
                 }
                 if rng.below(2) == 0 {
                     q.push(("max_duration", (600 + rng.below(3000)).to_string()));
@@ -464,6 +478,7 @@ fn paths(m: &BTreeMap<String, f64>) -> Vec<(&'static str, f64)> {
         ("relaxed", get("videofeed_relaxed_searches_total{outcome=\"added\"}")),
         ("singles_skipped", get("videofeed_relaxed_singles_skipped_total")),
         ("corrected", get("videofeed_typo_corrections_total")),
+        ("counted_by_index", get("videofeed_totals_counted_total{by=\"index\"}")),
     ]
 }
 
@@ -807,15 +822,26 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
             let get = |l: &[(&'static str, f64)]| l.iter().find(|(n, _)| *n == k).map_or(0.0, |(_, v)| *v);
             get(list) - get(from)
         };
-        let mut missing: Vec<String> =
-            ["index", "one_phrase", "several_phrases", "several_given_up", "memo_hits", "relaxed", "corrected"]
-                .iter()
-                .filter(|k| moved(&base_paths, &origin, k) <= 0.0)
-                .map(|k| format!("{k} (before writes)"))
-                .collect();
+        let mut missing: Vec<String> = [
+            "index",
+            "one_phrase",
+            "several_phrases",
+            "several_given_up",
+            "memo_hits",
+            "relaxed",
+            "corrected",
+            "counted_by_index",
+        ]
+        .iter()
+        .filter(|k| moved(&base_paths, &origin, k) <= 0.0)
+        .map(|k| format!("{k} (before writes)"))
+        .collect();
         if let Some(after) = &delta_paths {
             if moved(after, &base_paths, "delta_memo_hits") <= 0.0 {
                 missing.push("delta_memo_hits (after writes)".into());
+            }
+            if moved(after, &base_paths, "counted_by_index") <= 0.0 {
+                missing.push("counted_by_index (after writes)".into());
             }
         }
         if compact && moved(&total, &origin, "compactions") <= 0.0 {

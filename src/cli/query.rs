@@ -13,7 +13,7 @@ videofeed query --db PATH --q TEXT [--region CC] [--limit N] [--offset N] [--cha
 
 Runs the /feed search directly against the database and prints the same JSON body
 /feed answers for the same parameters (typo corrections and paging included), with
-the same settings from the environment as serve (VIDEOFEED_TYPO_FALLBACK, VIDEOFEED_RELAX,
+the same settings from the environment as serve (VIDEOFEED_TYPO_FALLBACK, VIDEOFEED_RELAX, VIDEOFEED_TOTALS,
 VIDEOFEED_FALLBACK_THUMBNAIL, VIDEOFEED_BROKEN_THUMBNAILS, VIDEOFEED_QUERY_TIMEOUT_MS).
 Exit status 2 with the parameter error when the query is invalid.
 
@@ -53,8 +53,9 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
     reader.set_typo_correction(config.typo_fallback);
     reader.set_time_limit(config.query_timeout);
     reader.set_relax(config.relax);
+    reader.set_totals(config.totals);
     let answer = reader.answer(&query)?;
-    let notes = response::Notes { corrected: &answer.corrected, dropped: &answer.relaxed };
+    let notes = response::Notes { corrected: &answer.corrected, dropped: &answer.relaxed, total: answer.total };
     let json = response::feed_json_noted(&query, &answer.items, notes)
         .map_err(|e| fatal(format!("could not encode the answer: {e}")))?;
     let mut out = io::stdout().lock();

@@ -224,6 +224,7 @@ mod tests {
             limit: 24,
             offset: 0,
             channel: None,
+            channel_names: None,
             min_duration: None,
             max_duration: None,
             sort: Sort::Relevance,

@@ -98,7 +98,7 @@ impl Handler {
         metrics::global().ranked(by_index, !answer.corrected.is_empty(), query.is_filtered());
         // The search reads one row past the page to learn whether another page follows.
         let shown = answer.items.len().min(usize::try_from(query.limit).unwrap_or(usize::MAX));
-        let notes = response::Notes { corrected: &answer.corrected, dropped: &answer.relaxed };
+        let notes = response::Notes { corrected: &answer.corrected, dropped: &answer.relaxed, total: answer.total };
         match response::feed_json_noted(query, &answer.items, notes) {
             Ok(json) => {
                 let resp = validated(&json, answer.version);

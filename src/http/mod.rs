@@ -250,6 +250,7 @@ impl Handler {
             reader.set_thumbnail_policy(self.config.thumbnails.clone());
             reader.set_typo_correction(self.config.typo_fallback);
             reader.set_relax(self.config.relax);
+            reader.set_totals(self.config.totals);
             self.reader = Some(reader);
         }
         self.reader.as_ref().ok_or_else(|| search::Error::Index("no reader".into()))

@@ -3,9 +3,11 @@
 //! Decoding is `application/x-www-form-urlencoded`: `+` is a space, percent
 //! escapes are decoded; a parameter we read whose decoded bytes (raw or
 //! percent-encoded) are not UTF-8 is a 400 naming it. Rules:
-//! `q` is required and is 1..=120 characters after trimming, with at least
-//! one letter or digit; `region` is two ASCII letters, any case, answered in
-//! upper case, default `US`; `sort` and `highlight` values are
+//! `q` is 1..=120 characters after trimming, with at least one letter or
+//! digit; it is required unless the request browses (`sort=recent|popular` or
+//! `channel` given, issue 35), where a missing or empty `q` means "no query";
+//! `region` is two ASCII letters or `GLOBAL` (only the videos shown
+//! everywhere), any case, answered in upper case, default `US`; `sort` and `highlight` values are
 //! case-insensitive too; `limit` is an integer 1..=100, default 24;
 //! `offset` is an integer 0..=1000, default 0 (results to skip). An
 //! empty `region=` or `limit=` means "not given". A repeated parameter: the
@@ -134,9 +136,13 @@ pub fn parse_bytes(query_string: &[u8]) -> Result<FeedQuery, ParamError> {
     let mut offset = None;
     let (mut channel, mut min_duration, mut max_duration, mut sort) = (None, None, None, None);
     let mut highlight: Option<String> = None;
+    let mut had_q = false;
     for (name, value) in pairs(query_string)? {
         match name.as_str() {
-            "q" => q = Some(value),
+            "q" => {
+                had_q = true;
+                q = Some(value);
+            }
             "region" => region = Some(value).filter(|v| !v.is_empty()),
             "limit" => limit = Some(value).filter(|v| !v.is_empty()),
             "offset" => offset = Some(value).filter(|v| !v.is_empty()),
@@ -149,22 +155,28 @@ pub fn parse_bytes(query_string: &[u8]) -> Result<FeedQuery, ParamError> {
         }
     }
 
-    let q = q.ok_or_else(|| bad("q", "is required: pass the search text as ?q=..."))?;
-    let q = q.trim().to_owned();
-    let chars = q.chars().count();
-    if chars == 0 {
-        return Err(bad("q", "must not be empty"));
-    }
-    if chars > MAX_Q_CHARS {
-        return Err(bad("q", format!("must be at most {MAX_Q_CHARS} characters, got {chars}")));
-    }
-    let match_expr = tokenize::match_expression(&tokenize::normalize(&q))
-        .ok_or_else(|| bad("q", "has no searchable word: it needs at least one letter or digit"))?;
+    let browsing = channel.is_some() || matches!(sort.as_deref(), Some("recent" | "popular"));
+    let q = q.map(|q| q.trim().to_owned()).unwrap_or_default();
+    let match_expr = if q.is_empty() && browsing {
+        String::new()
+    } else {
+        if q.is_empty() {
+            let msg = "is required (or browse without it: sort=recent, sort=popular or channel=...)";
+            return Err(bad("q", if had_q { "must not be empty" } else { msg }));
+        }
+        let chars = q.chars().count();
+        if chars > MAX_Q_CHARS {
+            return Err(bad("q", format!("must be at most {MAX_Q_CHARS} characters, got {chars}")));
+        }
+        tokenize::match_expression(&tokenize::normalize(&q))
+            .ok_or_else(|| bad("q", "has no searchable word: it needs at least one letter or digit"))?
+    };
 
     let region = match region {
         None => DEFAULT_REGION.to_owned(),
         Some(r) if r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()) => r.to_ascii_uppercase(),
-        Some(_) => return Err(bad("region", "must be a two-letter country code such as US or de")),
+        Some(r) if r.eq_ignore_ascii_case("GLOBAL") => "GLOBAL".to_owned(),
+        Some(_) => return Err(bad("region", "must be a two-letter country code such as US or de, or GLOBAL")),
     };
 
     let limit = match limit {
@@ -184,7 +196,7 @@ pub fn parse_bytes(query_string: &[u8]) -> Result<FeedQuery, ParamError> {
     };
 
     if channel.as_ref().is_some_and(|c| c.chars().count() > 200) {
-        return Err(bad("channel", "must be at most 200 characters (the exact channel name)"));
+        return Err(bad("channel", "must be at most 200 characters (the channel's name, any case or accents)"));
     }
     let duration = |name: &'static str, v: Option<String>| -> Result<Option<i64>, ParamError> {
         v.map(|v| match v.parse::<i64>() {
@@ -212,7 +224,19 @@ pub fn parse_bytes(query_string: &[u8]) -> Result<FeedQuery, ParamError> {
         Some(_) => return Err(bad("highlight", "must be 1 (or true) to mark matched words, 0 (or false) not to")),
     };
 
-    Ok(FeedQuery { q, match_expr, region, limit, offset, channel, min_duration, max_duration, sort, highlight })
+    Ok(FeedQuery {
+        q,
+        match_expr,
+        region,
+        limit,
+        offset,
+        channel,
+        channel_names: None,
+        min_duration,
+        max_duration,
+        sort,
+        highlight,
+    })
 }
 
 #[cfg(test)]
@@ -287,9 +311,31 @@ mod tests {
 
     #[test]
     fn region_rules() {
-        for r in ["USA", "U", "1A", "%C3%A9s", "GLOBAL"] {
+        for r in ["USA", "U", "1A", "%C3%A9s", "GLOBALS", "WORLD"] {
             assert_eq!(err_param(&format!("q=a&region={r}")), "region", "{r}");
         }
+        // Issue 35: GLOBAL is the videos shown everywhere.
+        assert_eq!(parse("q=a&region=global").map(|q| q.region), Ok("GLOBAL".to_owned()));
+    }
+
+    #[test]
+    fn browsing_needs_no_q_but_a_search_does() -> Result<(), ParamError> {
+        for qs in [
+            "sort=popular",
+            "region=de&sort=RECENT",
+            "channel=Lofi%20Girl",
+            "q=&channel=x&sort=recent",
+            "q=+&sort=popular",
+        ] {
+            let q = parse(qs)?;
+            assert_eq!((q.q.as_str(), q.match_expr.as_str()), ("", ""), "{qs}");
+        }
+        // With a q, browsing parameters are a filtered search as before.
+        assert_eq!(parse("q=lofi&sort=popular")?.match_expr, r#""lofi"*"#);
+        for qs in ["", "sort=relevance", "region=de", "q=&sort=relevance", "q=%F0%9F%98%80&sort=popular"] {
+            assert_eq!(err_param(qs), "q", "{qs}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -32,6 +32,11 @@ struct FeedBody<'a> {
     query: &'a str,
     region: &'a str,
     count: usize,
+    /// Videos matching (up to 10,000 exactly; past it 10,000 and `total_is_exact` false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_is_exact: Option<bool>,
     results: &'a [FeedItem],
     /// Whether another page follows that `offset` can reach: then `next` is its offset.
     has_more: bool,
@@ -60,6 +65,8 @@ pub struct Notes<'a> {
     pub corrected: &'a [(String, String)],
     /// Words dropped to fill the page, in the order dropped.
     pub dropped: &'a [String],
+    /// The matching videos counted, and whether the count is exact (`total`, `total_is_exact`).
+    pub total: Option<(usize, bool)>,
 }
 
 #[derive(Serialize)]
@@ -185,7 +192,7 @@ pub fn feed_json_corrected(
     items: &[FeedItem],
     corrected: &[(String, String)],
 ) -> Result<Vec<u8>, serde_json::Error> {
-    feed_json_noted(query, items, Notes { corrected, dropped: &[] })
+    feed_json_noted(query, items, Notes { corrected, dropped: &[], total: None })
 }
 
 /// As [`feed_json`], with the answer's [`Notes`].
@@ -204,6 +211,8 @@ pub fn feed_json_noted(query: &FeedQuery, items: &[FeedItem], notes: Notes<'_>) 
         query: &query.q,
         region: &query.region,
         count: shown.len(),
+        total: notes.total.map(|(n, _)| n),
+        total_is_exact: notes.total.map(|(_, exact)| exact),
         results: shown,
         has_more,
         next,

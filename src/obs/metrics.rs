@@ -127,6 +127,10 @@ pub struct Metrics {
     /// Answers that dropped words to fill the page (word dropping), and those that tried but found nothing more.
     relaxed: AtomicU64,
     relaxed_empty: AtomicU64,
+    browsed_region: AtomicU64,
+    browsed_channel: AtomicU64,
+    counted_index: AtomicU64,
+    counted_sql: AtomicU64,
     /// Rankings by score class: one phrase, several phrases, several given up.
     walks: [AtomicU64; 3],
     prefix_memo_bytes: AtomicU64,
@@ -261,6 +265,10 @@ impl Metrics {
             tokenized_by_fts5: AtomicU64::new(0),
             relaxed: AtomicU64::new(0),
             relaxed_empty: AtomicU64::new(0),
+            browsed_region: AtomicU64::new(0),
+            browsed_channel: AtomicU64::new(0),
+            counted_index: AtomicU64::new(0),
+            counted_sql: AtomicU64::new(0),
             walks: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefix_memo_bytes: AtomicU64::new(0),
             memo_evictions: AtomicU64::new(0),
@@ -354,6 +362,16 @@ impl Metrics {
     /// `search::unicode61` cannot vouch for).
     pub fn tokenized_by_fts5(&self) {
         self.tokenized_by_fts5.fetch_add(1, Relaxed);
+    }
+
+    /// An answer's `total` counted by the rank index (`by_index`) or by SQL.
+    pub fn counted(&self, by_index: bool) {
+        if by_index { &self.counted_index } else { &self.counted_sql }.fetch_add(1, Relaxed);
+    }
+
+    /// A page of browsing without a query (a channel's, or a region's).
+    pub fn browsed(&self, channel: bool) {
+        if channel { &self.browsed_channel } else { &self.browsed_region }.fetch_add(1, Relaxed);
     }
 
     /// Counts an answer that tried word dropping: `added` when dropping words added rows.
@@ -608,6 +626,24 @@ impl Metrics {
             "Queries tokenized by FTS5 because the Rust tokenizer could not vouch for a code point.",
         );
         let _ = writeln!(out, "videofeed_tokenizer_fallbacks_total {}", self.tokenized_by_fts5.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_totals_counted_total",
+            "counter",
+            "Answers whose total (matching videos, up to 10,000) was counted, by how (by=index, sql).",
+        );
+        for (by, counter) in [("index", &self.counted_index), ("sql", &self.counted_sql)] {
+            let _ = writeln!(out, "videofeed_totals_counted_total{{by=\"{by}\"}} {}", counter.load(Relaxed));
+        }
+        help(
+            &mut out,
+            "videofeed_browse_pages_total",
+            "counter",
+            "Pages answered without a query (sort=recent|popular or channel alone), by what was browsed (by=region, channel).",
+        );
+        for (by, counter) in [("region", &self.browsed_region), ("channel", &self.browsed_channel)] {
+            let _ = writeln!(out, "videofeed_browse_pages_total{{by=\"{by}\"}} {}", counter.load(Relaxed));
+        }
         help(
             &mut out,
             "videofeed_relaxed_searches_total",

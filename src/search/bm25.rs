@@ -34,6 +34,7 @@ mod tests {
     fn the_sql_call_and_the_schema_agree_with_the_columns() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(sql(), "bm25(videos_fts, 8.0, 2.0)");
         let conn = rusqlite::Connection::open_in_memory()?;
+        crate::store::db::register_functions(&conn)?;
         conn.execute_batch(crate::store::db::SCHEMA_SQL)?;
         let names: Vec<String> = conn
             .prepare("SELECT name FROM pragma_table_info('videos_fts') ORDER BY cid")?

@@ -167,6 +167,8 @@ pub struct Reader {
     typo: bool,
     /// Drop words when all of them fill less than the page (`VIDEOFEED_RELAX`).
     relax: bool,
+    /// Count the matches of every answer (`VIDEOFEED_TOTALS`).
+    totals: bool,
     /// Broken thumbnails: what is shown instead, or left out.
     policy: ThumbnailPolicy,
     /// `FEED_SQL` and `ROW_SQL` for `policy`.
@@ -198,7 +200,16 @@ pub struct Answer {
     pub version: DataVersion,
     /// Which ranking answered.
     pub path: RankPath,
+    /// Videos the query matches (region or GLOBAL, filters, thumbnail policy), counted
+    /// up to [`TOTAL_CAP`] (with word dropping, those of the shortest query the answer
+    /// used: the list the pages walk), and whether that is the exact count (false:
+    /// there are more than [`TOTAL_CAP`]). None when totals are off (`VIDEOFEED_TOTALS`).
+    pub total: Option<(usize, bool)>,
 }
+
+/// Matches are counted exactly up to this many; past it `total` is this number and
+/// `total_is_exact` false (as Elasticsearch's `track_total_hits`).
+pub const TOTAL_CAP: usize = 10_000;
 
 impl Reader {
     /// Opens `path` read-only (see [`db::open_reader`]) with state of its own (no rank index).
@@ -242,6 +253,7 @@ impl Reader {
             tokenizer,
             typo: true,
             relax: true,
+            totals: true,
             feed_sql: sql::statement(FEED_SQL, &policy),
             row_sql: sql::statement(ROW_SQL, &policy),
             policy,
@@ -253,6 +265,14 @@ impl Reader {
         self.conn
             .query_row("SELECT value FROM videofeed_meta WHERE key = 'heartbeat'", [], |r| r.get::<_, i64>(0))
             .unwrap_or(0)
+    }
+
+    /// The stored video `id` with every field (`GET /feed/admin/videos/{id}`); None when absent.
+    ///
+    /// # Errors
+    /// [`Error::Sql`] when the row cannot be read.
+    pub fn video(&self, id: &str) -> Result<Option<crate::store::Video>, Error> {
+        Ok(crate::store::stored_video(&self.conn, id)?)
     }
 
     /// The identity of the database file this reader opened.
@@ -292,6 +312,11 @@ impl Reader {
     /// Turns the typo correction on or off (`VIDEOFEED_TYPO_FALLBACK`; on by default).
     pub fn set_typo_correction(&mut self, on: bool) {
         self.typo = on;
+    }
+
+    /// Turns the counting of `total` on or off (`VIDEOFEED_TOTALS`; on by default).
+    pub fn set_totals(&mut self, on: bool) {
+        self.totals = on;
     }
 
     /// Turns word dropping on or off (`VIDEOFEED_RELAX`; on by default).
@@ -357,9 +382,26 @@ impl Reader {
 
     fn answer_in_transaction(&self, query: &FeedQuery) -> Result<Answer, Error> {
         let folded = tokenize::normalize(&query.q);
-        let phrases = self.tokenizer.phrases(&folded)?;
+        let phrases = if query.is_browse() { None } else { self.tokenizer.phrases(&folded)? };
         let tx = self.conn.unchecked_transaction()?;
         let meta = read_meta(&tx)?;
+        let resolved = resolve_channel(&tx, query)?;
+        let query = resolved.as_ref();
+        if query.is_browse() {
+            let hidden = self.index.hidden(&tx, (self.file, meta.generation, meta.thumbs))?;
+            let items = self.browse(&tx, query, &hidden)?;
+            let counted = if self.totals { Some(self.browse_count(&tx, query, &hidden)?) } else { None };
+            drop(tx);
+            return Ok(Answer {
+                items,
+                corrected: Vec::new(),
+                relaxed: Vec::new(),
+                phrases: Vec::new(),
+                version: meta.version,
+                path: RankPath::Sql,
+                total: counted.map(capped),
+            });
+        }
         let view = self.index.view_at(&tx, self.file, meta.generation, &self.tokenizer)?;
         let lexicon = match &view {
             Some(v) => Lexicon::Index(v),
@@ -407,6 +449,22 @@ impl Reader {
             }
             _ => rows,
         };
+        // The total: of the phrases the last rows came from (those left after dropping).
+        let counted = match &effective {
+            _ if !self.totals => None,
+            Some(phrases) => {
+                let mut kept = phrases.clone();
+                for word in &relaxed {
+                    if let Some(at) = kept.iter().position(|p| p.tokens.join(" ") == *word) {
+                        kept.remove(at);
+                    }
+                }
+                let as_typed =
+                    (corrected.is_empty() && as_typed_ok && relaxed.is_empty()).then_some(query.match_expr.as_str());
+                Some(self.count(&tx, view.as_ref(), &kept, as_typed, query, &meta, path)?)
+            }
+            None => Some(self.sql_count(&tx, &query.match_expr, query)?),
+        };
         let mut items = match rows {
             Rows::Hits(hits) => self.fetch(&tx, &hits)?,
             Rows::Items(items) => items,
@@ -420,7 +478,15 @@ impl Reader {
                 item.channel_highlighted = Some(marker.mark(&item.channel));
             }
         }
-        Ok(Answer { items, corrected, relaxed, phrases: effective.unwrap_or_default(), version: meta.version, path })
+        Ok(Answer {
+            items,
+            corrected,
+            relaxed,
+            phrases: effective.unwrap_or_default(),
+            version: meta.version,
+            path,
+            total: counted.map(capped),
+        })
     }
 
     /// The rows of `query`'s page for `phrases`: ranked by the index when its view is
@@ -595,6 +661,8 @@ impl Reader {
         let t = Instant::now();
         let tx = self.conn.unchecked_transaction()?;
         let meta = read_meta(&tx)?;
+        let resolved = resolve_channel(&tx, query)?;
+        let query = resolved.as_ref();
         stages.generation = t.elapsed();
         let Some(view) = self.index.view_at(&tx, self.file, meta.generation, &self.tokenizer)? else {
             return Ok(None);
@@ -620,6 +688,139 @@ impl Reader {
         Ok(items)
     }
 
+    /// The matches of `phrases` counted up to one past [`TOTAL_CAP`]: by the index when
+    /// it ranked the answer (`path`) and can count with the filters, by SQL otherwise
+    /// (`as_typed`: the query string's own match expression, when `phrases` are its words).
+    #[allow(clippy::too_many_arguments)]
+    fn count(
+        &self,
+        tx: &Connection,
+        view: Option<&index::View>,
+        phrases: &[Phrase],
+        as_typed: Option<&str>,
+        query: &FeedQuery,
+        meta: &Meta,
+        path: RankPath,
+    ) -> Result<usize, Error> {
+        if let (Some(view), RankPath::Index) = (view, path) {
+            let hidden = self.index.hidden(tx, (self.file, meta.generation, meta.thumbs))?;
+            let filter = index_filter(query);
+            if let Some(n) = view.count(phrases, &query.region, TOTAL_CAP + 1, &hidden, filter.as_ref()) {
+                crate::obs::metrics::global().counted(true);
+                return Ok(n);
+            }
+        }
+        let expr = match as_typed {
+            Some(e) => std::borrow::Cow::Borrowed(e),
+            None => std::borrow::Cow::Owned(expression(phrases)),
+        };
+        self.sql_count(tx, &expr, query)
+    }
+
+    /// The matches of `match_expr` with `query`'s filters, counted by SQL up to one
+    /// past [`TOTAL_CAP`].
+    fn sql_count(&self, tx: &Connection, match_expr: &str, query: &FeedQuery) -> Result<usize, Error> {
+        crate::obs::metrics::global().counted(false);
+        let names = query.channel_names.as_ref().map(serde_json::to_string).transpose().unwrap_or_default();
+        let cap = i64::try_from(TOTAL_CAP + 1).unwrap_or(i64::MAX);
+        let mut stmt = tx.prepare_cached(&sql::counting(sql::COUNT_SQL, &self.policy))?;
+        let params = rusqlite::params![match_expr, query.region, cap, names, query.min_duration, query.max_duration];
+        let n: i64 = stmt.query_row(params, |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// The walks of a browse: (channel name or None, region) for the query's region
+    /// and GLOBAL (once when the region is GLOBAL), for each channel name asked.
+    fn walks(query: &FeedQuery) -> Vec<(Option<&str>, &str)> {
+        let regions: Vec<&str> =
+            if query.region == "GLOBAL" { vec!["GLOBAL"] } else { vec![query.region.as_str(), "GLOBAL"] };
+        match &query.channel_names {
+            Some(names) => names.iter().flat_map(|n| regions.iter().map(move |r| (Some(n.as_str()), *r))).collect(),
+            None => regions.into_iter().map(|r| (None, r)).collect(),
+        }
+    }
+
+    /// A page of browsing (no query): the region's (and GLOBAL's) videos, or a
+    /// channel's, in the asked order. Each (channel, region) is one walk of an index
+    /// in that order ([`sql::walk`]), read only up to the page's end and without the
+    /// videos the thumbnail policy leaves out; the walks are merged here (ties by row
+    /// id, as one ORDER BY would), and the page's rows read by row id.
+    fn browse(&self, tx: &Connection, query: &FeedQuery, hidden: &index::Hidden) -> Result<Vec<FeedItem>, Error> {
+        use std::cmp::Reverse;
+        let wanted = wanted(query);
+        let mut stmt = tx.prepare_cached(&sql::walk(query.sort, query.channel_names.is_some()))?;
+        // (undated, views, date, row id): ascending is the page's order.
+        type Key = (bool, Reverse<i64>, Reverse<String>, i64);
+        let mut rows: Vec<Key> = Vec::new();
+        let visible = |rowid: i64| u32::try_from(rowid).map_or(true, |r| !hidden.contains(r));
+        for (channel, region) in Self::walks(query) {
+            let params =
+                rusqlite::params![channel, region, rusqlite::types::Null, query.min_duration, query.max_duration];
+            let mut walked = stmt.query(params)?;
+            let mut taken = 0;
+            while taken < wanted {
+                let Some(r) = walked.next()? else { break };
+                let rowid: i64 = r.get(0)?;
+                if !visible(rowid) {
+                    continue;
+                }
+                taken += 1;
+                rows.push(match query.sort {
+                    Sort::Popular => (false, Reverse(r.get(1)?), Reverse(String::new()), rowid),
+                    // Stored dates are UTC `YYYY-MM-DDTHH:MM:SSZ`: text order is time order.
+                    Sort::Recent | Sort::Relevance => {
+                        let published: Option<String> = r.get(1)?;
+                        (published.is_none(), Reverse(0), Reverse(published.unwrap_or_default()), rowid)
+                    }
+                });
+            }
+        }
+        rows.sort_unstable();
+        let hits: Vec<index::Hit> = rows
+            .into_iter()
+            .take(wanted)
+            .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+            .map(|(_, _, _, rowid)| index::Hit { rowid, rank: 0.0 })
+            .collect();
+        crate::obs::metrics::global().browsed(query.channel.is_some());
+        self.fetch(tx, &hits)
+    }
+
+    /// The videos a browse lists, counted up to one past [`TOTAL_CAP`] from the
+    /// indexes alone: each walk's rows counted up to the cap plus the videos the
+    /// thumbnail policy leaves out, less those of them the browse holds.
+    fn browse_count(&self, tx: &Connection, query: &FeedQuery, hidden: &index::Hidden) -> Result<usize, Error> {
+        crate::obs::metrics::global().counted(false);
+        let hidden_all = i64::try_from(hidden.len()).unwrap_or(i64::MAX);
+        let cap = i64::try_from(TOTAL_CAP + 1).unwrap_or(i64::MAX);
+        let limit = cap.saturating_add(hidden_all);
+        let mut stmt = tx.prepare_cached(&sql::walk_count(query.channel_names.is_some()))?;
+        let mut raw = 0i64;
+        for (channel, region) in Self::walks(query) {
+            let params = rusqlite::params![channel, region, limit, query.min_duration, query.max_duration];
+            let n: i64 = stmt.query_row(params, |r| r.get(0))?;
+            if n >= limit {
+                return Ok(TOTAL_CAP + 1);
+            }
+            raw += n;
+        }
+        let hidden_here: i64 = match sql::hidden_rowids(&self.policy) {
+            Some(rowids) if hidden_all > 0 => {
+                let names = query.channel_names.as_ref().map(serde_json::to_string).transpose().unwrap_or_default();
+                let params = rusqlite::params![
+                    names,
+                    query.region,
+                    rusqlite::types::Null,
+                    query.min_duration,
+                    query.max_duration
+                ];
+                tx.prepare_cached(&sql::HIDDEN_IN_SQL.replace("{rowids}", &rowids))?.query_row(params, |r| r.get(0))?
+            }
+            _ => 0,
+        };
+        Ok(usize::try_from(raw - hidden_here).unwrap_or(0))
+    }
+
     /// SQL ranking by FTS5's `bm25()` for `match_expr`, with the query's filters and
     /// order (unfiltered queries use the plain statement).
     fn ranked_by_sql(&self, tx: &Connection, match_expr: &str, query: &FeedQuery) -> Result<Vec<FeedItem>, Error> {
@@ -640,7 +841,7 @@ impl Reader {
             query.region,
             i64::from(query.limit) + 1,
             i64::from(query.offset),
-            query.channel,
+            query.channel_names.as_ref().map(serde_json::to_string).transpose().unwrap_or_default(),
             query.min_duration,
             query.max_duration
         ];
@@ -651,19 +852,39 @@ impl Reader {
     }
 }
 
+/// A count made up to one past [`TOTAL_CAP`] as the answer gives it: (total, exact).
+fn capped(counted: usize) -> (usize, bool) {
+    (counted.min(TOTAL_CAP), counted <= TOTAL_CAP)
+}
+
+/// `query` with the stored channel names its `channel` matches (by key: case,
+/// accents, spacing and punctuation folded), read in the answer's transaction; as
+/// it is when it has no channel.
+fn resolve_channel<'q>(tx: &Connection, query: &'q FeedQuery) -> Result<std::borrow::Cow<'q, FeedQuery>, Error> {
+    let Some(asked) = &query.channel else { return Ok(std::borrow::Cow::Borrowed(query)) };
+    let key = crate::text::channel_key(asked);
+    let mut stmt = tx.prepare_cached(sql::CHANNEL_NAMES_SQL)?;
+    let names = stmt.query_map([key], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(std::borrow::Cow::Owned(FeedQuery { channel_names: Some(names), ..query.clone() }))
+}
+
 /// The first rows of `query`'s order in `view` (skipped ones included), with its filters;
 /// None when a column a filter reads holds a value the index cannot compare as SQL does.
 fn rank(view: &index::View, phrases: &[Phrase], query: &FeedQuery, hidden: &index::Hidden) -> Option<Vec<index::Hit>> {
-    if !query.is_filtered() {
-        return Some(view.top_k(phrases, &query.region, wanted(query), hidden));
+    match index_filter(query) {
+        None => Some(view.top_k(phrases, &query.region, wanted(query), hidden)),
+        Some(filter) => view.top_k_filtered(phrases, &query.region, wanted(query), hidden, &filter),
     }
-    let filter = index::Filter {
-        channel: query.channel.as_deref(),
+}
+
+/// `query`'s filters as the index applies them; None when it has none.
+fn index_filter(query: &FeedQuery) -> Option<index::Filter<'_>> {
+    query.is_filtered().then_some(index::Filter {
+        channel: query.channel_names.as_deref(),
         min_duration: query.min_duration,
         max_duration: query.max_duration,
         sort: query.sort,
-    };
-    view.top_k_filtered(phrases, &query.region, wanted(query), hidden, &filter)
+    })
 }
 
 /// Whether every token of every phrase is a known term (the last one as a prefix when it is one).
@@ -806,6 +1027,7 @@ mod tests {
             limit: 24,
             offset: 0,
             channel: None,
+            channel_names: None,
             min_duration: None,
             max_duration: None,
             sort: Sort::Relevance,

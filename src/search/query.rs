@@ -47,8 +47,12 @@ pub struct FeedQuery {
     pub limit: u32,
     /// 0..=1000: results to skip (pagination).
     pub offset: u32,
-    /// Only this channel (exact name).
+    /// Only this channel, as asked: matched by its key (`text::channel_key`: case,
+    /// accents, spacing and punctuation folded).
     pub channel: Option<String>,
+    /// The stored channel names whose key is `channel`'s: filled by the reader inside
+    /// its read transaction (None from the parser); what the filters compare.
+    pub channel_names: Option<Vec<String>>,
     /// Only videos at least this long, in seconds.
     pub min_duration: Option<i64>,
     /// Only videos at most this long, in seconds.
@@ -60,6 +64,11 @@ pub struct FeedQuery {
 }
 
 impl FeedQuery {
+    /// Whether this is browsing (no `q`: `sort=recent|popular` or `channel` alone).
+    pub fn is_browse(&self) -> bool {
+        self.match_expr.is_empty()
+    }
+
     /// Whether any filter or a non-default order applies.
     pub fn is_filtered(&self) -> bool {
         self.channel.is_some()

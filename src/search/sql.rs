@@ -34,18 +34,95 @@ ORDER BY rank, v.rowid
 LIMIT ?3 OFFSET ?4";
 
 /// The filtered search (channel, durations, order): `?1` match, `?2` region, `?3` limit,
-/// `?4` offset, `?5` channel or NULL, `?6` min duration or NULL, `?7` max duration or NULL;
+/// `?4` offset, `?5` the channel names (a JSON array) or NULL, `?6` min duration or NULL, `?7` max duration or NULL;
 /// `{order}` is one of the fixed ORDER BY clauses below. Always SQL-ranked.
 pub const FILTERED_SQL: &str = "\
 SELECT v.id, v.title, v.channel, v.duration_seconds, v.thumbnail, v.region,
        {bm25} AS rank, {extras}
 FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid {joins}
 WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL') AND NOT {hidden}
-  AND (?5 IS NULL OR v.channel = ?5)
+  AND (?5 IS NULL OR v.channel IN (SELECT value FROM json_each(?5)))
   AND (?6 IS NULL OR v.duration_seconds >= ?6)
   AND (?7 IS NULL OR v.duration_seconds <= ?7)
 ORDER BY {order}
 LIMIT ?3 OFFSET ?4";
+
+/// The stored channel names whose key (`videofeed_channel_key`, `text::channel_key`)
+/// is `?1` (the `channel_keys` table the triggers keep); at most 64.
+pub const CHANNEL_NAMES_SQL: &str = "SELECT name FROM channel_keys WHERE key = ?1 ORDER BY name LIMIT 64";
+
+/// The matches of a search counted (the feed's `total`): `?1` match, `?2` region,
+/// `?3` the most to count, `?4` the channel names or NULL, `?5`/`?6` durations.
+pub const COUNT_SQL: &str = "\
+SELECT count(*) FROM (SELECT 1 FROM videos_fts JOIN videos AS v ON v.rowid = videos_fts.rowid
+WHERE videos_fts MATCH ?1 AND v.region IN (?2, 'GLOBAL') AND {count_where}
+  AND (?4 IS NULL OR v.channel IN (SELECT value FROM json_each(?4)))
+LIMIT ?3)";
+
+/// A counting statement ([`COUNT_SQL`]) with the thumbnail policy and the duration filters.
+pub fn counting(template: &str, policy: &ThumbnailPolicy) -> String {
+    template.replace(
+        "{count_where}",
+        &format!(
+            "NOT {} AND (?5 IS NULL OR v.duration_seconds >= ?5) AND (?6 IS NULL OR v.duration_seconds <= ?6)",
+            hidden(policy)
+        ),
+    )
+}
+
+/// One walk of browsing (no query): the rows of region `?2` (and of channel `?1`,
+/// or every channel when it is NULL) within the durations `?4`/`?5`, in the order;
+/// each row's id and order key (view count or date), read from the index alone
+/// (it holds the duration too). `Reader::browse` reads a walk only as far as its
+/// page needs, leaves out the thumbnail policy's hidden rows itself (the set it
+/// keeps in memory) and merges the walks. `INDEXED BY` pins the index whose order
+/// is the answer's, so a page costs about its own rows at any size.
+pub const WALK_SQL: &str = "\
+SELECT v.rowid, {key} FROM videos AS v INDEXED BY {index}
+WHERE v.region = ?2 AND {channel}
+  AND (?4 IS NULL OR v.duration_seconds >= ?4) AND (?5 IS NULL OR v.duration_seconds <= ?5)
+ORDER BY {order}";
+
+/// The rows of one walk's region (and channel `?1`) with the durations `?4`/`?5`
+/// (written as bounds, not `?4 IS NULL OR …`, so a region's count is a range of
+/// `(region, duration_seconds)`), counted up to `?3` from an index alone (the thumbnail policy is applied by
+/// subtracting [`HIDDEN_IN_SQL`]'s count).
+pub const WALK_COUNT_SQL: &str = "\
+SELECT count(*) FROM (SELECT 1 FROM videos AS v INDEXED BY {index}
+WHERE v.region = ?2 AND {channel}
+  AND v.duration_seconds >= coalesce(?4, -1) AND v.duration_seconds <= coalesce(?5, 9223372036854775807)
+LIMIT ?3)";
+
+/// How many of the videos the policy leaves out are in region `?2` or GLOBAL, of
+/// the channels `?1` (a JSON array, or NULL for all) and within the durations `?4`/`?5`.
+pub const HIDDEN_IN_SQL: &str = "\
+SELECT count(*) FROM videos AS v WHERE v.rowid IN ({rowids}) AND v.region IN (?2, 'GLOBAL')
+  AND (?1 IS NULL OR v.channel IN (SELECT value FROM json_each(?1)))
+  AND (?4 IS NULL OR v.duration_seconds >= ?4) AND (?5 IS NULL OR v.duration_seconds <= ?5)";
+
+/// A browse walk ([`WALK_SQL`]) for `sort`, of a channel's rows when `channel`.
+/// Relevance without a query (a channel alone) is newest first.
+pub fn walk(sort: Sort, channel: bool) -> String {
+    let (key, index) = match (sort, channel) {
+        (Sort::Popular, false) => ("v.view_count", "videos_region_popular"),
+        (Sort::Popular, true) => ("v.view_count", "videos_channel_popular"),
+        // Newest first, undated last (SQLite sorts NULL last in DESC): the index's order.
+        (Sort::Recent | Sort::Relevance, false) => ("v.published_at", "videos_region_recent"),
+        (Sort::Recent | Sort::Relevance, true) => ("v.published_at", "videos_channel_recent"),
+    };
+    WALK_SQL
+        .replace("{order}", &format!("{key} DESC, v.rowid"))
+        .replace("{key}", key)
+        .replace("{index}", index)
+        .replace("{channel}", if channel { "v.channel = ?1" } else { "?1 IS NULL" })
+}
+
+/// A walk's count ([`WALK_COUNT_SQL`]): by `(region, duration_seconds)` for a region
+/// (a range of it with duration filters), by `(channel, region, …)` for a channel.
+pub fn walk_count(channel: bool) -> String {
+    let index = if channel { "videos_channel_recent" } else { "videos_region_duration" };
+    WALK_COUNT_SQL.replace("{index}", index).replace("{channel}", if channel { "v.channel = ?1" } else { "?1 IS NULL" })
+}
 
 /// The database generation (bumped by triggers on every search-relevant change).
 pub const GENERATION_SQL: &str = "SELECT value FROM videofeed_meta WHERE key = 'generation'";

@@ -16,7 +16,7 @@ use rusqlite::OpenFlags;
 /// The schema, applied as one transaction to a new database.
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// The `user_version` this binary writes and expects.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 /// Upgrades, applied in order to an older database: (version it produces, SQL).
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../sql/migrations/002_generation.sql")),
@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../sql/migrations/006_change_log.sql")),
     (7, include_str!("../../sql/migrations/007_column_changes.sql")),
     (8, include_str!("../../sql/migrations/008_search_text.sql")),
+    (9, include_str!("../../sql/migrations/009_browse.sql")),
 ];
 
 /// Page cache per read-only connection, in KiB (SQLite's negative `cache_size`).
@@ -291,6 +292,17 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
             ValueRef::Real(r) => Value::Text(r.to_string()),
             ValueRef::Blob(bytes) => Value::Text(crate::text::index_text(&String::from_utf8_lossy(bytes)).into_owned()),
         })
+    })?;
+    // The channel's match key (`channel=`), indexed by `videos_channel_key`.
+    conn.create_scalar_function("videofeed_channel_key", 1, flags, |ctx| {
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Null => Value::Null,
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                Value::Text(crate::text::channel_key(&String::from_utf8_lossy(bytes)))
+            }
+            ValueRef::Integer(i) => Value::Text(i.to_string()),
+            ValueRef::Real(r) => Value::Text(r.to_string()),
+        })
     })
 }
 
@@ -318,7 +330,11 @@ fn index_search_text(conn: &Connection, path: &Path) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let tx = conn.unchecked_transaction()?;
     let videos: i64 = tx.query_row("SELECT count(*) FROM videos", [], |r| r.get(0))?;
-    tx.execute_batch("INSERT INTO videos_fts (videos_fts) VALUES ('delete-all')")?;
+    tx.execute_batch(
+        "INSERT INTO videos_fts (videos_fts) VALUES ('delete-all');
+         DELETE FROM channel_keys;
+         INSERT INTO channel_keys (name, key) SELECT channel, videofeed_channel_key(channel) FROM videos GROUP BY channel;",
+    )?;
     if videos > 0 {
         tx.execute_batch(
             "INSERT INTO videos_fts (rowid, title, channel)

@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::video::{ParseRules, Video, parse_line_with};
-use super::{Error, Store, retry_busy, upsert_rows};
+use super::{Counts, Error, Store, retry_busy, upsert_rows};
 
 /// Longest accepted input line; a longer one is rejected without being buffered whole.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Page cache of an import's connection into a live catalogue, in KiB.
+pub const IMPORT_CACHE_KIB: i64 = 65_536;
 /// Rows per transaction unless told otherwise.
 pub const DEFAULT_BATCH: usize = 10_000;
 
@@ -164,6 +166,12 @@ impl Store {
         let mut seen = std::collections::HashSet::new();
         let mut batch: Vec<Video> = Vec::with_capacity(batch_size.min(100_000));
         let bulk = if opts.bulk_when_empty && self.count()? == 0 { Some(BulkLoad::begin(&self.conn)?) } else { None };
+        if bulk.is_none() {
+            // Batches into a live catalogue touch the table and its seven indexes at
+            // random places: a 64 MiB page cache for this connection keeps their upper
+            // levels in memory (docs/benchmarks.md §23: 50,000 new videos into 1M).
+            self.conn.execute_batch(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))?;
+        }
         loop {
             let next = parsed.next().transpose()?;
             let done = next.is_none();
@@ -223,6 +231,108 @@ impl Store {
     }
 }
 
+/// What `import --sync` found before changing anything: the ids the input holds,
+/// its bad lines, and the videos the catalogue holds that the input does not.
+#[derive(Debug, Default)]
+pub struct SyncPlan {
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// Lines that are not valid videos (then nothing is deleted).
+    pub rejected: u64,
+    /// Videos in the catalogue before the sync.
+    pub catalogue: u64,
+    /// What the upserts would do (only when asked for: a dry run).
+    pub would: Option<Counts>,
+    /// Ids in the catalogue and not in the input, in id order: what the sync deletes.
+    pub to_delete: Vec<String>,
+}
+
+/// Ids deleted per transaction by [`Store::delete_ids`]: short write locks, so a
+/// serving responder's writes and its readers' catch-ups interleave with a sync.
+pub const DELETE_BATCH: usize = 2_000;
+
+impl Store {
+    /// Reads `input` (the file a sync makes the catalogue equal to) without writing:
+    /// its ids, its bad lines (each passed to `on_reject`), and the catalogue's ids it
+    /// does not hold; with `compare`, what upserting it would do (each row compared
+    /// with the stored one).
+    ///
+    /// # Errors
+    /// [`Error::Read`] or [`Error::Sql`].
+    pub fn sync_plan<R: BufRead>(
+        &self,
+        input: R,
+        rules: ParseRules,
+        compare: bool,
+        on_reject: &mut dyn FnMut(&Rejection),
+    ) -> Result<SyncPlan, Error> {
+        let mut lines = Lines { input, line_no: 0, raw: Vec::new(), rules };
+        let mut ids: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut plan = SyncPlan { would: compare.then(Counts::default), ..SyncPlan::default() };
+        while let Some((line, outcome)) = lines.next_video()? {
+            plan.lines += 1;
+            match outcome {
+                Ok((video, _)) => {
+                    if let Some(would) = plan.would.as_mut() {
+                        if !ids.contains(&video.id) {
+                            match super::stored_video(&self.conn, &video.id)? {
+                                None => would.inserted += 1,
+                                Some(stored) if stored == video => would.unchanged += 1,
+                                Some(_) => would.updated += 1,
+                            }
+                        }
+                    }
+                    ids.insert(video.id);
+                }
+                Err(reason) => {
+                    plan.rejected += 1;
+                    on_reject(&Rejection { line, reason, kept: false });
+                }
+            }
+        }
+        let mut stmt = self.conn.prepare("SELECT id FROM videos ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            plan.catalogue += 1;
+            let id: String = row.get(0)?;
+            if !ids.contains(&id) {
+                plan.to_delete.push(id);
+            }
+        }
+        if let Some(would) = plan.would.as_mut() {
+            would.deleted = u64::try_from(plan.to_delete.len()).unwrap_or(u64::MAX);
+        }
+        Ok(plan)
+    }
+
+    /// Deletes the videos `ids`, [`DELETE_BATCH`] per transaction (each retried while
+    /// another process holds the write lock), calling `on_progress` with the number
+    /// deleted so far after each; ids already gone are skipped. Returns how many went.
+    ///
+    /// # Errors
+    /// [`Error::Sql`]: the batch in progress rolled back, the earlier ones committed.
+    pub fn delete_ids(&mut self, ids: &[String], on_progress: &mut dyn FnMut(u64)) -> Result<u64, Error> {
+        let mut deleted = 0u64;
+        for batch in ids.chunks(DELETE_BATCH) {
+            let n = retry_busy(|| {
+                let tx = self.conn.unchecked_transaction()?;
+                let mut n = 0u64;
+                {
+                    let mut stmt = tx.prepare_cached("DELETE FROM videos WHERE id = ?1")?;
+                    for id in batch {
+                        n += u64::try_from(stmt.execute([id])?).unwrap_or(0);
+                    }
+                }
+                tx.commit()?;
+                Ok(n)
+            })?;
+            deleted += n;
+            on_progress(deleted);
+        }
+        Ok(deleted)
+    }
+}
+
 /// A bulk load in progress: one open transaction with the `videos` triggers
 /// dropped. [`BulkLoad::finish`] builds the FTS index in one pass, bumps the
 /// generation, restores the triggers and commits; dropping it without
@@ -257,6 +367,8 @@ impl<'c> BulkLoad<'c> {
             "INSERT INTO videos_fts (videos_fts) VALUES ('delete-all');
              INSERT INTO videos_fts (rowid, title, channel)
              SELECT rowid, videofeed_search_text(title), videofeed_search_text(channel) FROM videos;
+             INSERT OR IGNORE INTO channel_keys (name, key)
+             SELECT channel, videofeed_channel_key(channel) FROM videos GROUP BY channel;
              UPDATE videofeed_meta SET value = CASE key WHEN 'last_write' THEN unixepoch() ELSE value + 1 END
              WHERE key IN ('generation', 'changes', 'last_write');",
         )?;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use import::{DEFAULT_BATCH, ImportOptions, ImportSummary, MAX_LINE_BYTES, Rejection};
+pub use import::{DEFAULT_BATCH, DELETE_BATCH, ImportOptions, ImportSummary, MAX_LINE_BYTES, Rejection, SyncPlan};
 pub use video::{ParseRules, Video, parse_line, parse_line_with};
 pub use writer::{Applied, Op};
 
@@ -152,6 +152,32 @@ pub(crate) fn upsert_rows(
         }
     }
     Ok(counts)
+}
+
+/// The stored video `id`, every field of the import format; None when there is none.
+///
+/// # Errors
+/// The SQLite error when the row cannot be read.
+pub fn stored_video(conn: &Connection, id: &str) -> rusqlite::Result<Option<Video>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT id, title, channel, duration_seconds, thumbnail, region, published_at, view_count
+         FROM videos WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(Video {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                channel: r.get(2)?,
+                duration_seconds: r.get(3)?,
+                thumbnail: r.get(4)?,
+                region: r.get(5)?,
+                published_at: r.get(6)?,
+                view_count: r.get(7)?,
+            })
+        },
+    )
+    .optional()
 }
 
 /// Runs `f` again while it fails with SQLITE_BUSY/LOCKED, up to 6 more times (~4 s of

@@ -113,6 +113,52 @@ pub fn parse_line_with(line: &str, rules: ParseRules) -> Result<(Video, Vec<Stri
     Ok((Video { id, title, channel, duration_seconds, thumbnail, region, published_at, view_count }, warnings))
 }
 
+/// A partial update (`PATCH /feed/admin/videos/{id}`) applied to the stored `base`:
+/// the fields `patch` names replace base's, and the result is validated as a whole
+/// row under `rules` (so a patch obeys every rule a whole row does). `null` clears
+/// an optional field (`published_at`; `view_count` becomes 0).
+///
+/// # Errors
+/// A reason naming the field: a field the import format does not have (a typo
+/// would otherwise change nothing), an `id` other than base's, or a value a whole
+/// row may not hold.
+pub fn apply_patch(base: &Video, patch: &Map<String, Value>, rules: ParseRules) -> Result<Video, String> {
+    if let Some(unknown) = patch.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(format!(
+            "{unknown:?} is not a field of a video (the fields are {}): nothing was changed",
+            FIELDS.join(", ")
+        ));
+    }
+    match patch.get("id") {
+        Some(Value::String(id)) if id.trim() == base.id => {}
+        Some(_) => return Err("id cannot be changed by a patch: it must be left out or equal the path's id".into()),
+        None => {}
+    }
+    let mut merged: Map<String, Value> = match serde_json::from_str(&base.to_json_line()) {
+        Ok(Value::Object(obj)) => obj,
+        _ => Map::new(),
+    };
+    for (field, value) in patch {
+        merged.insert(field.clone(), value.clone());
+    }
+    parse_line_with(&Value::Object(merged).to_string(), ParseRules { lenient: false, ..rules }).map(|(v, _)| v)
+}
+
+/// A placeholder video any valid patch can be applied to: the write API checks a
+/// patch against it before queueing it, so a bad field is answered 422 at once.
+pub fn patch_template(id: &str) -> Video {
+    Video {
+        id: id.to_owned(),
+        title: "t".into(),
+        channel: "c".into(),
+        duration_seconds: 0,
+        thumbnail: "https://example.com/t.jpg".into(),
+        region: "US".into(),
+        published_at: None,
+        view_count: 0,
+    }
+}
+
 /// The latest Unix second `published_at` may be given as (9999-12-31T23:59:59Z).
 const MAX_UNIX: i64 = 253_402_300_799;
 
@@ -253,6 +299,41 @@ mod tests {
         // A whole number written as a float (PHP's json_encode does) is that number.
         let v = parse_line(&GOOD.replace("600", "600.0").replace(":12,", ":98.0,"))?;
         assert_eq!((v.duration_seconds, v.view_count), (600, 98));
+        Ok(())
+    }
+
+    #[test]
+    fn a_patch_changes_only_the_fields_it_names_and_obeys_every_rule() -> Result<(), String> {
+        let base = parse_line(GOOD)?;
+        let patch = |json: &str| -> Result<Video, String> {
+            let Ok(Value::Object(p)) = serde_json::from_str::<Value>(json) else { return Err("bad test".into()) };
+            apply_patch(&base, &p, ParseRules::default())
+        };
+        let v = patch(r#"{"view_count":"99"}"#)?;
+        assert_eq!(v, Video { view_count: 99, ..base.clone() });
+        let v = patch(r#"{"published_at":null,"title":" New ","id":"abc123DEF_-"}"#)?;
+        assert_eq!((v.published_at, v.title.as_str()), (None, "New"));
+        assert_eq!(patch("{}")?, base);
+        for (bad, field) in [
+            (r#"{"title":""}"#, "title"),
+            (r#"{"title":null}"#, "title"),
+            (r#"{"view_count":-1}"#, "view_count"),
+            (r#"{"region":"usa"}"#, "region"),
+            (r#"{"viewcount":1}"#, ""),
+            (r#"{"id":"other"}"#, "id"),
+        ] {
+            let why = patch(bad).err().ok_or_else(|| format!("{bad} was accepted"))?;
+            assert!(why.starts_with(field) || why.starts_with("\"viewcount"), "{bad}: {why}");
+        }
+        let lenient = ParseRules { lenient: true, assume_utc: true };
+        let Ok(Value::Object(p)) = serde_json::from_str::<Value>(r#"{"published_at":"2024-05-01"}"#) else {
+            return Err("bad test".into());
+        };
+        assert_eq!(apply_patch(&base, &p, lenient)?.published_at.as_deref(), Some("2024-05-01T00:00:00Z"));
+        let Ok(Value::Object(p)) = serde_json::from_str::<Value>(r#"{"published_at":"soon"}"#) else {
+            return Err("bad test".into());
+        };
+        assert!(apply_patch(&base, &p, lenient).is_err(), "a patch is never lenient: it names the field it changes");
         Ok(())
     }
 

@@ -31,6 +31,19 @@ pub enum Op {
     Upsert(Vec<Video>),
     /// Delete the video with this id.
     Delete(String),
+    /// Delete these videos together (one savepoint: all or none); ids with no video
+    /// are listed in [`Applied::missing`].
+    DeleteMany(Vec<String>),
+    /// Change the named fields of the video `id` ([`super::video::apply_patch`]);
+    /// [`Applied::missing`] holds the id when there is no such video.
+    Patch {
+        /// The video to change.
+        id: String,
+        /// The fields to change and their new values.
+        fields: serde_json::Map<String, serde_json::Value>,
+        /// How dates in `fields` are read.
+        rules: super::video::ParseRules,
+    },
     /// Record thumbnail checks (`videofeed check-thumbnails`).
     Thumbnails(Vec<ThumbnailCheck>),
     /// Record channel metadata (`videofeed enrich-channels`).
@@ -42,7 +55,8 @@ impl Op {
     pub fn rows(&self) -> usize {
         match self {
             Op::Upsert(v) => v.len(),
-            Op::Delete(_) => 1,
+            Op::Delete(_) | Op::Patch { .. } => 1,
+            Op::DeleteMany(ids) => ids.len(),
             Op::Thumbnails(c) => c.len(),
             Op::Channels(c) => c.len(),
         }
@@ -58,6 +72,10 @@ pub struct Applied {
     /// region, an updated video's old and new one, a deleted video's; none for a
     /// video sent again unchanged.
     pub regions: Vec<String>,
+    /// Ids the op named that have no video (a delete or a patch of nothing).
+    pub missing: Vec<String>,
+    /// Why a patch was refused when the row it makes is not a valid video (nothing written).
+    pub refused: Option<String>,
 }
 
 impl Store {
@@ -115,24 +133,53 @@ static FAILED_RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::Atomic
 
 fn apply_op(conn: &Connection, op: &Op) -> Result<Applied, Error> {
     let mut regions: Vec<String> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
     let counts = match op {
         Op::Upsert(videos) => upsert_rows(conn, videos, None, Some(&mut regions))?,
-        Op::Delete(id) => {
-            let region: Option<String> = conn
-                .query_row("SELECT region FROM videos WHERE id = ?1", [id], |r| r.get(0))
-                .map(Some)
-                .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
-            let deleted = conn.execute("DELETE FROM videos WHERE id = ?1", [id])?;
-            regions.extend(region);
-            Counts { deleted: u64::try_from(deleted).unwrap_or(0), ..Counts::default() }
-        }
+        Op::Delete(id) => delete_ids(conn, std::slice::from_ref(id), &mut regions, &mut missing)?,
+        Op::DeleteMany(ids) => delete_ids(conn, ids, &mut regions, &mut missing)?,
+        Op::Patch { id, fields, rules } => match super::stored_video(conn, id)? {
+            None => {
+                missing.push(id.clone());
+                Counts::default()
+            }
+            Some(base) => match super::video::apply_patch(&base, fields, *rules) {
+                Ok(video) => upsert_rows(conn, &[video], None, Some(&mut regions))?,
+                Err(why) => {
+                    return Ok(Applied { refused: Some(why), ..Applied::default() });
+                }
+            },
+        },
         // Job results touch no video rows; the triggers purge nothing but move the data version.
         Op::Thumbnails(checks) => Counts { updated: write_thumbnail_checks(conn, checks)?, ..Counts::default() },
         Op::Channels(channels) => Counts { updated: write_channels(conn, channels)?, ..Counts::default() },
     };
     regions.sort_unstable();
     regions.dedup();
-    Ok(Applied { counts, regions })
+    Ok(Applied { counts, regions, missing, refused: None })
+}
+
+/// Deletes the videos `ids`, adding their regions to `regions` and the ids with no
+/// video to `missing`.
+fn delete_ids(
+    conn: &Connection,
+    ids: &[String],
+    regions: &mut Vec<String>,
+    missing: &mut Vec<String>,
+) -> Result<Counts, Error> {
+    let mut delete = conn.prepare_cached("DELETE FROM videos WHERE id = ?1 RETURNING region")?;
+    let mut deleted = 0u64;
+    for id in ids {
+        match delete.query_row([id], |r| r.get::<_, String>(0)) {
+            Ok(region) => {
+                regions.push(region);
+                deleted += 1;
+            }
+            Err(rusqlite::Error::QueryReturnedNoRows) => missing.push(id.clone()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Counts { deleted, ..Counts::default() })
 }
 
 /// Rows one group commit takes at most (a single larger job goes alone). Every

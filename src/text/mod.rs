@@ -70,6 +70,31 @@ pub fn index_text(text: &str) -> Cow<'_, str> {
     Cow::Owned(analyze(text, Side::Index).text)
 }
 
+/// The key a channel is matched by (`channel=` in the feed): its search text
+/// (NFKC and the folds above), decomposed with the combining marks dropped,
+/// lower-cased, every run of characters that are not letters or digits made one
+/// space, trimmed. `Lofi Girl`, `lofi girl`, `LOFI  GIRL` and `Lofi-Girl` have one
+/// key; so do `Beyoncé` and `beyonce`.
+pub fn channel_key(channel: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let text = index_text(channel);
+    let mut key = String::with_capacity(text.len());
+    let mut gap = false;
+    for c in text.nfd().filter(|c| !is_combining_mark(*c)) {
+        if c.is_alphanumeric() {
+            if gap && !key.is_empty() {
+                key.push(' ');
+            }
+            gap = false;
+            key.extend(c.to_lowercase());
+        } else {
+            gap = true;
+        }
+    }
+    key
+}
+
 /// The search text of one query chunk, and whether it ends with a lone character of
 /// an unspaced script (CJK, Thai, ...).
 pub fn query_text(chunk: &str) -> (Cow<'_, str>, bool) {

@@ -37,6 +37,14 @@ cannot express); every valid request is sent as generated.
    thumbnail that matches the pattern gets a plain host (`img.example.com`)
    when its own is not letters, digits, dots and hyphens with a letter in the
    last label (the case stays valid, for the server too).
+10. `q` may be left out only when the request browses (`sort=recent`,
+   `sort=popular` or a `channel`), which JSON Schema cannot state: a case
+   without `q` that does not browse gets `sort=popular` (the case stays valid,
+   for the server too); a browsing case whose `q` is empty or blank (which the
+   server reads as "no query") gets `q=!` (the case stays invalid).
+9. The videos of one batch (a JSON array) must have distinct ids, which JSON
+   Schema cannot state for one property of the items: a repeated id gets a
+   suffix (the case stays valid, for the server too).
 """
 import calendar
 import datetime
@@ -119,44 +127,73 @@ def _int(value):
     return None
 
 
+def _fix_video(body):
+    """Rules 5-8 for one video object (a whole row, an array's element, a patch)."""
+    for field, (pattern, invalid) in BODY_INVALID.items():
+        value = body.get(field)
+        if isinstance(value, str) and not re.search(pattern, value):
+            body[field] = invalid
+    if isinstance(body.get("id"), str):
+        body["id"] = body["id"].replace("%", "_")
+    thumbnail = body.get("thumbnail")
+    if isinstance(thumbnail, str) and re.search(_VIDEO["thumbnail"]["pattern"], thumbnail):
+        body["thumbnail"] = _plain_host(thumbnail)
+    published = body.get("published_at")
+    published_schema = _VIDEO["published_at"]["anyOf"][0]
+    pattern, longest = published_schema["pattern"], published_schema["maxLength"]
+    if (
+        isinstance(published, str)
+        and len(published) <= longest
+        and re.fullmatch(pattern, published)
+        and not _real_datetime(published)
+    ):
+        body["published_at"] = "2024-02-29T23:59:60+01:00"
+
+
 @schemathesis.hook
 def map_case(ctx, case):
     # A case-level hook: schemathesis runs it in every phase (coverage, fuzzing, ...).
     if ctx.operation is None:
         return case
-    if ctx.operation.path == "/feed/admin/videos" and isinstance(case.body, dict):
-        for field, (pattern, invalid) in BODY_INVALID.items():
-            value = case.body.get(field)
-            if isinstance(value, str) and not re.search(pattern, value):
-                case.body[field] = invalid
-        if isinstance(case.body.get("id"), str):
-            case.body["id"] = case.body["id"].replace("%", "_")
-        thumbnail = case.body.get("thumbnail")
-        if isinstance(thumbnail, str) and re.search(_VIDEO["thumbnail"]["pattern"], thumbnail):
-            case.body["thumbnail"] = _plain_host(thumbnail)
-        published = case.body.get("published_at")
-        published_schema = _VIDEO["published_at"]["anyOf"][0]
-        pattern, longest = published_schema["pattern"], published_schema["maxLength"]
-        if (
-            isinstance(published, str)
-            and len(published) <= longest
-            and re.fullmatch(pattern, published)
-            and not _real_datetime(published)
-        ):
-            case.body["published_at"] = "2024-02-29T23:59:60+01:00"
+    is_video_body = ctx.operation.path == "/feed/admin/videos" or (
+        ctx.operation.path == "/feed/admin/videos/{id}" and ctx.operation.method.upper() == "PATCH"
+    )
+    if is_video_body and isinstance(case.body, list):
+        seen = set()
+        for n, item in enumerate(case.body):
+            if isinstance(item, dict):
+                _fix_video(item)
+                if isinstance(item.get("id"), str):
+                    if item["id"] in seen:
+                        item["id"] = (item["id"] + f"_{n}")[-64:]
+                    seen.add(item["id"])
         return case
-    if ctx.operation.path != "/feed" or not case.query:
+    if is_video_body and isinstance(case.body, dict):
+        _fix_video(case.body)
         return case
+    if ctx.operation.path != "/feed":
+        return case
+    if not case.query:
+        case.query = {"sort": "popular"}
     query = case.query
     for name, value in list(query.items()):
         if isinstance(value, (list, dict)):
             query[name] = "!"
     q = query.get("q")
+    channel = query.get("channel")
+    browsing = (isinstance(channel, str) and channel.strip() != "") or str(query.get("sort", "")).lower() in (
+        "recent",
+        "popular",
+    )
+    if q is None and not browsing and str(query.get("sort", "relevance")).lower() == "relevance":
+        query["sort"] = "popular"
     if isinstance(q, str):
         if not ASCII_ALNUM.search(q):
             q = "".join(c for c in q if ord(c) < 128)
         if len(q) > 120:
             q = "x" + q[1:-1] + "x"
+        if q.strip() == "" and browsing:
+            q = "!"
         query["q"] = q
     for name in EMPTY_MEANS_ABSENT:
         if query.get(name) == "":

@@ -149,6 +149,110 @@ final class ClientTest extends TestCase
         $this->assertStringContainsString("unknown parameter 'colour'", $logger->warnings[0][1]['message']);
     }
 
+    public function testARefusedQueryIsAResultNotAnOutageAndLogsNeverHoldTheQuery(): void
+    {
+        $logger = new RecordingLogger();
+        $feed = self::client(self::env('VF_BASE_URL'), $logger);
+        foreach (['empty' => '', 'emoji only' => '😀🎵', 'too long' => str_repeat('lofi ', 30)] as $what => $q) {
+            $page = $feed->search($q);
+            $this->assertTrue($page->refused(), $what);
+            $this->assertFalse($page->fromFallback, $what);
+            $this->assertSame([], $page->results, $what);
+            $this->assertSame('q', $page->problem()['param'] ?? null, $what);
+            $this->assertInstanceOf(VideofeedException::class, $page->error);
+            $this->assertSame(400, $page->error->status);
+            // The server's reason is in the message.
+            $this->assertStringContainsString($page->problem()['message'], $page->error->getMessage(), $what);
+        }
+        $this->assertSame([], $logger->warnings, 'a refused query is not logged');
+        // A real failure is logged, without the visitor's query text (the path only).
+        $secret = 'my secret medical question';
+        $page = self::client(self::env('VF_ERROR_URL'), $logger)->search($secret);
+        $this->assertTrue($page->fromFallback);
+        $this->assertCount(1, $logger->warnings);
+        $this->assertStringNotContainsString('secret', $logger->warnings[0][1]['message']);
+        $this->assertStringNotContainsString('secret', $page->error->getMessage());
+        $this->assertStringContainsString('503', $page->error->getMessage());
+        $down = self::client(self::env('VF_DOWN_URL'), $logger)->search($secret);
+        $this->assertStringNotContainsString('secret', $down->error->getMessage());
+        // logQueries: true puts the whole URL in, for debugging.
+        $debug = new Client(baseUrl: self::env('VF_ERROR_URL'), logQueries: true, onError: fn () => null);
+        $this->assertStringContainsString('secret', $debug->search($secret)->error->getMessage());
+        // throwOnError: the exception carries the server's reason.
+        try {
+            (new Client(baseUrl: self::env('VF_BASE_URL'), throwOnError: true))->search('😀');
+            $this->fail('no exception');
+        } catch (VideofeedException $e) {
+            $this->assertStringContainsString('has no searchable word', $e->getMessage());
+        }
+    }
+
+    public function testBrowsingTotalsAndTheTrendingFallback(): void
+    {
+        $feed = self::client(self::env('VF_BASE_URL'));
+        $trending = $feed->browse('US', 'popular', limit: 3);
+        $this->assertFalse($trending->fromFallback, (string) $trending->error?->getMessage());
+        $this->assertSame(3, $trending->count());
+        $views = array_column($trending->results, 'view_count');
+        $sorted = $views;
+        rsort($sorted);
+        $this->assertSame($sorted, $views);
+        $this->assertIsInt($trending->total);
+        $this->assertTrue($trending->totalIsExact);
+        $channel = $trending->results[0]['channel'];
+        $page = $feed->browse('US', 'recent', channel: strtoupper($channel));
+        $this->assertNotSame([], $page->results);
+        foreach ($page->results as $video) {
+            $this->assertSame($channel, $video['channel']);
+        }
+        $global = $feed->browse('GLOBAL', 'recent', limit: 5);
+        foreach ($global->results as $video) {
+            $this->assertSame('GLOBAL', $video['region']);
+        }
+        $search = $feed->search('music');
+        $this->assertGreaterThanOrEqual($search->count(), $search->total);
+        // The documented fallback pattern: the last good trending list, kept by the page.
+        $kept = $trending->results;
+        $down = new Client(baseUrl: self::env('VF_DOWN_URL'), fallback: fn () => $kept, onError: fn () => null);
+        $this->assertSame($kept, $down->browse('US', 'popular', limit: 3)->results);
+    }
+
+    public function testGetPatchAndDeleteMany(): void
+    {
+        $writer = new Client(baseUrl: self::env('VF_BASE_URL'), token: self::env('VF_TOKEN'));
+        $a = 'pga' . bin2hex(random_bytes(3));
+        $b = 'pgb' . bin2hex(random_bytes(3));
+        $row = fn (string $id) => ['id' => $id, 'title' => 'Okapi Sunrise ' . $id, 'channel' => 'PHP Client',
+            'duration_seconds' => 61, 'thumbnail' => "https://i.example/$id.jpg", 'region' => 'FR'];
+        $this->assertSame(2, $writer->upsert([$row($a), $row($b)])['inserted']);
+        $stored = $writer->get($a);
+        $keys = array_keys($stored);
+        sort($keys);
+        $this->assertSame(['channel', 'duration_seconds', 'id', 'published_at', 'region', 'thumbnail', 'title', 'view_count'], $keys);
+        $this->assertNull($stored['published_at']);
+        $this->assertSame(1, $writer->patch($a, ['view_count' => 1200000, 'published_at' => '2024-05-01T12:00:00Z'])['updated']);
+        $stored = $writer->get($a);
+        $this->assertSame([1200000, '2024-05-01T12:00:00Z', 'Okapi Sunrise ' . $a], [$stored['view_count'], $stored['published_at'], $stored['title']]);
+        try {
+            $writer->patch($a, ['view_count' => -1]);
+            $this->fail('no exception');
+        } catch (VideofeedException $e) {
+            $this->assertSame(422, $e->status);
+            $this->assertSame('view_count', $e->answer['error']['param']);
+            $this->assertStringContainsString('view_count must be', $e->getMessage());
+        }
+        $gone = $writer->deleteMany([$a, 'no-such-video', $b]);
+        $this->assertSame(2, $gone['deleted']);
+        $this->assertSame(['deleted', 'not_found', 'deleted'], array_column($gone['results'], 'result'));
+        $this->assertNull($writer->get($a));
+        try {
+            $writer->patch($a, ['view_count' => 1]);
+            $this->fail('no exception');
+        } catch (VideofeedException $e) {
+            $this->assertSame(404, $e->status);
+        }
+    }
+
     public function testWritesWithTheToken(): void
     {
         $base = self::env('VF_BASE_URL');

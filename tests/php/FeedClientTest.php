@@ -135,10 +135,18 @@ final class FeedClientTest extends TestCase
 
     public function testErrorStatusesFallBack(): void
     {
-        // 4xx from videofeed itself: limit out of range.
+        // A query videofeed refuses (a 400: limit out of range, an emoji-only q) is not an
+        // outage: no results, no fallback, nothing reported; the answer says why.
         [$videos, $errors] = $this->timed(self::url('VF_BASE_URL'), 'lofi', 500);
-        $this->assertSame(self::TRENDING, $videos);
-        $this->assertStringContainsString('400', $errors[0]);
+        $this->assertSame([], $videos);
+        $this->assertSame([], $errors);
+        $answer = fetch_feed_answer('😀', 'DE', 5, ['base_url' => self::url('VF_BASE_URL'), 'fallback' => self::TRENDING, 'on_error' => function (Throwable $e) use (&$errors) {
+            $errors[] = $e->getMessage();
+        }]);
+        $this->assertSame([], $errors);
+        $this->assertSame([], $answer['results']);
+        $this->assertArrayNotHasKey('fallback', $answer);
+        $this->assertSame('q', $answer['error']['param']);
         // 5xx.
         [$videos, $errors] = $this->timed(self::url('VF_ERROR_URL'));
         $this->assertSame(self::TRENDING, $videos);

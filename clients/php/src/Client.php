@@ -7,16 +7,21 @@ namespace Videofeed;
 /**
  * The videofeed client for PHP templates and tools.
  *
- * Reads (search(), feed(), pages()) never throw into a template: on any failure
- * (nothing listening, a timeout, an error status, malformed JSON, a mistake in
- * the call) they report it (the PSR-3 logger as a warning, else the onError
- * callable, else error_log()) and return a FeedResult holding the fallback,
- * within the time budget (400 ms by default, connect included). Build the
- * client with throwOnError: true to get a VideofeedException instead.
+ * Reads (search(), feed(), pages(), browse()) never throw into a template. A
+ * query the feed refuses (400 or 422: an empty box, an emoji-only query, over
+ * 120 characters) is a FeedResult with no results and ->error set, and nothing
+ * is logged: it is the visitor's input, not an outage. Any other failure
+ * (nothing listening, a timeout, a 5xx, another 4xx such as a wrong base URL,
+ * malformed JSON, a mistake in the call) is reported (the PSR-3 logger as a
+ * warning, else the onError callable, else error_log()) and answered with the
+ * fallback, within the time budget (400 ms by default, connect included).
+ * Messages name the path, never the query text, unless logQueries is true.
+ * Build the client with throwOnError: true to get a VideofeedException
+ * (carrying the server's reason) for every failure instead.
  *
- * Writes (upsert(), delete()) are for operators' tools: they need the admin
- * token and throw a VideofeedException on failure (a 422 carries the rejected
- * lines in ->answer).
+ * get(), upsert(), patch(), delete() and deleteMany() are for operators'
+ * tools: they need the admin token and throw a VideofeedException on failure
+ * (a 422 carries the rejected lines in ->answer).
  *
  *   $feed = new \Videofeed\Client('http://127.0.0.1/feed', fallback: fn () => $trending);
  *   $page = $feed->search('lofi hip hop', region: 'DE', limit: 12, sort: 'recent', highlight: true);
@@ -37,6 +42,7 @@ final class Client
      * @param bool $throwOnError reads throw VideofeedException instead of returning the fallback
      * @param callable(\Throwable): void|null $onError called on every read failure when there is no logger
      * @param int $writeTimeoutMs the budget of a write (a large batch takes longer than a read)
+     * @param bool $logQueries failure messages carry the whole URL, query text included (default: the path only)
      */
     public function __construct(
         private readonly string $baseUrl = 'http://127.0.0.1/feed',
@@ -47,6 +53,7 @@ final class Client
         private readonly bool $throwOnError = false,
         private readonly mixed $onError = null,
         private readonly int $writeTimeoutMs = 10000,
+        private readonly bool $logQueries = false,
     ) {
     }
 
@@ -90,6 +97,10 @@ final class Client
             if ($this->throwOnError) {
                 throw $e instanceof VideofeedException ? $e : new VideofeedException($e->getMessage(), 0, null, $e);
             }
+            if ($e instanceof VideofeedException && in_array($e->status, [400, 422], true)) {
+                // The visitor's input (an empty box, an emoji, too long): no results, no fallback, no log.
+                return new FeedResult(query: $q, region: $region, results: [], error: $e);
+            }
             return new FeedResult(
                 query: $q,
                 region: $region,
@@ -98,6 +109,25 @@ final class Client
                 error: $e,
             );
         }
+    }
+
+    /**
+     * Browsing without a query: the newest or most viewed videos of a region
+     * (`/feed?region=DE&sort=popular`) or of a channel (`?channel=Lofi%20Girl&sort=recent`);
+     * region GLOBAL is the videos shown everywhere. A page's "trending" block, and
+     * what a search's fallback can show (keep a copy of it).
+     *
+     * @param string $sort recent or popular (relevance needs a query)
+     * @param array<string, scalar|null> $params offset, min_duration, max_duration, highlight
+     */
+    public function browse(
+        string $region = 'US',
+        string $sort = 'popular',
+        ?string $channel = null,
+        int $limit = 24,
+        array $params = [],
+    ): FeedResult {
+        return $this->feed('', $region, $limit, ['sort' => $sort, 'channel' => $channel] + $params);
     }
 
     /**
@@ -144,6 +174,59 @@ final class Client
     }
 
     /**
+     * The stored video, every field (id, title, channel, duration_seconds,
+     * thumbnail, region, published_at, view_count); null when there is none.
+     *
+     * @return array<string, mixed>|null
+     * @throws VideofeedException on any other failure
+     */
+    public function get(string $id): ?array
+    {
+        try {
+            return $this->write('GET', '/admin/videos/' . rawurlencode($id), '');
+        } catch (VideofeedException $e) {
+            if ($e->status === 404 && ($e->answer['error']['param'] ?? null) === 'id') {
+                return null;
+            }
+            throw $e;
+        }
+    }
+
+    /**
+     * Changes some fields of one video (`['view_count' => 1200000]`); the others
+     * keep their stored value. `null` clears published_at (view_count: 0).
+     *
+     * @param array<string, mixed> $fields
+     * @return array<string, mixed> the answer (`updated` 1, or `unchanged` 1)
+     * @throws VideofeedException on any failure (404: no such video; 422: ->answer names the field)
+     */
+    public function patch(string $id, array $fields): array
+    {
+        if ($fields === []) {
+            throw new VideofeedException('videofeed: patch() needs at least one field to change');
+        }
+        $body = json_encode((object) $fields, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
+        return $this->write('PATCH', '/admin/videos/' . rawurlencode($id), $body, 'application/json');
+    }
+
+    /**
+     * Deletes many videos in one transaction (all or none).
+     *
+     * @param list<string> $ids 1 to 10,000 distinct ids
+     * @return array<string, mixed> the answer: `deleted`, and `results` with one
+     *         ['id' => …, 'result' => 'deleted'|'not_found'] per id
+     * @throws VideofeedException on any failure (422: a bad or repeated id, nothing deleted)
+     */
+    public function deleteMany(array $ids): array
+    {
+        if ($ids === []) {
+            throw new VideofeedException('videofeed: deleteMany() needs at least one id');
+        }
+        $body = json_encode(['ids' => array_values($ids)], JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
+        return $this->write('POST', '/admin/videos/delete', $body, 'application/json');
+    }
+
+    /**
      * Deletes one video.
      *
      * @return array<string, mixed> the answer (`deleted` is 1)
@@ -173,15 +256,25 @@ final class Client
                 $query[$name] = is_bool($value) ? (int) $value : $value;
             }
         }
+        if ($query['q'] === '') {
+            unset($query['q']);   // browsing: sort or channel instead of a query
+        }
         $url = $this->baseUrl . (str_contains($this->baseUrl, '?') ? '&' : '?')
             . http_build_query($query, '', '&', PHP_QUERY_RFC3986);
-        [$status, $body] = $this->http('GET', $url, null, [], max(1, $this->timeoutMs));
+        // What messages name: the path, not the visitor's query text (unless logQueries).
+        $shown = $this->logQueries ? $url : self::withoutQuery($this->baseUrl);
+        [$status, $body] = $this->http('GET', $url, null, [], max(1, $this->timeoutMs), $shown);
         if ($status >= 400) {
-            throw new VideofeedException("videofeed: $url answered HTTP $status", $status, self::decodeOrNull($body));
+            $answer = self::decodeOrNull($body);
+            throw new VideofeedException("videofeed: GET $shown answered HTTP $status" . self::reason($answer), $status, $answer);
         }
-        $data = json_decode($body, true, 32, JSON_THROW_ON_ERROR);
+        try {
+            $data = json_decode($body, true, 32, JSON_THROW_ON_ERROR);
+        } catch (\JsonException $e) {
+            throw new VideofeedException("videofeed: GET $shown answered malformed JSON: " . $e->getMessage(), $status, null, $e);
+        }
         if (!is_array($data)) {
-            throw new VideofeedException("videofeed: $url answered JSON that is not an object", $status);
+            throw new VideofeedException("videofeed: GET $shown answered JSON that is not an object", $status);
         }
         return $data;
     }
@@ -191,18 +284,17 @@ final class Client
      *
      * @return array<string, mixed>
      */
-    private function write(string $method, string $path, string $body): array
+    private function write(string $method, string $path, string $body, string $type = 'application/x-ndjson'): array
     {
         if ($this->token === null || $this->token === '') {
             throw new VideofeedException('videofeed: writes need the admin token (new Client(token: …))');
         }
         $url = rtrim($this->baseUrl, '/') . $path;
-        $headers = ['Authorization: Bearer ' . $this->token, 'Content-Type: application/x-ndjson'];
-        [$status, $text] = $this->http($method, $url, $body === '' ? null : $body, $headers, max(1, $this->writeTimeoutMs));
+        $headers = ['Authorization: Bearer ' . $this->token, "Content-Type: $type"];
+        [$status, $text] = $this->http($method, $url, $body === '' ? null : $body, $headers, max(1, $this->writeTimeoutMs), $url);
         $answer = self::decodeOrNull($text);
         if ($status < 200 || $status >= 300 || $answer === null) {
-            $why = is_string($answer['error']['message'] ?? null) ? ': ' . $answer['error']['message'] : '';
-            throw new VideofeedException("videofeed: $method $url answered HTTP $status$why", $status, $answer);
+            throw new VideofeedException("videofeed: $method $url answered HTTP $status" . self::reason($answer), $status, $answer);
         }
         return $answer;
     }
@@ -211,16 +303,17 @@ final class Client
      * One HTTP exchange with curl: [status, body]; throws when there is no answer.
      *
      * @param list<string> $headers
+     * @param string $shown what a message calls the URL
      * @return array{0: int, 1: string}
      */
-    private function http(string $method, string $url, ?string $body, array $headers, int $timeoutMs): array
+    private function http(string $method, string $url, ?string $body, array $headers, int $timeoutMs, string $shown): array
     {
         if (!function_exists('curl_init')) {
             throw new VideofeedException('videofeed: the PHP curl extension is not installed');
         }
         $ch = curl_init($url);
         if ($ch === false) {
-            throw new VideofeedException("videofeed: cannot make a request for $url");
+            throw new VideofeedException("videofeed: cannot make a request for $shown");
         }
         $options = [
             CURLOPT_RETURNTRANSFER => true,
@@ -242,9 +335,32 @@ final class Client
         $status = (int) curl_getinfo($ch, CURLINFO_RESPONSE_CODE);
         curl_close($ch);
         if (!is_string($text)) {
-            throw new VideofeedException("videofeed: $url failed: $error", $status);
+            throw new VideofeedException("videofeed: $method $shown failed: $error", $status);
         }
         return [$status, $text];
+    }
+
+    /** $url without its query string. */
+    private static function withoutQuery(string $url): string
+    {
+        $cut = strpos($url, '?');
+        return $cut === false ? $url : substr($url, 0, $cut);
+    }
+
+    /**
+     * The server's reason from an error answer, as the end of a message:
+     * ": q must hold a letter or digit (q)", or '' when there is none.
+     *
+     * @param array<string, mixed>|null $answer
+     */
+    private static function reason(?array $answer): string
+    {
+        $message = $answer['error']['message'] ?? null;
+        if (!is_string($message) || $message === '') {
+            return '';
+        }
+        $param = $answer['error']['param'] ?? null;
+        return ': ' . $message . (is_string($param) ? " ($param)" : '');
     }
 
     /** @return array<string, mixed>|null */

@@ -70,8 +70,8 @@ impl Inexact {
 /// A query's filters and order, as the index applies them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Filter<'a> {
-    /// Only this channel (exact text).
-    pub channel: Option<&'a str>,
+    /// Only these channels (exact stored names).
+    pub channel: Option<&'a [String]>,
     /// Only rows at least this long.
     pub min_duration: Option<i64>,
     /// Only rows at most this long.
@@ -81,8 +81,8 @@ pub struct Filter<'a> {
 }
 
 impl Filter<'_> {
-    /// Whether a row with these columns passes (`channel_is` says whether its channel is the one asked for).
-    pub fn admits(&self, duration: i64, channel_is: impl FnOnce(&str) -> bool) -> bool {
+    /// Whether a row with these columns passes (`channel_is` says whether its channel is one of those asked for).
+    pub fn admits(&self, duration: i64, channel_is: impl FnOnce(&[String]) -> bool) -> bool {
         self.min_duration.is_none_or(|m| duration >= m)
             && self.max_duration.is_none_or(|m| duration <= m)
             && self.channel.is_none_or(channel_is)
@@ -229,9 +229,11 @@ mod tests {
 
     #[test]
     fn filters_and_inexact_columns() {
-        let f = Filter { channel: Some("Ch"), min_duration: Some(10), max_duration: Some(20), sort: Sort::Popular };
-        assert!(f.admits(15, |c| c == "Ch"));
-        assert!(!f.admits(21, |c| c == "Ch") && !f.admits(9, |c| c == "Ch") && !f.admits(15, |c| c == "Other"));
+        let ch = ["Ch".to_owned()];
+        let f = Filter { channel: Some(&ch), min_duration: Some(10), max_duration: Some(20), sort: Sort::Popular };
+        let is = |name: &'static str| move |c: &[String]| c.iter().any(|c| c == name);
+        assert!(f.admits(15, is("Ch")));
+        assert!(!f.admits(21, is("Ch")) && !f.admits(9, is("Ch")) && !f.admits(15, is("Other")));
         let inexact = Inexact { views: true, ..Inexact::default() };
         assert!(inexact.blocks(&f));
         assert!(!inexact.blocks(&Filter { sort: Sort::Recent, ..f }));

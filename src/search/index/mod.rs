@@ -335,6 +335,30 @@ impl View<'_> {
     }
 }
 
+impl View<'_> {
+    /// How many rows now match `phrases` in `region` (or GLOBAL), outside `hidden`,
+    /// passing `filter`, up to `cap` ([`Snapshot::count_view`]); None when a column
+    /// the filter reads holds a value the index cannot compare as SQL does.
+    pub fn count(
+        &self,
+        phrases: &[Phrase],
+        region: &str,
+        cap: usize,
+        hidden: &Hidden,
+        filter: Option<&Filter<'_>>,
+    ) -> Option<usize> {
+        let delta = self.delta();
+        if let Some(filter) = filter {
+            let mut inexact = self.base.cols.inexact;
+            inexact.merge(delta.inexact());
+            if inexact.blocks(filter) {
+                return None;
+            }
+        }
+        Some(self.base.count_view(phrases, region, cap, hidden, Some(delta), filter, Some(&self.scratch)))
+    }
+}
+
 /// Changed rows: (row id, what changed), and the inexact columns among them.
 type Updates = (Vec<(u32, Change)>, Inexact);
 

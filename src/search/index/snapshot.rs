@@ -898,8 +898,9 @@ impl Snapshot {
             }
             score
         };
-        // With a filter: the base's id of the channel asked for (None: no base row has it).
-        let channel_id = filter.and_then(|f| f.channel).map(|c| self.cols.channel_id(c));
+        // With a filter: the base's ids of the channels asked for (empty: no base row has them).
+        let channel_ids: Option<Vec<u32>> =
+            filter.and_then(|f| f.channel).map(|names| names.iter().filter_map(|c| self.cols.channel_id(c)).collect());
         let overrides = delta.filter(|d| d.has_column_changes());
         let mut heap: std::collections::BinaryHeap<Candidate> = std::collections::BinaryHeap::with_capacity(limit + 1);
         let offer = |heap: &mut std::collections::BinaryHeap<Candidate>, candidate: Candidate| {
@@ -1059,9 +1060,9 @@ impl Snapshot {
                             (d, p, v, Ok(c))
                         }
                     };
-                    let is_asked = |asked: &str| match channel {
-                        Ok(id) => channel_id.flatten() == Some(id),
-                        Err(name) => name == asked,
+                    let is_asked = |asked: &[String]| match channel {
+                        Ok(id) => channel_ids.as_ref().is_some_and(|ids| ids.contains(&id)),
+                        Err(name) => asked.iter().any(|a| a == name),
                     };
                     if !f.admits(duration, is_asked) {
                         continue;
@@ -1085,7 +1086,7 @@ impl Snapshot {
                 }
                 let mut major = (0, 0);
                 if let Some(f) = filter {
-                    if !f.admits(row.cols.duration, |asked| row.cols.channel == asked) {
+                    if !f.admits(row.cols.duration, |asked| asked.contains(&row.cols.channel)) {
                         continue;
                     }
                     major = f.key(row.cols.published, row.cols.views);
@@ -1098,6 +1099,116 @@ impl Snapshot {
             }
         }
         heap.into_sorted_vec().into_iter().map(|c| Hit { rowid: c.0.rowid, rank: c.0.score }).collect()
+    }
+
+    /// How many rows now match every phrase in `region` (or GLOBAL), outside `hidden`
+    /// and passing `filter`, counted up to `cap` (the result is at most `cap`; `cap`
+    /// means "at least `cap`"). The rows are those [`Snapshot::top_k_view`] ranks
+    /// (the delta's rows, the base's not masked by it); counting stops at `cap`, so
+    /// a common word costs at most about `cap` rows of its region.
+    #[allow(clippy::too_many_arguments)]
+    pub fn count_view(
+        &self,
+        phrases: &[Phrase],
+        region: &str,
+        cap: usize,
+        hidden: &Hidden,
+        delta: Option<&Delta>,
+        filter: Option<&Filter<'_>>,
+        scratch: Option<&Scratch>,
+    ) -> usize {
+        if phrases.is_empty() || cap == 0 {
+            return 0;
+        }
+        let delta = delta.filter(|d| !d.is_empty() || d.has_column_changes());
+        let code_of = |name: &str| self.regions.iter().position(|r| r == name).and_then(|c| u16::try_from(c).ok());
+        let wanted: [Option<u16>; 2] = [code_of(region), code_of("GLOBAL")];
+        let matches: Vec<PhraseMatches<'_>> = phrases.iter().map(|p| self.matches(p, scratch)).collect();
+        let channel_ids: Option<Vec<u32>> =
+            filter.and_then(|f| f.channel).map(|names| names.iter().filter_map(|c| self.cols.channel_id(c)).collect());
+        let overrides = delta.filter(|d| d.has_column_changes());
+        let mut count = 0usize;
+        // The delta's rows matching every phrase.
+        if let Some(d) = delta {
+            let per_phrase: Vec<std::sync::Arc<DeltaPhrase>> = phrases
+                .iter()
+                .zip(&matches)
+                .map(|(p, m)| {
+                    d.memo().get_or(&phrase_key(p), || {
+                        let ids = m.rowids();
+                        DeltaPhrase {
+                            rows: delta_matches(d, p),
+                            masked_in_base: d.masked_rowids().filter(|r| ids.binary_search(r).is_ok()).count(),
+                        }
+                    })
+                })
+                .collect();
+            if let Some(fewest) = per_phrase.iter().map(|p| &p.rows).min_by_key(|m| m.len()) {
+                for &i in fewest.keys() {
+                    let Some(row) = d.row(i) else { continue };
+                    let in_region = row.region == region || row.region == "GLOBAL";
+                    if !in_region || hidden.contains(row.rowid) || !per_phrase.iter().all(|p| p.rows.contains_key(&i)) {
+                        continue;
+                    }
+                    if filter.is_some_and(|f| !f.admits(row.cols.duration, |asked| asked.contains(&row.cols.channel))) {
+                        continue;
+                    }
+                    count += 1;
+                    if count >= cap {
+                        return cap;
+                    }
+                }
+            }
+        }
+        // The base's rows, driven from the shortest list.
+        if !wanted.iter().any(Option::is_some) || matches.iter().any(|m| m.rowids().is_empty()) {
+            return count;
+        }
+        let masked = delta.map(Delta::masked);
+        let driver = matches.iter().enumerate().min_by_key(|(_, m)| m.rowids().len()).map_or(0, |(i, _)| i);
+        let drive = matches.get(driver).map_or(&[][..], PhraseMatches::rowids);
+        let mut cursors = vec![0usize; matches.len()];
+        'rows: for &rowid in drive {
+            let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
+            let code = self.region.get(slot).copied();
+            if !wanted.iter().any(|w| w.is_some() && *w == code)
+                || hidden.contains(rowid)
+                || masked.is_some_and(|m| m.contains(rowid))
+            {
+                continue;
+            }
+            for (j, (m, cursor)) in matches.iter().zip(cursors.iter_mut()).enumerate() {
+                if j == driver {
+                    continue;
+                }
+                let ids = m.rowids();
+                *cursor += gallop(ids.get(*cursor..).unwrap_or_default(), rowid);
+                if ids.get(*cursor) != Some(&rowid) {
+                    continue 'rows;
+                }
+            }
+            if let Some(f) = filter {
+                let (duration, channel) = match overrides.and_then(|d| d.column_change(rowid)) {
+                    Some(c) => (c.duration, Err(c.channel.as_str())),
+                    None => {
+                        let (d, _, _, c) = self.cols.get(slot);
+                        (d, Ok(c))
+                    }
+                };
+                let is_asked = |asked: &[String]| match channel {
+                    Ok(id) => channel_ids.as_ref().is_some_and(|ids| ids.contains(&id)),
+                    Err(name) => asked.iter().any(|a| a == name),
+                };
+                if !f.admits(duration, is_asked) {
+                    continue;
+                }
+            }
+            count += 1;
+            if count >= cap {
+                return cap;
+            }
+        }
+        count
     }
 
     /// The token count of base row `rowid`, when the base holds that row.
