@@ -128,10 +128,14 @@ proptest! {
             if let Ok(q) = crate::http::request::parse(&input) {
                 prop_assert!((1..=crate::http::request::MAX_LIMIT).contains(&q.limit));
                 prop_assert!(q.offset <= crate::http::request::MAX_OFFSET);
-                prop_assert!(q.region.len() == 2 && q.region.bytes().all(|b| b.is_ascii_uppercase()));
+                prop_assert!(
+                    q.region == "GLOBAL" || (q.region.len() == 2 && q.region.bytes().all(|b| b.is_ascii_uppercase()))
+                );
                 let chars = q.q.chars().count();
-                prop_assert!((1..=crate::http::request::MAX_Q_CHARS).contains(&chars));
-                prop_assert!(!q.match_expr.is_empty());
+                prop_assert!(chars <= crate::http::request::MAX_Q_CHARS);
+                // No query only when browsing (issue 35): a channel, or sort=recent|popular.
+                let browsing = q.channel.is_some() || matches!(q.sort, crate::search::Sort::Recent | crate::search::Sort::Popular);
+                prop_assert!((chars >= 1 && !q.match_expr.is_empty()) || (browsing && chars == 0 && q.match_expr.is_empty()));
             }
         }
     }

@@ -8,7 +8,7 @@ use videofeed::search;
 use super::{Fatal, fatal, help, parse_args};
 
 pub(super) const QUERY_HELP: &str = "\
-videofeed query --db PATH --q TEXT [--region CC] [--limit N] [--offset N] [--channel NAME]
+videofeed query --db PATH [--q TEXT] [--region CC|GLOBAL] [--limit N] [--offset N] [--channel NAME]
                 [--min-duration S] [--max-duration S] [--sort relevance|recent|popular] [--highlight 1]
 
 Runs the /feed search directly against the database and prints the same JSON body
@@ -17,8 +17,11 @@ the same settings from the environment as serve (VIDEOFEED_TYPO_FALLBACK, VIDEOF
 VIDEOFEED_FALLBACK_THUMBNAIL, VIDEOFEED_BROKEN_THUMBNAILS, VIDEOFEED_QUERY_TIMEOUT_MS).
 Exit status 2 with the parameter error when the query is invalid.
 
-Example:
-  videofeed query --db videos.db --q 'lofi hip' --region DE --limit 5 --offset 5";
+--q is needed unless browsing (--sort recent|popular, or --channel alone), as for /feed.
+
+Examples:
+  videofeed query --db videos.db --q 'lofi hip' --region DE --limit 5 --offset 5
+  videofeed query --db videos.db --region DE --sort popular --limit 5";
 
 pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
     const PARAMS: [(&str, &str); 9] = [

@@ -752,7 +752,7 @@ impl Reader {
         // (undated, views, date, row id): ascending is the page's order.
         type Key = (bool, Reverse<i64>, Reverse<String>, i64);
         let mut rows: Vec<Key> = Vec::new();
-        let visible = |rowid: i64| u32::try_from(rowid).map_or(true, |r| !hidden.contains(r));
+        let visible = |rowid: i64| !hidden.contains_row(rowid);
         for (channel, region) in Self::walks(query) {
             let params =
                 rusqlite::params![channel, region, rusqlite::types::Null, query.min_duration, query.max_duration];
@@ -791,6 +791,7 @@ impl Reader {
     /// thumbnail policy leaves out, less those of them the browse holds.
     fn browse_count(&self, tx: &Connection, query: &FeedQuery, hidden: &index::Hidden) -> Result<usize, Error> {
         crate::obs::metrics::global().counted(false);
+        let hidden_sql = sql::hidden_rowids(&self.policy);
         let hidden_all = i64::try_from(hidden.len()).unwrap_or(i64::MAX);
         let cap = i64::try_from(TOTAL_CAP + 1).unwrap_or(i64::MAX);
         let limit = cap.saturating_add(hidden_all);
@@ -804,7 +805,7 @@ impl Reader {
             }
             raw += n;
         }
-        let hidden_here: i64 = match sql::hidden_rowids(&self.policy) {
+        let hidden_here: i64 = match hidden_sql {
             Some(rowids) if hidden_all > 0 => {
                 let names = query.channel_names.as_ref().map(serde_json::to_string).transpose().unwrap_or_default();
                 let params = rusqlite::params![
