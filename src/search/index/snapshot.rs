@@ -857,21 +857,7 @@ impl Snapshot {
         let matches: Vec<PhraseMatches<'_>> = phrases.iter().map(|p| self.matches(p, scratch)).collect();
         // The delta's rows: per phrase, the rows it matches with their weighted counts,
         // and how many of its base rows the delta masks (kept for the delta's generation).
-        let delta_phrases: Vec<std::sync::Arc<DeltaPhrase>> = delta.map_or_else(Vec::new, |d| {
-            phrases
-                .iter()
-                .zip(&matches)
-                .map(|(p, m)| {
-                    d.memo().get_or(&phrase_key(p), || {
-                        let ids = m.rowids();
-                        DeltaPhrase {
-                            rows: delta_matches(d, p),
-                            masked_in_base: d.masked_rowids().filter(|r| ids.binary_search(r).is_ok()).count(),
-                        }
-                    })
-                })
-                .collect()
-        });
+        let delta_phrases = delta.map_or_else(Vec::new, |d| delta_phrases(d, phrases, &matches));
         let delta_freq: Vec<&BTreeMap<usize, f64>> = delta_phrases.iter().map(|d| &d.rows).collect();
         // fts5Bm25GetData: avgdl and one IDF per phrase, from whole-table counts.
         let mut hits_per_phrase: Vec<usize> = matches.iter().map(|m| m.rowids().len()).collect();
@@ -899,8 +885,7 @@ impl Snapshot {
             score
         };
         // With a filter: the base's ids of the channels asked for (empty: no base row has them).
-        let channel_ids: Option<Vec<u32>> =
-            filter.and_then(|f| f.channel).map(|names| names.iter().filter_map(|c| self.cols.channel_id(c)).collect());
+        let channel_ids = self.channel_ids(filter);
         let overrides = delta.filter(|d| d.has_column_changes());
         let mut heap: std::collections::BinaryHeap<Candidate> = std::collections::BinaryHeap::with_capacity(limit + 1);
         let offer = |heap: &mut std::collections::BinaryHeap<Candidate>, candidate: Candidate| {
@@ -1101,6 +1086,12 @@ impl Snapshot {
         heap.into_sorted_vec().into_iter().map(|c| Hit { rowid: c.0.rowid, rank: c.0.score }).collect()
     }
 
+    /// The base's ids of the channels `filter` asks for (None without a channel filter;
+    /// empty when no base row has them).
+    fn channel_ids(&self, filter: Option<&Filter<'_>>) -> Option<Vec<u32>> {
+        filter.and_then(|f| f.channel).map(|names| names.iter().filter_map(|c| self.cols.channel_id(c)).collect())
+    }
+
     /// How many rows now match every phrase in `region` (or GLOBAL), outside `hidden`
     /// and passing `filter`, counted up to `cap` (the result is at most `cap`; `cap`
     /// means "at least `cap`"). The rows are those [`Snapshot::top_k_view`] ranks
@@ -1124,25 +1115,12 @@ impl Snapshot {
         let code_of = |name: &str| self.regions.iter().position(|r| r == name).and_then(|c| u16::try_from(c).ok());
         let wanted: [Option<u16>; 2] = [code_of(region), code_of("GLOBAL")];
         let matches: Vec<PhraseMatches<'_>> = phrases.iter().map(|p| self.matches(p, scratch)).collect();
-        let channel_ids: Option<Vec<u32>> =
-            filter.and_then(|f| f.channel).map(|names| names.iter().filter_map(|c| self.cols.channel_id(c)).collect());
+        let channel_ids = self.channel_ids(filter);
         let overrides = delta.filter(|d| d.has_column_changes());
         let mut count = 0usize;
         // The delta's rows matching every phrase.
         if let Some(d) = delta {
-            let per_phrase: Vec<std::sync::Arc<DeltaPhrase>> = phrases
-                .iter()
-                .zip(&matches)
-                .map(|(p, m)| {
-                    d.memo().get_or(&phrase_key(p), || {
-                        let ids = m.rowids();
-                        DeltaPhrase {
-                            rows: delta_matches(d, p),
-                            masked_in_base: d.masked_rowids().filter(|r| ids.binary_search(r).is_ok()).count(),
-                        }
-                    })
-                })
-                .collect();
+            let per_phrase = delta_phrases(d, phrases, &matches);
             if let Some(fewest) = per_phrase.iter().map(|p| &p.rows).min_by_key(|m| m.len()) {
                 for &i in fewest.keys() {
                     let Some(row) = d.row(i) else { continue };
@@ -1280,6 +1258,25 @@ impl Snapshot {
 }
 
 /// The delta's terms equal to `token` (or starting with it, when `prefix`).
+/// Per phrase, the delta's rows it matches with their weighted counts, and how many
+/// of its base rows (`matches`) the delta masks: kept in the delta's memo for its
+/// generation, so the ranking and the count of one answer (and later answers) share them.
+fn delta_phrases(d: &Delta, phrases: &[Phrase], matches: &[PhraseMatches<'_>]) -> Vec<std::sync::Arc<DeltaPhrase>> {
+    phrases
+        .iter()
+        .zip(matches)
+        .map(|(p, m)| {
+            d.memo().get_or(&phrase_key(p), || {
+                let ids = m.rowids();
+                DeltaPhrase {
+                    rows: delta_matches(d, p),
+                    masked_in_base: d.masked_rowids().filter(|r| ids.binary_search(r).is_ok()).count(),
+                }
+            })
+        })
+        .collect()
+}
+
 fn delta_terms<'d>(delta: &'d Delta, token: &'d str, prefix: bool) -> impl Iterator<Item = &'d String> + 'd {
     delta
         .added()
