@@ -56,12 +56,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         index.build_now()?;
         let snap = index.snapshot().ok_or("no snapshot")?;
+        let table = snap.prefix_table();
+        let (kept, bytes) = table.classes_kept();
         println!(
-            "rank index: {} terms, {} postings, {} MB, built in {} ms\n",
+            "rank index: {} terms, {} postings, {} MB, built in {} ms; prefix table: {} prefixes counted, {kept} kept by class in {:.1} MB\n",
             snap.term_count(),
             snap.posting_count(),
             snap.heap_bytes() >> 20,
-            t.elapsed().as_millis()
+            t.elapsed().as_millis(),
+            table.len(),
+            bytes as f64 / 1e6,
         );
         Reader::with_index(&db, index)?
     } else {

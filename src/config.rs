@@ -144,7 +144,7 @@ pub struct Config {
     pub cache_bytes: usize,
     /// `VIDEOFEED_RANK_MEMO_BYTES`: what the rank index may keep of work queries did
     /// (merged prefix postings, score classes), per snapshot; 0 = keep nothing;
-    /// None = 128 bytes a video (32 MiB to 1 GiB).
+    /// None = 32 MiB (`search::index::snapshot::MEMO_BUDGET_DEFAULT`).
     pub rank_memo_bytes: Option<usize>,
     /// `VIDEOFEED_ADMIN_TOKEN`: enables the write API; requests must send it as a bearer
     /// token. None (unset or empty) = the write API does not exist.
@@ -867,7 +867,7 @@ mod tests {
     #[test]
     fn the_rank_memo_budget_defaults_and_can_be_set() -> Result<(), Error> {
         let raw = RawServe { db: Some("/d.db".into()), ..Default::default() };
-        assert_eq!(Config::from_raw(&raw, &env_of(&[]))?.rank_memo_bytes, None, "automatic: by rows");
+        assert_eq!(Config::from_raw(&raw, &env_of(&[]))?.rank_memo_bytes, None, "the default: 32 MiB");
         let c = Config::from_raw(&raw, &env_of(&[("VIDEOFEED_RANK_MEMO_BYTES", "0")]))?;
         assert_eq!(c.rank_memo_bytes, Some(0));
         Ok(())

@@ -230,6 +230,9 @@ pub struct Mmap {
     /// This mapping's slot in [`MAPPINGS`] (None when all were taken: then a
     /// SIGBUS in it is not caught, as before).
     slot: Option<usize>,
+    /// Set when a check of the contents made after mapping (a checksum verified off
+    /// the request path) failed: why.
+    verdict: std::sync::OnceLock<String>,
 }
 
 // SAFETY: the mapping is read-only and owned by this value; shared references only read.
@@ -365,7 +368,7 @@ pub fn file_identity(m: &std::fs::Metadata) -> (u64, u64) {
 }
 
 /// (size, modification time in ns) of an open file.
-fn stamp_of(file: &std::fs::File) -> io::Result<(u64, i128)> {
+pub fn stamp_of(file: &std::fs::File) -> io::Result<(u64, i128)> {
     use std::os::unix::fs::MetadataExt;
     let m = file.metadata()?;
     Ok((m.size(), i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())))
@@ -395,7 +398,7 @@ impl Mmap {
         let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
         let slot = register_mapping(ptr.as_ptr() as usize, len, false);
         let identity = file.metadata().map(|m| file_identity(&m)).unwrap_or_default();
-        Ok(Mmap { ptr, len, file, stamp, identity, slot })
+        Ok(Mmap { ptr, len, file, stamp, identity, slot, verdict: std::sync::OnceLock::new() })
     }
 
     /// Why what was read from this mapping cannot be trusted, if it cannot: a read
@@ -404,6 +407,9 @@ impl Mmap {
     /// One `fstat(2)`: cheap enough to ask before and after every answer.
     pub fn damage(&self) -> Option<String> {
         use std::sync::atomic::Ordering;
+        if let Some(why) = self.verdict.get() {
+            return Some(why.clone());
+        }
         if self.slot.and_then(|i| MAPPINGS.get(i)).is_some_and(|s| s.damaged.load(Ordering::Acquire)) {
             return Some("a read past its end was caught (SIGBUS): it was truncated or rewritten in place".into());
         }
@@ -416,6 +422,17 @@ impl Mmap {
             Ok(_) => None,
             Err(e) => Some(format!("it cannot be checked ({e})")),
         }
+    }
+
+    /// Marks the contents as not to be trusted (a check made after mapping failed):
+    /// [`Mmap::damage`] says `why` from now on.
+    pub fn mark_damaged(&self, why: String) {
+        let _ = self.verdict.set(why);
+    }
+
+    /// (size, modification time in ns) of the mapped file when it was mapped.
+    pub fn stamp(&self) -> (u64, i128) {
+        self.stamp
     }
 
     /// (device, inode) of the mapped file: whether the file at a path is still the one mapped.

@@ -537,6 +537,7 @@ struct Paths {
     compactions: f64,
     singles_skipped: f64,
     repacks: f64,
+    prefix_reads: f64,
 }
 
 impl Paths {
@@ -552,6 +553,7 @@ impl Paths {
             p.compactions += metric(s, "videofeed_rank_index_compactions_total");
             p.singles_skipped += metric(s, "videofeed_relaxed_singles_skipped_total");
             p.repacks += metric(s, "videofeed_rank_index_delta_repacks_total");
+            p.prefix_reads += metric(s, "videofeed_rank_index_prefix_reads_total");
         }
         p
     }
@@ -610,7 +612,7 @@ fn property(name: &str, videos: usize, thresholds: &str) -> Result<(Rig, Paths),
     let paths = Paths::of(&[&rig.index, &rig.cached]);
     let (by_index, by_index_cached) = (index_answers(&rig.index), index_answers(&rig.cached));
     let summary = format!(
-        "consistency {name} ({videos} videos, thresholds {:?}): {} queries, {churned} after rewrites and {swept} swept, {} corrected, {} relaxed, {} filtered, {} with rows, {} column-only writes; index answered {by_index} / {by_index_cached}; paths: one_phrase={} several_phrases={} several_given_up={} memo_hits={} delta_memo_hits={} compactions={} singles_skipped={} repacks={}",
+        "consistency {name} ({videos} videos, thresholds {:?}): {} queries, {churned} after rewrites and {swept} swept, {} corrected, {} relaxed, {} filtered, {} with rows, {} column-only writes; index answered {by_index} / {by_index_cached}; paths: one_phrase={} several_phrases={} several_given_up={} memo_hits={} delta_memo_hits={} compactions={} singles_skipped={} repacks={} prefix_reads={}",
         if thresholds.is_empty() { "shipped" } else { thresholds },
         rig.queries,
         rig.corrected,
@@ -626,6 +628,7 @@ fn property(name: &str, videos: usize, thresholds: &str) -> Result<(Rig, Paths),
         paths.compactions,
         paths.singles_skipped,
         paths.repacks,
+        paths.prefix_reads,
     );
     eprintln!("{summary}");
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
@@ -656,13 +659,17 @@ fn property(name: &str, videos: usize, thresholds: &str) -> Result<(Rig, Paths),
 #[test]
 fn every_path_gives_the_same_answer_through_writes() -> TestResult {
     let (rig, paths) = property("shipped", 100_000, "")?;
-    // Measured at 40 cases: one_phrase 56, several 138, given up 50, memo hits 620.
+    // Measured at 40 cases: one_phrase 56, several 138, given up 50, memo hits 620
+    // (before issue 36; at 12 cases after it: prefix reads 1,045, memo hits 0).
     assert!(rig.queries >= 40);
     assert!(paths.one_phrase >= 10.0, "one-phrase class walks: {paths:?}");
     assert!(paths.several_phrases >= 20.0, "several-phrase walks: {paths:?}");
     assert!(paths.several_given_up >= 10.0, "given-up walks: {paths:?}");
-    assert!(paths.memo_hits >= 50.0, "memo hits: {paths:?}");
     assert!(paths.delta_memo_hits >= 50.0, "delta memo hits: {paths:?}");
+    // Short prefixes are counted and kept by class in the index file (issue 36): read
+    // unmerged, not merged into the memo (which at this size keeps nothing: its
+    // path is proven at the minimum thresholds below).
+    assert!(paths.prefix_reads >= 50.0, "prefixes read unmerged: {paths:?}");
     Ok(())
 }
 
@@ -683,5 +690,6 @@ fn every_path_gives_the_same_answer_with_every_threshold_at_its_minimum() -> Tes
     assert!(paths.delta_memo_hits >= many, "delta memo hits: {paths:?}");
     assert!(paths.compactions >= 2.0, "compactions: {paths:?}");
     assert!(paths.repacks >= 1.0, "the delta was never repacked: {paths:?}");
+    assert!(paths.prefix_reads >= many / 2.0, "prefixes read unmerged: {paths:?}");
     Ok(())
 }

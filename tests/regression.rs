@@ -834,13 +834,16 @@ fn issue_17_processes_share_one_rank_index_file() -> TestResult {
     let damaged = dir.path("damaged.rank");
     std::fs::write(&damaged, &bytes)?;
     std::fs::rename(&damaged, &rank)?;
+    // (The checksum is verified off the request path since issue 36: the process maps
+    // the file, answers, and lets go of it once the mismatch is found; the next answer
+    // starts the rebuild. Answers stay exact throughout: from SQL meanwhile.)
     let (_c_dir, c) = start("r17-c", &[("VIDEOFEED_CACHE_BYTES", "0")]);
-    assert!(c.log_text().contains("checksum does not match"), "{}", c.log_text());
-    assert!(c.log_text().contains("written to"), "rebuilt and replaced: {}", c.log_text());
+    c.wait_log("checksum does not match");
     for q in queries {
         let uri = format!("/feed?q={q}&limit=20");
         assert_eq!(a.get(&uri).body(), c.get(&uri).body(), "{uri}");
     }
+    c.wait_log("written to");
     // The index file of another database file (a copied database) is not used either.
     let copy_dir = TestDir::new("r17-copy");
     let copy = copy_dir.path("videos.db");

@@ -45,7 +45,8 @@ from this environment), asks both every query and compares the bodies byte for b
   --work-dir DIR   sockets, logs and the copy (default a new directory under /tmp)
   --keep-going     count every difference instead of stopping at the first
   --expect-paths   fail unless every fast path of the rank index answered (the score
-                   class walks, the memo, and with writes the delta's memo)
+                   class walks, the memo, prefixes read unmerged, and with writes
+                   the delta's memo)
 Prints a line per pass with the counts and the paths that answered; on a difference,
 the query and both bodies. Exit status: 0 identical, 1 a difference (or a path that
 never answered with --expect-paths), 2 the check could not run.
@@ -472,6 +473,7 @@ fn paths(m: &BTreeMap<String, f64>) -> Vec<(&'static str, f64)> {
         ("several_given_up", get("videofeed_rank_index_class_walks_total{path=\"several_given_up\"}")),
         ("memo_hits", get("videofeed_rank_index_memo_lookups_total{result=\"hit\"}")),
         ("memo_misses", get("videofeed_rank_index_memo_lookups_total{result=\"miss\"}")),
+        ("prefix_reads", get("videofeed_rank_index_prefix_reads_total")),
         ("delta_memo_hits", get("videofeed_rank_index_delta_memo_hits_total")),
         ("delta_rows", get("videofeed_rank_index_delta_rows")),
         ("compactions", get("videofeed_rank_index_compactions_total")),
@@ -828,6 +830,7 @@ pub(super) fn run(raw: &[String]) -> Result<u8, Fatal> {
             "several_phrases",
             "several_given_up",
             "memo_hits",
+            "prefix_reads",
             "relaxed",
             "corrected",
             "counted_by_index",

@@ -136,6 +136,8 @@ pub struct Metrics {
     prefix_memo_bytes: AtomicU64,
     /// Kept merges and classes evicted (least recently used) to make room for others.
     memo_evictions: AtomicU64,
+    /// Prefixes read row by row through the forward index instead of being merged.
+    prefix_reads: AtomicU64,
     memo_hits: AtomicU64,
     memo_misses: AtomicU64,
     compactions: AtomicU64,
@@ -272,6 +274,7 @@ impl Metrics {
             walks: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefix_memo_bytes: AtomicU64::new(0),
             memo_evictions: AtomicU64::new(0),
+            prefix_reads: AtomicU64::new(0),
             memo_hits: AtomicU64::new(0),
             memo_misses: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
@@ -399,6 +402,12 @@ impl Metrics {
     /// Kept merges and class indexes evicted so far.
     pub fn memo_evictions(&self) -> u64 {
         self.memo_evictions.load(Relaxed)
+    }
+
+    /// Counts a prefix a ranking or a count read through the forward index, unmerged
+    /// (`search::index::snapshot`).
+    pub fn prefix_read(&self) {
+        self.prefix_reads.fetch_add(1, Relaxed);
     }
 
     /// Counts a merge asked of the rank index's memo: `hit` when it was kept.
@@ -685,6 +694,13 @@ impl Metrics {
             "Kept prefix merges, phrase matches and score classes evicted (least recently used) to make room for others.",
         );
         let _ = writeln!(out, "videofeed_rank_index_memo_evictions_total {}", self.memo_evictions.load(Relaxed));
+        help(
+            &mut out,
+            "videofeed_rank_index_prefix_reads_total",
+            "counter",
+            "Prefixes of many rows a ranking or a count read row by row (the rows' own words) instead of merging their postings.",
+        );
+        let _ = writeln!(out, "videofeed_rank_index_prefix_reads_total {}", self.prefix_reads.load(Relaxed));
         help(
             &mut out,
             "videofeed_rank_index_memo_lookups_total",

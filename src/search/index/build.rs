@@ -11,6 +11,7 @@
 
 use super::arr::Arr;
 use super::columns::{BaseCols, Cols, Inexact};
+use super::prefixes::PrefixTable;
 use super::snapshot::{Forward, Lists, Snapshot};
 
 /// Builder input: one instance of a term in a row.
@@ -84,7 +85,8 @@ impl Builder {
                 n_rows,
                 n_tokens: 0,
                 postings: 0,
-                memo: super::snapshot::Memo::for_rows(n_rows),
+                prefixes: PrefixTable::default(),
+                memo: super::memo::Memo::with_budget(),
             },
             codes: std::collections::HashMap::new(),
         }
@@ -238,6 +240,7 @@ impl Builder {
         s.lists.rowids.vec().shrink_to_fit();
         s.lists.counts.vec().shrink_to_fit();
         s.postings = s.lists.rowids.len();
+        s.prefixes = super::snapshot::prefix_table(s);
         self.s
     }
 }

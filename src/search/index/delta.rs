@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::columns::{Cols, Inexact};
-use super::snapshot::{Hidden, Snapshot};
+use super::hidden::Hidden;
+use super::snapshot::Snapshot;
 
 /// One changed row as it is now: its region and its tokens per column, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

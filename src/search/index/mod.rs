@@ -13,12 +13,18 @@
 
 mod arr;
 pub mod build;
+pub mod codec;
 pub mod columns;
 pub mod delta;
+pub mod hidden;
 mod load;
+pub mod memo;
 pub mod persist;
+pub mod prefixes;
 pub mod snapshot;
+pub mod terms;
 pub mod thresholds;
+pub mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,13 +36,15 @@ use rusqlite::Connection;
 pub use build::{BuildError, Builder, Instance, MAX_REGIONS, MAX_ROWID};
 pub use columns::{Cols, Filter, Inexact};
 pub use delta::{Change, Delta, Row};
+pub use hidden::Hidden;
 use load::{cols_of, current_generation, load, load_unless, log_reaches};
-pub use snapshot::{Hidden, Hit, Postings, Scratch, Snapshot};
+pub use memo::Scratch;
+pub use snapshot::{Hit, Postings, Snapshot};
 
 use super::tokenize::{Phrase, Tokenizer};
-use super::typo::Vocabulary;
 use super::{Error, ThumbnailPolicy, sql};
 use crate::store::db::file_id;
+use terms::Vocabulary;
 
 /// What every reader of one database shares: the in-memory rank index (the current
 /// snapshot, rebuilt in the background whenever the database generation moves on),
@@ -72,6 +80,10 @@ pub struct RankIndex {
     born: Instant,
     /// The file on disk last judged (identity and modification time), adopted or not.
     looked_at: Mutex<Option<((u64, u64), i128)>>,
+    /// A file whose mapping was let go of as damaged (its checksum, verified after it
+    /// was mapped, did not match): its identity and modification time, so that the
+    /// rebuild does not map it again.
+    distrusted: Mutex<Option<((u64, u64), i128)>>,
     /// The database's `instance` (see [`persist_key`]) when the current snapshot was
     /// installed: a file renamed over the database continues its history only if it
     /// is of the same instance ([`RankIndex::follow_replaced_file`]).
@@ -442,6 +454,7 @@ impl RankIndex {
             next_look_ms: AtomicU64::new(0),
             born: Instant::now(),
             looked_at: Mutex::new(None),
+            distrusted: Mutex::new(None),
             instance: Mutex::new(None),
             compacting: Mutex::new(None),
             catching_up: Mutex::new(()),
@@ -526,6 +539,10 @@ impl RankIndex {
             let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if current.as_ref().is_some_and(|(_, s)| Arc::ptr_eq(s, &snap)) {
                 *current = None;
+                if let Some(map) = snap.mapping() {
+                    *self.distrusted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some((map.identity(), map.stamp().1));
+                }
                 crate::obs::metrics::global().index_file_damaged();
                 log::error!(
                     "rank index file {}: {why}; answering from SQL and building it again \
@@ -948,7 +965,22 @@ impl RankIndex {
     /// generation; true when it did. `say_why` logs why a file was not usable.
     fn map_if_newer(&self, path: &Path, key: u64, started: Instant, say_why: bool) -> bool {
         let ours = self.snapshot().map(|s| s.generation());
-        match persist::load(path, key) {
+        let distrusted = *self.distrusted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let on_disk = std::fs::File::open(path).ok().and_then(|f| {
+            let identity = crate::sys::file_identity(&f.metadata().ok()?);
+            Some((identity, crate::sys::stamp_of(&f).ok()?.1))
+        });
+        if distrusted.is_some() && on_disk == distrusted {
+            if say_why {
+                log::info!("rank index file {} not used: it was found damaged; building it again", path.display());
+            }
+            return false;
+        }
+        // The checksum is verified on another thread, after the file is in use: at 10M
+        // videos reading the whole file took most of the start (docs/benchmarks.md §24).
+        // A mismatch marks the mapping damaged, and the next answer lets go of it
+        // (`drop_if_damaged`) and builds the index again.
+        match persist::load_unverified(path, key) {
             Ok(Some(snap))
                 if ours.is_none_or(|g| snap.generation() > g) && log_reaches(&self.db, snap.generation()) =>
             {
@@ -961,7 +993,22 @@ impl RankIndex {
                     path.display(),
                     started.elapsed().as_millis()
                 );
-                self.install(file_id(&self.db), Arc::new(snap));
+                let snap = Arc::new(snap);
+                self.install(file_id(&self.db), Arc::clone(&snap));
+                let (shown, verifying) = (path.display().to_string(), Instant::now());
+                let spawned =
+                    std::thread::Builder::new().name("rank-verify".into()).spawn(move || {
+                        match persist::verify(&snap) {
+                            Ok(()) => log::info!(
+                                "rank index file {shown}: checksum verified in {} ms",
+                                verifying.elapsed().as_millis()
+                            ),
+                            Err(why) => log::error!("rank index file {shown}: {why}; it will be built again"),
+                        }
+                    });
+                if let Err(e) = spawned {
+                    log::warn!("rank index file {}: its checksum is not verified ({e})", path.display());
+                }
                 true
             }
             Ok(_) => false,

@@ -4,13 +4,14 @@
 //! page cache instead of N on their heaps, and a process that finds a valid
 //! file answers from it at once instead of building for seconds.
 //!
-//! Format (version 1, native byte order, recorded): a 64-byte header (magic,
+//! Format (version 3, native byte order, recorded): a 64-byte header (magic,
 //! version, flags, the database file's identity, the generation, row and
 //! token totals, postings, a checksum of everything after the header), then
 //! sections, each a `u64` byte length, the bytes, and padding to 8. The large
 //! arrays (postings, row sizes, the forward index, per-row columns) are read in
 //! place from the mapping; the small ones (terms, region and channel names)
-//! are copied.
+//! are copied. Version 3 added the prefix table (`prefixes`) as the last
+//! sections: a file of an earlier version is rebuilt, never read.
 //!
 //! Safety of use: the file is written under a temporary name and renamed into
 //! place (a mapped file is never changed: a new one replaces it). A file whose
@@ -33,11 +34,12 @@ use std::sync::Arc;
 
 use super::arr::Arr;
 use super::columns::{BaseCols, Inexact};
+use super::prefixes::PrefixTable;
 use super::snapshot::{Forward, Lists, Snapshot};
 use crate::sys::{Mmap, Plain, as_bytes};
 
 const MAGIC: [u8; 8] = *b"VFRANK\0\x01";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const HEADER: usize = 64;
 const LITTLE_ENDIAN: u32 = 1;
 const WIDE_FORWARD: u32 = 2;
@@ -227,6 +229,14 @@ fn write_to(snap: &Snapshot, db_file: u64, file: std::fs::File) -> io::Result<()
     out.strings(cols.channel_names.iter().map(|n| &**n))?;
     let i = cols.inexact;
     out.put(&[u8::from(i.duration), u8::from(i.published), u8::from(i.views), u8::from(i.channel)])?;
+    out.put(&snap.prefixes.first)?;
+    out.put(&snap.prefixes.end)?;
+    out.put(&snap.prefixes.rows)?;
+    out.put(&snap.prefixes.class_end)?;
+    out.put(&snap.prefixes.class_freq)?;
+    out.put(&snap.prefixes.class_len)?;
+    out.put(&snap.prefixes.class_byte_end)?;
+    out.put(&snap.prefixes.class_bytes)?;
 
     let checksum = std::mem::replace(&mut out.sum, Sum::new()).finish();
     let mut header = Vec::with_capacity(HEADER);
@@ -304,6 +314,43 @@ fn word(bytes: &[u8], at: usize) -> Option<u64> {
 /// # Errors
 /// What is wrong with the file, in words.
 pub fn load(path: &Path, db_file: u64) -> Result<Option<Snapshot>, String> {
+    let snap = load_unverified(path, db_file)?;
+    if let Some(snap) = &snap {
+        verify(snap)?;
+    }
+    Ok(snap)
+}
+
+/// The checksum of the file `snap` maps, compared with its header's: on a mismatch
+/// the mapping is marked damaged ([`Snapshot::damage`] says so from then on, and the
+/// index lets go of it) and the error says why. Nothing to check for a snapshot in
+/// memory. Reads the whole file once (about 0.2 s a gigabyte): the start path maps
+/// a file and answers at once, verifying it meanwhile on another thread
+/// ([`load_unverified`]).
+///
+/// # Errors
+/// The mismatch, in words.
+pub fn verify(snap: &Snapshot) -> Result<(), String> {
+    let Some(map) = snap.doc_len.mapping() else { return Ok(()) };
+    let bytes = map.bytes();
+    let expected = word(bytes, 16 + 8 * 5).ok_or("truncated (the header)")?;
+    let mut sum = Sum::new();
+    sum.update(bytes.get(HEADER..).unwrap_or_default());
+    if sum.finish() != expected {
+        let why = "its checksum does not match (a torn or damaged write)".to_owned();
+        map.mark_damaged(why.clone());
+        return Err(why);
+    }
+    Ok(())
+}
+
+/// As [`load`] without the checksum: the header, the format and every section's
+/// bounds are checked (nothing read from it can go out of bounds), but not the
+/// contents; call [`verify`] before trusting it, or soon after.
+///
+/// # Errors
+/// What is wrong with the file, in words.
+pub fn load_unverified(path: &Path, db_file: u64) -> Result<Option<Snapshot>, String> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -327,16 +374,11 @@ pub fn load(path: &Path, db_file: u64) -> Result<Option<Snapshot>, String> {
         return Err("written on a machine of the other byte order".into());
     }
     let header: Vec<u64> = (0..6).filter_map(|k| word(bytes, 16 + 8 * k)).collect();
-    let [file_id, generation, n_rows, n_tokens, postings, checksum] = header.as_slice() else {
+    let [file_id, generation, n_rows, n_tokens, postings, _checksum] = header.as_slice() else {
         return Err("truncated (the header)".into());
     };
     if *file_id != db_file {
         return Err("written for another database file".into());
-    }
-    let mut sum = Sum::new();
-    sum.update(bytes.get(HEADER..).unwrap_or_default());
-    if sum.finish() != *checksum {
-        return Err("its checksum does not match (a torn or damaged write)".into());
     }
     let mut input = In { map: Arc::clone(&map), pos: HEADER };
     let terms = input.strings()?;
@@ -380,6 +422,17 @@ pub fn load(path: &Path, db_file: u64) -> Result<Option<Snapshot>, String> {
         views: marks.get(2).is_some_and(|m| *m != 0),
         channel: marks.get(3).is_some_and(|m| *m != 0),
     };
+    let prefixes = PrefixTable {
+        first: input.take::<u32>()?,
+        end: input.take::<u32>()?,
+        rows: input.take::<u32>()?,
+        class_end: input.take::<u32>()?,
+        class_freq: input.take::<u32>()?,
+        class_len: input.take::<u32>()?,
+        class_byte_end: input.take::<u32>()?,
+        class_bytes: input.take::<u8>()?,
+    };
+    prefixes.check(terms.len())?;
     let rows = doc_len.len();
     if [title_len.len(), region.len()].iter().any(|&n| n != rows) || doc_start.len() != rows {
         return Err("per-row arrays disagree".into());
@@ -401,7 +454,8 @@ pub fn load(path: &Path, db_file: u64) -> Result<Option<Snapshot>, String> {
         n_rows: *n_rows as i64,
         n_tokens: *n_tokens as i64,
         postings: usize::try_from(*postings).unwrap_or(0),
-        memo: super::snapshot::Memo::for_rows(*n_rows as i64),
+        prefixes,
+        memo: super::memo::Memo::with_budget(),
     }))
 }
 

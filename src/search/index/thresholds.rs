@@ -1,5 +1,5 @@
 //! The sizes and counts at which the rank index takes a faster path: the memo's
-//! minimum rows, the score classes' minimum rows, the bounded walk's give-up
+//! minimum rows, the prefix table's minimum postings, the score classes' minimum rows, the bounded walk's give-up
 //! fraction, the rarest-single rule of word dropping, the delta's phrase memo and
 //! the compaction point.
 //!
@@ -18,6 +18,10 @@ pub struct Thresholds {
     /// A merge (a prefix over several terms, or the rows checked for a phrase of
     /// several tokens) of at least this many rows is kept in the snapshot's memo.
     pub memo_min_rows: usize,
+    /// A prefix whose terms (two or more) hold at least this many postings together
+    /// gets its distinct rows counted at build time (the prefix table), so that a
+    /// query in which it is not the rarest phrase reads it unmerged.
+    pub prefix_table_min_rows: usize,
     /// A phrase matching at least this many base rows is ranked by its score
     /// classes (alone), or drives the bounded walk (with others).
     pub classed_min_rows: usize,
@@ -44,6 +48,7 @@ pub struct Thresholds {
 /// What releases run with.
 pub const SHIPPED: Thresholds = Thresholds {
     memo_min_rows: 20_000,
+    prefix_table_min_rows: 5_000,
     classed_min_rows: 20_000,
     walk_give_up_divisor: 8,
     rarest_single_only: true,
@@ -61,6 +66,7 @@ pub const SHIPPED: Thresholds = Thresholds {
 /// superseded version.
 pub const MINIMUM: Thresholds = Thresholds {
     memo_min_rows: 1,
+    prefix_table_min_rows: 1,
     classed_min_rows: 1,
     walk_give_up_divisor: 16,
     rarest_single_only: true,
@@ -115,6 +121,7 @@ pub fn parse(raw: &str) -> Result<Thresholds, String> {
                 match name {
                     "memo_min_rows" => t.memo_min_rows = number()?,
                     "classed_min_rows" => t.classed_min_rows = number()?,
+                    "prefix_table_min_rows" => t.prefix_table_min_rows = number()?,
                     "walk_give_up_divisor" => t.walk_give_up_divisor = number()?.max(1),
                     "delta_memo_rows" => t.delta_memo_rows = number()?,
                     "compact_rows" => t.compact_rows = number()?.max(1),
