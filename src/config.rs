@@ -46,6 +46,7 @@ pub const ENV_VARS: &[&str] = &[
     "VIDEOFEED_MAX_PARAMS",
     "VIDEOFEED_CACHE_BYTES",
     "VIDEOFEED_RANK_MEMO_BYTES",
+    "VIDEOFEED_RANK_PREFIX_CLASS_BYTES",
     "VIDEOFEED_LSCACHE",
     "VIDEOFEED_LSCACHE_RATE",
     "VIDEOFEED_ADMIN_TOKEN",
@@ -621,10 +622,20 @@ impl Config {
             let n = v.trim().parse::<usize>().ok().filter(|n| *n <= 1 << 36).ok_or_else(|| {
                 err(
                     "VIDEOFEED_RANK_MEMO_BYTES",
-                    format!("must be a byte count (0 keeps nothing; unset = 128 bytes a video), got {v:?}"),
+                    format!("must be a byte count (0 keeps nothing; unset = 32 MiB), got {v:?}"),
                 )
             })?;
             c.rank_memo_bytes = Some(n);
+        }
+        // Read where the index is built (`search::index::snapshot::prefix_class_bytes`,
+        // by every command that builds it); checked here so that serve refuses a typo.
+        if let Some(v) = env("VIDEOFEED_RANK_PREFIX_CLASS_BYTES").filter(|v| !v.trim().is_empty()) {
+            if !v.trim().parse::<usize>().is_ok_and(|n| n <= 4096) {
+                return Err(err(
+                    "VIDEOFEED_RANK_PREFIX_CLASS_BYTES",
+                    format!("must be bytes a video, 0 to 4096 (0 keeps no prefix's rows in the index file), got {v:?}"),
+                ));
+            }
         }
 
         if let Some(v) = env("VIDEOFEED_ADMIN_TOKEN") {

@@ -698,7 +698,7 @@ impl Metrics {
             &mut out,
             "videofeed_rank_index_prefix_reads_total",
             "counter",
-            "Prefixes of many rows a ranking or a count read row by row (the rows' own words) instead of merging their postings.",
+            "Rankings and counts that read a prefix (or a phrase of several words) of many rows row by row, from the rows' own words, instead of merging its postings.",
         );
         let _ = writeln!(out, "videofeed_rank_index_prefix_reads_total {}", self.prefix_reads.load(Relaxed));
         help(

@@ -46,6 +46,9 @@ pub struct Memo {
     /// those given up for the row-by-row loop.
     pub(super) bounded_answers: std::sync::atomic::AtomicU64,
     pub(super) bounded_given_up: std::sync::atomic::AtomicU64,
+    /// Row counts of phrases of several tokens found by checking many rows (see
+    /// `PhraseMatches::Checked`): a few bytes each, up to [`PHRASE_ROWS_KEPT`].
+    pub(super) phrase_rows: std::sync::Mutex<std::collections::HashMap<Box<str>, usize>>,
     /// Rankings and counts that read a prefix unmerged (`Snapshot::matches_for`).
     pub(super) prefix_reads: std::sync::atomic::AtomicU64,
     /// Tests: rank every query by the plain loop.
@@ -181,6 +184,9 @@ pub(super) fn phrase_key(phrase: &Phrase) -> String {
     key
 }
 
+/// Row counts of phrases kept at most per snapshot (about 64 bytes each: 4 MiB).
+pub const PHRASE_ROWS_KEPT: usize = 65_536;
+
 /// A merge of at least this many rows is kept (shipped value; tests lower it
 /// through [`super::thresholds`]).
 pub const MEMO_MIN_ROWS: usize = thresholds::SHIPPED.memo_min_rows;
@@ -277,6 +283,19 @@ impl Memo {
     /// Rankings and counts that read a prefix of many rows unmerged.
     pub fn prefix_reads(&self) -> u64 {
         self.prefix_reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The row count of the phrase of several tokens keyed `key`, when known.
+    pub(super) fn phrase_rows(&self, key: &str) -> Option<usize> {
+        self.phrase_rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied()
+    }
+
+    /// Keeps the row count of the phrase keyed `key` (until [`PHRASE_ROWS_KEPT`] are kept).
+    pub(super) fn keep_phrase_rows(&self, key: &str, rows: usize) {
+        let mut kept = self.phrase_rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() < PHRASE_ROWS_KEPT {
+            kept.insert(key.into(), rows);
+        }
     }
 
     /// Bytes kept.

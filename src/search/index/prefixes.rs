@@ -133,8 +133,9 @@ impl<'a> Classes<'a> {
 
 impl PrefixTable {
     /// The table for `source`: every prefix that covers two terms or more holding
-    /// `limits.min_rows` postings or more together, counted; the largest ones' rows
-    /// kept by class within `limits.classes_bytes`.
+    /// `limits.min_rows` postings or more together, counted, and every term of
+    /// `limits.classes_min_rows` rows; the largest of all these keep their rows by
+    /// class within `limits.classes_bytes`.
     pub fn build<'a, R, W, L>(source: &Source<'a, R, W, L>, limits: Limits) -> Self
     where
         R: Fn(usize) -> &'a [u32],
@@ -170,15 +171,56 @@ impl PrefixTable {
                 break;
             }
         }
+        // Whole terms of many rows too (a range of one term): a common word's rows by
+        // class, for the walks that rank it alone or drive with it (its count is its
+        // list's length; the table holds it for the classes).
+        for (i, _) in terms.iter().enumerate() {
+            if (source.rowids_of)(i).len() >= limits.classes_min_rows.max(1) {
+                if let (Ok(a), Ok(b)) = (u32::try_from(i), u32::try_from(i + 1)) {
+                    ranges.push((a, b));
+                }
+            }
+        }
         ranges.sort_unstable();
         ranges.dedup();
-        // Per range: its rows with their weighted frequencies (summed over its terms).
-        let mut freq = vec![0u32; source.slots];
-        let mut merged: Vec<Vec<(u32, u32)>> = Vec::new();
+        // Pass 1: each range's distinct rows (each row stamped with the range it was
+        // last counted for): one pass over the ranges' postings, no row list kept.
+        let mut stamp = vec![u32::MAX; source.slots];
         let mut rows = Vec::with_capacity(ranges.len());
-        let mut sizes: Vec<(usize, usize)> = Vec::new(); // (rows, range index) of class candidates
         for (k, &(a, b)) in ranges.iter().enumerate() {
-            let mut touched: Vec<u32> = Vec::new();
+            let id = u32::try_from(k).unwrap_or(u32::MAX - 1);
+            let mut distinct = 0u32;
+            for term in a..b {
+                for &r in (source.rowids_of)(usize::try_from(term).unwrap_or(usize::MAX)) {
+                    if let Some(s) = stamp.get_mut(usize::try_from(r).unwrap_or(usize::MAX)) {
+                        if *s != id {
+                            *s = id;
+                            distinct += 1;
+                        }
+                    }
+                }
+            }
+            rows.push(distinct);
+        }
+        drop(stamp);
+        // Pass 2: classes of the largest prefixes first, one at a time, while the byte
+        // budget lasts (a coded row takes at least a byte: larger ones are not tried).
+        let mut sizes: Vec<(u32, usize)> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| usize::try_from(**n).is_ok_and(|n| n >= limits.classes_min_rows.max(1)))
+            .map(|(k, &n)| (n, k))
+            .collect();
+        sizes.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+        let mut coded: Vec<Option<Coded>> = vec![None; ranges.len()];
+        let mut spent = 0usize;
+        let mut freq = if sizes.is_empty() { Vec::new() } else { vec![0u32; source.slots] };
+        for (n, k) in sizes {
+            if spent.saturating_add(n as usize) > limits.classes_bytes {
+                continue;
+            }
+            let Some(&(a, b)) = ranges.get(k) else { continue };
+            let mut touched: Vec<u32> = Vec::with_capacity(n as usize);
             for term in a..b {
                 let term = usize::try_from(term).unwrap_or(usize::MAX);
                 for (at, &r) in (source.rowids_of)(term).iter().enumerate() {
@@ -190,29 +232,11 @@ impl PrefixTable {
                     }
                 }
             }
-            rows.push(u32::try_from(touched.len()).unwrap_or(u32::MAX));
-            let keep = touched.len() >= limits.classes_min_rows.max(1);
             let pairs: Vec<(u32, u32)> = touched
                 .iter()
-                .map(|&r| {
-                    let slot = usize::try_from(r).unwrap_or(usize::MAX);
-                    let f = freq.get_mut(slot).map_or(0, std::mem::take);
-                    (r, f)
-                })
-                .filter(|_| keep)
+                .map(|&r| (r, freq.get_mut(usize::try_from(r).unwrap_or(usize::MAX)).map_or(0, std::mem::take)))
                 .collect();
-            if keep {
-                sizes.push((touched.len(), k));
-            }
-            merged.push(pairs);
-        }
-        drop(freq);
-        // Classes of the largest prefixes first, while the byte budget lasts.
-        sizes.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
-        let mut coded: Vec<Option<Coded>> = vec![None; ranges.len()];
-        let mut spent = 0usize;
-        for (_, k) in sizes {
-            let Some(pairs) = merged.get_mut(k).map(std::mem::take) else { continue };
+            drop(touched);
             let Some(classes) = classify(&pairs, &source.len_of) else { continue };
             if spent + classes.1.len() <= limits.classes_bytes {
                 spent += classes.1.len();
@@ -221,6 +245,7 @@ impl PrefixTable {
                 }
             }
         }
+        drop(freq);
         let mut table = PrefixTable {
             first: ranges.iter().map(|r| r.0).collect::<Vec<u32>>().into(),
             end: ranges.iter().map(|r| r.1).collect::<Vec<u32>>().into(),
@@ -412,7 +437,7 @@ fn char_prefix(term: &str, chars: usize) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn table(terms: &[&str], lists: &[Vec<u32>], min_rows: usize) -> PrefixTable {
+    fn table(terms: &[&str], lists: &[Vec<u32>], min_rows: usize, classes_min_rows: usize) -> PrefixTable {
         let terms: Vec<Box<str>> = terms.iter().map(|t| (*t).into()).collect();
         let source = Source {
             terms: &terms,
@@ -421,14 +446,14 @@ mod tests {
             len_of: |r| r % 3,
             slots: 100,
         };
-        PrefixTable::build(&source, Limits { min_rows, classes_min_rows: 1, classes_bytes: usize::MAX })
+        PrefixTable::build(&source, Limits { min_rows, classes_min_rows, classes_bytes: usize::MAX })
     }
 
     #[test]
     fn counts_distinct_rows_of_every_prefix_with_several_terms() {
         let terms = ["sea", "search", "season", "seat", "zoo"];
         let lists = vec![vec![1, 2], vec![2, 3], vec![3, 4, 5], vec![9], vec![1]];
-        let t = table(&terms, &lists, 1);
+        let t = table(&terms, &lists, 1, 4);
         assert_eq!(t.rows(&(0..4)), Some(6), "s, se, sea: rows 1 2 3 4 5 9");
         assert_eq!(t.rows(&(1..3)), None, "no prefix covers exactly `search` and `season`");
         assert_eq!(t.rows(&(4..5)), None, "one term: its own list says it");
@@ -458,7 +483,7 @@ mod tests {
     fn the_row_threshold_leaves_small_prefixes_out() {
         let terms = ["ab", "abc", "xy", "xyz"];
         let lists = vec![vec![1, 2, 3], vec![1, 4], vec![5], vec![6]];
-        let t = table(&terms, &lists, 3);
+        let t = table(&terms, &lists, 3, usize::MAX);
         assert_eq!(t.rows(&(0..2)), Some(4));
         assert_eq!(t.rows(&(2..4)), None, "2 postings < 3");
         assert_eq!(t.len(), 1);
@@ -470,7 +495,16 @@ mod tests {
         assert_eq!(char_prefix("猫咪", 1), Some("猫"));
         assert_eq!(char_prefix("ab", 2), Some("ab"));
         assert_eq!(char_prefix("ab", 3), None);
-        let t = table(&["猫", "猫咪", "猫狗"], &[vec![1], vec![1, 2], vec![3]], 1);
+        let t = table(&["猫", "猫咪", "猫狗"], &[vec![1], vec![1, 2], vec![3]], 1, usize::MAX);
         assert_eq!(t.rows(&(0..3)), Some(3));
+    }
+
+    #[test]
+    fn common_terms_keep_their_classes_too() {
+        let t = table(&["ab", "cd", "ef"], &[vec![1, 2, 3], vec![4], vec![5, 6, 7, 8]], 1_000, 3);
+        assert_eq!(t.len(), 2, "ab and ef: three rows or more; cd is left out");
+        let ef = t.find(&(2..3)).and_then(|e| e.classes).map(|c| (0..c.count()).flat_map(|k| c.rows(k)).count());
+        assert_eq!(ef, Some(4));
+        assert_eq!(t.rows(&(1..2)), None);
     }
 }

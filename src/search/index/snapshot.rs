@@ -157,7 +157,29 @@ pub struct Snapshot {
 /// (their rows coded by [`super::codec`], about 1.5 bytes a row): the largest prefixes'
 /// rows by class, so that a short prefix ranks from its best classes in every
 /// process without a merge (docs/benchmarks.md §24).
-pub const PREFIX_CLASS_BYTES_PER_ROW: usize = 16;
+pub const PREFIX_CLASS_BYTES_PER_ROW: usize = 32;
+
+/// Bytes a base row the prefix table's kept classes may take:
+/// `VIDEOFEED_RANK_PREFIX_CLASS_BYTES` when set (read once, by whichever command
+/// builds the index: serve, import, init, demo, restore), else
+/// [`PREFIX_CLASS_BYTES_PER_ROW`]. 0 keeps no prefix's rows in the file (a smaller
+/// file; short prefixes are then merged into each process's memo when walked).
+pub fn prefix_class_bytes() -> usize {
+    static SET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| {
+        let raw = std::env::var("VIDEOFEED_RANK_PREFIX_CLASS_BYTES").unwrap_or_default();
+        match raw.trim() {
+            "" => PREFIX_CLASS_BYTES_PER_ROW,
+            v => v.parse::<usize>().ok().filter(|n| *n <= 4096).unwrap_or_else(|| {
+                log::warn!(
+                    "VIDEOFEED_RANK_PREFIX_CLASS_BYTES={raw} is not 0 to 4096 bytes a video: \
+                     {PREFIX_CLASS_BYTES_PER_ROW} used"
+                );
+                PREFIX_CLASS_BYTES_PER_ROW
+            }),
+        }
+    })
+}
 
 /// The prefix table of a snapshot whose postings are complete (see [`PrefixTable`]).
 pub(super) fn prefix_table(s: &Snapshot) -> PrefixTable {
@@ -167,7 +189,7 @@ pub(super) fn prefix_table(s: &Snapshot) -> PrefixTable {
         prefixes::Limits {
             min_rows: limits.prefix_table_min_rows,
             classes_min_rows: limits.classed_min_rows,
-            classes_bytes: usize::try_from(s.n_rows).unwrap_or(0).saturating_mul(PREFIX_CLASS_BYTES_PER_ROW),
+            classes_bytes: usize::try_from(s.n_rows).unwrap_or(0).saturating_mul(prefix_class_bytes()),
         },
     )
 }

@@ -48,6 +48,11 @@ enum PhraseMatches<'a> {
         rows: usize,
         classes: Option<prefixes::Classes<'a>>,
     },
+    /// A phrase of several tokens (`i've` is `i ve`) whose row count an earlier
+    /// ranking found (the memo's `phrase_rows`), not the phrase walked: a row's
+    /// weighted count is found in the row's own tokens, as the first search did,
+    /// instead of keeping (or finding again) every row it matches.
+    Checked { snapshot: &'a Snapshot, ranges: Vec<std::ops::Range<usize>>, rows: usize },
 }
 
 /// A phrase's rows by score class: kept in the memo (built from its merge), or read
@@ -110,20 +115,21 @@ impl PhraseMatches<'_> {
             PhraseMatches::Term { rowids, .. } => rowids,
             PhraseMatches::Merged { rowids, .. } => rowids,
             PhraseMatches::Kept(m) => &m.rowids,
-            PhraseMatches::Unmerged { .. } => &[],
+            PhraseMatches::Unmerged { .. } | PhraseMatches::Checked { .. } => &[],
         }
     }
 
     /// How many base rows match.
     fn len(&self) -> usize {
         match self {
-            PhraseMatches::Unmerged { rows, .. } => *rows,
+            PhraseMatches::Unmerged { rows, .. } | PhraseMatches::Checked { rows, .. } => *rows,
             m => m.rowids().len(),
         }
     }
 
+    /// Whether this phrase is read row by row (never merged for this ranking).
     fn is_unmerged(&self) -> bool {
-        matches!(self, PhraseMatches::Unmerged { .. })
+        matches!(self, PhraseMatches::Unmerged { .. } | PhraseMatches::Checked { .. })
     }
 
     /// The weighted frequency of the row at `at` of [`PhraseMatches::rowids`].
@@ -132,25 +138,39 @@ impl PhraseMatches<'_> {
             PhraseMatches::Term { snapshot, term, .. } => weighted(snapshot.counts(*term, at)),
             PhraseMatches::Merged { freq, .. } => freq.get(at).copied().map_or(0.0, f64::from),
             PhraseMatches::Kept(m) => m.freq.get(at).copied().map_or(0.0, f64::from),
-            PhraseMatches::Unmerged { .. } => 0.0,
+            PhraseMatches::Unmerged { .. } | PhraseMatches::Checked { .. } => 0.0,
         }
     }
 
     /// The weighted frequency in base row `rowid` if it matches, for rows asked in
     /// ascending order: `cursor` (0 at first) remembers where the last one was found.
     fn seek(&self, rowid: u32, cursor: &mut usize) -> Option<f64> {
-        if let PhraseMatches::Unmerged { snapshot, terms, .. } = self {
-            return snapshot.weighted_in_range(rowid, terms).map(f64::from);
+        if let Some(found) = self.in_row(rowid) {
+            return found;
         }
         let ids = self.rowids();
         *cursor += gallop(ids.get(*cursor..).unwrap_or_default(), rowid);
         (ids.get(*cursor) == Some(&rowid)).then(|| self.freq(*cursor))
     }
 
+    /// For a phrase read row by row: Some(its weighted count in base row `rowid`, if
+    /// there); None for a list (look it up instead).
+    fn in_row(&self, rowid: u32) -> Option<Option<f64>> {
+        match self {
+            PhraseMatches::Unmerged { snapshot, terms, .. } => {
+                Some(snapshot.weighted_in_range(rowid, terms).map(f64::from))
+            }
+            PhraseMatches::Checked { snapshot, ranges, .. } => {
+                Some(Some(snapshot.weighted_phrase_in_row(rowid, ranges)).filter(|&w| w > 0).map(f64::from))
+            }
+            _ => None,
+        }
+    }
+
     /// As [`PhraseMatches::seek`], for rows asked in any order.
     fn find(&self, rowid: u32) -> Option<f64> {
-        if let PhraseMatches::Unmerged { snapshot, terms, .. } = self {
-            return snapshot.weighted_in_range(rowid, terms).map(f64::from);
+        if let Some(found) = self.in_row(rowid) {
+            return found;
         }
         self.rowids().binary_search(&rowid).ok().map(|at| self.freq(at))
     }
@@ -360,7 +380,7 @@ impl Snapshot {
             phrases.iter().map(|p| self.unmerged(p).unwrap_or_else(|| self.matches(p, scratch))).collect();
         let driver = all.iter().enumerate().min_by_key(|(_, m)| m.len()).map(|(i, _)| i);
         if let Some((slot, phrase)) = driver.and_then(|i| Some((all.get_mut(i)?, phrases.get(i)?))) {
-            if matches!(slot, PhraseMatches::Unmerged { classes: None, .. }) {
+            if matches!(slot, PhraseMatches::Unmerged { classes: None, .. } | PhraseMatches::Checked { .. }) {
                 *slot = self.matches(phrase, scratch);
             }
         }
@@ -373,6 +393,13 @@ impl Snapshot {
 
     /// `phrase` unmerged, when it is a one-token prefix over terms the prefix table counts.
     fn unmerged(&self, phrase: &Phrase) -> Option<PhraseMatches<'_>> {
+        if phrase.tokens.len() > 1 {
+            let rows = self.memo.phrase_rows(&phrase_key(phrase))?;
+            let last = phrase.tokens.len() - 1;
+            let ranges: Vec<std::ops::Range<usize>> =
+                phrase.tokens.iter().enumerate().map(|(j, t)| self.term_range(t, phrase.prefix && j == last)).collect();
+            return Some(PhraseMatches::Checked { snapshot: self, ranges, rows });
+        }
         let [token] = phrase.tokens.as_slice() else { return None };
         if !phrase.prefix {
             return None;
@@ -412,7 +439,11 @@ impl Snapshot {
     fn class_source<'s>(&'s self, phrase: &Phrase, matches: &PhraseMatches<'s>) -> Option<ClassSource<'s>> {
         match matches {
             PhraseMatches::Unmerged { classes: Some(classes), .. } => Some(ClassSource::Stored(*classes)),
-            PhraseMatches::Unmerged { .. } => None,
+            PhraseMatches::Unmerged { .. } | PhraseMatches::Checked { .. } => None,
+            PhraseMatches::Term { term, .. } => match self.prefixes.find(&(*term..term + 1)).and_then(|e| e.classes) {
+                Some(classes) => Some(ClassSource::Stored(classes)),
+                None => self.classed(phrase, matches).map(ClassSource::Kept),
+            },
             m => self.classed(phrase, m).map(ClassSource::Kept),
         }
     }
@@ -517,39 +548,50 @@ impl Snapshot {
             .filter_map(|(_, r)| self.lists.get(r.start))
             .min_by_key(|l| l.len());
         let Some(driver) = driver else { return empty };
-        let n = ranges.len();
         let (mut rowids, mut freq) = (Vec::new(), Vec::new());
         for &rowid in driver.rowids.iter() {
-            let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
-            let start = self.doc_start.get(slot).copied().unwrap_or(0);
-            let title = self.title_len.get(slot).copied().unwrap_or(0);
-            let len = self.doc_len.get(slot).copied().unwrap_or(0);
-            let mut weighted_count = 0u32;
-            for (from, count, weight) in [
-                (start, title, TITLE_WEIGHT_INT),
-                (start.saturating_add(title), len.saturating_sub(title), CHANNEL_WEIGHT_INT),
-            ] {
-                let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-                let (from, count) = (usize::try_from(from).unwrap_or(0), usize::try_from(count).unwrap_or(0));
-                for p in 0..count.saturating_sub(n - 1) {
-                    let hit = ranges.iter().enumerate().all(|(j, r)| {
-                        let term = self.forward.get(from + p + j);
-                        usize::try_from(term).is_ok_and(|t| r.contains(&t))
-                    });
-                    if hit {
-                        weighted_count = weighted_count.saturating_add(weight);
-                    }
-                }
-            }
+            let weighted_count = self.weighted_phrase_in_row(rowid, &ranges);
             if weighted_count > 0 {
                 rowids.push(rowid);
                 freq.push(weighted_count);
             }
         }
         if driver.len() >= thresholds::get().memo_min_rows {
+            // Its row count is kept apart (a few bytes, never evicted with the rows):
+            // a later query in which it is not the phrase walked checks its rows one by one.
+            self.memo.keep_phrase_rows(key, rowids.len());
             return PhraseMatches::Kept(self.memo.keep_any(key, Merged { rowids, freq }));
         }
         PhraseMatches::Merged { rowids, freq }
+    }
+
+    /// FTS5's weighted count of a phrase (its tokens' term ranges, in order) in base
+    /// row `rowid`: each place in a column where they stand in order adds the column's
+    /// weight (title 8, channel 2). 0 when it is not there.
+    fn weighted_phrase_in_row(&self, rowid: u32, ranges: &[std::ops::Range<usize>]) -> u32 {
+        let n = ranges.len();
+        let slot = usize::try_from(rowid).unwrap_or(usize::MAX);
+        let start = self.doc_start.get(slot).copied().unwrap_or(0);
+        let title = self.title_len.get(slot).copied().unwrap_or(0);
+        let len = self.doc_len.get(slot).copied().unwrap_or(0);
+        let mut weighted_count = 0u32;
+        for (from, count, weight) in [
+            (start, title, TITLE_WEIGHT_INT),
+            (start.saturating_add(title), len.saturating_sub(title), CHANNEL_WEIGHT_INT),
+        ] {
+            let weight = u32::try_from(weight).unwrap_or(u32::MAX);
+            let (from, count) = (usize::try_from(from).unwrap_or(0), usize::try_from(count).unwrap_or(0));
+            for p in 0..count.saturating_sub(n.saturating_sub(1)) {
+                let hit = ranges.iter().enumerate().all(|(j, r)| {
+                    let term = self.forward.get(from + p + j);
+                    usize::try_from(term).is_ok_and(|t| r.contains(&t))
+                });
+                if hit {
+                    weighted_count = weighted_count.saturating_add(weight);
+                }
+            }
+        }
+        weighted_count
     }
 
     /// The best `limit` rows for the AND of `phrases` in `region` or `GLOBAL`,
@@ -1193,7 +1235,7 @@ mod tests {
         let (counts, classes) = (prefix_table_with(&s, limits(0)), prefix_table_with(&s, limits(usize::MAX)));
         assert!(counts.rows(&(0..5)).is_some() && counts.rows(&(6..8)).is_some(), "co and st are counted");
         assert_eq!(counts.classes_kept().0, 0);
-        assert_eq!(classes.classes_kept().0, 2, "co (and c: the same terms) and st: their rows by class");
+        assert_eq!(classes.classes_kept().0, 2 + 9, "co (and c: the same terms), st and the nine terms: rows by class");
         let hidden = Hidden::from_rowids((1..N).step_by(89));
         let queries: [&[(&str, bool)]; 7] = [
             &[("zen", false), ("co", true)],
@@ -1267,7 +1309,10 @@ mod tests {
             })
             .collect();
         b.add_term("zz", &instances).unwrap();
-        let s = b.finish();
+        let mut s = b.finish();
+        // The memo's rule is what is checked: without the prefix table (which keeps the
+        // classes of a term this common, however many).
+        s.prefixes = PrefixTable::default();
         let p = ph(&["zz"], false);
         s.memo.classed_off.store(true, std::sync::atomic::Ordering::Relaxed);
         let plain = s.top_k(&p, "US", 25);
