@@ -216,6 +216,23 @@ impl Ord for Candidate {
     }
 }
 
+/// Each phrase's weighted frequency in base row `rowid` into `freqs`: the walked
+/// phrase's (`driver`) is its class's `f_driver`, the others' are looked up; false
+/// as soon as one of them is not in the row.
+fn fill_freqs(matches: &[PhraseMatches<'_>], driver: usize, f_driver: f64, rowid: u32, freqs: &mut [f64]) -> bool {
+    for (j, (m, slot)) in matches.iter().zip(freqs.iter_mut()).enumerate() {
+        *slot = if j == driver {
+            f_driver
+        } else {
+            match m.find(rowid) {
+                Some(f) => f,
+                None => return false,
+            }
+        };
+    }
+    true
+}
+
 /// Per phrase, the delta's rows it matches with their weighted counts, and how many
 /// of its base rows (`matches`) the delta masks: kept in the delta's memo for its
 /// generation, so the ranking and the count of one answer (and later answers) share them.
@@ -764,15 +781,8 @@ impl Snapshot {
                         break 'classes;
                     }
                     budget -= 1;
-                    for (j, (m, slot)) in matches.iter().zip(freqs.iter_mut()).enumerate() {
-                        *slot = if j == driver {
-                            f_a
-                        } else {
-                            match m.find(rowid) {
-                                Some(f) => f,
-                                None => continue 'rows,
-                            }
-                        };
+                    if !fill_freqs(&matches, driver, f_a, rowid, &mut freqs) {
+                        continue 'rows;
                     }
                     let score = score_of(&mut freqs.iter().copied(), f64::from(d));
                     offer(
@@ -825,21 +835,13 @@ impl Snapshot {
                 // looked up.
                 for class in 0..classes.count() {
                     let (f_a, _) = classes.class(class);
-                    'stored: for rowid in classes.rows(class) {
+                    for rowid in classes.rows(class) {
                         if skip(rowid) {
                             continue;
                         }
-                        for (j, (m, slot)) in matches.iter().zip(freqs.iter_mut()).enumerate() {
-                            *slot = if j == driver {
-                                f_a
-                            } else {
-                                match m.find(rowid) {
-                                    Some(f) => f,
-                                    None => continue 'stored,
-                                }
-                            };
+                        if fill_freqs(&matches, driver, f_a, rowid, &mut freqs) {
+                            consider(rowid, &freqs);
                         }
-                        consider(rowid, &freqs);
                     }
                 }
             } else {
